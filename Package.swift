@@ -1,0 +1,73 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Data flow, one module per step:
+//   DanubeMetricsWire (frames, codec, limits; no I/O)
+//     -> DanubeMetricsEmitter (hot-path handles over CDanubeCells, flusher, socket client)
+//     -> DanubeMetricsAgent (ingest -> store -> exposition -> HTTP)
+//   danube-metrics-agent / danube-metrics-loadgen: the executables.
+let package = Package(
+    name: "danube-metrics-agent",
+    products: [
+        .library(name: "DanubeMetricsWire", targets: ["DanubeMetricsWire"]),
+        .library(name: "DanubeMetricsEmitter", targets: ["DanubeMetricsEmitter"]),
+        .library(name: "DanubeMetricsAgent", targets: ["DanubeMetricsAgent"]),
+        .executable(name: "danube-metrics-agent", targets: ["danube-metrics-agent"]),
+        .executable(name: "danube-metrics-loadgen", targets: ["danube-metrics-loadgen"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        .target(name: "DanubeMetricsWire"),
+        .target(name: "CDanubeCells"),
+        .target(
+            name: "DanubeMetricsEmitter",
+            dependencies: ["DanubeMetricsWire", "CDanubeCells", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "DanubeMetricsAgent",
+            dependencies: [
+                "DanubeMetricsWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPCompression", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "danube-metrics-agent",
+            dependencies: [
+                "DanubeMetricsAgent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "danube-metrics-loadgen",
+            dependencies: [
+                "DanubeMetricsEmitter",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "DanubeMetricsWireTests", dependencies: ["DanubeMetricsWire"]),
+        .testTarget(name: "DanubeMetricsEmitterTests", dependencies: ["DanubeMetricsEmitter"]),
+        .testTarget(
+            name: "DanubeMetricsAgentTests",
+            dependencies: [
+                "DanubeMetricsAgent", "DanubeMetricsEmitter", "DanubeMetricsWire",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)

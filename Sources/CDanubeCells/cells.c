@@ -1,0 +1,117 @@
+#include "CDanubeCells.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+_Thread_local dm_slab *dm_tls_slab = NULL;
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t exit_key;
+static _Atomic(dm_slab *) all_slabs = NULL; // prepend-only, read without the lock
+static dm_slab *free_slabs = NULL;          // guarded by registry_lock
+static _Atomic uint32_t slab_count = 0;
+static uint32_t next_cell = 0;               // guarded by registry_lock
+
+static void thread_exited(void *value) {
+    dm_slab *slab = (dm_slab *)value;
+    if (slab == NULL) {
+        return;
+    }
+    dm_tls_slab = NULL;
+    pthread_mutex_lock(&registry_lock);
+    slab->next_free = free_slabs;
+    free_slabs = slab;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void make_key(void) {
+    if (pthread_key_create(&exit_key, thread_exited) != 0) {
+        abort();
+    }
+}
+
+dm_slab *dm_thread_slab_slow(void) {
+    pthread_once(&key_once, make_key);
+    pthread_mutex_lock(&registry_lock);
+    dm_slab *slab = free_slabs;
+    if (slab != NULL) {
+        free_slabs = slab->next_free;
+        slab->next_free = NULL;
+    } else {
+        slab = calloc(1, sizeof(dm_slab));
+        if (slab == NULL) {
+            abort();
+        }
+        slab->next_all = atomic_load_explicit(&all_slabs, memory_order_relaxed);
+        atomic_store_explicit(&all_slabs, slab, memory_order_release);
+        atomic_fetch_add_explicit(&slab_count, 1u, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&registry_lock);
+    dm_tls_slab = slab;
+    pthread_setspecific(exit_key, slab);
+    return slab;
+}
+
+_Atomic uint64_t *dm_chunk_slow(dm_slab *slab, uint32_t chunk) {
+    if (chunk >= DM_MAX_CHUNKS) {
+        abort(); // cells come only from dm_cells_reserve, which never hands out such an index
+    }
+    _Atomic uint64_t *cells = calloc(DM_CHUNK_CELLS, sizeof(uint64_t));
+    if (cells == NULL) {
+        abort();
+    }
+    atomic_store_explicit(&slab->chunks[chunk], cells, memory_order_release);
+    return cells;
+}
+
+uint32_t dm_cells_reserve(uint32_t count) {
+    if (count == 0 || count > DM_CHUNK_CELLS) {
+        return DM_CELL_NONE;
+    }
+    pthread_mutex_lock(&registry_lock);
+    uint32_t first = next_cell;
+    uint32_t room = DM_CHUNK_CELLS - (first & (DM_CHUNK_CELLS - 1u));
+    if (count > room) {
+        first += room; // keep one series inside one chunk
+    }
+    uint32_t result = DM_CELL_NONE;
+    if ((uint64_t)first + count <= DM_MAX_CELLS) {
+        result = first;
+        next_cell = first + count;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return result;
+}
+
+void dm_cells_sum_u64(uint32_t first, uint32_t count, uint64_t *out) {
+    memset(out, 0, sizeof(uint64_t) * count);
+    uint32_t index = first >> DM_CHUNK_SHIFT;
+    uint32_t offset = first & (DM_CHUNK_CELLS - 1u);
+    for (dm_slab *s = atomic_load_explicit(&all_slabs, memory_order_acquire); s != NULL; s = s->next_all) {
+        _Atomic uint64_t *chunk = atomic_load_explicit(&s->chunks[index], memory_order_acquire);
+        if (chunk == NULL) {
+            continue;
+        }
+        for (uint32_t i = 0; i < count; i++) {
+            out[i] += atomic_load_explicit(chunk + offset + i, memory_order_relaxed);
+        }
+    }
+}
+
+double dm_cells_sum_f64(uint32_t cell) {
+    double total = 0;
+    uint32_t index = cell >> DM_CHUNK_SHIFT;
+    uint32_t offset = cell & (DM_CHUNK_CELLS - 1u);
+    for (dm_slab *s = atomic_load_explicit(&all_slabs, memory_order_acquire); s != NULL; s = s->next_all) {
+        _Atomic uint64_t *chunk = atomic_load_explicit(&s->chunks[index], memory_order_acquire);
+        if (chunk != NULL) {
+            total += dm_bits_f64(atomic_load_explicit(chunk + offset, memory_order_relaxed));
+        }
+    }
+    return total;
+}
+
+uint32_t dm_slab_count(void) {
+    return atomic_load_explicit(&slab_count, memory_order_relaxed);
+}

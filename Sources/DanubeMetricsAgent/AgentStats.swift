@@ -1,0 +1,91 @@
+import DanubeMetricsWire
+import Synchronization
+
+/// The agent's own counters, rendered under `danube_agent_` next to what sources send. Plain atomics: ingest
+/// bumps them once per frame, a scrape reads them once.
+public final class AgentStats: Sendable {
+    let connectionsAccepted = Atomic<UInt64>(0)
+    let sourcesConnected = Atomic<Int>(0)
+    let defineFrames = Atomic<UInt64>(0)
+    let deltaFrames = Atomic<UInt64>(0)
+    let controlFrames = Atomic<UInt64>(0)
+    let bytesReceived = Atomic<UInt64>(0)
+    let deltasApplied = Atomic<UInt64>(0)
+    let deltasIgnored = Atomic<UInt64>(0)
+    let seriesRefused = Atomic<UInt64>(0)
+    private let errors = Mutex<[RefusalCode: UInt64]>([:])
+    private let scrapes = Mutex(ScrapeDurations())
+    let startTime: Double
+
+    /// Reasons a connection is closed for, listed even at zero so dashboards see stable series.
+    static let errorReasons: [RefusalCode] = [
+        .malformed, .truncated, .oversized, .unsupportedVersion, .outOfOrder, .limitExceeded, .unknownSeries,
+        .kindMismatch, .unexpectedFrame,
+    ]
+
+    private struct ScrapeDurations {
+        static let bounds: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+        var counts = [UInt64](repeating: 0, count: bounds.count + 1)
+        var sum: Double = 0
+    }
+
+    public init(startTime: Double) {
+        self.startTime = startTime
+    }
+
+    func protocolError(_ code: RefusalCode) {
+        errors.withLock { $0[code, default: 0] += 1 }
+    }
+
+    public func protocolErrors(_ code: RefusalCode) -> UInt64 {
+        errors.withLock { $0[code] ?? 0 }
+    }
+
+    public var sources: Int { sourcesConnected.load(ordering: .relaxed) }
+    public var applied: UInt64 { deltasApplied.load(ordering: .relaxed) }
+
+    func scraped(seconds: Double) {
+        scrapes.withLock { state in
+            let index = ScrapeDurations.bounds.firstIndex { seconds <= $0 } ?? ScrapeDurations.bounds.count
+            state.counts[index] += 1
+            state.sum += seconds
+        }
+    }
+
+    func render(into writer: inout ExpositionWriter, store: AggregationStore, version: String) {
+        func counter(_ name: String, _ help: String, _ value: UInt64) {
+            writer.family(name: name, kind: .counter, help: help)
+            writer.counter(writer.counterSampleName(name), labels: "", integer: value, fraction: 0)
+        }
+        func gauge(_ name: String, _ help: String, _ value: Double, labels: String = "") {
+            writer.family(name: name, kind: .gauge, help: help)
+            writer.gauge(name, labels: labels, value: value)
+        }
+        gauge("danube_agent_build_info", "Build of the running agent.", 1, labels: "version=\"\(version)\"")
+        gauge("danube_agent_start_time_seconds", "Unix time the agent started.", startTime)
+        gauge("danube_agent_sources_connected", "Emitter connections open now.", Double(sources))
+        counter("danube_agent_connections_total", "Emitter connections accepted.", connectionsAccepted.load(ordering: .relaxed))
+        writer.family(name: "danube_agent_frames_received_total", kind: .counter, help: "Frames received from emitters, by frame type.")
+        let frames = writer.counterSampleName("danube_agent_frames_received_total")
+        writer.counter(frames, labels: "type=\"control\"", integer: controlFrames.load(ordering: .relaxed), fraction: 0)
+        writer.counter(frames, labels: "type=\"define\"", integer: defineFrames.load(ordering: .relaxed), fraction: 0)
+        writer.counter(frames, labels: "type=\"deltas\"", integer: deltaFrames.load(ordering: .relaxed), fraction: 0)
+        counter("danube_agent_received_bytes_total", "Bytes of frames received from emitters.", bytesReceived.load(ordering: .relaxed))
+        counter("danube_agent_deltas_applied_total", "Deltas applied to the store.", deltasApplied.load(ordering: .relaxed))
+        counter("danube_agent_deltas_ignored_total", "Deltas for refused series, dropped.", deltasIgnored.load(ordering: .relaxed))
+        counter("danube_agent_series_refused_total", "Series definitions refused (bad names or conflicts).", seriesRefused.load(ordering: .relaxed))
+        writer.family(name: "danube_agent_decode_errors_total", kind: .counter, help: "Emitter connections closed for a protocol violation, by reason.")
+        let errorCounts = errors.withLock { $0 }
+        let errorName = writer.counterSampleName("danube_agent_decode_errors_total")
+        for reason in Self.errorReasons {
+            writer.counter(errorName, labels: "reason=\"\(reason)\"", integer: errorCounts[reason] ?? 0, fraction: 0)
+        }
+        gauge("danube_agent_series", "Series held in the store.", Double(store.seriesCount))
+        gauge("danube_agent_families", "Metric families held in the store.", Double(store.familyCount))
+        let durations = scrapes.withLock { $0 }
+        writer.family(name: "danube_agent_scrape_duration_seconds", kind: .histogram, help: "Time to render /metrics.")
+        writer.histogram(
+            "danube_agent_scrape_duration_seconds", labels: "", bounds: ScrapeDurations.bounds.map(ExpositionWriter.boundText),
+            bucketCounts: durations.counts, sum: durations.sum)
+    }
+}

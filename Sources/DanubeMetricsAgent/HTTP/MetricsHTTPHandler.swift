@@ -1,0 +1,87 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Serves `/metrics` (rendered on a thread pool so a large scrape never stalls ingest on the event loop),
+/// `/healthz`, a small index at `/`, 404 for other paths and 405 for methods other than GET and HEAD.
+final class MetricsHTTPHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// Renders the whole exposition in the given format.
+    typealias Renderer = @Sendable (ExpositionFormat) -> [UInt8]
+
+    private let render: Renderer
+    private let threadPool: NIOThreadPool
+    private var request: HTTPRequestHead?
+
+    init(render: @escaping Renderer, threadPool: NIOThreadPool) {
+        self.render = render
+        self.threadPool = threadPool
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            request = head
+        case .body:
+            break
+        case .end:
+            guard let head = request else { return }
+            request = nil
+            respond(to: head, context: context)
+        }
+    }
+
+    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? "/"
+        guard head.method == .GET || head.method == .HEAD else {
+            write(head, status: .methodNotAllowed, contentType: "text/plain; charset=utf-8",
+                  body: Array("only GET and HEAD are allowed\n".utf8), extra: [("Allow", "GET, HEAD")], context: context)
+            return
+        }
+        switch path {
+        case "/metrics":
+            let format = ContentNegotiation.format(forAccept: head.headers.first(name: "accept"))
+            let render = self.render
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            threadPool.runIfActive(eventLoop: context.eventLoop) { render(format) }.whenComplete { result in
+                let (handler, context) = loopBound.value
+                switch result {
+                case .success(let body):
+                    handler.write(head, status: .ok, contentType: format.contentType, body: body, context: context)
+                case .failure(let error):
+                    handler.write(head, status: .serviceUnavailable, contentType: "text/plain; charset=utf-8",
+                                  body: Array("cannot render metrics: \(error)\n".utf8), context: context)
+                }
+            }
+        case "/healthz", "/-/healthy":
+            write(head, status: .ok, contentType: "text/plain; charset=utf-8", body: Array("OK\n".utf8), context: context)
+        case "/":
+            let page = "<html><head><title>Danube metrics agent</title></head><body><h1>Danube metrics agent</h1>"
+                + "<p><a href=\"/metrics\">Metrics</a> &middot; <a href=\"/healthz\">Health</a></p></body></html>\n"
+            write(head, status: .ok, contentType: "text/html; charset=utf-8", body: Array(page.utf8), context: context)
+        default:
+            write(head, status: .notFound, contentType: "text/plain; charset=utf-8",
+                  body: Array("not found: try /metrics\n".utf8), context: context)
+        }
+    }
+
+    private func write(
+        _ request: HTTPRequestHead, status: HTTPResponseStatus, contentType: String, body: [UInt8],
+        extra: [(String, String)] = [], context: ChannelHandlerContext
+    ) {
+        var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", "\(body.count)")])
+        headers.add(contentsOf: extra)
+        let keepAlive = request.isKeepAlive
+        headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
+        if request.method != .HEAD {
+            var buffer = context.channel.allocator.buffer(capacity: body.count)
+            buffer.writeBytes(body)
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+    }
+}

@@ -1,0 +1,220 @@
+import DanubeMetricsWire
+import Logging
+import NIOCore
+
+/// One emitter connection: HELLO, then DEFINE and DELTAS frames in sequence order. Every frame is decoded and
+/// checked completely before any of it reaches the store, so a bad frame changes nothing. A protocol violation
+/// closes this connection only (with REFUSE and a log line); a bad series is refused alone (SERIES_REFUSED).
+final class SourceHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum Phase { case awaitingHello, active, closing }
+
+    private let id: ConnectionID
+    private let store: AggregationStore
+    private let stats: AgentStats
+    private let limits: WireLimits
+    private let decoder: FrameDecoder
+    private var logger: Logger
+
+    private var phase = Phase.awaitingHello
+    private var expectedSequence: UInt64 = 0
+    private var lastApplied: UInt64 = 0
+    private var lastAcknowledged: UInt64 = 0
+    private var bindings: [SeriesBinding?] = []
+    private var defined: [Bool] = []
+    private var definedCount = 0
+    private var saidGoodbye = false
+
+    init(id: ConnectionID, store: AggregationStore, stats: AgentStats, limits: WireLimits, logger: Logger) {
+        self.id = id
+        self.store = store
+        self.stats = stats
+        self.limits = limits
+        decoder = FrameDecoder(limits: limits)
+        self.logger = logger
+        self.logger[metadataKey: "connection"] = "\(id)"
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        stats.connectionsAccepted.add(1, ordering: .relaxed)
+        stats.sourcesConnected.add(1, ordering: .relaxed)
+        store.sourceConnected(id)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        stats.sourcesConnected.subtract(1, ordering: .relaxed)
+        store.sourceDisconnected(id)
+        if phase != .awaitingHello {
+            logger.info(saidGoodbye ? "source finished" : "source disconnected", metadata: ["last_sequence": "\(lastApplied)"])
+        }
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard phase != .closing else { return }
+        let buffer = unwrapInboundIn(data)
+        stats.bytesReceived.add(UInt64(buffer.readableBytes), ordering: .relaxed)
+        do throws(WireError) {
+            let frame = try buffer.withUnsafeReadableBytes { raw throws(WireError) in try decoder.decode(raw) }
+            try handle(frame, context: context)
+        } catch {
+            fail(error, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if lastApplied > lastAcknowledged && phase == .active {
+            lastAcknowledged = lastApplied
+            send(.ack(lastApplied), context: context)
+        }
+        context.flush()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        logger.warning("ingest connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    // MARK: frames
+
+    private func handle(_ frame: Frame, context: ChannelHandlerContext) throws(WireError) {
+        switch (phase, frame) {
+        case (.awaitingHello, .hello(let hello)):
+            stats.controlFrames.add(1, ordering: .relaxed)
+            try accept(hello, context: context)
+        case (.awaitingHello, _):
+            throw WireError(.unexpectedFrame, "expected HELLO, got \(frame.type)")
+        case (.active, .define(let batch)):
+            stats.defineFrames.add(1, ordering: .relaxed)
+            try checkSequence(batch.sequence)
+            try define(batch, context: context)
+            lastApplied = batch.sequence
+        case (.active, .deltas(let batch)):
+            stats.deltaFrames.add(1, ordering: .relaxed)
+            try checkSequence(batch.sequence)
+            try apply(batch)
+            lastApplied = batch.sequence
+        case (.active, .goodbye):
+            stats.controlFrames.add(1, ordering: .relaxed)
+            saidGoodbye = true
+        case (.active, _):
+            throw WireError(.unexpectedFrame, "\(frame.type) is not a frame an emitter sends")
+        case (.closing, _):
+            break
+        }
+    }
+
+    private func accept(_ hello: Hello, context: ChannelHandlerContext) throws(WireError) {
+        logger[metadataKey: "source"] = "\(hello.sourceName)"
+        logger[metadataKey: "source_pid"] = "\(hello.pid)"
+        let supported = WireFormat.supportedVersions
+        guard hello.maxVersion >= supported.lowerBound, hello.minVersion <= supported.upperBound else {
+            throw WireError(.unsupportedVersion, "emitter speaks protocol \(hello.minVersion)...\(hello.maxVersion), this agent speaks \(supported.lowerBound)...\(supported.upperBound)")
+        }
+        guard hello.firstSequence >= 1 else { throw WireError(.malformed, "first sequence must be at least 1") }
+        expectedSequence = hello.firstSequence
+        phase = .active
+        let version = min(hello.maxVersion, supported.upperBound)
+        send(.welcome(Welcome(
+            version: version, maxFrameBytes: UInt64(limits.maxFrameBytes),
+            maxSeries: UInt64(limits.maxSeriesPerConnection), lastAppliedSequence: 0)), context: context)
+        logger.info("source connected", metadata: ["protocol": "\(version)", "instance": "\(String(hello.instanceID, radix: 16))"])
+    }
+
+    private func checkSequence(_ sequence: UInt64) throws(WireError) {
+        guard sequence == expectedSequence else {
+            throw WireError(.outOfOrder, "frame sequence \(sequence) arrived where \(expectedSequence) was expected")
+        }
+        expectedSequence += 1
+    }
+
+    private func define(_ batch: DefineBatch, context: ChannelHandlerContext) throws(WireError) {
+        // Check the whole frame first: ids in range, no id defined twice.
+        var added = 0
+        for definition in batch.definitions {
+            let index = Int(definition.id)
+            guard index < limits.maxSeriesPerConnection else {
+                throw WireError(.limitExceeded, "series id \(definition.id) is beyond the limit of \(limits.maxSeriesPerConnection) series per connection")
+            }
+            if index < defined.count && defined[index] {
+                throw WireError(.malformed, "series id \(definition.id) is defined twice")
+            }
+            added += 1
+        }
+        if definedCount + added > limits.maxSeriesPerConnection {
+            throw WireError(.limitExceeded, "more than \(limits.maxSeriesPerConnection) series on one connection")
+        }
+        for definition in batch.definitions {
+            let index = Int(definition.id)
+            if index >= defined.count {
+                defined.append(contentsOf: repeatElement(false, count: index + 1 - defined.count))
+                bindings.append(contentsOf: repeatElement(nil, count: index + 1 - bindings.count))
+            }
+            if defined[index] { throw WireError(.malformed, "series id \(definition.id) is defined twice") }
+            defined[index] = true
+            definedCount += 1
+            switch store.define(definition) {
+            case .success(let binding):
+                bindings[index] = binding
+            case .failure(let error):
+                stats.seriesRefused.add(1, ordering: .relaxed)
+                logger.warning("series refused", metadata: [
+                    "metric": "\(definition.name)", "code": "\(error.code)", "reason": "\(error.message)",
+                ])
+                send(.seriesRefused(SeriesRefusal(seriesID: definition.id, code: error.code, message: error.message)), context: context)
+            }
+        }
+    }
+
+    private func apply(_ batch: DeltaBatch) throws(WireError) {
+        var ignored: UInt64 = 0
+        for delta in batch.deltas {
+            let index = Int(delta.seriesID)
+            guard index < defined.count, defined[index] else {
+                throw WireError(.unknownSeries, "delta for series \(delta.seriesID), which was never defined")
+            }
+            guard let binding = bindings[index] else {
+                ignored += 1
+                continue
+            }
+            guard delta.op.kind == binding.kind else {
+                throw WireError(.kindMismatch, "\(delta.op) delta for series \(delta.seriesID), which is a \(binding.kind)")
+            }
+            if delta.op == .histogram {
+                let changed = batch.buckets[delta.bucketStart..<delta.bucketStart + delta.bucketCount]
+                if let last = changed.last, Int(last.index) >= binding.bucketCount {
+                    throw WireError(.malformed, "bucket \(last.index) of series \(delta.seriesID), which has \(binding.bucketCount) buckets")
+                }
+            }
+        }
+        store.apply(batch, bindings: bindings, from: id)
+        stats.deltasApplied.add(UInt64(batch.deltas.count) - ignored, ordering: .relaxed)
+        stats.deltasIgnored.add(ignored, ordering: .relaxed)
+    }
+
+    // MARK: output
+
+    private func send(_ frame: Frame, context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+        let bytes = FrameEncoder.encode(frame)
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        context.write(wrapOutboundOut(buffer), promise: promise)
+    }
+
+    /// Closes this connection for a protocol violation: log, count, REFUSE, close. Other sources are untouched,
+    /// and everything applied from earlier frames stays.
+    private func fail(_ error: WireError, context: ChannelHandlerContext) {
+        phase = .closing
+        stats.protocolError(error.code)
+        logger.warning("closing emitter connection: protocol violation", metadata: [
+            "code": "\(error.code)", "reason": "\(error.message)",
+        ])
+        let written = context.eventLoop.makePromise(of: Void.self)
+        send(.refuse(Refusal(code: error.code, message: String(error.message.prefix(1024)))), context: context, promise: written)
+        context.flush()
+        written.futureResult.whenComplete { _ in context.close(promise: nil) }
+    }
+}

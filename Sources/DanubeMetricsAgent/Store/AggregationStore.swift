@@ -1,0 +1,177 @@
+import DanubeMetricsWire
+import Synchronization
+
+/// Identifies one accepted connection for the lifetime of the agent process.
+public typealias ConnectionID = UInt64
+
+/// Where a connection's series id points in the store, resolved once at DEFINE time so that applying a delta is
+/// an array index plus an add.
+public struct SeriesBinding: Sendable {
+    public var slot: Int
+    public var kind: MetricKind
+    /// Number of bucket counters (bounds + 1 for +Inf); 0 for counters and gauges.
+    public var bucketCount: Int
+}
+
+/// Aggregates every source's deltas: counters are sums since the agent started, gauges the last value set by a
+/// source that is connected (or left less than the grace period ago), histograms cumulative bucket counts, sum
+/// and count. Hand-written because what it does is the agent's core and no library models "many sources feed
+/// deltas into one registry" (swift-metrics and swift-prometheus register per process, not per source).
+///
+/// One lock guards everything; ingest takes it once per frame, a scrape once to copy what it renders.
+public final class AggregationStore: Sendable {
+    struct Family {
+        var name: String
+        var kind: MetricKind
+        var help: String
+        var bounds: [Double]
+        var slots: [Int] = []
+        var sorted = true
+    }
+
+    struct Slot {
+        var family: Int
+        var labels: [Label]
+        /// `a="x",b="y"`, escaped once at definition time.
+        var labelText: String
+        var counterInteger: UInt64 = 0
+        var counterFloat: Double = 0
+        var gauge: Double = 0
+        var gaugeOwner: ConnectionID = 0
+        var gaugeVisible = false
+        var bucketStart = 0
+        var sum: Double = 0
+    }
+
+    struct SeriesKey: Hashable {
+        var name: String
+        var labels: [Label]
+    }
+
+    struct State {
+        var families: [Family] = []
+        var familyByName: [String: Int] = [:]
+        var slots: [Slot] = []
+        var slotByKey: [SeriesKey: Int] = [:]
+        var buckets: [UInt64] = []
+        var live: Set<ConnectionID> = []
+        var departed: [ConnectionID: ContinuousClock.Instant] = [:]
+    }
+
+    /// Families under this prefix belong to the agent's own metrics; sources may not define them.
+    public static let reservedPrefix = "danube_agent_"
+
+    let state = Mutex(State())
+    public let gaugeGrace: Duration
+
+    public init(gaugeGrace: Duration) {
+        self.gaugeGrace = gaugeGrace
+    }
+
+    public var seriesCount: Int { state.withLock { $0.slots.count } }
+    public var familyCount: Int { state.withLock { $0.families.count } }
+
+    // MARK: sources
+
+    public func sourceConnected(_ id: ConnectionID) {
+        _ = state.withLock { $0.live.insert(id) }
+    }
+
+    /// The source's gauges stay visible for `gaugeGrace`, then disappear unless another source sets them.
+    public func sourceDisconnected(_ id: ConnectionID, at now: ContinuousClock.Instant = .now) {
+        state.withLock { state in
+            state.live.remove(id)
+            state.departed[id] = now
+        }
+    }
+
+    /// Hides gauges whose owner left more than the grace period ago and forgets those departures.
+    public func expireGauges(now: ContinuousClock.Instant = .now) {
+        state.withLock { state in
+            let expired = state.departed.filter { now - $0.value >= gaugeGrace }
+            guard !expired.isEmpty else { return }
+            for index in state.slots.indices where state.slots[index].gaugeVisible && expired[state.slots[index].gaugeOwner] != nil {
+                state.slots[index].gaugeVisible = false
+            }
+            for id in expired.keys { state.departed.removeValue(forKey: id) }
+        }
+    }
+
+    // MARK: ingest
+
+    /// Finds or creates the series of a definition. Fails (for this series only) when the definition breaks the
+    /// naming rules or conflicts with what another source defined for the same family.
+    public func define(_ definition: SeriesDefinition) -> Result<SeriesBinding, WireError> {
+        let checked: SeriesDefinition
+        do {
+            checked = try SeriesRules.validate(definition)
+        } catch {
+            return .failure(error)
+        }
+        if checked.name.hasPrefix(Self.reservedPrefix) {
+            return .failure(WireError(.invalidName, "\(checked.name): the prefix \(Self.reservedPrefix) is reserved for the agent's own metrics"))
+        }
+        return state.withLock { state in
+            let key = SeriesKey(name: checked.name, labels: checked.labels)
+            let familyIndex: Int
+            if let existing = state.familyByName[checked.name] {
+                let family = state.families[existing]
+                guard family.kind == checked.kind else {
+                    return .failure(WireError(.conflictingDefinition, "\(checked.name) is already a \(family.kind), not a \(checked.kind)"))
+                }
+                guard family.bounds == checked.bounds else {
+                    return .failure(WireError(.conflictingDefinition, "\(checked.name) already has buckets \(family.bounds), not \(checked.bounds)"))
+                }
+                familyIndex = existing
+            } else {
+                familyIndex = state.families.count
+                state.families.append(Family(name: checked.name, kind: checked.kind, help: checked.help, bounds: checked.bounds))
+                state.familyByName[checked.name] = familyIndex
+            }
+            let bucketCount = checked.kind == .histogram ? checked.bounds.count + 1 : 0
+            if let slot = state.slotByKey[key] {
+                return .success(SeriesBinding(slot: slot, kind: checked.kind, bucketCount: bucketCount))
+            }
+            var slot = Slot(family: familyIndex, labels: checked.labels, labelText: ExpositionWriter.labelText(checked.labels))
+            slot.bucketStart = state.buckets.count
+            state.buckets.append(contentsOf: repeatElement(0, count: bucketCount))
+            let index = state.slots.count
+            state.slots.append(slot)
+            state.slotByKey[key] = index
+            state.families[familyIndex].slots.append(index)
+            state.families[familyIndex].sorted = false
+            return .success(SeriesBinding(slot: index, kind: checked.kind, bucketCount: bucketCount))
+        }
+    }
+
+    /// Applies a batch whose every delta the caller has already checked against `bindings` (defined, right
+    /// kind, bucket indexes in range). Deltas for refused series (binding nil) are skipped.
+    public func apply(_ batch: DeltaBatch, bindings: [SeriesBinding?], from source: ConnectionID) {
+        state.withLock { state in
+            for delta in batch.deltas {
+                guard let binding = bindings[Int(delta.seriesID)] else { continue }
+                let slot = binding.slot
+                switch delta.op {
+                case .counterAdd:
+                    state.slots[slot].counterInteger &+= delta.value
+                case .counterAddFloat:
+                    state.slots[slot].counterFloat += delta.doubleValue
+                case .gaugeSet:
+                    state.slots[slot].gauge = delta.doubleValue
+                    state.slots[slot].gaugeOwner = source
+                    state.slots[slot].gaugeVisible = true
+                case .gaugeAdd:
+                    state.slots[slot].gauge += delta.doubleValue
+                    state.slots[slot].gaugeOwner = source
+                    state.slots[slot].gaugeVisible = true
+                case .histogram:
+                    let start = state.slots[slot].bucketStart
+                    for bucket in batch.buckets[delta.bucketStart..<delta.bucketStart + delta.bucketCount] {
+                        state.buckets[start + Int(bucket.index)] &+= bucket.count
+                    }
+                    state.slots[slot].sum += delta.sum
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import DanubeMetricsWire
+
+/// A blocking-free client end of the ingest socket (AF_UNIX, SOCK_SEQPACKET), used only by the flusher thread.
+/// Plain POSIX rather than swift-nio: the emitter runs inside other programs and must stay small, and one
+/// socket driven by one thread needs no event loop.
+final class AgentConnection {
+    enum SendResult { case sent, wouldBlock, failed(String) }
+
+    private let fd: Int32
+    private let decoder: FrameDecoder
+    private var receiveBuffer: [UInt8]
+    private(set) var welcome = Welcome(version: 0, maxFrameBytes: 0, maxSeries: 0, lastAppliedSequence: 0)
+
+    private init(fd: Int32, limits: WireLimits) {
+        self.fd = fd
+        decoder = FrameDecoder(limits: limits)
+        receiveBuffer = [UInt8](repeating: 0, count: limits.maxFrameBytes + 1)
+    }
+
+    /// Connects, sends HELLO and waits up to `timeoutMillis` for WELCOME (or REFUSE).
+    static func open(path: String, hello: Hello, timeoutMillis: Int32, limits: WireLimits) throws(EmitterError) -> AgentConnection {
+        let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw EmitterError("socket(): \(errnoText())") }
+        let connection = AgentConnection(fd: fd, limits: limits) // closes fd on every path from here
+        let rc: Int32
+        do {
+            rc = try UnixSocketAddress.withSockaddr(path: path) { address, length in connect(fd, address, length) }
+        } catch {
+            throw EmitterError("\(error)")
+        }
+        guard rc == 0 else { throw EmitterError("connect(\(path)): \(errnoText())") }
+        guard case .sent = connection.sendBlocking(FrameEncoder.encode(.hello(hello)), timeoutMillis: timeoutMillis) else {
+            throw EmitterError("could not send HELLO to \(path)")
+        }
+        guard let frame = try connection.receive(timeoutMillis: timeoutMillis) else {
+            throw EmitterError("no WELCOME from \(path) within \(timeoutMillis) ms")
+        }
+        switch frame {
+        case .welcome(let welcome): connection.welcome = welcome
+        case .refuse(let refusal): throw EmitterError("agent refused the connection: \(refusal.code): \(refusal.message)")
+        default: throw EmitterError("agent answered HELLO with \(frame.type)")
+        }
+        return connection
+    }
+
+    deinit { close(fd) }
+
+    /// Sends one frame without blocking; `.wouldBlock` when the socket buffer is full (the agent is slow).
+    func send(_ frame: [UInt8]) -> SendResult {
+        let n = frame.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+        if n == frame.count { return .sent }
+        if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return .wouldBlock }
+        return .failed(n < 0 ? "send(): \(Self.errnoText())" : "short send of \(n) of \(frame.count) bytes")
+    }
+
+    /// Sends, waiting for room up to `timeoutMillis` (used for HELLO and GOODBYE).
+    func sendBlocking(_ frame: [UInt8], timeoutMillis: Int32) -> SendResult {
+        var result = send(frame)
+        if case .wouldBlock = result, wait(events: Int16(POLLOUT), timeoutMillis: timeoutMillis) {
+            result = send(frame)
+        }
+        return result
+    }
+
+    /// Receives one frame, waiting up to `timeoutMillis` (0: only what is already there). `nil` when none came.
+    /// Throws when the agent closed the connection or sent something undecodable.
+    func receive(timeoutMillis: Int32 = 0) throws(EmitterError) -> Frame? {
+        if timeoutMillis > 0 && !wait(events: Int16(POLLIN), timeoutMillis: timeoutMillis) { return nil }
+        let n = receiveBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        if n < 0 {
+            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return nil }
+            throw EmitterError("recv(): \(Self.errnoText())")
+        }
+        if n == 0 { throw EmitterError("the agent closed the connection") }
+        do {
+            return try receiveBuffer.withUnsafeBytes { raw in
+                try decoder.decode(UnsafeRawBufferPointer(rebasing: raw[0..<n]))
+            }
+        } catch {
+            throw EmitterError("undecodable frame from the agent: \(error)")
+        }
+    }
+
+    private func wait(events: Int16, timeoutMillis: Int32) -> Bool {
+        var pfd = pollfd(fd: fd, events: events, revents: 0)
+        let rc = poll(&pfd, 1, timeoutMillis)
+        return rc > 0
+    }
+
+    static func errnoText() -> String { String(cString: strerror(errno)) }
+}

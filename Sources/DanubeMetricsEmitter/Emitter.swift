@@ -1,0 +1,180 @@
+import DanubeMetricsWire
+import Foundation
+import Logging
+import Synchronization
+
+/// How an emitter finds and talks to the agent.
+public struct EmitterConfiguration: Sendable {
+    /// The agent's ingest socket. Defaults to `DANUBE_METRICS_SOCKET`, else the same default path as the agent.
+    public var socketPath: String
+    /// Shown in the agent's logs ("danube-broker", "danube-wal").
+    public var sourceName: String
+    /// How often the background flusher sends deltas.
+    public var flushInterval: Duration = .milliseconds(200)
+    /// Reconnect delay: starts at the lower bound, doubles per failure, stops at the upper bound.
+    public var reconnectBackoff: ClosedRange<Duration> = .milliseconds(100)...(.seconds(5))
+    /// How long a connect waits for the agent's WELCOME.
+    public var handshakeTimeout: Duration = .seconds(2)
+    /// Frames in flight before the flusher waits for acknowledgements (a slow agent throttles sending, not recording).
+    public var maxUnacknowledgedFrames = 256
+    public var limits = WireLimits.default
+
+    public init(
+        socketPath: String = DefaultPaths.ingestSocket(environment: ProcessInfo.processInfo.environment),
+        sourceName: String = ProcessInfo.processInfo.processName
+    ) {
+        self.socketPath = socketPath
+        self.sourceName = sourceName
+    }
+}
+
+/// The API a process records metrics with. Resolve handles once (`counter`, `gauge`, `histogram`), keep them,
+/// and update them on the hot path; a background thread delivers deltas to the agent every `flushInterval`.
+///
+///     let emitter = Emitter(configuration: .init(sourceName: "danube-broker"))
+///     let messages = try emitter.counter("danube_topic_messages_in_total", labels: [("topic", "orders")])
+///     messages.increment()
+///     emitter.shutdown()   // final flush
+public final class Emitter: Sendable {
+    private struct Control {
+        var stopping = false
+        var shutdownTimeout: Duration = .seconds(2)
+        var flushRequested: UInt64 = 0
+        var flushCompleted: UInt64 = 0
+        var stats = EmitterStats()
+    }
+
+    public let configuration: EmitterConfiguration
+    private let registry: SeriesRegistry
+    private let control = Mutex(Control())
+    private let wakeup = NSCondition()
+    private let finished = DispatchSemaphore(value: 0)
+    private let logger: Logger
+
+    public init(configuration: EmitterConfiguration = .init(), logger: Logger = Logger(label: "danube.metrics.emitter")) {
+        self.configuration = configuration
+        self.logger = logger
+        registry = SeriesRegistry(limits: configuration.limits)
+        let flusher = Flusher(registry: registry, configuration: configuration, logger: logger)
+        let thread = Thread { [self] in run(flusher) }
+        thread.name = "danube-metrics-flusher"
+        thread.start()
+    }
+
+    // MARK: handles
+
+    public func counter(_ name: String, labels: [(String, String)] = [], help: String = "") throws(EmitterError) -> Counter {
+        Counter(cell: try registry.register(kind: .counter, name: name, help: help, labels: labels, bounds: []).firstCell)
+    }
+
+    public func gauge(_ name: String, labels: [(String, String)] = [], help: String = "") throws(EmitterError) -> Gauge {
+        Gauge(word: try registry.register(kind: .gauge, name: name, help: help, labels: labels, bounds: []).gaugeWord!)
+    }
+
+    public func histogram(
+        _ name: String, buckets: [Double], labels: [(String, String)] = [], help: String = ""
+    ) throws(EmitterError) -> Histogram {
+        let series = try registry.register(kind: .histogram, name: name, help: help, labels: labels, bounds: buckets)
+        return Histogram(firstCell: series.firstCell, bounds: series.boundsStorage!, boundCount: UInt32(buckets.count))
+    }
+
+    // MARK: delivery
+
+    /// A copy of the delivery statistics as of the last flush.
+    public var stats: EmitterStats { control.withLock { $0.stats } }
+
+    /// Runs one flush now and waits for it (the background thread keeps its own schedule too).
+    public func flush() {
+        let ticket = control.withLock { state -> UInt64 in
+            state.flushRequested += 1
+            return state.flushRequested
+        }
+        wakeup.lock()
+        wakeup.signal()
+        while control.withLock({ $0.flushCompleted < ticket && !$0.stopping }) {
+            _ = wakeup.wait(until: Date().addingTimeInterval(0.05))
+        }
+        wakeup.unlock()
+    }
+
+    /// Flushes until the agent has acknowledged everything recorded so far, or `timeout` passes.
+    /// Returns true when nothing is left undelivered.
+    @discardableResult
+    public func waitUntilDelivered(timeout: Duration = .seconds(5)) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            flush()
+            let stats = self.stats
+            if stats.connected && stats.undeliveredSeries == 0 && stats.unacknowledgedFrames == 0 { return true }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return false
+    }
+
+    /// Final flush (waiting up to `timeout` for acknowledgements), GOODBYE, and the flusher thread ends.
+    /// Handles stay valid but their updates are no longer delivered. The flusher thread keeps the emitter alive
+    /// until this is called.
+    @discardableResult
+    public func shutdown(timeout: Duration = .seconds(2)) -> EmitterStats {
+        let alreadyStopping = control.withLock { state -> Bool in
+            defer {
+                state.stopping = true
+                state.shutdownTimeout = timeout
+            }
+            return state.stopping
+        }
+        if !alreadyStopping {
+            control.withLock { $0.flushRequested += 1 }
+            wakeup.lock()
+            wakeup.signal()
+            wakeup.unlock()
+            finished.wait()
+        }
+        return stats
+    }
+
+    private func run(_ flusher: Flusher) {
+        while true {
+            let (stopping, requested) = control.withLock { ($0.stopping, $0.flushRequested) }
+            if stopping {
+                finalFlush(flusher)
+                finished.signal()
+                return
+            }
+            flusher.flush()
+            control.withLock { state in
+                state.stats = flusher.stats
+                state.flushCompleted = max(state.flushCompleted, requested)
+            }
+            wakeup.lock()
+            wakeup.broadcast()
+            let deadline = Date().addingTimeInterval(configuration.flushInterval.seconds)
+            while control.withLock({ !$0.stopping && $0.flushRequested == requested }), Date() < deadline {
+                if !wakeup.wait(until: deadline) { break }
+            }
+            wakeup.unlock()
+        }
+    }
+
+    private func finalFlush(_ flusher: Flusher) {
+        let deadline = ContinuousClock.now + control.withLock { $0.shutdownTimeout }
+        repeat {
+            flusher.flush()
+            flusher.awaitAcknowledgements(millis: 20)
+        } while flusher.hasUndelivered && flusher.stats.connected && ContinuousClock.now < deadline
+        flusher.close()
+        let stats = flusher.stats
+        control.withLock { state in
+            state.stats = stats
+            state.flushCompleted = state.flushRequested
+        }
+        if stats.undeliveredSeries > 0 {
+            logger.warning("emitter stopped with undelivered metrics", metadata: ["series": "\(stats.undeliveredSeries)"])
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}

@@ -1,0 +1,328 @@
+import CDanubeCells
+import DanubeMetricsWire
+import Logging
+
+/// Turns cumulative cells into delta frames and delivers them. Runs on the emitter's background thread only, so
+/// none of its state needs a lock; `Emitter` reads `stats` through a mutex-protected copy.
+///
+/// Delivery model: for every series the flusher keeps `sent` (values as of the last frame sent on this
+/// connection) and `acknowledged` (as of the last frame the agent acknowledged). A delta is `current - sent`.
+/// When a connection is lost, `sent` rolls back to `acknowledged` (minus whatever the new agent reports as
+/// already applied), so everything not acknowledged is sent again; memory stays bounded by the series count.
+final class Flusher {
+    private struct SeriesState {
+        var sent: [UInt64]
+        var acknowledged: [UInt64]
+        var sentSum: Double = 0
+        var acknowledgedSum: Double = 0
+        var sentGaugeBits: UInt64?
+        var refused = false
+
+        init(cells: Int) {
+            sent = [UInt64](repeating: 0, count: cells)
+            acknowledged = sent
+        }
+    }
+
+    /// New values of one series carried by one frame: applied to `sent` when sent, `acknowledged` when acked.
+    private struct SeriesUpdate {
+        var index: Int
+        var cells: [UInt64]
+        var sum: Double
+        var gaugeBits: UInt64
+    }
+
+    private let registry: SeriesRegistry
+    private let configuration: EmitterConfiguration
+    private let logger: Logger
+    private let instanceID = UInt64.random(in: 1...UInt64.max)
+    private let processStartMillis = ProcessIdentity.startMillis()
+
+    private var connection: AgentConnection?
+    private var states: [SeriesState] = []
+    private var definedCount = 0
+    private var nextSequence: UInt64 = 1
+    private var unacknowledged: [(sequence: UInt64, updates: [SeriesUpdate])] = []
+    private var nextConnectAttempt: ContinuousClock.Instant
+    private var backoff: Duration
+    private var maxFrameBytes: Int
+    private var scratch = [UInt64](repeating: 0, count: 128)
+    private var refusalsLogged = Set<Int>()
+    private(set) var stats = EmitterStats()
+
+    init(registry: SeriesRegistry, configuration: EmitterConfiguration, logger: Logger) {
+        self.registry = registry
+        self.configuration = configuration
+        self.logger = logger
+        nextConnectAttempt = .now
+        backoff = configuration.reconnectBackoff.lowerBound
+        maxFrameBytes = configuration.limits.maxFrameBytes
+    }
+
+    var hasUndelivered: Bool { stats.undeliveredSeries > 0 || !unacknowledged.isEmpty }
+
+    /// One flush tick: connect if needed, read acknowledgements, send definitions and deltas.
+    func flush() {
+        let series = registry.snapshot()
+        while states.count < series.count {
+            states.append(SeriesState(cells: Int(series[series.startIndex + states.count].cellCount)))
+        }
+        stats.registeredSeries = series.count
+        if connection == nil && !connect() {
+            stats.flushesWithoutAgent += 1
+        } else if receiveFrames(), sendDefinitions(series) {
+            if unacknowledged.count < configuration.maxUnacknowledgedFrames {
+                sendDeltas(series)
+            } else {
+                stats.flushesThrottled += 1
+            }
+            _ = receiveFrames()
+        }
+        countUndelivered(series)
+    }
+
+    /// Waits up to `millis` for acknowledgements and applies them.
+    func awaitAcknowledgements(millis: Int32) {
+        guard let connection, !unacknowledged.isEmpty else { return }
+        do throws(EmitterError) {
+            if let frame = try connection.receive(timeoutMillis: millis) { handle(frame) }
+        } catch {
+            disconnect(error.message)
+        }
+        _ = receiveFrames()
+    }
+
+    /// Sends GOODBYE and closes the connection.
+    func close() {
+        if let connection {
+            _ = connection.sendBlocking(FrameEncoder.encode(.goodbye(nextSequence - 1)), timeoutMillis: 500)
+        }
+        connection = nil
+        stats.connected = false
+    }
+
+    // MARK: connection
+
+    private func connect() -> Bool {
+        let now = ContinuousClock.now
+        guard now >= nextConnectAttempt else { return false }
+        let hello = Hello(
+            sourceName: configuration.sourceName, pid: UInt64(ProcessIdentity.pid), processStartMillis: processStartMillis,
+            instanceID: instanceID, firstSequence: nextSequence)
+        do throws(EmitterError) {
+            let newConnection = try AgentConnection.open(
+                path: configuration.socketPath, hello: hello,
+                timeoutMillis: Int32(clamping: configuration.handshakeTimeout.milliseconds), limits: configuration.limits)
+            established(newConnection)
+            return true
+        } catch {
+            stats.connectFailures += 1
+            if stats.lastError != error.message {
+                logger.debug("cannot reach the metrics agent", metadata: ["reason": "\(error.message)"])
+            }
+            stats.lastError = error.message
+            nextConnectAttempt = now + backoff
+            backoff = min(backoff * 2, configuration.reconnectBackoff.upperBound)
+            return false
+        }
+    }
+
+    private func established(_ newConnection: AgentConnection) {
+        let welcome = newConnection.welcome
+        // Frames the agent says it already holds count as acknowledged; everything else is sent again.
+        acknowledge(upTo: welcome.lastAppliedSequence)
+        unacknowledged.removeAll()
+        for i in states.indices {
+            states[i].sent = states[i].acknowledged
+            states[i].sentSum = states[i].acknowledgedSum
+            states[i].sentGaugeBits = nil
+            states[i].refused = false
+        }
+        refusalsLogged.removeAll()
+        definedCount = 0
+        maxFrameBytes = min(configuration.limits.maxFrameBytes, Int(clamping: welcome.maxFrameBytes))
+        connection = newConnection
+        backoff = configuration.reconnectBackoff.lowerBound
+        stats.connects += 1
+        stats.connected = true
+        stats.lastError = nil
+        logger.info("connected to the metrics agent", metadata: ["socket": "\(configuration.socketPath)", "version": "\(welcome.version)"])
+    }
+
+    private func disconnect(_ reason: String) {
+        guard connection != nil else { return }
+        connection = nil
+        stats.connected = false
+        stats.disconnects += 1
+        stats.lastError = reason
+        nextConnectAttempt = .now + backoff
+        logger.warning("lost the metrics agent; recording continues and is delivered after reconnecting", metadata: ["reason": "\(reason)"])
+    }
+
+    // MARK: receiving
+
+    /// Applies every frame already waiting; false when the connection was lost.
+    private func receiveFrames() -> Bool {
+        while let connection {
+            do throws(EmitterError) {
+                guard let frame = try connection.receive() else { return true }
+                handle(frame)
+            } catch {
+                disconnect(error.message)
+            }
+        }
+        return false
+    }
+
+    private func handle(_ frame: Frame) {
+        switch frame {
+        case .ack(let sequence):
+            acknowledge(upTo: sequence)
+        case .seriesRefused(let refusal):
+            let index = Int(refusal.seriesID)
+            guard index < states.count else { return }
+            states[index].refused = true
+            stats.refusedSeries = states.filter(\.refused).count
+            if refusalsLogged.insert(index).inserted {
+                logger.error("the metrics agent refused a series", metadata: [
+                    "series": "\(registry.snapshot(from: index).first?.definition.name ?? "?")",
+                    "code": "\(refusal.code)", "reason": "\(refusal.message)",
+                ])
+            }
+        case .refuse(let refusal):
+            disconnect("agent closed the connection: \(refusal.code): \(refusal.message)")
+        default:
+            disconnect("unexpected \(frame.type) frame from the agent")
+        }
+    }
+
+    private func acknowledge(upTo sequence: UInt64) {
+        guard sequence > 0 else { return }
+        while let first = unacknowledged.first, first.sequence <= sequence {
+            for update in first.updates {
+                states[update.index].acknowledged = update.cells
+                states[update.index].acknowledgedSum = update.sum
+            }
+            unacknowledged.removeFirst()
+            stats.framesAcknowledged += 1
+        }
+        stats.lastAcknowledgedSequence = max(stats.lastAcknowledgedSequence, sequence)
+        stats.unacknowledgedFrames = unacknowledged.count
+    }
+
+    // MARK: sending
+
+    private func sendDefinitions(_ series: ArraySlice<RegisteredSeries>) -> Bool {
+        let limit = min(series.count, Int(clamping: connection?.welcome.maxSeries ?? 0))
+        while definedCount < limit {
+            var builder = FrameBuilder(type: .define, sequence: nextSequence, maxFrameBytes: maxFrameBytes)
+            var end = definedCount
+            while end < limit, builder.append({ FrameEncoder.encode(series[series.startIndex + end].definition, into: &$0) }) {
+                end += 1
+            }
+            guard end > definedCount else {
+                disconnect("definition of \(series[series.startIndex + end].definition.name) does not fit a frame")
+                return false
+            }
+            guard commit(builder, updates: [], deltas: 0) else { return false }
+            definedCount = end
+        }
+        return true
+    }
+
+    private func sendDeltas(_ series: ArraySlice<RegisteredSeries>) {
+        var builder = FrameBuilder(type: .deltas, sequence: nextSequence, maxFrameBytes: maxFrameBytes)
+        var updates: [SeriesUpdate] = []
+        for index in 0..<definedCount where !states[index].refused {
+            guard let (update, encode) = change(of: series[series.startIndex + index], index: index) else { continue }
+            if !builder.append(encode) {
+                guard commit(builder, updates: updates, deltas: updates.count) else { return }
+                builder = FrameBuilder(type: .deltas, sequence: nextSequence, maxFrameBytes: maxFrameBytes)
+                updates.removeAll(keepingCapacity: true)
+                guard builder.append(encode) else { continue }
+            }
+            updates.append(update)
+        }
+        if !updates.isEmpty { _ = commit(builder, updates: updates, deltas: updates.count) }
+    }
+
+    /// The update and encoded delta for one series, or nil when it has not changed since it was last sent.
+    private func change(of series: RegisteredSeries, index: Int) -> (SeriesUpdate, (inout ByteWriter) -> Void)? {
+        let id = series.definition.id
+        switch series.definition.kind {
+        case .gauge:
+            let bits = dm_shared_load(series.gaugeWord!)
+            guard states[index].sentGaugeBits != bits else { return nil }
+            let update = SeriesUpdate(index: index, cells: [], sum: 0, gaugeBits: bits)
+            return (update, { FrameEncoder.encode(Delta(op: .gaugeSet, seriesID: id, value: bits), buckets: EmptyCollection(), into: &$0) })
+        case .counter:
+            let current = read(series)
+            let delta = current[0] &- states[index].sent[0]
+            guard delta != 0 else { return nil }
+            let update = SeriesUpdate(index: index, cells: current, sum: 0, gaugeBits: 0)
+            return (update, { FrameEncoder.encode(Delta(op: .counterAdd, seriesID: id, value: delta), buckets: EmptyCollection(), into: &$0) })
+        case .histogram:
+            let current = read(series)
+            let buckets = current.count
+            var changed: [BucketDelta] = []
+            for i in 0..<buckets where current[i] != states[index].sent[i] {
+                changed.append(BucketDelta(index: UInt32(i), count: current[i] &- states[index].sent[i]))
+            }
+            guard !changed.isEmpty else { return nil }
+            let sum = dm_cells_sum_f64(series.firstCell + UInt32(buckets))
+            let sumDelta = sum - states[index].sentSum
+            let update = SeriesUpdate(index: index, cells: current, sum: sum, gaugeBits: 0)
+            return (update, { FrameEncoder.encode(Delta(op: .histogram, seriesID: id, sum: sumDelta), buckets: changed, into: &$0) })
+        }
+    }
+
+    /// Current totals of a counter's cell or a histogram's bucket cells, summed over every thread.
+    private func read(_ series: RegisteredSeries) -> [UInt64] {
+        let count = series.definition.kind == .histogram ? Int(series.cellCount) - 1 : Int(series.cellCount)
+        return scratch.withUnsafeMutableBufferPointer { buffer in
+            dm_cells_sum_u64(series.firstCell, UInt32(count), buffer.baseAddress!)
+            return Array(buffer[0..<count])
+        }
+    }
+
+    /// Sends a finished frame; on success its updates become `sent` and it joins the unacknowledged list.
+    private func commit(_ builder: FrameBuilder, updates: [SeriesUpdate], deltas: Int) -> Bool {
+        guard let connection else { return false }
+        let frame = builder.finish()
+        switch connection.send(frame) {
+        case .sent:
+            for update in updates {
+                states[update.index].sent = update.cells
+                states[update.index].sentSum = update.sum
+                states[update.index].sentGaugeBits = update.gaugeBits
+            }
+            unacknowledged.append((nextSequence, updates.filter { !$0.cells.isEmpty }))
+            nextSequence += 1
+            stats.framesSent += 1
+            stats.bytesSent += UInt64(frame.count)
+            stats.deltasSent += UInt64(deltas)
+            stats.unacknowledgedFrames = unacknowledged.count
+            return true
+        case .wouldBlock:
+            stats.flushesThrottled += 1
+            return false
+        case .failed(let reason):
+            disconnect(reason)
+            return false
+        }
+    }
+
+    private func countUndelivered(_ series: ArraySlice<RegisteredSeries>) {
+        var undelivered = 0
+        for index in states.indices {
+            let entry = series[series.startIndex + index]
+            switch entry.definition.kind {
+            case .gauge:
+                if states[index].sentGaugeBits != dm_shared_load(entry.gaugeWord!) || index >= definedCount { undelivered += 1 }
+            case .counter, .histogram:
+                if read(entry) != states[index].acknowledged { undelivered += 1 }
+            }
+        }
+        stats.undeliveredSeries = undelivered
+    }
+}

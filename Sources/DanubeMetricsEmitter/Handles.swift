@@ -1,0 +1,92 @@
+import CDanubeCells
+
+/// A monotonically increasing count. Resolve once with `Emitter.counter(...)`, then call `increment(by:)` on the
+/// hot path: it touches only the calling thread's cell (no lock, no syscall, no allocation).
+public struct Counter: Sendable, Hashable {
+    @usableFromInline let cell: UInt32
+
+    init(cell: UInt32) { self.cell = cell }
+
+    @inlinable
+    public func increment(by amount: UInt64 = 1) {
+        dm_cell_add_u64(cell, amount)
+    }
+}
+
+/// A value that goes up and down. `set` is last-writer-wins on one shared word; `add` is a lock-free CAS loop.
+/// The agent keeps the last value the emitter sent.
+public struct Gauge: @unchecked Sendable, Hashable {
+    /// Immortal storage owned by the emitter's registry: handles never outlive it.
+    @usableFromInline let word: UnsafeMutablePointer<UInt64>
+
+    init(word: UnsafeMutablePointer<UInt64>) { self.word = word }
+
+    @inlinable
+    public func set(_ value: Double) {
+        dm_shared_store(word, value.bitPattern)
+    }
+
+    @inlinable
+    public func add(_ delta: Double) {
+        dm_shared_add_f64(word, delta)
+    }
+
+    @inlinable public func increment() { add(1) }
+    @inlinable public func decrement() { add(-1) }
+
+    /// The value as this process sees it now.
+    public var value: Double { Double(bitPattern: dm_shared_load(word)) }
+}
+
+/// A distribution with fixed bucket upper bounds (+Inf implicit). `observe` finds the bucket by binary search and
+/// bumps a per-thread bucket cell and a per-thread sum cell. NaN observations are ignored.
+public struct Histogram: @unchecked Sendable, Hashable {
+    @usableFromInline let firstCell: UInt32
+    /// Immortal copy of the bounds owned by the registry.
+    @usableFromInline let bounds: UnsafePointer<Double>
+    @usableFromInline let boundCount: UInt32
+
+    init(firstCell: UInt32, bounds: UnsafePointer<Double>, boundCount: UInt32) {
+        self.firstCell = firstCell
+        self.bounds = bounds
+        self.boundCount = boundCount
+    }
+
+    @inlinable
+    public func observe(_ value: Double) {
+        if value.isNaN { return }
+        var low = 0
+        var high = Int(boundCount)
+        while low < high {
+            let mid = (low &+ high) >> 1
+            if value <= bounds[mid] { high = mid } else { low = mid &+ 1 }
+        }
+        dm_histogram_observe(firstCell, UInt32(truncatingIfNeeded: low), boundCount &+ 1, value)
+    }
+}
+
+/// Ready-made bucket layouts.
+public enum Buckets {
+    /// `count` bounds: start, start*factor, start*factor^2, ...
+    public static func exponential(start: Double, factor: Double, count: Int) -> [Double] {
+        precondition(start > 0 && factor > 1 && count > 0, "exponential buckets need start > 0, factor > 1, count > 0")
+        var bounds: [Double] = []
+        var bound = start
+        for _ in 0..<count {
+            bounds.append(bound)
+            bound *= factor
+        }
+        return bounds
+    }
+
+    /// `count` bounds: start, start+width, start+2*width, ...
+    public static func linear(start: Double, width: Double, count: Int) -> [Double] {
+        precondition(width > 0 && count > 0, "linear buckets need width > 0 and count > 0")
+        return (0..<count).map { start + Double($0) * width }
+    }
+
+    /// Latencies in milliseconds, 0.1 ms to about 100 s.
+    public static let latencyMilliseconds: [Double] = [
+        0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 120_000,
+    ]
+}

@@ -1,0 +1,119 @@
+import CDanubeCells
+import DanubeMetricsWire
+import Synchronization
+
+/// Errors from resolving a handle: the name or labels break the rules, or clash with an earlier registration.
+public struct EmitterError: Error, CustomStringConvertible, Equatable {
+    public var message: String
+    public var description: String { message }
+    init(_ message: String) { self.message = message }
+}
+
+/// One registered series and where its cells live. Immutable once registered.
+struct RegisteredSeries: @unchecked Sendable {
+    var definition: SeriesDefinition
+    /// Per-thread cells: 1 for a counter; bucket counts (bounds + 1) then the sum for a histogram; none for a gauge.
+    var firstCell: UInt32
+    var cellCount: UInt32
+    /// Shared word of a gauge.
+    var gaugeWord: UnsafeMutablePointer<UInt64>?
+    var boundsStorage: UnsafeMutablePointer<Double>?
+}
+
+/// Name + labels -> series, resolved once per handle. Only handle resolution and the flusher take its lock; the
+/// hot path never does. Series are never removed: their cells and words live as long as the process.
+final class SeriesRegistry: Sendable {
+    private struct State {
+        var series: [RegisteredSeries] = []
+        var byKey: [SeriesKey: Int] = [:]
+        var families: [String: (kind: MetricKind, bounds: [Double])] = [:]
+    }
+
+    private struct SeriesKey: Hashable {
+        var name: String
+        var labels: [Label]
+    }
+
+    private let state = Mutex(State())
+    let limits: WireLimits
+
+    init(limits: WireLimits) { self.limits = limits }
+
+    var count: Int { state.withLock { $0.series.count } }
+
+    /// Series registered so far, in registration order (series id = index).
+    func snapshot(from start: Int = 0) -> ArraySlice<RegisteredSeries> {
+        state.withLock { $0.series[min(start, $0.series.count)...] }
+    }
+
+    func register(kind: MetricKind, name: String, help: String, labels: [(String, String)], bounds: [Double]) throws(EmitterError) -> RegisteredSeries {
+        let candidate = SeriesDefinition(
+            id: 0, kind: kind, name: name, help: help, labels: labels.map { Label($0.0, $0.1) }, bounds: bounds)
+        let definition: SeriesDefinition
+        do {
+            definition = try SeriesRules.validate(candidate)
+            try checkLimits(definition)
+        } catch {
+            throw EmitterError(error.message)
+        }
+        let result: Result<RegisteredSeries, EmitterError> = state.withLock { state in
+            let key = SeriesKey(name: definition.name, labels: definition.labels)
+            if let family = state.families[definition.name] {
+                if family.kind != kind {
+                    return .failure(EmitterError("\(name) is already registered as a \(family.kind), not a \(kind)"))
+                }
+                if family.bounds != definition.bounds {
+                    return .failure(EmitterError("\(name) is already registered with buckets \(family.bounds)"))
+                }
+            }
+            if let index = state.byKey[key] { return .success(state.series[index]) }
+            guard state.series.count < limits.maxSeriesPerConnection else {
+                return .failure(EmitterError("cannot register \(name): the limit of \(limits.maxSeriesPerConnection) series is reached"))
+            }
+            var entry = RegisteredSeries(definition: definition, firstCell: DM_CELL_NONE, cellCount: 0)
+            entry.definition.id = UInt32(state.series.count)
+            switch kind {
+            case .counter:
+                entry.cellCount = 1
+            case .histogram:
+                entry.cellCount = UInt32(definition.bounds.count + 2)
+                let storage = UnsafeMutablePointer<Double>.allocate(capacity: max(1, definition.bounds.count))
+                storage.initialize(from: definition.bounds, count: definition.bounds.count)
+                entry.boundsStorage = storage
+            case .gauge:
+                let word = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+                word.initialize(to: Double(0).bitPattern)
+                entry.gaugeWord = word
+            }
+            if entry.cellCount > 0 {
+                entry.firstCell = dm_cells_reserve(entry.cellCount)
+                if entry.firstCell == DM_CELL_NONE {
+                    return .failure(EmitterError("cannot register \(name): the process has used all \(DM_MAX_CELLS) metric cells"))
+                }
+            }
+            state.families[definition.name] = (kind, definition.bounds)
+            state.byKey[key] = state.series.count
+            state.series.append(entry)
+            return .success(entry)
+        }
+        return try result.get()
+    }
+
+    private func checkLimits(_ definition: SeriesDefinition) throws(WireError) {
+        func check(_ text: String, _ limit: Int, _ what: String) throws(WireError) {
+            if text.utf8.count > limit { throw WireError(.limitExceeded, "\(what) is longer than \(limit) bytes") }
+        }
+        try check(definition.name, limits.maxNameBytes, "metric name \(definition.name.prefix(40))...")
+        try check(definition.help, limits.maxHelpBytes, "help of \(definition.name)")
+        if definition.labels.count > limits.maxLabelsPerSeries {
+            throw WireError(.limitExceeded, "\(definition.name) has \(definition.labels.count) labels, the limit is \(limits.maxLabelsPerSeries)")
+        }
+        for label in definition.labels {
+            try check(label.name, limits.maxLabelNameBytes, "label name \(label.name.prefix(40))")
+            try check(label.value, limits.maxLabelValueBytes, "value of label \(label.name)")
+        }
+        if definition.bounds.count > limits.maxBucketsPerHistogram {
+            throw WireError(.limitExceeded, "\(definition.name) has \(definition.bounds.count) buckets, the limit is \(limits.maxBucketsPerHistogram)")
+        }
+    }
+}

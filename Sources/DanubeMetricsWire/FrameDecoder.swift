@@ -1,0 +1,163 @@
+/// Decodes one frame from one record (a SOCK_SEQPACKET message), checking structure and per-item limits.
+/// A frame is decoded completely before anything in it is used, so a bad frame is rejected as a whole.
+public struct FrameDecoder: Sendable {
+    public var limits: WireLimits
+
+    public init(limits: WireLimits = .default) {
+        self.limits = limits
+    }
+
+    public func decode(_ bytes: [UInt8]) throws(WireError) -> Frame {
+        do {
+            return try bytes.withUnsafeBytes { raw in try decode(raw) }
+        } catch let error as WireError {
+            throw error
+        } catch {
+            throw WireError(.other, "\(error)")
+        }
+    }
+
+    public func decode(_ record: UnsafeRawBufferPointer) throws(WireError) -> Frame {
+        if record.count > limits.maxFrameBytes {
+            throw WireError(.oversized, "frame of \(record.count)+ bytes exceeds the limit of \(limits.maxFrameBytes)")
+        }
+        var reader = ByteReader(record)
+        if record.count < WireFormat.headerSize {
+            throw WireError(.truncated, "frame of \(record.count) bytes is shorter than the \(WireFormat.headerSize)-byte header")
+        }
+        let length = Int(try reader.u32("frame length"))
+        if length != record.count - 4 {
+            if length > record.count - 4 {
+                throw WireError(.truncated, "frame says \(length) bytes follow its length but \(record.count - 4) arrived")
+            }
+            throw WireError(.malformed, "frame says \(length) bytes follow its length but \(record.count - 4) arrived")
+        }
+        let typeByte = try reader.u8("frame type")
+        guard let type = FrameType(rawValue: typeByte) else {
+            throw WireError(.malformed, "unknown frame type 0x\(String(typeByte, radix: 16))")
+        }
+        let flags = try reader.u8("frame flags")
+        guard flags == 0 else { throw WireError(.malformed, "reserved flags 0x\(String(flags, radix: 16)) are set") }
+
+        let frame: Frame
+        switch type {
+        case .hello: frame = .hello(try decodeHello(&reader))
+        case .welcome:
+            frame = .welcome(Welcome(
+                version: try reader.u16("version"), maxFrameBytes: try reader.uvarint("max frame bytes"),
+                maxSeries: try reader.uvarint("max series"), lastAppliedSequence: try reader.uvarint("last applied")))
+        case .refuse:
+            frame = .refuse(Refusal(code: try refusalCode(&reader), message: try reader.string("message", limit: 4096)))
+        case .define: frame = .define(try decodeDefine(&reader))
+        case .deltas: frame = .deltas(try decodeDeltas(&reader))
+        case .ack: frame = .ack(try reader.uvarint("sequence"))
+        case .goodbye: frame = .goodbye(try reader.uvarint("sequence"))
+        case .seriesRefused:
+            frame = .seriesRefused(SeriesRefusal(
+                seriesID: try reader.uvarint32("series id"), code: try refusalCode(&reader),
+                message: try reader.string("message", limit: 4096)))
+        }
+        if !reader.isAtEnd {
+            throw WireError(.malformed, "\(reader.remaining) unexpected bytes after a \(type) frame")
+        }
+        return frame
+    }
+
+    private func refusalCode(_ reader: inout ByteReader) throws(WireError) -> RefusalCode {
+        RefusalCode(rawValue: try reader.u8("refusal code")) ?? .other
+    }
+
+    private func decodeHello(_ reader: inout ByteReader) throws(WireError) -> Hello {
+        let magic = try reader.bytes(4, "magic")
+        guard magic == WireFormat.magic else { throw WireError(.malformed, "bad magic \(magic): not a Danube metrics emitter") }
+        let minVersion = try reader.u16("min version")
+        let maxVersion = try reader.u16("max version")
+        guard minVersion <= maxVersion else {
+            throw WireError(.malformed, "version range \(minVersion)...\(maxVersion) is empty")
+        }
+        return Hello(
+            minVersion: minVersion, maxVersion: maxVersion,
+            sourceName: try reader.string("source name", limit: limits.maxSourceNameBytes),
+            pid: try reader.uvarint("pid"), processStartMillis: try reader.uvarint("process start"),
+            instanceID: try reader.u64("instance id"), firstSequence: try reader.uvarint("first sequence"))
+    }
+
+    private func decodeDefine(_ reader: inout ByteReader) throws(WireError) -> DefineBatch {
+        var batch = DefineBatch(sequence: try reader.uvarint("sequence"), definitions: [])
+        while !reader.isAtEnd {
+            let id = try reader.uvarint32("series id")
+            let kindByte = try reader.u8("metric kind")
+            guard let kind = MetricKind(rawValue: kindByte) else {
+                throw WireError(.malformed, "series \(id) has unknown kind \(kindByte)")
+            }
+            let name = try reader.string("metric name", limit: limits.maxNameBytes)
+            let help = try reader.string("help of \(name)", limit: limits.maxHelpBytes)
+            let labelCount = try reader.uvarint("label count of \(name)")
+            guard labelCount <= UInt64(limits.maxLabelsPerSeries) else {
+                throw WireError(.limitExceeded, "\(name) has \(labelCount) labels, the limit is \(limits.maxLabelsPerSeries)")
+            }
+            var labels: [Label] = []
+            labels.reserveCapacity(Int(labelCount))
+            for _ in 0..<labelCount {
+                let labelName = try reader.string("label name of \(name)", limit: limits.maxLabelNameBytes)
+                let value = try reader.string("value of label \(labelName) of \(name)", limit: limits.maxLabelValueBytes)
+                labels.append(Label(labelName, value))
+            }
+            var bounds: [Double] = []
+            if kind == .histogram {
+                let count = try reader.uvarint("bucket count of \(name)")
+                guard count <= UInt64(limits.maxBucketsPerHistogram) else {
+                    throw WireError(.limitExceeded, "\(name) has \(count) buckets, the limit is \(limits.maxBucketsPerHistogram)")
+                }
+                for _ in 0..<count {
+                    let bound = try reader.f64("bucket bound of \(name)")
+                    guard bound.isFinite, bounds.last.map({ $0 < bound }) ?? true else {
+                        throw WireError(.malformed, "bucket bounds of \(name) must be finite and strictly increasing")
+                    }
+                    bounds.append(bound)
+                }
+            }
+            batch.definitions.append(SeriesDefinition(id: id, kind: kind, name: name, help: help, labels: labels, bounds: bounds))
+        }
+        return batch
+    }
+
+    private func decodeDeltas(_ reader: inout ByteReader) throws(WireError) -> DeltaBatch {
+        var batch = DeltaBatch(sequence: try reader.uvarint("sequence"))
+        while !reader.isAtEnd {
+            let opByte = try reader.u8("delta op")
+            guard let op = DeltaOp(rawValue: opByte) else { throw WireError(.malformed, "unknown delta op \(opByte)") }
+            var delta = Delta(op: op, seriesID: try reader.uvarint32("series id"))
+            switch op {
+            case .counterAdd:
+                delta.value = try reader.uvarint("counter increment")
+            case .counterAddFloat:
+                delta.value = try reader.u64("counter increment")
+                guard delta.doubleValue.isFinite, delta.doubleValue >= 0 else {
+                    throw WireError(.malformed, "counter increment \(delta.doubleValue) for series \(delta.seriesID) is not a finite non-negative number")
+                }
+            case .gaugeSet, .gaugeAdd:
+                delta.value = try reader.u64("gauge value")
+            case .histogram:
+                let changed = try reader.uvarint("changed bucket count")
+                guard changed <= UInt64(limits.maxBucketsPerHistogram + 1) else {
+                    throw WireError(.limitExceeded, "histogram delta names \(changed) buckets, the limit is \(limits.maxBucketsPerHistogram + 1)")
+                }
+                delta.bucketStart = batch.buckets.count
+                delta.bucketCount = Int(changed)
+                var previous: Int64 = -1
+                for _ in 0..<changed {
+                    let index = try reader.uvarint32("bucket index")
+                    guard Int64(index) > previous else {
+                        throw WireError(.malformed, "bucket indexes of series \(delta.seriesID) are not strictly increasing")
+                    }
+                    previous = Int64(index)
+                    batch.buckets.append(BucketDelta(index: index, count: try reader.uvarint("bucket count")))
+                }
+                delta.sum = try reader.f64("histogram sum")
+            }
+            batch.deltas.append(delta)
+        }
+        return batch
+    }
+}

@@ -1,0 +1,189 @@
+/// The decoded form of each frame. Encoding lives in `FrameEncoder`, decoding in `FrameDecoder`.
+
+/// First frame of a connection, emitter -> agent.
+public struct Hello: Sendable, Equatable {
+    public var minVersion: UInt16
+    public var maxVersion: UInt16
+    /// What the source is ("danube-broker", "danube-wal"): shown in logs.
+    public var sourceName: String
+    public var pid: UInt64
+    /// Process start time, Unix milliseconds: together with pid and instance it tells process restarts apart.
+    public var processStartMillis: UInt64
+    /// Random per emitter instance; stays the same across reconnects of that instance.
+    public var instanceID: UInt64
+    /// The sequence number of the first frame the emitter will send on this connection.
+    public var firstSequence: UInt64
+
+    public init(
+        minVersion: UInt16 = WireFormat.supportedVersions.lowerBound,
+        maxVersion: UInt16 = WireFormat.supportedVersions.upperBound,
+        sourceName: String, pid: UInt64, processStartMillis: UInt64, instanceID: UInt64, firstSequence: UInt64
+    ) {
+        self.minVersion = minVersion
+        self.maxVersion = maxVersion
+        self.sourceName = sourceName
+        self.pid = pid
+        self.processStartMillis = processStartMillis
+        self.instanceID = instanceID
+        self.firstSequence = firstSequence
+    }
+}
+
+/// Agent -> emitter answer to HELLO when the agent accepts the source.
+public struct Welcome: Sendable, Equatable {
+    public var version: UInt16
+    public var maxFrameBytes: UInt64
+    public var maxSeries: UInt64
+    /// Highest sequence the agent already holds for this source instance; 0 when it holds none.
+    public var lastAppliedSequence: UInt64
+
+    public init(version: UInt16, maxFrameBytes: UInt64, maxSeries: UInt64, lastAppliedSequence: UInt64) {
+        self.version = version
+        self.maxFrameBytes = maxFrameBytes
+        self.maxSeries = maxSeries
+        self.lastAppliedSequence = lastAppliedSequence
+    }
+}
+
+/// Agent -> emitter: the connection is refused or about to be closed, and why.
+public struct Refusal: Sendable, Equatable {
+    public var code: RefusalCode
+    public var message: String
+
+    public init(code: RefusalCode, message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// One label pair. Series keys keep labels sorted by name.
+public struct Label: Sendable, Hashable, Comparable {
+    public var name: String
+    public var value: String
+
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+
+    public static func < (a: Label, b: Label) -> Bool {
+        a.name != b.name ? a.name < b.name : a.value < b.value
+    }
+}
+
+/// A series definition: sent once per connection, before any delta that refers to its id.
+public struct SeriesDefinition: Sendable, Equatable {
+    public var id: UInt32
+    public var kind: MetricKind
+    public var name: String
+    public var help: String
+    public var labels: [Label]
+    /// Histogram upper bounds, strictly increasing and finite; +Inf is implicit. Empty for other kinds.
+    public var bounds: [Double]
+
+    public init(id: UInt32, kind: MetricKind, name: String, help: String, labels: [Label], bounds: [Double] = []) {
+        self.id = id
+        self.kind = kind
+        self.name = name
+        self.help = help
+        self.labels = labels
+        self.bounds = bounds
+    }
+}
+
+/// One delta. `value` holds the counter increment, or the IEEE-754 bits of a float increment or gauge value.
+/// Histogram deltas name a run of `BucketDelta`s in the batch (sparse: only buckets that changed) and a sum.
+public struct Delta: Sendable, Equatable {
+    public var op: DeltaOp
+    public var seriesID: UInt32
+    public var value: UInt64
+    public var bucketStart: Int
+    public var bucketCount: Int
+    public var sum: Double
+
+    public init(op: DeltaOp, seriesID: UInt32, value: UInt64 = 0, bucketStart: Int = 0, bucketCount: Int = 0, sum: Double = 0) {
+        self.op = op
+        self.seriesID = seriesID
+        self.value = value
+        self.bucketStart = bucketStart
+        self.bucketCount = bucketCount
+        self.sum = sum
+    }
+
+    public var doubleValue: Double { Double(bitPattern: value) }
+}
+
+/// One changed histogram bucket: index into bounds (bounds.count means +Inf) and how many observations it gained.
+public struct BucketDelta: Sendable, Equatable {
+    public var index: UInt32
+    public var count: UInt64
+
+    public init(index: UInt32, count: UInt64) {
+        self.index = index
+        self.count = count
+    }
+}
+
+/// A decoded DELTAS frame.
+public struct DeltaBatch: Sendable, Equatable {
+    public var sequence: UInt64
+    public var deltas: [Delta]
+    public var buckets: [BucketDelta]
+
+    public init(sequence: UInt64, deltas: [Delta] = [], buckets: [BucketDelta] = []) {
+        self.sequence = sequence
+        self.deltas = deltas
+        self.buckets = buckets
+    }
+}
+
+/// A decoded DEFINE frame.
+public struct DefineBatch: Sendable, Equatable {
+    public var sequence: UInt64
+    public var definitions: [SeriesDefinition]
+
+    public init(sequence: UInt64, definitions: [SeriesDefinition]) {
+        self.sequence = sequence
+        self.definitions = definitions
+    }
+}
+
+/// Agent -> emitter: this one series was refused; deltas for it will be ignored.
+public struct SeriesRefusal: Sendable, Equatable {
+    public var seriesID: UInt32
+    public var code: RefusalCode
+    public var message: String
+
+    public init(seriesID: UInt32, code: RefusalCode, message: String) {
+        self.seriesID = seriesID
+        self.code = code
+        self.message = message
+    }
+}
+
+/// Any frame of protocol v1.
+public enum Frame: Sendable, Equatable {
+    case hello(Hello)
+    case welcome(Welcome)
+    case refuse(Refusal)
+    case define(DefineBatch)
+    case deltas(DeltaBatch)
+    /// Agent -> emitter: every frame up to and including this sequence has been applied.
+    case ack(UInt64)
+    case seriesRefused(SeriesRefusal)
+    /// Emitter -> agent: a clean shutdown; the last frame sent had this sequence.
+    case goodbye(UInt64)
+
+    public var type: FrameType {
+        switch self {
+        case .hello: return .hello
+        case .welcome: return .welcome
+        case .refuse: return .refuse
+        case .define: return .define
+        case .deltas: return .deltas
+        case .ack: return .ack
+        case .seriesRefused: return .seriesRefused
+        case .goodbye: return .goodbye
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import DanubeMetricsAgent
+import DanubeMetricsWire
+import Foundation
+import Logging
+import ServiceLifecycle
+
+@main
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "danube-metrics-agent",
+        abstract: "Collect metric deltas from Danube emitters and serve them to Prometheus.",
+        discussion: """
+            Emitters (the Danube broker, the WAL writer) connect to the ingest socket and push compact binary \
+            deltas; the agent aggregates them and serves Prometheus text and OpenMetrics on /metrics.
+
+            The ingest socket defaults to $\(DefaultPaths.socketEnvironmentVariable) if set, else \
+            /run/danube-metrics-agent/ingest.sock when run as root, else \
+            $XDG_RUNTIME_DIR/danube-metrics-agent/ingest.sock, else /tmp/danube-metrics-agent-<uid>/ingest.sock.
+            """,
+        version: Agent.version)
+
+    @Option(name: .customLong("ingest-socket"), help: ArgumentHelp("Path of the ingest socket.", valueName: "path"))
+    var ingestSocket: String?
+
+    @Option(name: .customLong("ingest-socket-mode"), help: ArgumentHelp("File mode of the ingest socket, in octal.", valueName: "mode"))
+    var ingestSocketMode = "0660"
+
+    @Option(name: .customLong("listen"), help: ArgumentHelp(
+        "HTTP address to serve /metrics on; repeat for several (e.g. 127.0.0.1:9470, [::1]:9470, :9470).",
+        valueName: "host:port"))
+    var listen: [String] = ["127.0.0.1:9470"]
+
+    @Option(name: .customLong("gauge-grace"), help: ArgumentHelp(
+        "How long a disconnected source's gauges stay on /metrics (e.g. 15s, 500ms).", valueName: "duration"))
+    var gaugeGrace = DurationArgument(argument: "15s")!
+
+    @Option(name: .customLong("max-series-per-source"), help: "Most series one emitter connection may define.")
+    var maxSeriesPerSource = WireLimits.default.maxSeriesPerConnection
+
+    @Option(name: .customLong("log-level"), help: ArgumentHelp(
+        "trace, debug, info, notice, warning, error or critical.", valueName: "level"))
+    var logLevel = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("unknown log level \"\(logLevel)\"; use trace, debug, info, notice, warning, error or critical")
+        }
+        guard mode_t(ingestSocketMode, radix: 8) != nil else {
+            throw ValidationError("--ingest-socket-mode \"\(ingestSocketMode)\" is not an octal file mode such as 0660")
+        }
+        guard maxSeriesPerSource > 0 else { throw ValidationError("--max-series-per-source must be positive") }
+        for address in listen {
+            do { _ = try ListenAddress(parsing: address) } catch { throw ValidationError("\(error)") }
+        }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel)!
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "danube-metrics-agent")
+        var configuration = AgentConfiguration(
+            ingestSocketPath: ingestSocket ?? DefaultPaths.ingestSocket(environment: ProcessInfo.processInfo.environment))
+        configuration.ingestSocketMode = mode_t(ingestSocketMode, radix: 8)!
+        configuration.httpListen = try listen.map(ListenAddress.init(parsing:))
+        configuration.gaugeGrace = gaugeGrace.duration
+        configuration.limits.maxSeriesPerConnection = maxSeriesPerSource
+        let agent = Agent(configuration: configuration, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.critical("agent failed", metadata: ["error": "\(error)"])
+            throw ExitCode.failure
+        }
+    }
+}

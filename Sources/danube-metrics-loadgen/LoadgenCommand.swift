@@ -1,0 +1,105 @@
+import ArgumentParser
+import DanubeMetricsEmitter
+import DanubeMetricsWire
+import Foundation
+
+@main
+struct LoadgenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "danube-metrics-loadgen",
+        abstract: "A simulated Danube broker and WAL writer that push realistic metrics to the agent.",
+        discussion: """
+            Two emitters (sources "danube-broker" and "danube-wal") record a publish path per message on worker \
+            threads: messages and bytes in, producer send latency, WAL appends with fsync batches, consumer acks, \
+            queue depth and active producers. With --messages it stops after that many messages per thread, \
+            flushes, and (with --report) prints what it recorded as JSON, so totals can be checked at /metrics.
+            """)
+
+    @Option(help: ArgumentHelp("Agent ingest socket (default: as the agent's).", valueName: "path"))
+    var socket: String?
+
+    @Option(help: "Worker threads recording metrics.")
+    var threads = 2
+
+    @Option(help: "Namespaces to simulate.")
+    var namespaces = 2
+
+    @Option(help: "Topics per namespace.")
+    var topics = 4
+
+    @Option(help: "Partitions per topic.")
+    var partitions = 2
+
+    @Option(help: "Messages per second per thread; 0 for as fast as possible.")
+    var rate = 2_000
+
+    @Option(help: "Stop after this many messages per thread (default: run until interrupted).")
+    var messages: Int?
+
+    @Option(name: .customLong("flush-interval-ms"), help: "Emitter flush interval in milliseconds.")
+    var flushIntervalMs = 200
+
+    @Option(name: .customLong("source-prefix"), help: "Prefix of the two source names.")
+    var sourcePrefix = "danube"
+
+    @Flag(help: "Print what was recorded (and delivery statistics) as JSON when done.")
+    var report = false
+
+    func validate() throws {
+        guard threads > 0, namespaces > 0, topics > 0, partitions > 0 else {
+            throw ValidationError("--threads, --namespaces, --topics and --partitions must be positive")
+        }
+        guard rate >= 0, flushIntervalMs > 0, (messages ?? 1) >= 0 else {
+            throw ValidationError("--rate and --messages must not be negative, --flush-interval-ms must be positive")
+        }
+    }
+
+    func run() throws {
+        func emitter(_ name: String) -> Emitter {
+            var configuration = EmitterConfiguration(sourceName: "\(sourcePrefix)-\(name)")
+            if let socket { configuration.socketPath = socket }
+            configuration.flushInterval = .milliseconds(flushIntervalMs)
+            return Emitter(configuration: configuration)
+        }
+        let broker = emitter("broker")
+        let wal = emitter("wal")
+        let simulation = try SimulatedBroker(broker: broker, wal: wal, namespaces: namespaces, topics: topics, partitions: partitions)
+        let stop = StopFlag()
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { stop.set() }
+            source.resume()
+            return source
+        }
+        FileHandle.standardError.write(Data("loadgen: \(threads) threads, \(simulation.partitions.count) partitions, socket \(broker.configuration.socketPath)\n".utf8))
+
+        let tallies = TallyBox(partitions: simulation.partitions.count)
+        let workers = (0..<threads).map { index in
+            let thread = Thread {
+                var worker = Worker(simulation: simulation, seed: UInt64(index + 1))
+                let tally = worker.run(messages: messages, rate: rate, stop: stop)
+                tallies.add(tally)
+            }
+            thread.start()
+            return thread
+        }
+        _ = workers
+        tallies.waitFor(threads)
+        _ = signals
+        let brokerStats = broker.shutdown(timeout: .seconds(5))
+        let walStats = wal.shutdown(timeout: .seconds(5))
+        if report {
+            print(tallies.json(simulation: simulation, stats: ["broker": brokerStats, "wal": walStats]))
+        }
+    }
+}
+
+/// Set from a signal handler, read by the workers.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopped = false
+    func set() { lock.withLock { stopped = true } }
+    var isSet: Bool { lock.withLock { stopped } }
+}
