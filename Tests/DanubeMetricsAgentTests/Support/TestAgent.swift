@@ -1,0 +1,99 @@
+import DanubeMetricsAgent
+import DanubeMetricsEmitter
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+
+/// Log lines captured from an agent under test.
+final class LogCapture: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    var all: [String] { lines.withLock { $0 } }
+
+    func contains(_ fragments: String...) -> Bool {
+        all.contains { line in fragments.allSatisfy { line.contains($0) } }
+    }
+
+    var logger: Logger {
+        Logger(label: "test-agent") { _ in CapturingHandler(capture: self) }
+    }
+
+    private struct CapturingHandler: LogHandler {
+        let capture: LogCapture
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .debug
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+            let fields = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            capture.append("\(event.level) \(event.message) \(fields)")
+        }
+    }
+}
+
+/// A real agent on a temporary socket and an ephemeral HTTP port.
+final class TestAgent: Sendable {
+    let agent: Agent
+    let logs: LogCapture
+    let socketPath: String
+    let port: Int
+
+    static func temporarySocketPath() -> String {
+        let directory = "/tmp/dma-tests-\(getpid())"
+        mkdir(directory, 0o755)
+        return "\(directory)/\(UUID().uuidString.prefix(8)).sock"
+    }
+
+    init(socketPath: String = TestAgent.temporarySocketPath(), gaugeGrace: Duration = .seconds(15),
+         configure: (inout AgentConfiguration) -> Void = { _ in }) async throws {
+        var configuration = AgentConfiguration(ingestSocketPath: socketPath)
+        configuration.httpListen = [ListenAddress(host: "127.0.0.1", port: 0)]
+        configuration.gaugeGrace = gaugeGrace
+        configure(&configuration)
+        logs = LogCapture()
+        agent = Agent(configuration: configuration, logger: logs.logger)
+        try await agent.start()
+        self.socketPath = socketPath
+        port = agent.httpAddresses.first!.port!
+    }
+
+    func stop() async { await agent.stop() }
+
+    func scrape(accept: String? = nil, path: String = "/metrics") throws -> HTTPResult {
+        var headers: [(String, String)] = []
+        if let accept { headers.append(("Accept", accept)) }
+        return try HTTPClient.get(port: port, path: path, headers: headers)
+    }
+
+    /// Samples of a Prometheus text scrape.
+    func samples() throws -> Samples { Samples(parsing: try scrape().text) }
+
+    /// An emitter that flushes every 20 ms to this agent.
+    func emitter(name: String = "test-emitter") -> Emitter {
+        TestAgent.emitter(socketPath: socketPath, name: name)
+    }
+
+    static func emitter(socketPath: String, name: String = "test-emitter") -> Emitter {
+        var configuration = EmitterConfiguration(socketPath: socketPath, sourceName: name)
+        configuration.flushInterval = .milliseconds(20)
+        configuration.reconnectBackoff = .milliseconds(10)...(.milliseconds(100))
+        return Emitter(configuration: configuration)
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(10), _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: 0.02)
+    }
+    return try condition()
+}

@@ -1,0 +1,114 @@
+@testable import DanubeMetricsEmitter
+import CDanubeCells
+import Foundation
+import Testing
+
+@Suite struct RegistrationTests {
+    /// An emitter pointed at a socket nobody listens on: registration and recording work without an agent.
+    private func offlineEmitter() -> Emitter {
+        var configuration = EmitterConfiguration(socketPath: "/tmp/dma-nobody-\(getpid())-\(UUID().uuidString.prefix(6)).sock", sourceName: "t")
+        configuration.flushInterval = .milliseconds(20)
+        return Emitter(configuration: configuration)
+    }
+
+    @Test func sameNameAndLabelsResolveToTheSameHandle() throws {
+        let emitter = offlineEmitter()
+        defer { emitter.shutdown(timeout: .zero) }
+        let a = try emitter.counter("c_total", labels: [("x", "1"), ("y", "2")])
+        let b = try emitter.counter("c_total", labels: [("y", "2"), ("x", "1")])
+        let c = try emitter.counter("c_total", labels: [("x", "2"), ("y", "2")])
+        #expect(a == b)
+        #expect(a != c)
+    }
+
+    @Test func badNamesAndConflictsAreClearErrors() throws {
+        let emitter = offlineEmitter()
+        defer { emitter.shutdown(timeout: .zero) }
+        _ = try emitter.counter("requests_total")
+        _ = try emitter.histogram("latency_ms", buckets: [1, 2])
+        #expect(throws: EmitterError.self) { try emitter.counter("bad-name") }
+        #expect(throws: EmitterError.self) { try emitter.counter("ok_total", labels: [("__name__", "x")]) }
+        #expect(throws: EmitterError.self) { try emitter.gauge("requests_total") }
+        #expect(throws: EmitterError.self) { try emitter.histogram("latency_ms", buckets: [1, 3]) }
+        #expect(throws: EmitterError.self) { try emitter.histogram("other_ms", buckets: [2, 1]) }
+        #expect(throws: EmitterError.self) { try emitter.counter("long_total", labels: [("l", String(repeating: "v", count: 300))]) }
+        do {
+            _ = try emitter.gauge("requests_total")
+        } catch {
+            #expect(error.description.contains("already registered as a counter"))
+        }
+    }
+
+    @Test func cellsSumAcrossThreadsAndSurviveThreadExit() throws {
+        let emitter = offlineEmitter()
+        defer { emitter.shutdown(timeout: .zero) }
+        let counter = try emitter.counter("cells_total")
+        let histogram = try emitter.histogram("cells_ms", buckets: [1, 10])
+        let group = DispatchGroup()
+        for _ in 0..<6 {
+            group.enter()
+            Thread {
+                for i in 0..<10_000 {
+                    counter.increment()
+                    histogram.observe(Double(i % 20))
+                }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        var total: UInt64 = 0
+        dm_cells_sum_u64(counter.cell, 1, &total)
+        #expect(total == 60_000)
+        var buckets = [UInt64](repeating: 0, count: 3)
+        dm_cells_sum_u64(histogram.firstCell, 3, &buckets)
+        // i % 20 in 0...19: 0 and 1 go to le=1; 2...10 to le=10; 11...19 to +Inf.
+        let expected: [UInt64] = [6_000, 27_000, 27_000]
+        #expect(buckets == expected)
+        let sum = dm_cells_sum_f64(histogram.firstCell + 3)
+        let expectedSum: Double = 6 * 500 * 190
+        #expect(sum == expectedSum)
+    }
+
+    @Test func slabsOfExitedThreadsAreReused() throws {
+        let emitter = offlineEmitter()
+        defer { emitter.shutdown(timeout: .zero) }
+        let counter = try emitter.counter("reuse_total")
+        counter.increment() // this thread has a slab
+        let before = dm_slab_count()
+        for _ in 0..<50 {
+            let done = DispatchSemaphore(value: 0)
+            Thread {
+                counter.increment()
+                done.signal()
+            }.start()
+            done.wait()
+            Thread.sleep(forTimeInterval: 0.001)
+        }
+        // One thread at a time: each new thread adopts the slab the previous one left, give or take threads
+        // other tests run concurrently.
+        #expect(dm_slab_count() - before < 20)
+        var total: UInt64 = 0
+        dm_cells_sum_u64(counter.cell, 1, &total)
+        #expect(total == 51)
+    }
+
+    @Test func withoutAnAgentNothingIsDroppedAndStatsSaySo() throws {
+        let emitter = offlineEmitter()
+        let counter = try emitter.counter("offline_total")
+        counter.increment(by: 5)
+        emitter.flush()
+        emitter.flush()
+        let stats = emitter.shutdown(timeout: .milliseconds(50))
+        #expect(!stats.connected)
+        #expect(stats.connects == 0)
+        #expect(stats.connectFailures >= 1)
+        #expect(stats.flushesWithoutAgent >= 1)
+        #expect(stats.undeliveredSeries == 1)
+        #expect(stats.lastError?.contains("connect") == true)
+    }
+
+    @Test func bucketHelpers() {
+        #expect(Buckets.exponential(start: 1, factor: 2, count: 4) == [1, 2, 4, 8])
+        #expect(Buckets.linear(start: 0, width: 5, count: 3) == [0, 5, 10])
+    }
+}
