@@ -18,8 +18,11 @@ final class AgentConnection {
 
     private init(fd: Int32, limits: WireLimits) {
         self.fd = fd
-        decoder = FrameDecoder(limits: limits)
-        receiveBuffer = [UInt8](repeating: 0, count: limits.maxFrameBytes + 1)
+        // Larger than any frame: the agent may pack several small frames into one record.
+        var receiveLimits = limits
+        receiveLimits.maxFrameBytes = max(limits.maxFrameBytes, 1 << 18)
+        decoder = FrameDecoder(limits: receiveLimits)
+        receiveBuffer = [UInt8](repeating: 0, count: receiveLimits.maxFrameBytes + 1)
     }
 
     /// Connects, sends HELLO and waits up to `timeoutMillis` for WELCOME (or REFUSE).
@@ -37,7 +40,8 @@ final class AgentConnection {
         guard case .sent = connection.sendBlocking(FrameEncoder.encode(.hello(hello)), timeoutMillis: timeoutMillis) else {
             throw EmitterError("could not send HELLO to \(path)")
         }
-        guard let frame = try connection.receive(timeoutMillis: timeoutMillis) else {
+        let frames = try connection.receive(timeoutMillis: timeoutMillis)
+        guard let frame = frames.first else {
             throw EmitterError("no WELCOME from \(path) within \(timeoutMillis) ms")
         }
         switch frame {
@@ -67,19 +71,19 @@ final class AgentConnection {
         return result
     }
 
-    /// Receives one frame, waiting up to `timeoutMillis` (0: only what is already there). `nil` when none came.
-    /// Throws when the agent closed the connection or sent something undecodable.
-    func receive(timeoutMillis: Int32 = 0) throws(EmitterError) -> Frame? {
-        if timeoutMillis > 0 && !wait(events: Int16(POLLIN), timeoutMillis: timeoutMillis) { return nil }
+    /// Receives one record's frames, waiting up to `timeoutMillis` (0: only what is already there); empty when
+    /// none came. Throws when the agent closed the connection or sent something undecodable.
+    func receive(timeoutMillis: Int32 = 0) throws(EmitterError) -> [Frame] {
+        if timeoutMillis > 0 && !wait(events: Int16(POLLIN), timeoutMillis: timeoutMillis) { return [] }
         let n = receiveBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
         if n < 0 {
-            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return nil }
+            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return [] }
             throw EmitterError("recv(): \(Self.errnoText())")
         }
         if n == 0 { throw EmitterError("the agent closed the connection") }
         do {
             return try receiveBuffer.withUnsafeBytes { raw in
-                try decoder.decode(UnsafeRawBufferPointer(rebasing: raw[0..<n]))
+                try decoder.decodeFrames(in: UnsafeRawBufferPointer(rebasing: raw[0..<n]))
             }
         } catch {
             throw EmitterError("undecodable frame from the agent: \(error)")

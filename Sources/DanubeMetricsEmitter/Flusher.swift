@@ -85,7 +85,7 @@ final class Flusher {
     func awaitAcknowledgements(millis: Int32) {
         guard let connection, !unacknowledged.isEmpty else { return }
         do throws(EmitterError) {
-            if let frame = try connection.receive(timeoutMillis: millis) { handle(frame) }
+            for frame in try connection.receive(timeoutMillis: millis) { handle(frame) }
         } catch {
             disconnect(error.message)
         }
@@ -165,8 +165,9 @@ final class Flusher {
     private func receiveFrames() -> Bool {
         while let connection {
             do throws(EmitterError) {
-                guard let frame = try connection.receive() else { return true }
-                handle(frame)
+                let frames = try connection.receive()
+                if frames.isEmpty { return true }
+                frames.forEach(handle)
             } catch {
                 disconnect(error.message)
             }

@@ -17,21 +17,56 @@ public struct FrameDecoder: Sendable {
         }
     }
 
+    public func decodeFrames(in bytes: [UInt8]) throws(WireError) -> [Frame] {
+        do {
+            return try bytes.withUnsafeBytes { raw in try decodeFrames(in: raw) }
+        } catch let error as WireError {
+            throw error
+        } catch {
+            throw WireError(.other, "\(error)")
+        }
+    }
+
+    /// Decodes a record that must hold exactly one frame.
     public func decode(_ record: UnsafeRawBufferPointer) throws(WireError) -> Frame {
+        let frames = try decodeFrames(in: record)
+        guard frames.count == 1 else { throw WireError(.malformed, "record holds \(frames.count) frames, expected one") }
+        return frames[0]
+    }
+
+    /// Decodes every frame of one record. A record (one SOCK_SEQPACKET message) carries one or more whole
+    /// frames, back to back: a sender that writes several frames at once (a vector write) sends one record.
+    /// The record as a whole is held to `maxFrameBytes`.
+    public func decodeFrames(in record: UnsafeRawBufferPointer) throws(WireError) -> [Frame] {
         if record.count > limits.maxFrameBytes {
-            throw WireError(.oversized, "frame of \(record.count)+ bytes exceeds the limit of \(limits.maxFrameBytes)")
+            throw WireError(.oversized, "record of \(record.count)+ bytes exceeds the limit of \(limits.maxFrameBytes)")
         }
-        var reader = ByteReader(record)
-        if record.count < WireFormat.headerSize {
-            throw WireError(.truncated, "frame of \(record.count) bytes is shorter than the \(WireFormat.headerSize)-byte header")
-        }
-        let length = Int(try reader.u32("frame length"))
-        if length != record.count - 4 {
-            if length > record.count - 4 {
-                throw WireError(.truncated, "frame says \(length) bytes follow its length but \(record.count - 4) arrived")
+        if record.isEmpty { throw WireError(.truncated, "empty record") }
+        var frames: [Frame] = []
+        var offset = 0
+        while offset < record.count {
+            let remaining = record.count - offset
+            if remaining < WireFormat.headerSize {
+                throw WireError(.truncated, "\(remaining) bytes are shorter than the \(WireFormat.headerSize)-byte frame header")
             }
-            throw WireError(.malformed, "frame says \(length) bytes follow its length but \(record.count - 4) arrived")
+            var lengthReader = ByteReader(record, offset: offset)
+            let length = Int(try lengthReader.u32("frame length"))
+            if length > limits.maxFrameBytes {
+                throw WireError(.malformed, "frame declares \(length) bytes, more than the limit of \(limits.maxFrameBytes): not a Danube metrics frame")
+            }
+            if length < 2 { throw WireError(.malformed, "frame declares \(length) bytes, less than its type and flags") }
+            if length > remaining - 4 {
+                throw WireError(.truncated, "frame declares \(length) bytes after its length but \(remaining - 4) arrived")
+            }
+            let end = offset + 4 + length
+            frames.append(try decodeFrame(UnsafeRawBufferPointer(rebasing: record[offset..<end])))
+            offset = end
         }
+        return frames
+    }
+
+    private func decodeFrame(_ bytes: UnsafeRawBufferPointer) throws(WireError) -> Frame {
+        var reader = ByteReader(bytes, offset: 4)
         let typeByte = try reader.u8("frame type")
         guard let type = FrameType(rawValue: typeByte) else {
             throw WireError(.malformed, "unknown frame type 0x\(String(typeByte, radix: 16))")

@@ -31,13 +31,20 @@ import Testing
         #expect(code(bytes) == .truncated) // length says one more byte than arrived
         bytes = FrameEncoder.encode(.ack(300))
         bytes.append(0)
-        #expect(code(bytes) == .malformed) // a byte more than the length says
+        #expect(code(bytes) == .truncated) // a byte more than the length says: the start of a cut-off next frame
     }
 
     @Test func oversizedFrame() {
         var limits = WireLimits()
         limits.maxFrameBytes = 64
         #expect(code(frame(FrameType.deltas.rawValue, [1] + [UInt8](repeating: 0, count: 100)), limits: limits) == .oversized)
+    }
+
+    @Test func recordsCarrySeveralFrames() throws {
+        let record = FrameEncoder.encode(.ack(1)) + FrameEncoder.encode(.seriesRefused(SeriesRefusal(seriesID: 2, code: .invalidName, message: "x")))
+        #expect(try decoder.decodeFrames(in: record).count == 2)
+        #expect(code(record) == .malformed) // where exactly one frame is expected
+        #expect(code(Array("GET / HTTP/1.1\r\n\r\n".utf8)) == .malformed)
     }
 
     @Test func unknownTypeFlagsAndOps() {

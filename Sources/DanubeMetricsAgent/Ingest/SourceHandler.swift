@@ -58,8 +58,8 @@ final class SourceHandler: ChannelInboundHandler {
         let buffer = unwrapInboundIn(data)
         stats.bytesReceived.add(UInt64(buffer.readableBytes), ordering: .relaxed)
         do throws(WireError) {
-            let frame = try buffer.withUnsafeReadableBytes { raw throws(WireError) in try decoder.decode(raw) }
-            try handle(frame, context: context)
+            let frames = try buffer.withUnsafeReadableBytes { raw throws(WireError) in try decoder.decodeFrames(in: raw) }
+            for frame in frames { try handle(frame, context: context) }
         } catch {
             fail(error, context: context)
         }

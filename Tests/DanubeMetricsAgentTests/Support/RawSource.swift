@@ -24,12 +24,17 @@ final class RawSource {
 
     func send(_ frame: Frame) { send(FrameEncoder.encode(frame)) }
 
+    private var pending: [Frame] = []
+
     /// The next frame, or nil when the agent closed the connection (or nothing came within 5 s).
     func receive() -> Frame? {
-        var buffer = [UInt8](repeating: 0, count: 70_000)
-        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else { return nil }
-        return try? FrameDecoder().decode(Array(buffer[0..<n]))
+        if pending.isEmpty {
+            var buffer = [UInt8](repeating: 0, count: 1 << 18)
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { return nil }
+            pending = (try? FrameDecoder().decodeFrames(in: Array(buffer[0..<n]))) ?? []
+        }
+        return pending.isEmpty ? nil : pending.removeFirst()
     }
 
     /// True when the agent has closed the connection (after any frames it sent first).
