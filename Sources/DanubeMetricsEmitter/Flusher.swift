@@ -16,6 +16,7 @@ final class Flusher {
         var sentSum: Double = 0
         var acknowledgedSum: Double = 0
         var sentGaugeBits: UInt64?
+        var acknowledgedGaugeBits: UInt64?
         var refused = false
 
         init(cells: Int) {
@@ -29,7 +30,8 @@ final class Flusher {
         var index: Int
         var cells: [UInt64]
         var sum: Double
-        var gaugeBits: UInt64
+        /// The gauge value sent, for gauges; nil for counters and histograms.
+        var gaugeBits: UInt64?
     }
 
     private let registry: SeriesRegistry
@@ -136,6 +138,7 @@ final class Flusher {
             states[i].sent = states[i].acknowledged
             states[i].sentSum = states[i].acknowledgedSum
             states[i].sentGaugeBits = nil
+            states[i].acknowledgedGaugeBits = nil
             states[i].refused = false
         }
         refusalsLogged.removeAll()
@@ -201,8 +204,12 @@ final class Flusher {
         guard sequence > 0 else { return }
         while let first = unacknowledged.first, first.sequence <= sequence {
             for update in first.updates {
-                states[update.index].acknowledged = update.cells
-                states[update.index].acknowledgedSum = update.sum
+                if let bits = update.gaugeBits {
+                    states[update.index].acknowledgedGaugeBits = bits
+                } else {
+                    states[update.index].acknowledged = update.cells
+                    states[update.index].acknowledgedSum = update.sum
+                }
             }
             unacknowledged.removeFirst()
             stats.framesAcknowledged += 1
@@ -260,7 +267,7 @@ final class Flusher {
             let current = read(series)
             let delta = current[0] &- states[index].sent[0]
             guard delta != 0 else { return nil }
-            let update = SeriesUpdate(index: index, cells: current, sum: 0, gaugeBits: 0)
+            let update = SeriesUpdate(index: index, cells: current, sum: 0, gaugeBits: nil)
             return (update, { FrameEncoder.encode(Delta(op: .counterAdd, seriesID: id, value: delta), buckets: EmptyCollection(), into: &$0) })
         case .histogram:
             let current = read(series)
@@ -272,7 +279,7 @@ final class Flusher {
             guard !changed.isEmpty else { return nil }
             let sum = dm_cells_sum_f64(series.firstCell + UInt32(buckets))
             let sumDelta = sum - states[index].sentSum
-            let update = SeriesUpdate(index: index, cells: current, sum: sum, gaugeBits: 0)
+            let update = SeriesUpdate(index: index, cells: current, sum: sum, gaugeBits: nil)
             return (update, { FrameEncoder.encode(Delta(op: .histogram, seriesID: id, sum: sumDelta), buckets: changed, into: &$0) })
         }
     }
@@ -293,11 +300,14 @@ final class Flusher {
         switch connection.send(frame) {
         case .sent:
             for update in updates {
-                states[update.index].sent = update.cells
-                states[update.index].sentSum = update.sum
-                states[update.index].sentGaugeBits = update.gaugeBits
+                if let bits = update.gaugeBits {
+                    states[update.index].sentGaugeBits = bits
+                } else {
+                    states[update.index].sent = update.cells
+                    states[update.index].sentSum = update.sum
+                }
             }
-            unacknowledged.append((nextSequence, updates.filter { !$0.cells.isEmpty }))
+            unacknowledged.append((nextSequence, updates))
             nextSequence += 1
             stats.framesSent += 1
             stats.bytesSent += UInt64(frame.count)
@@ -319,7 +329,7 @@ final class Flusher {
             let entry = series[series.startIndex + index]
             switch entry.definition.kind {
             case .gauge:
-                if states[index].sentGaugeBits != dm_shared_load(entry.gaugeWord!) || index >= definedCount { undelivered += 1 }
+                if states[index].acknowledgedGaugeBits != dm_shared_load(entry.gaugeWord!) { undelivered += 1 }
             case .counter, .histogram:
                 if read(entry) != states[index].acknowledged { undelivered += 1 }
             }

@@ -35,7 +35,7 @@ struct AgentCommand: AsyncParsableCommand {
         "How long a disconnected source's gauges stay on /metrics (e.g. 15s, 500ms).", valueName: "duration"))
     var gaugeGrace = DurationArgument(argument: "15s")!
 
-    @Option(name: .customLong("max-series-per-source"), help: "Most series one emitter connection may define.")
+    @Option(name: .customLong("max-series-per-source"), help: ArgumentHelp("Most series one emitter connection may define.", valueName: "n"))
     var maxSeriesPerSource = WireLimits.default.maxSeriesPerConnection
 
     @Option(name: .customLong("log-level"), help: ArgumentHelp(

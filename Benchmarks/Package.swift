@@ -1,0 +1,33 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Benchmarks live in their own package so that `./dev test` and CI do not build ordo-one/benchmark.
+// Run: cd Benchmarks && swift package --disable-sandbox benchmark  (see docs/BENCHMARKS.md)
+let package = Package(
+    name: "danube-metrics-benchmarks",
+    dependencies: [
+        .package(name: "danube-metrics-agent", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "HotPathBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "DanubeMetricsEmitter", package: "danube-metrics-agent"),
+            ],
+            path: "Benchmarks/HotPath",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
+            name: "AgentBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "DanubeMetricsAgent", package: "danube-metrics-agent"),
+                .product(name: "DanubeMetricsWire", package: "danube-metrics-agent"),
+            ],
+            path: "Benchmarks/Agent",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)
