@@ -20,6 +20,19 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .executableTarget(
+            name: "HotPathTiming",
+            dependencies: [.product(name: "DanubeMetricsEmitter", package: "danube-metrics-agent")],
+            path: "Benchmarks/HotPathTiming"
+        ),
+        .executableTarget(
+            name: "IngestThroughput",
+            dependencies: [
+                .product(name: "DanubeMetricsAgent", package: "danube-metrics-agent"),
+                .product(name: "DanubeMetricsWire", package: "danube-metrics-agent"),
+            ],
+            path: "Benchmarks/IngestThroughput"
+        ),
+        .executableTarget(
             name: "AgentBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),

@@ -2,6 +2,7 @@ import ArgumentParser
 import DanubeMetricsEmitter
 import DanubeMetricsWire
 import Foundation
+import Synchronization
 
 @main
 struct LoadgenCommand: ParsableCommand {
@@ -64,15 +65,9 @@ struct LoadgenCommand: ParsableCommand {
         let broker = emitter("broker")
         let wal = emitter("wal")
         let simulation = try SimulatedBroker(broker: broker, wal: wal, namespaces: namespaces, topics: topics, partitions: partitions)
-        let stop = StopFlag()
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { stop.set() }
-            source.resume()
-            return source
-        }
+        let stop = StopFlag.shared
+        signal(SIGINT) { _ in StopFlag.shared.set() }
+        signal(SIGTERM) { _ in StopFlag.shared.set() }
         FileHandle.standardError.write(Data("loadgen: \(threads) threads, \(simulation.partitions.count) partitions, socket \(broker.configuration.socketPath)\n".utf8))
 
         let tallies = TallyBox(partitions: simulation.partitions.count)
@@ -87,7 +82,6 @@ struct LoadgenCommand: ParsableCommand {
         }
         _ = workers
         tallies.waitFor(threads)
-        _ = signals
         let brokerStats = broker.shutdown(timeout: .seconds(5))
         let walStats = wal.shutdown(timeout: .seconds(5))
         if report {
@@ -96,10 +90,10 @@ struct LoadgenCommand: ParsableCommand {
     }
 }
 
-/// Set from a signal handler, read by the workers.
-final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stopped = false
-    func set() { lock.withLock { stopped = true } }
-    var isSet: Bool { lock.withLock { stopped } }
+/// Set from the SIGINT/SIGTERM handler (an atomic store is async-signal-safe), read by the workers.
+final class StopFlag: Sendable {
+    static let shared = StopFlag()
+    private let stopped = Atomic<Bool>(false)
+    func set() { stopped.store(true, ordering: .relaxed) }
+    var isSet: Bool { stopped.load(ordering: .relaxed) }
 }

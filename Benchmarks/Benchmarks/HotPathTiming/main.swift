@@ -1,0 +1,50 @@
+import DanubeMetricsEmitter
+import Foundation
+
+// Prints ns per update with three significant digits (the ordo-one tables round per-update times to whole ns).
+// Usage: swift run -c release HotPathTiming [updates-per-thread]
+let updates = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1])! : 200_000_000
+var configuration = EmitterConfiguration(socketPath: "/nonexistent/probe.sock", sourceName: "probe")
+configuration.flushInterval = .seconds(3600)
+let emitter = Emitter(configuration: configuration)
+let counter = try emitter.counter("probe_total")
+let histogram = try emitter.histogram("probe_latency_ms", buckets: Buckets.latencyMilliseconds)
+
+func measure(_ name: String, threads: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let start = DispatchSemaphore(value: 0)
+    let group = DispatchGroup()
+    for _ in 0..<threads {
+        group.enter()
+        Thread {
+            body(1_000) // warm up: slab and chunk exist
+            start.wait()
+            body(updates)
+            group.leave()
+        }.start()
+    }
+    Thread.sleep(forTimeInterval: 0.1)
+    let began = ContinuousClock.now
+    for _ in 0..<threads { start.signal() }
+    group.wait()
+    let elapsed = ContinuousClock.now - began
+    let nanos = Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
+    print(String(format: "%-32@ %6.2f ns per update per thread, %7.1f M updates/s in all", name as NSString,
+                 nanos / Double(updates), Double(updates * threads) / nanos * 1e3))
+}
+
+measure("Counter.increment, 1 thread", threads: 1) { n in for _ in 0..<n { counter.increment() } }
+measure("Counter.increment, 2 threads", threads: 2) { n in for _ in 0..<n { counter.increment() } }
+measure("Histogram.observe, 1 thread", threads: 1) { n in
+    var value = 0.0
+    for _ in 0..<n {
+        histogram.observe(value)
+        value = value < 5_000 ? value + 0.37 : 0
+    }
+}
+measure("Histogram.observe, 2 threads", threads: 2) { n in
+    var value = 0.0
+    for _ in 0..<n {
+        histogram.observe(value)
+        value = value < 5_000 ? value + 0.37 : 0
+    }
+}
