@@ -22,7 +22,7 @@ let package = Package(
         .executableTarget(
             name: "HotPathTiming",
             dependencies: [.product(name: "DanubeMetricsEmitter", package: "danube-metrics-agent")],
-            path: "Benchmarks/HotPathTiming"
+            path: "Tools/HotPathTiming"
         ),
         .executableTarget(
             name: "IngestThroughput",
@@ -30,7 +30,7 @@ let package = Package(
                 .product(name: "DanubeMetricsAgent", package: "danube-metrics-agent"),
                 .product(name: "DanubeMetricsWire", package: "danube-metrics-agent"),
             ],
-            path: "Benchmarks/IngestThroughput"
+            path: "Tools/IngestThroughput"
         ),
         .executableTarget(
             name: "AgentBenchmarks",

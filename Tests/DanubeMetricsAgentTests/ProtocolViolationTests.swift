@@ -60,6 +60,7 @@ import Testing
             frame.removeLast()
             source.send(frame)
             expectRefusal(source, .truncated)
+            #expect(agent.logs.contains("closing emitter connection", "truncated", "source=raw-source"))
         }
     }
 
@@ -86,6 +87,7 @@ import Testing
             #expect(try eventually { try agent.samples()["raw_total"] == 7 })
             source.send(.deltas(DeltaBatch(sequence: 4, deltas: [Delta(op: .counterAdd, seriesID: 0, value: 1000)])))
             expectRefusal(source, .outOfOrder)
+            #expect(agent.logs.contains("closing emitter connection", "out_of_order", "sequence 4 arrived where 3 was expected"))
             // What was applied before the bad frame stays; the bad frame changed nothing.
             #expect(try agent.samples()["raw_total"] == 7)
         }

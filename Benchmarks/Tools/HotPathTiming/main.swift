@@ -3,7 +3,7 @@ import Foundation
 
 // Prints ns per update with three significant digits (the ordo-one tables round per-update times to whole ns).
 // Usage: swift run -c release HotPathTiming [updates-per-thread]
-let updates = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1])! : 200_000_000
+let updates = CommandLine.arguments.dropFirst().first.flatMap { Int($0) } ?? 200_000_000
 var configuration = EmitterConfiguration(socketPath: "/nonexistent/probe.sock", sourceName: "probe")
 configuration.flushInterval = .seconds(3600)
 let emitter = Emitter(configuration: configuration)

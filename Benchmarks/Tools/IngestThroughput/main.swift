@@ -5,7 +5,7 @@ import Logging
 // Deltas per second the agent applies from 2 sources over real SEQPACKET connections (a loadgen-like mix:
 // 70% counter adds, 20% histogram deltas, 10% gauge sets over 2,000 series, 1,000 deltas per frame).
 // Usage: swift run -c release IngestThroughput [rounds]   (each round: 2 x 200 frames = 400,000 deltas)
-let rounds = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1])! : 25
+let rounds = CommandLine.arguments.dropFirst().first.flatMap { Int($0) } ?? 25
 let framesPerRound = 200
 let socketPath = "/tmp/dma-ingest-bench-\(getpid()).sock"
 var configuration = AgentConfiguration(ingestSocketPath: socketPath)
