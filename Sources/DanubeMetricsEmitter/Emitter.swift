@@ -9,7 +9,7 @@ public struct EmitterConfiguration: Sendable {
     public var socketPath: String
     /// Shown in the agent's logs ("danube-broker", "danube-wal").
     public var sourceName: String
-    /// How often the background flusher sends deltas.
+    /// How often the background flusher sends deltas. Defaults to `DANUBE_METRICS_FLUSH_INTERVAL_MS`, else 200 ms.
     public var flushInterval: Duration = .milliseconds(200)
     /// Reconnect delay: starts at the lower bound, doubles per failure, stops at the upper bound.
     public var reconnectBackoff: ClosedRange<Duration> = .milliseconds(100)...(.seconds(5))
@@ -25,7 +25,14 @@ public struct EmitterConfiguration: Sendable {
     ) {
         self.socketPath = socketPath
         self.sourceName = sourceName
+        if let text = ProcessInfo.processInfo.environment[Self.flushIntervalEnvironmentVariable],
+           let millis = Int(text), millis > 0 {
+            flushInterval = .milliseconds(millis)
+        }
     }
+
+    /// Environment variable that sets the default flush interval, in milliseconds.
+    public static let flushIntervalEnvironmentVariable = "DANUBE_METRICS_FLUSH_INTERVAL_MS"
 }
 
 /// The API a process records metrics with. Resolve handles once (`counter`, `gauge`, `histogram`), keep them,
