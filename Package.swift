@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "DanubeMetricsWire", targets: ["DanubeMetricsWire"]),
         .library(name: "DanubeMetricsEmitter", targets: ["DanubeMetricsEmitter"]),
         .library(name: "DanubeMetricsAgent", targets: ["DanubeMetricsAgent"]),
+        .library(name: "DanubeMetricsSystemd", targets: ["DanubeMetricsSystemd"]),
         .executable(name: "danube-metrics-agent", targets: ["danube-metrics-agent"]),
         .executable(name: "danube-metrics-loadgen", targets: ["danube-metrics-loadgen"]),
     ],
@@ -25,6 +26,11 @@ let package = Package(
     targets: [
         .target(name: "DanubeMetricsWire"),
         .target(name: "CDanubeCells"),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(
+            name: "DanubeMetricsSystemd",
+            dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "DanubeMetricsEmitter",
             dependencies: ["DanubeMetricsWire", "CDanubeCells", .product(name: "Logging", package: "swift-log")]
@@ -46,6 +52,7 @@ let package = Package(
             name: "danube-metrics-agent",
             dependencies: [
                 "DanubeMetricsAgent",
+                "DanubeMetricsSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -60,6 +67,10 @@ let package = Package(
         ),
         .testTarget(name: "DanubeMetricsWireTests", dependencies: ["DanubeMetricsWire"]),
         .testTarget(name: "DanubeMetricsEmitterTests", dependencies: ["DanubeMetricsEmitter"]),
+        .testTarget(
+            name: "DanubeMetricsSystemdTests",
+            dependencies: ["DanubeMetricsSystemd", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(
             name: "DanubeMetricsAgentTests",
             dependencies: [

@@ -24,6 +24,12 @@ public struct AgentConfiguration: Sendable {
     public var gaugeGrace: Duration = .seconds(15)
     public var limits = WireLimits.default
     public var eventLoopThreads = 2
+    /// An ingest listener passed by systemd: used as it is, never bound, chmod-ed or unlinked by the agent.
+    public var activatedIngestSocket: Int32?
+    /// HTTP listeners passed by systemd; when present, `httpListen` is not bound.
+    public var activatedHTTPSockets: [Int32] = []
+    /// How often STATUS= is refreshed for a supervisor.
+    public var statusInterval: Duration = .seconds(5)
 
     public init(ingestSocketPath: String) {
         self.ingestSocketPath = ingestSocketPath
@@ -43,17 +49,19 @@ public final class Agent: Service, Sendable {
     private let threadPool: NIOThreadPool
     private let state = NIOLockedValueBox(RunState())
     private let nextConnectionID = NIOLockedValueBox<ConnectionID>(0)
+    private let supervisor: AgentSupervisor?
 
     private struct RunState {
         var ingest: Channel?
         var http: [Channel] = []
-        var sweeper: RepeatedTask?
+        var tasks: [RepeatedTask] = []
         var stopped = false
     }
 
-    public init(configuration: AgentConfiguration, logger: Logger) {
+    public init(configuration: AgentConfiguration, logger: Logger, supervisor: AgentSupervisor? = nil) {
         self.configuration = configuration
         self.logger = logger
+        self.supervisor = supervisor
         store = AggregationStore(gaugeGrace: configuration.gaugeGrace)
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
@@ -72,10 +80,15 @@ public final class Agent: Service, Sendable {
     public func start() async throws {
         threadPool.start()
         do {
-            let ingestFD = try IngestSocket.bind(path: configuration.ingestSocketPath, mode: configuration.ingestSocketMode)
+            let ingestFD = try configuration.activatedIngestSocket
+                ?? IngestSocket.bind(path: configuration.ingestSocketPath, mode: configuration.ingestSocketMode)
             let ingest = try await ingestBootstrap().withBoundSocket(ingestFD).get()
             state.withLockedValue { $0.ingest = ingest }
-            for address in configuration.httpListen {
+            for fd in configuration.activatedHTTPSockets {
+                let channel = try await httpBootstrap().withBoundSocket(fd).get()
+                state.withLockedValue { $0.http.append(channel) }
+            }
+            for address in configuration.activatedHTTPSockets.isEmpty ? configuration.httpListen : [] {
                 let channel: Channel
                 do {
                     channel = try await httpBootstrap().bind(host: address.host, port: address.port).get()
@@ -88,28 +101,60 @@ public final class Agent: Service, Sendable {
             await stop()
             throw error
         }
-        let sweepEvery = TimeAmount.nanoseconds(max(Int64(250_000_000), configuration.gaugeGrace.nanoseconds / 4))
-        let sweeper = group.next().scheduleRepeatedTask(initialDelay: sweepEvery, delay: sweepEvery) { [store] _ in
-            store.expireGauges()
-        }
-        state.withLockedValue { $0.sweeper = sweeper }
+        scheduleHousekeeping()
         logger.info("agent ready", metadata: [
-            "ingest_socket": "\(configuration.ingestSocketPath)",
+            "ingest_socket": "\(configuration.activatedIngestSocket.map { "fd \($0) (socket activation)" } ?? configuration.ingestSocketPath)",
             "http": "\(httpAddresses.map { "\($0)" }.joined(separator: ", "))",
         ])
+        supervisor?.ready(status: statusLine())
+    }
+
+    /// Gauge expiry, STATUS= refreshes and the watchdog, all as repeated tasks on the event loops.
+    private func scheduleHousekeeping() {
+        var tasks: [RepeatedTask] = []
+        let sweepEvery = TimeAmount.nanoseconds(max(Int64(250_000_000), configuration.gaugeGrace.nanoseconds / 4))
+        tasks.append(group.next().scheduleRepeatedTask(initialDelay: sweepEvery, delay: sweepEvery) { [store] _ in
+            store.expireGauges()
+        })
+        if let supervisor {
+            let every = TimeAmount.nanoseconds(configuration.statusInterval.nanoseconds)
+            let lastApplied = NIOLockedValueBox((stats.applied, ContinuousClock.now))
+            tasks.append(group.next().scheduleRepeatedTask(initialDelay: every, delay: every) { [self] _ in
+                let now = ContinuousClock.now
+                let applied = stats.applied
+                let rate = lastApplied.withLockedValue { last -> Double in
+                    defer { last = (applied, now) }
+                    return Double(applied &- last.0) / max(0.001, (now - last.1).seconds)
+                }
+                supervisor.status(statusLine(deltasPerSecond: rate))
+            })
+            if let timeout = supervisor.watchdogTimeout {
+                tasks += Watchdog(group: group, store: store, timeout: timeout, supervisor: supervisor).schedule()
+            }
+        }
+        state.withLockedValue { $0.tasks = tasks }
+    }
+
+    /// A short summary for STATUS=.
+    public func statusLine(deltasPerSecond: Double? = nil) -> String {
+        var line = "\(stats.sources) sources, \(store.seriesCount) series"
+        if let deltasPerSecond { line += ", \(Int(deltasPerSecond.rounded())) deltas/s" }
+        return line
     }
 
     /// Stops accepting, closes every connection, removes the ingest socket file and releases the threads.
     public func stop() async {
-        let (ingest, http, sweeper, alreadyStopped) = state.withLockedValue { state in
+        let (ingest, http, tasks, alreadyStopped) = state.withLockedValue { state in
             defer { state.stopped = true }
-            return (state.ingest, state.http, state.sweeper, state.stopped)
+            return (state.ingest, state.http, state.tasks, state.stopped)
         }
         guard !alreadyStopped else { return }
-        sweeper?.cancel()
+        supervisor?.stopping(status: "stopping: closing \(stats.sources) sources")
+        for task in tasks { task.cancel() }
         if let ingest {
             try? await ingest.close()
-            unlink(configuration.ingestSocketPath)
+            // An activated socket belongs to systemd, which keeps queueing connections while the agent is down.
+            if configuration.activatedIngestSocket == nil { unlink(configuration.ingestSocketPath) }
         }
         for channel in http { try? await channel.close() }
         try? await group.shutdownGracefully()

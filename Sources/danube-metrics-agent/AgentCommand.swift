@@ -1,5 +1,6 @@
 import ArgumentParser
 import DanubeMetricsAgent
+import DanubeMetricsSystemd
 import DanubeMetricsWire
 import Foundation
 import Logging
@@ -42,6 +43,15 @@ struct AgentCommand: AsyncParsableCommand {
         "trace, debug, info, notice, warning, error or critical.", valueName: "level"))
     var logLevel = "info"
 
+    enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+        case auto, journal, text
+    }
+
+    @Option(name: .customLong("log-format"), help: ArgumentHelp(
+        "journal (structured entries to journald), text (lines on stderr), or auto: journal when stderr is connected to journald.",
+        valueName: "format"))
+    var logFormat = LogFormat.auto
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("unknown log level \"\(logLevel)\"; use trace, debug, info, notice, warning, error or critical")
@@ -57,19 +67,34 @@ struct AgentCommand: AsyncParsableCommand {
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel)!
+        let journal = logFormat == .journal || (logFormat == .auto && JournalLogHandler.stderrIsJournal)
         LoggingSystem.bootstrap { label in
+            if journal {
+                var handler = JournalLogHandler(label: label, identifier: "danube-metrics-agent")
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
         let logger = Logger(label: "danube-metrics-agent")
+        let activated: ActivatedSockets
+        do {
+            activated = try ActivatedSockets.fromEnvironment()
+        } catch {
+            logger.critical("cannot use the sockets systemd passed", metadata: ["error": "\(error)"])
+            throw ExitCode.failure
+        }
         var configuration = AgentConfiguration(
             ingestSocketPath: ingestSocket ?? DefaultPaths.ingestSocket(environment: ProcessInfo.processInfo.environment))
         configuration.ingestSocketMode = mode_t(ingestSocketMode, radix: 8)!
         configuration.httpListen = try listen.map(ListenAddress.init(parsing:))
         configuration.gaugeGrace = gaugeGrace.duration
         configuration.limits.maxSeriesPerConnection = maxSeriesPerSource
-        let agent = Agent(configuration: configuration, logger: logger)
+        configuration.activatedIngestSocket = activated.ingest
+        configuration.activatedHTTPSockets = activated.http
+        let agent = Agent(configuration: configuration, logger: logger, supervisor: SystemdSupervisor())
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
