@@ -30,6 +30,9 @@ public struct AgentConfiguration: Sendable {
     public var activatedHTTPSockets: [Int32] = []
     /// How often STATUS= is refreshed for a supervisor.
     public var statusInterval: Duration = .seconds(5)
+    /// Repeated warnings about one source: at most `warningBurst` per `warningWindow`, the rest counted.
+    public var warningBurst = 5
+    public var warningWindow: Duration = .seconds(60)
 
     public init(ingestSocketPath: String) {
         self.ingestSocketPath = ingestSocketPath
@@ -186,6 +189,7 @@ public final class Agent: Service, Sendable {
     private func ingestBootstrap() -> ServerBootstrap {
         let store = self.store, stats = self.stats, limits = configuration.limits, logger = self.logger
         let ids = nextConnectionID
+        let warnings = WarningLimiter(burst: configuration.warningBurst, window: configuration.warningWindow)
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             // One read returns one SEQPACKET record; a record longer than the buffer is silently truncated, so
@@ -198,7 +202,7 @@ public final class Agent: Service, Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        SourceHandler(id: id, store: store, stats: stats, limits: limits, logger: logger))
+                        SourceHandler(id: id, store: store, stats: stats, limits: limits, warnings: warnings, logger: logger))
                 }
             }
     }

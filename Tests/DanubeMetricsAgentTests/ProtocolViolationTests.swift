@@ -165,3 +165,34 @@ import Testing
         await agent.stop()
     }
 }
+
+@Suite struct WarningLimiterTests {
+    @Test func burstThenSuppressedThenReported() {
+        let limiter = WarningLimiter(burst: 2, window: .seconds(10))
+        let start = ContinuousClock.now
+        #expect(limiter.admit("a", now: start) == 0)
+        #expect(limiter.admit("a", now: start) == 0)
+        #expect(limiter.admit("a", now: start) == nil)
+        #expect(limiter.admit("a", now: start + .seconds(1)) == nil)
+        #expect(limiter.admit("b", now: start) == 0) // other sources are not affected
+        #expect(limiter.admit("a", now: start + .seconds(11)) == 2)
+        #expect(limiter.admit("a", now: start + .seconds(11)) == 0)
+    }
+
+    @Test func aSourceRefusedOverAndOverIsLoggedSparingly() async throws {
+        let agent = try await TestAgent { configuration in
+            configuration.warningBurst = 3
+            configuration.warningWindow = .milliseconds(300)
+        }
+        let source = try RawSource(path: agent.socketPath)
+        #expect(source.handshake(name: "noisy") != nil)
+        let bad = (0..<20).map { SeriesDefinition(id: UInt32($0), kind: .counter, name: "bad-name-\($0)", help: "", labels: []) }
+        source.send(.define(DefineBatch(sequence: 1, definitions: bad)))
+        #expect(try eventually { try agent.samples()["danube_agent_series_refused_total"] == 20 })
+        #expect(agent.logs.all.filter { $0.contains("series refused") }.count == 3)
+        try await Task.sleep(for: .milliseconds(350))
+        source.send(.define(DefineBatch(sequence: 2, definitions: [SeriesDefinition(id: 20, kind: .counter, name: "bad-name", help: "", labels: [])])))
+        #expect(try eventually { agent.logs.contains("series refused", "suppressed=17", "source=noisy") })
+        await agent.stop()
+    }
+}

@@ -16,7 +16,9 @@ final class SourceHandler: ChannelInboundHandler {
     private let stats: AgentStats
     private let limits: WireLimits
     private let decoder: FrameDecoder
+    private let warnings: WarningLimiter
     private var logger: Logger
+    private var sourceName = "unidentified"
 
     private var phase = Phase.awaitingHello
     private var expectedSequence: UInt64 = 0
@@ -27,11 +29,12 @@ final class SourceHandler: ChannelInboundHandler {
     private var definedCount = 0
     private var saidGoodbye = false
 
-    init(id: ConnectionID, store: AggregationStore, stats: AgentStats, limits: WireLimits, logger: Logger) {
+    init(id: ConnectionID, store: AggregationStore, stats: AgentStats, limits: WireLimits, warnings: WarningLimiter, logger: Logger) {
         self.id = id
         self.store = store
         self.stats = stats
         self.limits = limits
+        self.warnings = warnings
         decoder = FrameDecoder(limits: limits)
         self.logger = logger
         self.logger[metadataKey: "connection"] = "\(id)"
@@ -108,6 +111,7 @@ final class SourceHandler: ChannelInboundHandler {
     }
 
     private func accept(_ hello: Hello, context: ChannelHandlerContext) throws(WireError) {
+        sourceName = hello.sourceName
         logger[metadataKey: "source"] = "\(hello.sourceName)"
         logger[metadataKey: "source_pid"] = "\(hello.pid)"
         let supported = WireFormat.supportedVersions
@@ -161,7 +165,7 @@ final class SourceHandler: ChannelInboundHandler {
                 bindings[index] = binding
             case .failure(let error):
                 stats.seriesRefused.add(1, ordering: .relaxed)
-                logger.warning("series refused", metadata: [
+                warn("series refused", [
                     "metric": "\(definition.name)", "code": "\(error.code)", "reason": "\(error.message)",
                 ])
                 send(.seriesRefused(SeriesRefusal(seriesID: definition.id, code: error.code, message: error.message)), context: context)
@@ -197,6 +201,14 @@ final class SourceHandler: ChannelInboundHandler {
 
     // MARK: output
 
+    /// A warning about this source, rate-limited per source and message; reports how many were suppressed.
+    private func warn(_ message: Logger.Message, _ metadata: Logger.Metadata) {
+        guard let suppressed = warnings.admit("\(sourceName)\u{0}\(message)") else { return }
+        var metadata = metadata
+        if suppressed > 0 { metadata["suppressed"] = "\(suppressed)" }
+        logger.warning(message, metadata: metadata)
+    }
+
     private func send(_ frame: Frame, context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
         let bytes = FrameEncoder.encode(frame)
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
@@ -209,9 +221,7 @@ final class SourceHandler: ChannelInboundHandler {
     private func fail(_ error: WireError, context: ChannelHandlerContext) {
         phase = .closing
         stats.protocolError(error.code)
-        logger.warning("closing emitter connection: protocol violation", metadata: [
-            "code": "\(error.code)", "reason": "\(error.message)",
-        ])
+        warn("closing emitter connection: protocol violation", ["code": "\(error.code)", "reason": "\(error.message)"])
         let written = context.eventLoop.makePromise(of: Void.self)
         send(.refuse(Refusal(code: error.code, message: String(error.message.prefix(1024)))), context: context, promise: written)
         context.flush()
