@@ -21,26 +21,17 @@ public struct ByteReader {
         return base[offset]
     }
 
-    public mutating func u16(_ what: String = "u16") throws(WireError) -> UInt16 {
-        try need(2, what)
-        defer { offset += 2 }
-        return UInt16(base[offset]) | UInt16(base[offset + 1]) << 8
-    }
+    public mutating func u16(_ what: String = "u16") throws(WireError) -> UInt16 { try littleEndian(what) }
+    public mutating func u32(_ what: String = "u32") throws(WireError) -> UInt32 { try littleEndian(what) }
+    public mutating func u64(_ what: String = "u64") throws(WireError) -> UInt64 { try littleEndian(what) }
 
-    public mutating func u32(_ what: String = "u32") throws(WireError) -> UInt32 {
-        try need(4, what)
-        var v: UInt32 = 0
-        for i in 0..<4 { v |= UInt32(base[offset + i]) << UInt32(8 * i) }
-        offset += 4
-        return v
-    }
-
-    public mutating func u64(_ what: String = "u64") throws(WireError) -> UInt64 {
-        try need(8, what)
-        var v: UInt64 = 0
-        for i in 0..<8 { v |= UInt64(base[offset + i]) << UInt64(8 * i) }
-        offset += 8
-        return v
+    private mutating func littleEndian<T: FixedWidthInteger & UnsignedInteger>(_ what: String) throws(WireError) -> T {
+        let size = MemoryLayout<T>.size
+        try need(size, what)
+        var value: T = 0
+        for i in 0..<size { value |= T(base[offset + i]) << (8 * i) }
+        offset += size
+        return value
     }
 
     public mutating func uvarint(_ what: String = "varint") throws(WireError) -> UInt64 {
