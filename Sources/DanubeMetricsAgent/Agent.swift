@@ -30,6 +30,8 @@ public struct AgentConfiguration: Sendable {
     public var activatedHTTPSockets: [Int32] = []
     /// How often STATUS= is refreshed for a supervisor.
     public var statusInterval: Duration = .seconds(5)
+    /// Where counters, histograms and per-source sequences are kept across restarts (nil: not kept).
+    public var stateDirectory: String?
     /// Repeated warnings about one source: at most `warningBurst` per `warningWindow`, the rest counted.
     public var warningBurst = 5
     public var warningWindow: Duration = .seconds(60)
@@ -52,6 +54,8 @@ public final class Agent: Service, Sendable {
     private let threadPool: NIOThreadPool
     private let state = NIOLockedValueBox(RunState())
     private let nextConnectionID = NIOLockedValueBox<ConnectionID>(0)
+    /// Source instance id -> last frame sequence applied (reported in WELCOME, kept in the state file).
+    private let appliedSequences = NIOLockedValueBox<[UInt64: UInt64]>([:])
     private let supervisor: AgentSupervisor?
 
     private struct RunState {
@@ -82,6 +86,7 @@ public final class Agent: Service, Sendable {
     /// bound) when any of them fails.
     public func start() async throws {
         threadPool.start()
+        if let directory = configuration.stateDirectory { restoreState(from: directory) }
         do {
             let ingestFD = try configuration.activatedIngestSocket
                 ?? IngestSocket.bind(path: configuration.ingestSocketPath, mode: configuration.ingestSocketMode)
@@ -138,6 +143,34 @@ public final class Agent: Service, Sendable {
         state.withLockedValue { $0.tasks = tasks }
     }
 
+    private func restoreState(from directory: String) {
+        let file = StateFile(directory: directory)
+        let (result, sources) = file.read(into: store)
+        switch result {
+        case .none:
+            logger.info("no saved state", metadata: ["state_file": "\(file.path)"])
+        case .loaded(let snapshot):
+            appliedSequences.withLockedValue { $0 = sources }
+            logger.info("restored saved state", metadata: [
+                "state_file": "\(file.path)", "series": "\(snapshot.series.count)", "sources": "\(sources.count)",
+            ])
+        case .unusable(let reason, let movedTo):
+            logger.error("saved state is unusable; moved aside, starting empty", metadata: [
+                "state_file": "\(file.path)", "moved_to": "\(movedTo)", "reason": "\(reason)",
+            ])
+        }
+    }
+
+    private func saveState(to directory: String) {
+        let file = StateFile(directory: directory)
+        do {
+            try file.write(store.snapshot(sources: appliedSequences.withLockedValue { $0 }))
+            logger.info("state saved", metadata: ["state_file": "\(file.path)"])
+        } catch {
+            logger.error("cannot save state", metadata: ["state_file": "\(file.path)", "error": "\(error)"])
+        }
+    }
+
     /// A short summary for STATUS=.
     public func statusLine(deltasPerSecond: Double? = nil) -> String {
         var line = "\(stats.sources) sources, \(store.seriesCount) series"
@@ -162,6 +195,7 @@ public final class Agent: Service, Sendable {
         for channel in http { try? await channel.close() }
         try? await group.shutdownGracefully()
         try? await threadPool.shutdownGracefully()
+        if let directory = configuration.stateDirectory { saveState(to: directory) }
         logger.info("agent stopped")
     }
 
@@ -190,6 +224,7 @@ public final class Agent: Service, Sendable {
         let store = self.store, stats = self.stats, limits = configuration.limits, logger = self.logger
         let ids = nextConnectionID
         let warnings = WarningLimiter(burst: configuration.warningBurst, window: configuration.warningWindow)
+        let sequences = appliedSequences
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             // One read returns one SEQPACKET record; a record longer than the buffer is silently truncated, so
@@ -202,7 +237,8 @@ public final class Agent: Service, Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        SourceHandler(id: id, store: store, stats: stats, limits: limits, warnings: warnings, logger: logger))
+                        SourceHandler(id: id, store: store, stats: stats, limits: limits, warnings: warnings,
+                                      sequences: sequences, logger: logger))
                 }
             }
     }

@@ -36,6 +36,11 @@ struct AgentCommand: AsyncParsableCommand {
         "How long a disconnected source's gauges stay on /metrics (e.g. 15s, 500ms).", valueName: "duration"))
     var gaugeGrace = DurationArgument(argument: "15s")!
 
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp(
+        "Directory where counters, histograms and per-source sequences are saved on stop and restored on start (default: $STATE_DIRECTORY, which systemd's StateDirectory= sets; otherwise nothing is kept).",
+        valueName: "path"))
+    var stateDirectory: String?
+
     @Option(name: .customLong("max-series-per-source"), help: ArgumentHelp("Most series one emitter connection may define.", valueName: "n"))
     var maxSeriesPerSource = WireLimits.default.maxSeriesPerConnection
 
@@ -92,6 +97,8 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.httpListen = try listen.map(ListenAddress.init(parsing:))
         configuration.gaugeGrace = gaugeGrace.duration
         configuration.limits.maxSeriesPerConnection = maxSeriesPerSource
+        configuration.stateDirectory = stateDirectory
+            ?? ProcessInfo.processInfo.environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
         configuration.activatedIngestSocket = activated.ingest
         configuration.activatedHTTPSockets = activated.http
         let agent = Agent(configuration: configuration, logger: logger, supervisor: SystemdSupervisor())

@@ -230,3 +230,68 @@ enum Executables {
     static var loadgen: URL { directory.appendingPathComponent("danube-metrics-loadgen") }
     static var agent: URL { directory.appendingPathComponent("danube-metrics-agent") }
 }
+
+/// A restart with a state directory: what the agent applied is kept, what it had not is re-sent, nothing twice.
+@Suite struct RestartTests {
+    @Test func restartWhileEmittersPushLosesAndDuplicatesNothing() async throws {
+        let stateDirectory = "/tmp/dma-state-\(getpid())-\(UUID().uuidString.prefix(6))"
+        mkdir(stateDirectory, 0o755)
+        let socketPath = TestAgent.temporarySocketPath()
+        var agent = try await TestAgent(socketPath: socketPath) { $0.stateDirectory = stateDirectory }
+        let emitter = agent.emitter()
+        let counter = try emitter.counter("test_restart_exact_total")
+        let histogram = try emitter.histogram("test_restart_exact_ms", buckets: [1, 10])
+        let stop = DispatchSemaphore(value: 0)
+        let recorded = ManagedCount()
+        let worker = Thread {
+            while stop.wait(timeout: .now()) == .timedOut {
+                for _ in 0..<100 {
+                    counter.increment()
+                    histogram.observe(5)
+                }
+                recorded.add(100)
+                Thread.sleep(forTimeInterval: 0.001)
+            }
+        }
+        worker.start()
+        for _ in 0..<3 {
+            try await Task.sleep(for: .milliseconds(150))
+            await agent.stop()
+            try await Task.sleep(for: .milliseconds(100))
+            agent = try await TestAgent(socketPath: socketPath) { $0.stateDirectory = stateDirectory }
+        }
+        try await Task.sleep(for: .milliseconds(150))
+        stop.signal()
+        while recorded.isRunning(worker) { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(emitter.waitUntilDelivered())
+        let samples = try agent.samples()
+        #expect(recorded.value > 0)
+        #expect(samples["test_restart_exact_total"] == Double(recorded.value))
+        #expect(samples["test_restart_exact_ms_count"] == Double(recorded.value))
+        #expect(samples["test_restart_exact_ms_sum"] == Double(recorded.value) * 5)
+        #expect(agent.logs.contains("restored saved state"))
+        emitter.shutdown()
+        await agent.stop()
+    }
+
+    @Test func anUnusableStateFileIsMovedAsideAndTheAgentStarts() async throws {
+        let stateDirectory = "/tmp/dma-state-\(getpid())-\(UUID().uuidString.prefix(6))"
+        mkdir(stateDirectory, 0o755)
+        FileManager.default.createFile(atPath: "\(stateDirectory)/state.json", contents: Data("{not json".utf8))
+        let agent = try await TestAgent { $0.stateDirectory = stateDirectory }
+        #expect(agent.logs.contains("saved state is unusable"))
+        #expect(!FileManager.default.fileExists(atPath: "\(stateDirectory)/state.json"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: stateDirectory).contains { $0.hasPrefix("state.json.unusable-") })
+        #expect(try agent.scrape().status == 200)
+        await agent.stop()
+    }
+}
+
+/// A counter the worker thread bumps and the test reads.
+final class ManagedCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add(_ n: Int) { lock.withLock { count += n } }
+    var value: Int { lock.withLock { count } }
+    func isRunning(_ thread: Thread) -> Bool { thread.isExecuting }
+}

@@ -1,5 +1,6 @@
 import DanubeMetricsWire
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// One emitter connection: HELLO, then DEFINE and DELTAS frames in sequence order. Every frame is decoded and
@@ -17,6 +18,8 @@ final class SourceHandler: ChannelInboundHandler {
     private let limits: WireLimits
     private let decoder: FrameDecoder
     private let warnings: WarningLimiter
+    private let sequences: NIOLockedValueBox<[UInt64: UInt64]>
+    private var instanceID: UInt64 = 0
     private var logger: Logger
     private var sourceName = "unidentified"
 
@@ -29,7 +32,9 @@ final class SourceHandler: ChannelInboundHandler {
     private var definedCount = 0
     private var saidGoodbye = false
 
-    init(id: ConnectionID, store: AggregationStore, stats: AgentStats, limits: WireLimits, warnings: WarningLimiter, logger: Logger) {
+    init(id: ConnectionID, store: AggregationStore, stats: AgentStats, limits: WireLimits, warnings: WarningLimiter,
+         sequences: NIOLockedValueBox<[UInt64: UInt64]>, logger: Logger) {
+        self.sequences = sequences
         self.id = id
         self.store = store
         self.stats = stats
@@ -94,12 +99,12 @@ final class SourceHandler: ChannelInboundHandler {
             stats.defineFrames.add(1, ordering: .relaxed)
             try checkSequence(batch.sequence)
             try define(batch, context: context)
-            lastApplied = batch.sequence
+            applied(batch.sequence)
         case (.active, .deltas(let batch)):
             stats.deltaFrames.add(1, ordering: .relaxed)
             try checkSequence(batch.sequence)
             try apply(batch)
-            lastApplied = batch.sequence
+            applied(batch.sequence)
         case (.active, .goodbye):
             stats.controlFrames.add(1, ordering: .relaxed)
             saidGoodbye = true
@@ -119,13 +124,25 @@ final class SourceHandler: ChannelInboundHandler {
             throw WireError(.unsupportedVersion, "emitter speaks protocol \(hello.minVersion)...\(hello.maxVersion), this agent speaks \(supported.lowerBound)...\(supported.upperBound)")
         }
         guard hello.firstSequence >= 1 else { throw WireError(.malformed, "first sequence must be at least 1") }
+        let held = sequences.withLockedValue { $0[hello.instanceID] ?? 0 }
+        guard hello.firstSequence > held else {
+            throw WireError(.outOfOrder, "first sequence \(hello.firstSequence) is not after \(held), which this agent already applied for the instance")
+        }
+        instanceID = hello.instanceID
         expectedSequence = hello.firstSequence
         phase = .active
         let version = min(hello.maxVersion, supported.upperBound)
         send(.welcome(Welcome(
             version: version, maxFrameBytes: UInt64(limits.maxFrameBytes),
-            maxSeries: UInt64(limits.maxSeriesPerConnection), lastAppliedSequence: 0)), context: context)
+            maxSeries: UInt64(limits.maxSeriesPerConnection), lastAppliedSequence: held)), context: context)
         logger.info("source connected", metadata: ["protocol": "\(version)", "instance": "\(String(hello.instanceID, radix: 16))"])
+    }
+
+    /// Records a frame as applied, for ACK and for a restarted agent's WELCOME.
+    private func applied(_ sequence: UInt64) {
+        lastApplied = sequence
+        let instance = instanceID
+        sequences.withLockedValue { $0[instance] = sequence }
     }
 
     private func checkSequence(_ sequence: UInt64) throws(WireError) {
