@@ -30,7 +30,8 @@ public struct AgentConfiguration: Sendable {
     public var activatedHTTPSockets: [Int32] = []
     /// How often STATUS= is refreshed for a supervisor.
     public var statusInterval: Duration = .seconds(5)
-    /// Where counters, histograms and per-source sequences are kept across restarts (nil: not kept).
+    /// Where counters, histograms and per-source sequences are kept across graceful restarts (nil: not kept).
+    /// The file is written on drain and consumed on start; a crash still starts from zero.
     public var stateDirectory: String?
     /// Repeated warnings about one source: at most `warningBurst` per `warningWindow`, the rest counted.
     public var warningBurst = 5
@@ -150,6 +151,9 @@ public final class Agent: Service, Sendable {
         case .none:
             logger.info("no saved state", metadata: ["state_file": "\(file.path)"])
         case .loaded(let snapshot):
+            // Consumed: if this process dies without draining, the next one starts from zero (a clean counter
+            // reset) rather than from this older state, which would read as a decrease and skew increase().
+            unlink(file.path)
             appliedSequences.withLockedValue { $0 = sources }
             logger.info("restored saved state", metadata: [
                 "state_file": "\(file.path)", "series": "\(snapshot.series.count)", "sources": "\(sources.count)",

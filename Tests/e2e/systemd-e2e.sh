@@ -16,7 +16,7 @@ cleanup() {
         for _ in $(seq 50); do [ -d "/proc/$systemd_pid" ] || break; sleep 0.1; done
         [ -d "/proc/$systemd_pid" ] && kill -KILL "$systemd_pid" 2>/dev/null || true
     fi
-    rm -rf "$stage"
+    rm -rf "$stage" /var/lib/danube-metrics-agent
 }
 trap cleanup EXIT
 
@@ -78,6 +78,16 @@ e = connected[0]
 assert e[\"PRIORITY\"] == \"6\" and e[\"SYSLOG_IDENTIFIER\"] == \"danube-metrics-agent\", e
 assert e[\"SOURCE\"].startswith(\"danube-\") and e[\"SOURCE_PID\"].isdigit() and e[\"CODE_FILE\"] and e[\"CODE_LINE\"], e
 '"
+
+# Restart while an emitter keeps pushing: the drained agent saves its state, the new one restores it and tells
+# the emitter what it already applied, so the total on /metrics is exactly what was recorded.
+report="$(inside sh -c '/run/dma-bin/danube-metrics-loadgen --socket /run/danube-metrics-agent/ingest.sock \
+    --messages 6000 --rate 2000 --threads 2 --namespaces 1 --topics 2 --partitions 2 --source-prefix restart \
+    --flush-interval-ms 50 --report 2>/dev/null & sleep 1; systemctl restart danube-metrics-agent.service; sleep 0.5;
+    systemctl restart danube-metrics-agent.service; wait')"
+recorded_restart="$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(sum(v for k,v in d["counters"].items() if k.startswith("danube_topic_messages_in_total")))' "$report")"
+check "systemctl restart (twice) while an emitter pushes loses no count: $((recorded + recorded_restart)) in all" \
+    wait_for 10 sh -c "[ \"\$(nsenter -t $systemd_pid -a curl -fs http://127.0.0.1:9470/metrics | awk '/^danube_topic_messages_in_total/ {s += \$2} END {printf \"%d\", s}')\" = $((recorded + recorded_restart)) ]"
 
 frozen="$(main_pid)"
 inside kill -STOP "$frozen"
