@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Builds dist/danube-metrics-agent_<version>_<arch>.deb: a release build with the Swift runtime linked in
+# statically (so the package needs no Swift toolchain), the units, sysusers entry, default options and docs,
+# with maintainer scripts that create the user and enable the sockets. Then runs lintian on it.
+#   packaging/build-deb.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+package=danube-metrics-agent
+upstream="$(sed -n 's/.*static let version = "\(.*\)"/\1/p' Sources/DanubeMetricsAgent/Agent.swift)"
+version="$upstream-1"
+arch="$(dpkg --print-architecture)"
+
+swift build -c release --static-swift-stdlib --product danube-metrics-agent
+bin="$(swift build -c release --static-swift-stdlib --show-bin-path)"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+root="$work/$package"
+doc="$root/usr/share/doc/$package"
+install -D -m 0755 "$bin/danube-metrics-agent" "$root/usr/bin/danube-metrics-agent"
+strip --strip-unneeded --remove-section=.comment --remove-section=.note "$root/usr/bin/danube-metrics-agent"
+for unit in danube-metrics-agent.service danube-metrics-agent.socket danube-metrics-agent-http.socket; do
+    install -D -m 0644 "systemd/$unit" "$root/usr/lib/systemd/system/$unit"
+done
+install -D -m 0644 systemd/danube-metrics-agent.sysusers "$root/usr/lib/sysusers.d/$package.conf"
+install -D -m 0644 packaging/debian/default "$root/etc/default/$package"
+install -D -m 0644 packaging/debian/copyright "$doc/copyright"
+install -D -m 0644 packaging/debian/lintian-overrides "$root/usr/share/lintian/overrides/$package"
+install -m 0644 README.md docs/PROTOCOL.md docs/BENCHMARKS.md "$doc/"
+gzip -9n "$doc/BENCHMARKS.md" "$doc/PROTOCOL.md"
+printf '%s (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- Danube maintainers <maintainers@danube.invalid>  %s\n' \
+    "$package" "$version" "$version" "$(date -R -d @"${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}")" \
+    | gzip -9n > "$doc/changelog.Debian.gz"
+
+# Runtime dependencies: the packages that own the shared libraries the binary needs.
+depends="$(objdump -p "$root/usr/bin/danube-metrics-agent" | awk '/NEEDED/ {print $2}' | while read -r lib; do
+    path="$(ldconfig -p | awk -v lib="$lib" '$1 == lib && /x86-64|aarch64|64bit/ {print $NF; exit}')"
+    [ -n "$path" ] || continue
+    { dpkg -S "$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null || true; } | cut -d: -f1 | head -1
+done | sort -u | paste -sd, | sed 's/,/, /g')"
+
+install -d "$root/DEBIAN"
+for script in postinst prerm postrm; do install -m 0755 "packaging/debian/$script" "$root/DEBIAN/$script"; done
+echo "/etc/default/$package" > "$root/DEBIAN/conffiles"
+cat > "$root/DEBIAN/control" <<CONTROL
+Package: $package
+Version: $version
+Architecture: $arch
+Maintainer: Danube maintainers <maintainers@danube.invalid>
+Installed-Size: $(du -sk --exclude=DEBIAN "$root" | cut -f1)
+Depends: $depends, systemd
+Section: net
+Priority: optional
+Homepage: https://github.com/danube-messaging/danube-metrics-agent
+Description: metrics sidecar for the Danube broker, serving Prometheus /metrics
+ Emitters in the Danube broker and WAL writer record counters, gauges and
+ histograms into per-thread cells and push compact binary deltas over a Unix
+ socket; the agent aggregates them and serves Prometheus text and OpenMetrics.
+ Runs as a socket-activated systemd service with a watchdog and logs to
+ journald.
+CONTROL
+
+mkdir -p dist
+deb="dist/${package}_${version}_${arch}.deb"
+dpkg-deb --root-owner-group --build "$root" "$deb" >/dev/null
+echo "built $deb"
+if command -v lintian >/dev/null 2>&1; then
+    lintian --no-tag-display-limit "$deb" || true
+    lintian --fail-on error "$deb" >/dev/null && echo "lintian: no errors"
+fi
