@@ -102,6 +102,15 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.activatedIngestSocket = activated.ingest
         configuration.activatedHTTPSockets = activated.http
         let agent = Agent(configuration: configuration, logger: logger, supervisor: SystemdSupervisor())
+        // Nothing is reloadable (all configuration is on the command line, and a restart loses nothing), so
+        // SIGHUP must not kill the agent as its default action would: it is logged and otherwise ignored.
+        signal(SIGHUP, SIG_IGN)
+        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        hangup.setEventHandler {
+            logger.notice("SIGHUP ignored: configuration is on the command line; restart the service to change it")
+        }
+        hangup.resume()
+        defer { hangup.cancel() }
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
