@@ -1,9 +1,6 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CSystemd
 
-/// sd_notify for a `Type=notify` service: READY=1, STATUS=, WATCHDOG=1, STOPPING=1, RELOADING=1. Every call is a
+/// sd_notify for a `Type=notify` service: READY=1, STATUS=, WATCHDOG=1, STOPPING=1. Every call is a
 /// no-op (returning false) when the process is not supervised (`NOTIFY_SOCKET` unset).
 public struct SystemdNotifier: Sendable {
     public init() {}
@@ -25,15 +22,6 @@ public struct SystemdNotifier: Sendable {
 
     @discardableResult
     public func stopping(status: String) -> Bool { notify("STOPPING=1\nSTATUS=\(status)") }
-
-    /// RELOADING=1 with the monotonic timestamp systemd >= 253 asks for (older versions ignore it).
-    @discardableResult
-    public func reloading() -> Bool {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let micros = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1_000
-        return notify("RELOADING=1\nMONOTONIC_USEC=\(micros)")
-    }
 
     /// The watchdog timeout systemd expects pings within (`WatchdogSec=`), or nil when no watchdog is set.
     public var watchdogTimeout: Duration? {
