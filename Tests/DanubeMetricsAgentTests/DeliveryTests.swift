@@ -262,7 +262,7 @@ enum Executables {
         }
         try await Task.sleep(for: .milliseconds(150))
         stop.signal()
-        while recorded.isRunning(worker) { try await Task.sleep(for: .milliseconds(5)) }
+        while worker.isExecuting { try await Task.sleep(for: .milliseconds(5)) }
         #expect(emitter.waitUntilDelivered())
         let samples = try agent.samples()
         #expect(recorded.value > 0)
@@ -295,5 +295,4 @@ final class ManagedCount: @unchecked Sendable {
     private var count = 0
     func add(_ n: Int) { lock.withLock { count += n } }
     var value: Int { lock.withLock { count } }
-    func isRunning(_ thread: Thread) -> Bool { thread.isExecuting }
 }

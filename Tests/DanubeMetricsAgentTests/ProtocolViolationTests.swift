@@ -112,6 +112,19 @@ import Testing
         }
     }
 
+    @Test func anIdDefinedTwiceInOneFrameRejectsTheWholeFrame() async throws {
+        try await withBystander { agent in
+            let source = try RawSource(path: agent.socketPath)
+            #expect(source.handshake() != nil)
+            source.send(.define(DefineBatch(sequence: 1, definitions: [
+                SeriesDefinition(id: 0, kind: .counter, name: "twice_first_total", help: "", labels: []),
+                SeriesDefinition(id: 0, kind: .counter, name: "twice_second_total", help: "", labels: []),
+            ])))
+            expectRefusal(source, .malformed)
+            #expect(agent.agent.store.seriesCount == 1) // only the bystander's series
+        }
+    }
+
     @Test func frameBeforeHelloAndAgentOnlyFrames() async throws {
         try await withBystander { agent in
             let early = try RawSource(path: agent.socketPath)

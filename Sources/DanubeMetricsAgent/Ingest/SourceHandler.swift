@@ -153,19 +153,19 @@ final class SourceHandler: ChannelInboundHandler {
     }
 
     private func define(_ batch: DefineBatch, context: ChannelHandlerContext) throws(WireError) {
-        // Check the whole frame first: ids in range, no id defined twice.
-        var added = 0
+        // Check the whole frame first (ids in range, none defined twice, here or earlier), so nothing of a bad
+        // frame reaches the store.
+        var inFrame = Set<UInt32>()
         for definition in batch.definitions {
             let index = Int(definition.id)
             guard index < limits.maxSeriesPerConnection else {
                 throw WireError(.limitExceeded, "series id \(definition.id) is beyond the limit of \(limits.maxSeriesPerConnection) series per connection")
             }
-            if index < defined.count && defined[index] {
+            if (index < defined.count && defined[index]) || !inFrame.insert(definition.id).inserted {
                 throw WireError(.malformed, "series id \(definition.id) is defined twice")
             }
-            added += 1
         }
-        if definedCount + added > limits.maxSeriesPerConnection {
+        if definedCount + batch.definitions.count > limits.maxSeriesPerConnection {
             throw WireError(.limitExceeded, "more than \(limits.maxSeriesPerConnection) series on one connection")
         }
         for definition in batch.definitions {
@@ -174,7 +174,6 @@ final class SourceHandler: ChannelInboundHandler {
                 defined.append(contentsOf: repeatElement(false, count: index + 1 - defined.count))
                 bindings.append(contentsOf: repeatElement(nil, count: index + 1 - bindings.count))
             }
-            if defined[index] { throw WireError(.malformed, "series id \(definition.id) is defined twice") }
             defined[index] = true
             definedCount += 1
             switch store.define(definition) {
