@@ -3,14 +3,19 @@ import PackageDescription
 
 // Data flow, one module per step:
 //   DanubeMetricsWire (frames, codec, limits; no I/O)
+//   DanubeMetricsCatalog (the Danube metric catalog as data: admission rules, operator file, docs)
 //     -> DanubeMetricsEmitter (hot-path handles over CDanubeCells, flusher, socket client)
+//        -> DanubeMetrics (typed Danube API over the catalog) / DanubeMetricsSwiftMetrics (swift-metrics back end)
 //     -> DanubeMetricsAgent (ingest -> store -> exposition -> HTTP)
 //   danube-metrics-agent / danube-metrics-loadgen: the executables.
 let package = Package(
     name: "danube-metrics-agent",
     products: [
         .library(name: "DanubeMetricsWire", targets: ["DanubeMetricsWire"]),
+        .library(name: "DanubeMetricsCatalog", targets: ["DanubeMetricsCatalog"]),
         .library(name: "DanubeMetricsEmitter", targets: ["DanubeMetricsEmitter"]),
+        .library(name: "DanubeMetrics", targets: ["DanubeMetrics"]),
+        .library(name: "DanubeMetricsSwiftMetrics", targets: ["DanubeMetricsSwiftMetrics"]),
         .library(name: "DanubeMetricsAgent", targets: ["DanubeMetricsAgent"]),
         .library(name: "DanubeMetricsSystemd", targets: ["DanubeMetricsSystemd"]),
         .executable(name: "danube-metrics-agent", targets: ["danube-metrics-agent"]),
@@ -20,11 +25,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .target(name: "DanubeMetricsWire"),
+        .target(name: "DanubeMetricsCatalog", dependencies: ["DanubeMetricsWire"]),
         .target(name: "CDanubeCells"),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(
@@ -35,10 +42,20 @@ let package = Package(
             name: "DanubeMetricsEmitter",
             dependencies: ["DanubeMetricsWire", "CDanubeCells", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(name: "DanubeMetrics", dependencies: ["DanubeMetricsEmitter", "DanubeMetricsCatalog"]),
+        .target(
+            name: "DanubeMetricsSwiftMetrics",
+            dependencies: [
+                "DanubeMetricsEmitter", "DanubeMetricsCatalog",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "DanubeMetricsAgent",
             dependencies: [
                 "DanubeMetricsWire",
+                "DanubeMetricsCatalog",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -52,6 +69,7 @@ let package = Package(
             name: "danube-metrics-agent",
             dependencies: [
                 "DanubeMetricsAgent",
+                "DanubeMetricsCatalog",
                 "DanubeMetricsSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -62,11 +80,20 @@ let package = Package(
             name: "danube-metrics-loadgen",
             dependencies: [
                 "DanubeMetricsEmitter",
+                "DanubeMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "DanubeMetricsWireTests", dependencies: ["DanubeMetricsWire"]),
         .testTarget(name: "DanubeMetricsEmitterTests", dependencies: ["DanubeMetricsEmitter"]),
+        .testTarget(name: "DanubeMetricsCatalogTests", dependencies: ["DanubeMetricsCatalog", "DanubeMetricsWire"]),
+        .testTarget(
+            name: "DanubeMetricsTests",
+            dependencies: [
+                "DanubeMetrics", "DanubeMetricsSwiftMetrics", "DanubeMetricsCatalog", "DanubeMetricsEmitter",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
+        ),
         .testTarget(
             name: "DanubeMetricsSystemdTests",
             dependencies: ["DanubeMetricsSystemd", .product(name: "Logging", package: "swift-log")]

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import DanubeMetricsCatalog
 import DanubeMetricsWire
 import Logging
 import NIOConcurrencyHelpers
@@ -36,6 +37,12 @@ public struct AgentConfiguration: Sendable {
     /// Repeated warnings about one source: at most `warningBurst` per `warningWindow`, the rest counted.
     public var warningBurst = 5
     public var warningWindow: Duration = .seconds(60)
+    /// The families the agent knows (built in, possibly overlaid by an operator file); see `docs/CATALOG.md`.
+    public var catalog: Catalog = BuiltinCatalog.catalog
+    /// What happens to families the catalog does not know.
+    public var catalogMode: CatalogMode = .permissive
+    /// The series limit of each family the catalog does not know (catalogued families carry their own).
+    public var uncataloguedFamilyLimit = 10_000
 
     public init(ingestSocketPath: String) {
         self.ingestSocketPath = ingestSocketPath
@@ -50,6 +57,8 @@ public final class Agent: Service, Sendable {
     public let configuration: AgentConfiguration
     public let store: AggregationStore
     public let stats: AgentStats
+    /// Admits or refuses each series definition (catalog, limits) and counts refusals.
+    public let gate: SeriesGate
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
     private let threadPool: NIOThreadPool
@@ -70,7 +79,9 @@ public final class Agent: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         self.supervisor = supervisor
-        store = AggregationStore(gaugeGrace: configuration.gaugeGrace)
+        store = AggregationStore(gaugeGrace: configuration.gaugeGrace, derived: ReliableBacklog.derivations(configuration.catalog))
+        gate = SeriesGate(catalog: configuration.catalog, mode: configuration.catalogMode,
+                          uncataloguedFamilyLimit: configuration.uncataloguedFamilyLimit, store: store, logger: logger)
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         stats = AgentStats(startTime: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
@@ -217,6 +228,7 @@ public final class Agent: Service, Sendable {
         var writer = ExpositionWriter(format: format, capacity: 1 << 20)
         store.render(into: &writer)
         stats.render(into: &writer, store: store, version: Self.version)
+        gate.render(into: &writer)
         writer.finish()
         stats.scraped(seconds: (ContinuousClock.now - started).seconds)
         return writer.bytes
@@ -225,7 +237,7 @@ public final class Agent: Service, Sendable {
     // MARK: bootstraps
 
     private func ingestBootstrap() -> ServerBootstrap {
-        let store = self.store, stats = self.stats, limits = configuration.limits, logger = self.logger
+        let store = self.store, stats = self.stats, gate = self.gate, limits = configuration.limits, logger = self.logger
         let ids = nextConnectionID
         let warnings = WarningLimiter(burst: configuration.warningBurst, window: configuration.warningWindow)
         let sequences = appliedSequences
@@ -241,7 +253,7 @@ public final class Agent: Service, Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        SourceHandler(id: id, store: store, stats: stats, limits: limits, warnings: warnings,
+                        SourceHandler(id: id, store: store, gate: gate, stats: stats, limits: limits, warnings: warnings,
                                       sequences: sequences, logger: logger))
                 }
             }

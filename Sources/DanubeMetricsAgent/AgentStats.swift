@@ -12,7 +12,6 @@ public final class AgentStats: Sendable {
     let bytesReceived = Atomic<UInt64>(0)
     let deltasApplied = Atomic<UInt64>(0)
     let deltasIgnored = Atomic<UInt64>(0)
-    let seriesRefused = Atomic<UInt64>(0)
     private let errors = Mutex<[RefusalCode: UInt64]>([:])
     private let scrapes = Mutex(ScrapeDurations())
     let startTime: Double
@@ -73,7 +72,6 @@ public final class AgentStats: Sendable {
         counter("danube_agent_received_bytes_total", "Bytes of frames received from emitters.", bytesReceived.load(ordering: .relaxed))
         counter("danube_agent_deltas_applied_total", "Deltas applied to the store.", deltasApplied.load(ordering: .relaxed))
         counter("danube_agent_deltas_ignored_total", "Deltas for refused series, dropped.", deltasIgnored.load(ordering: .relaxed))
-        counter("danube_agent_series_refused_total", "Series definitions refused (bad names or conflicts).", seriesRefused.load(ordering: .relaxed))
         writer.family(name: "danube_agent_decode_errors_total", kind: .counter, help: "Emitter connections closed for a protocol violation, by reason.")
         let errorCounts = errors.withLock { $0 }
         let errorName = writer.counterSampleName("danube_agent_decode_errors_total")

@@ -67,6 +67,10 @@ public enum RefusalCode: UInt8, Sendable, CustomStringConvertible {
     case invalidName = 10
     case conflictingDefinition = 11
     case shuttingDown = 12
+    /// The series breaks the agent's metric catalog (type, labels, label values, buckets, unknown family).
+    case catalogViolation = 13
+    /// The series would exceed its family's series limit.
+    case cardinalityLimit = 14
     case other = 255
 
     public var description: String {
@@ -83,6 +87,8 @@ public enum RefusalCode: UInt8, Sendable, CustomStringConvertible {
         case .invalidName: return "invalid_name"
         case .conflictingDefinition: return "conflicting_definition"
         case .shuttingDown: return "shutting_down"
+        case .catalogViolation: return "catalog_violation"
+        case .cardinalityLimit: return "cardinality_limit"
         case .other: return "other"
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DanubeMetricsAgent
+import DanubeMetricsCatalog
 import DanubeMetricsSystemd
 import DanubeMetricsWire
 import Foundation
@@ -44,6 +45,27 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-series-per-source"), help: ArgumentHelp("Most series one emitter connection may define.", valueName: "n"))
     var maxSeriesPerSource = WireLimits.default.maxSeriesPerConnection
 
+    @Option(name: .customLong("catalog"), help: ArgumentHelp(
+        "JSON file whose families replace or add to the built-in Danube catalog (see docs/CATALOG.md).", valueName: "path"))
+    var catalogFile: String?
+
+    @Option(name: .customLong("catalog-mode"), help: ArgumentHelp(
+        "strict: refuse families the catalog does not know; permissive: accept them as uncatalogued families.",
+        valueName: "mode"))
+    var catalogMode = CatalogMode.permissive
+
+    @Option(name: .customLong("max-series-per-family"), help: ArgumentHelp(
+        "Series limit of each uncatalogued family (catalogued families carry their own).", valueName: "n"))
+    var maxSeriesPerFamily = 10_000
+
+    enum CatalogFormat: String, ExpressibleByArgument, CaseIterable {
+        case markdown, json
+    }
+
+    @Option(name: .customLong("print-catalog"), help: ArgumentHelp(
+        "Print the catalog in use (built in, overlaid by --catalog) as markdown or json, and exit.", valueName: "format"))
+    var printCatalog: CatalogFormat?
+
     @Option(name: .customLong("log-level"), help: ArgumentHelp(
         "trace, debug, info, notice, warning, error or critical.", valueName: "level"))
     var logLevel = "info"
@@ -65,12 +87,36 @@ struct AgentCommand: AsyncParsableCommand {
             throw ValidationError("--ingest-socket-mode \"\(ingestSocketMode)\" is not an octal file mode such as 0660")
         }
         guard maxSeriesPerSource > 0 else { throw ValidationError("--max-series-per-source must be positive") }
+        guard maxSeriesPerFamily > 0 else { throw ValidationError("--max-series-per-family must be positive") }
         for address in listen {
             do { _ = try ListenAddress(parsing: address) } catch { throw ValidationError("\(error)") }
         }
     }
 
+    /// The built-in catalog, overlaid by the operator file if one is given.
+    func loadCatalog() throws(CatalogError) -> Catalog {
+        guard let catalogFile else { return BuiltinCatalog.catalog }
+        return try BuiltinCatalog.catalog.overlaid(with: CatalogFile.load(path: catalogFile))
+    }
+
     func run() async throws {
+        let catalog: Catalog
+        do {
+            catalog = try loadCatalog()
+        } catch {
+            FileHandle.standardError.write(Data("danube-metrics-agent: \(error.message)\n".utf8))
+            throw ExitCode(2)
+        }
+        switch printCatalog {
+        case .markdown?:
+            print(CatalogDocument.markdown(catalog), terminator: "")
+            return
+        case .json?:
+            FileHandle.standardOutput.write(CatalogFile(catalog).encoded() + Data("\n".utf8))
+            return
+        case nil:
+            break
+        }
         let level = Logger.Level(rawValue: logLevel)!
         let journal = logFormat == .journal || (logFormat == .auto && JournalLogHandler.stderrIsJournal)
         LoggingSystem.bootstrap { label in
@@ -99,6 +145,9 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.limits.maxSeriesPerConnection = maxSeriesPerSource
         configuration.stateDirectory = stateDirectory
             ?? ProcessInfo.processInfo.environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
+        configuration.catalog = catalog
+        configuration.catalogMode = catalogMode
+        configuration.uncataloguedFamilyLimit = maxSeriesPerFamily
         configuration.activatedIngestSocket = activated.ingest
         configuration.activatedHTTPSockets = activated.http
         let agent = Agent(configuration: configuration, logger: logger, supervisor: SystemdSupervisor())

@@ -1,3 +1,4 @@
+import DanubeMetricsCatalog
 import ArgumentParser
 
 /// A duration flag value: `250ms`, `15s`, `2m`, `1h` (a bare number means seconds).
@@ -19,3 +20,5 @@ struct DurationArgument: ExpressibleByArgument, CustomStringConvertible {
         description = argument
     }
 }
+
+extension CatalogMode: ExpressibleByArgument {}

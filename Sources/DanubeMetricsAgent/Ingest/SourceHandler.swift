@@ -1,3 +1,4 @@
+import DanubeMetricsCatalog
 import DanubeMetricsWire
 import Logging
 import NIOConcurrencyHelpers
@@ -14,6 +15,7 @@ final class SourceHandler: ChannelInboundHandler {
 
     private let id: ConnectionID
     private let store: AggregationStore
+    private let gate: SeriesGate
     private let stats: AgentStats
     private let limits: WireLimits
     private let decoder: FrameDecoder
@@ -32,11 +34,12 @@ final class SourceHandler: ChannelInboundHandler {
     private var definedCount = 0
     private var saidGoodbye = false
 
-    init(id: ConnectionID, store: AggregationStore, stats: AgentStats, limits: WireLimits, warnings: WarningLimiter,
+    init(id: ConnectionID, store: AggregationStore, gate: SeriesGate, stats: AgentStats, limits: WireLimits, warnings: WarningLimiter,
          sequences: NIOLockedValueBox<[UInt64: UInt64]>, logger: Logger) {
         self.sequences = sequences
         self.id = id
         self.store = store
+        self.gate = gate
         self.stats = stats
         self.limits = limits
         self.warnings = warnings
@@ -176,15 +179,12 @@ final class SourceHandler: ChannelInboundHandler {
             }
             defined[index] = true
             definedCount += 1
-            switch store.define(definition) {
+            switch gate.admit(definition, source: sourceName) {
             case .success(let binding):
                 bindings[index] = binding
-            case .failure(let error):
-                stats.seriesRefused.add(1, ordering: .relaxed)
-                warn("series refused", [
-                    "metric": "\(definition.name)", "code": "\(error.code)", "reason": "\(error.message)",
-                ])
-                send(.seriesRefused(SeriesRefusal(seriesID: definition.id, code: error.code, message: error.message)), context: context)
+            case .failure(let rejection):
+                let message = String("\(rejection.reason.rawValue): \(rejection.message)".prefix(1_024))
+                send(.seriesRefused(SeriesRefusal(seriesID: definition.id, code: rejection.reason.refusalCode, message: message)), context: context)
             }
         }
     }

@@ -3,20 +3,28 @@ import DanubeMetricsWire
 extension AggregationStore {
     /// Renders every family with at least one visible series, families by name and series by labels, so that
     /// two scrapes of the same state are byte-identical. The lock is held only to sort new series and take the
-    /// arrays (copy-on-write: the first ingest after a scrape pays one array copy); formatting runs outside it,
-    /// so a large scrape does not stall ingest.
+    /// arrays (copy-on-write: the first ingest after a scrape pays one array copy); formatting, and computing
+    /// derived series, run outside it, so a large scrape does not stall ingest.
     public func render(into writer: inout ExpositionWriter) {
-        let (families, order, slots, buckets) = state.withLock { state in
+        let (families, familyByName, slots, buckets) = state.withLock { state in
             for index in state.families.indices where !state.families[index].sorted {
                 let slots = state.slots
                 state.families[index].slots.sort { slots[$0].labels.lexicographicallyPrecedes(slots[$1].labels) }
                 state.families[index].sorted = true
             }
-            let order = state.families.indices.sorted { state.families[$0].name < state.families[$1].name }
-            return (state.families, order, state.slots, state.buckets)
+            return (state.families, state.familyByName, state.slots, state.buckets)
         }
-        for familyIndex in order {
-            let family = families[familyIndex]
+        let derivedSamples = derived?.compute(families: families, familyByName: familyByName, slots: slots) ?? [:]
+        var entries = families.map { (name: $0.name, family: Optional($0), help: $0.help) }
+        for target in derived?.targets ?? [] where familyByName[target.name] == nil {
+            entries.append((target.name, nil, target.help))
+        }
+        entries.sort { $0.name < $1.name }
+        for entry in entries {
+            guard let family = entry.family else {
+                if !derivedSamples.isEmpty { renderGauge(entry.name, help: entry.help, reported: [], slots: slots, derived: derivedSamples, into: &writer) }
+                continue
+            }
             switch family.kind {
             case .counter:
                 writer.family(name: family.name, kind: .counter, help: family.help)
@@ -26,11 +34,9 @@ extension AggregationStore {
                     writer.counter(sampleName, labels: slot.labelText, integer: slot.counterInteger, fraction: slot.counterFloat)
                 }
             case .gauge:
-                guard family.slots.contains(where: { slots[$0].gaugeVisible }) else { continue }
-                writer.family(name: family.name, kind: .gauge, help: family.help)
-                for index in family.slots where slots[index].gaugeVisible {
-                    writer.gauge(family.name, labels: slots[index].labelText, value: slots[index].gauge)
-                }
+                let isTarget = derived?.targets.contains { $0.name == family.name } ?? false
+                renderGauge(family.name, help: family.help, reported: family.slots, slots: slots,
+                            derived: isTarget ? derivedSamples : [:], into: &writer)
             case .histogram:
                 writer.family(name: family.name, kind: .histogram, help: family.help)
                 let bounds = family.bounds.map(ExpositionWriter.boundText)
@@ -42,5 +48,23 @@ extension AggregationStore {
                 }
             }
         }
+    }
+
+    /// A gauge family: its visible reported series, plus derived series whose labels no reported one has,
+    /// in label order. Nothing (not even HELP) when there is no sample.
+    private func renderGauge(_ name: String, help: String, reported: [Int], slots: [Slot], derived: [[Label]: Double],
+                             into writer: inout ExpositionWriter) {
+        let visible = reported.filter { slots[$0].gaugeVisible }
+        var samples = visible.map { (labels: slots[$0].labels, text: slots[$0].labelText, value: slots[$0].gauge) }
+        if !derived.isEmpty {
+            let reportedLabels = Set(visible.map { slots[$0].labels })
+            for (labels, value) in derived where !reportedLabels.contains(labels) {
+                samples.append((labels, ExpositionWriter.labelText(labels), value))
+            }
+            samples.sort { $0.labels.lexicographicallyPrecedes($1.labels) }
+        }
+        guard !samples.isEmpty else { return }
+        writer.family(name: name, kind: .gauge, help: help)
+        for sample in samples { writer.gauge(name, labels: sample.text, value: sample.value) }
     }
 }

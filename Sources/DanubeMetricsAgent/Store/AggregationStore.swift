@@ -1,3 +1,4 @@
+import DanubeMetricsCatalog
 import DanubeMetricsWire
 import Synchronization
 
@@ -58,14 +59,14 @@ public final class AggregationStore: Sendable {
         var departed: [ConnectionID: ContinuousClock.Instant] = [:]
     }
 
-    /// Families under this prefix belong to the agent's own metrics; sources may not define them.
-    public static let reservedPrefix = "danube_agent_"
-
     let state = Mutex(State())
     public let gaugeGrace: Duration
+    /// Series the agent computes at scrape time (the reliable backlog), if any.
+    let derived: ReliableBacklog?
 
-    public init(gaugeGrace: Duration) {
+    public init(gaugeGrace: Duration, derived: ReliableBacklog? = nil) {
         self.gaugeGrace = gaugeGrace
+        self.derived = derived
     }
 
     public var seriesCount: Int { state.withLock { $0.slots.count } }
@@ -99,28 +100,20 @@ public final class AggregationStore: Sendable {
 
     // MARK: ingest
 
-    /// Finds or creates the series of a definition. Fails (for this series only) when the definition breaks the
-    /// naming rules or conflicts with what another source defined for the same family.
-    public func define(_ definition: SeriesDefinition) -> Result<SeriesBinding, WireError> {
-        let checked: SeriesDefinition
-        do {
-            checked = try SeriesRules.validate(definition)
-        } catch {
-            return .failure(error)
-        }
-        if checked.name.hasPrefix(Self.reservedPrefix) {
-            return .failure(WireError(.invalidName, "\(checked.name): the prefix \(Self.reservedPrefix) is reserved for the agent's own metrics"))
-        }
-        return state.withLock { state in
+    /// Finds or creates the series of a definition that `SeriesGate` admitted (naming rules checked, labels
+    /// sorted). Fails, for this series only, when it conflicts with what another source defined for the same
+    /// family, or when it would be a new series beyond `maxFamilySeries`.
+    public func define(_ checked: SeriesDefinition, maxFamilySeries: Int = .max) -> Result<SeriesBinding, SeriesRejection> {
+        state.withLock { state in
             let key = SeriesKey(name: checked.name, labels: checked.labels)
             let familyIndex: Int
             if let existing = state.familyByName[checked.name] {
                 let family = state.families[existing]
                 guard family.kind == checked.kind else {
-                    return .failure(WireError(.conflictingDefinition, "\(checked.name) is already a \(family.kind), not a \(checked.kind)"))
+                    return .failure(SeriesRejection(.conflictingDefinition, family: family.name, "\(checked.name) is already a \(family.kind), not a \(checked.kind)"))
                 }
                 guard family.bounds == checked.bounds else {
-                    return .failure(WireError(.conflictingDefinition, "\(checked.name) already has buckets \(family.bounds), not \(checked.bounds)"))
+                    return .failure(SeriesRejection(.conflictingDefinition, family: family.name, "\(checked.name) already has buckets \(family.bounds), not \(checked.bounds)"))
                 }
                 familyIndex = existing
             } else {
@@ -131,6 +124,9 @@ public final class AggregationStore: Sendable {
             let bucketCount = checked.kind == .histogram ? checked.bounds.count + 1 : 0
             if let slot = state.slotByKey[key] {
                 return .success(SeriesBinding(slot: slot, kind: checked.kind, bucketCount: bucketCount))
+            }
+            guard state.families[familyIndex].slots.count < maxFamilySeries else {
+                return .failure(SeriesRejection(.familySeriesLimit, family: checked.name, "\(checked.name) already has its limit of \(maxFamilySeries) series"))
             }
             var slot = Slot(family: familyIndex, labels: checked.labels, labelText: ExpositionWriter.labelText(checked.labels))
             slot.bucketStart = state.buckets.count

@@ -1,0 +1,119 @@
+import DanubeMetricsCatalog
+import DanubeMetricsWire
+import Logging
+import Synchronization
+
+/// Decides about every series definition before it reaches the store: naming rules, the reserved prefix, the
+/// catalog (see `docs/CATALOG.md`) and the family's series limit. Refusals are counted per family and reason and
+/// logged once per family name and reason, not per definition, so a misbehaving emitter cannot flood the journal.
+public final class SeriesGate: Sendable {
+    /// Families under this prefix belong to the agent's own metrics; sources may not define them.
+    public static let reservedPrefix = "danube_agent_"
+    /// Distinct (name, reason) pairs logged individually; beyond that one line says further ones are not.
+    static let maxLoggedRejections = 1_000
+
+    public let catalog: Catalog
+    public let mode: CatalogMode
+    /// The series limit of each family the catalog does not know.
+    public let uncataloguedFamilyLimit: Int
+    private let store: AggregationStore
+    private let logger: Logger
+    private let rejections = Mutex(Rejections())
+
+    struct RejectionKey: Hashable, Comparable {
+        var family: String
+        var reason: RejectionReason
+
+        static func < (a: RejectionKey, b: RejectionKey) -> Bool {
+            (a.family, a.reason.rawValue) < (b.family, b.reason.rawValue)
+        }
+    }
+
+    private struct Rejections {
+        var counts: [RejectionKey: UInt64] = [:]
+        var logged: Set<String> = []
+        var loggingCapped = false
+    }
+
+    public init(catalog: Catalog, mode: CatalogMode, uncataloguedFamilyLimit: Int, store: AggregationStore, logger: Logger) {
+        self.catalog = catalog
+        self.mode = mode
+        self.uncataloguedFamilyLimit = uncataloguedFamilyLimit
+        self.store = store
+        self.logger = logger
+    }
+
+    /// The store binding of an admitted series, or why it was refused (already counted and logged).
+    func admit(_ definition: SeriesDefinition, source: String) -> Result<SeriesBinding, SeriesRejection> {
+        let result = decide(definition)
+        if case .failure(let rejection) = result { rejected(rejection, name: definition.name, source: source) }
+        return result
+    }
+
+    private func decide(_ definition: SeriesDefinition) -> Result<SeriesBinding, SeriesRejection> {
+        let checked: SeriesDefinition
+        do {
+            checked = try SeriesRules.validate(definition)
+        } catch {
+            let family = catalog.family(named: definition.name)?.name ?? SeriesRejection.uncataloguedFamily
+            return .failure(SeriesRejection(error.code == .invalidName ? .invalidName : .malformed, family: family, error.message))
+        }
+        if checked.name.hasPrefix(Self.reservedPrefix) {
+            return .failure(SeriesRejection(.reservedName, family: SeriesRejection.uncataloguedFamily,
+                                            "\(checked.name): the prefix \(Self.reservedPrefix) is reserved for the agent's own metrics"))
+        }
+        switch catalog.admit(checked, mode: mode) {
+        case .refused(let rejection):
+            return .failure(rejection)
+        case .catalogued(let admitted, let maxSeries):
+            return store.define(admitted, maxFamilySeries: maxSeries)
+        case .uncatalogued(let admitted):
+            return store.define(admitted, maxFamilySeries: uncataloguedFamilyLimit).mapError { rejection in
+                var rejection = rejection
+                rejection.family = SeriesRejection.uncataloguedFamily
+                return rejection
+            }
+        }
+    }
+
+    private func rejected(_ rejection: SeriesRejection, name: String, source: String) {
+        let logLine: Bool? = rejections.withLock { state in
+            state.counts[RejectionKey(family: rejection.family, reason: rejection.reason), default: 0] += 1
+            let key = "\(name)\u{0}\(rejection.reason.rawValue)"
+            if state.logged.contains(key) { return false }
+            if state.logged.count >= Self.maxLoggedRejections {
+                defer { state.loggingCapped = true }
+                return state.loggingCapped ? false : nil
+            }
+            state.logged.insert(key)
+            return true
+        }
+        switch logLine {
+        case true?:
+            logger.warning("series refused", metadata: [
+                "metric": "\(name)", "family": "\(rejection.family)", "reason": "\(rejection.reason.rawValue)",
+                "detail": "\(rejection.message)", "source": "\(source)",
+            ])
+        case nil:
+            logger.warning("series refused for \(Self.maxLoggedRejections) distinct families and reasons; further ones are counted in danube_agent_series_rejected_total but not logged")
+        case false?:
+            break
+        }
+    }
+
+    /// Refusals so far, by family and reason.
+    public func rejectionCount(family: String, reason: RejectionReason) -> UInt64 {
+        rejections.withLock { $0.counts[RejectionKey(family: family, reason: reason)] ?? 0 }
+    }
+
+    func render(into writer: inout ExpositionWriter) {
+        let counts = rejections.withLock { $0.counts }
+        let name = "danube_agent_series_rejected_total"
+        writer.family(name: name, kind: .counter, help: "Series definitions refused, by catalog family (or uncatalogued) and reason.")
+        let sample = writer.counterSampleName(name)
+        for key in counts.keys.sorted() {
+            let labels = ExpositionWriter.labelText([Label("family", key.family), Label("reason", key.reason.rawValue)])
+            writer.counter(sample, labels: labels, integer: counts[key] ?? 0, fraction: 0)
+        }
+    }
+}

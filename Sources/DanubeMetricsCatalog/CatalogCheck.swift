@@ -1,0 +1,56 @@
+import DanubeMetricsWire
+
+/// Checks a catalog before the agent uses it, so a broken operator file stops the agent with a clear message
+/// instead of refusing good series at run time.
+enum CatalogCheck {
+    static func check(_ catalog: Catalog) throws(CatalogError) {
+        for label in catalog.forbiddenLabels where !SeriesRules.isValidLabelName(label) {
+            throw CatalogError("forbidden label \"\(label)\" is not a valid label name")
+        }
+        for family in catalog.families { try check(family, forbidden: Set(catalog.forbiddenLabels)) }
+    }
+
+    private static func check(_ family: FamilySpec, forbidden: Set<String>) throws(CatalogError) {
+        let name = family.name
+        guard SeriesRules.isValidMetricName(name) else { throw CatalogError("\"\(name)\" is not a valid metric name") }
+        guard !name.hasPrefix("danube_agent_") else { throw CatalogError("\(name): the prefix danube_agent_ is the agent's own") }
+        guard !family.help.isEmpty else { throw CatalogError("\(name) has no help text") }
+        guard family.maxSeries > 0 else { throw CatalogError("\(name): max_series must be positive") }
+        switch family.type {
+        case .counter:
+            guard name.hasSuffix("_total") else { throw CatalogError("counter \(name) must end in _total") }
+        case .gauge, .histogram:
+            guard !name.hasSuffix("_total") else { throw CatalogError("\(family.type.rawValue) \(name) must not end in _total") }
+        }
+        if family.type == .histogram {
+            guard let buckets = family.buckets, !buckets.isEmpty else { throw CatalogError("histogram \(name) has no buckets") }
+            guard buckets.count <= WireLimits.default.maxBucketsPerHistogram else {
+                throw CatalogError("histogram \(name) has \(buckets.count) buckets, the protocol allows \(WireLimits.default.maxBucketsPerHistogram)")
+            }
+            for (i, bound) in buckets.enumerated() where !bound.isFinite || (i > 0 && buckets[i - 1] >= bound) {
+                throw CatalogError("buckets of \(name) must be finite and strictly increasing")
+            }
+        } else if family.buckets != nil {
+            throw CatalogError("\(family.type.rawValue) \(name) cannot have buckets")
+        }
+        var seen = Set<String>()
+        for label in family.labels {
+            guard SeriesRules.isValidLabelName(label.name), label.name != "le" || family.type != .histogram else {
+                throw CatalogError("\(name): \"\(label.name)\" is not a label name it may use")
+            }
+            guard seen.insert(label.name).inserted else { throw CatalogError("\(name): label \(label.name) appears twice") }
+            guard !forbidden.contains(label.name) else { throw CatalogError("\(name): label \(label.name) is forbidden") }
+            if let values = label.values {
+                guard !values.isEmpty, Set(values).count == values.count else {
+                    throw CatalogError("\(name): the values of label \(label.name) must be a non-empty list without repeats")
+                }
+            }
+            if label.policy == .drop {
+                guard family.type != .gauge else {
+                    throw CatalogError("\(name): a gauge cannot drop label \(label.name) (gauge values do not add up)")
+                }
+                guard !label.required else { throw CatalogError("\(name): dropped label \(label.name) cannot be required") }
+            }
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+
+/// The JSON form of a catalog: what `--print-catalog json` writes and what `--catalog FILE` reads. An operator
+/// file lists only the families it replaces or adds (and forbidden labels it adds).
+public struct CatalogFile: Codable, Sendable, Equatable {
+    public static let currentVersion = 1
+
+    public var version: Int
+    public var forbiddenLabels: [String]?
+    public var families: [FamilySpec]
+
+    public init(version: Int = CatalogFile.currentVersion, forbiddenLabels: [String]?, families: [FamilySpec]) {
+        self.version = version
+        self.forbiddenLabels = forbiddenLabels
+        self.families = families
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version, families
+        case forbiddenLabels = "forbidden_labels"
+    }
+
+    public init(_ catalog: Catalog) {
+        self.init(forbiddenLabels: catalog.forbiddenLabels, families: catalog.families)
+    }
+
+    /// Reads and decodes a file, with the path and the offending field in every error.
+    public static func load(path: String) throws(CatalogError) -> CatalogFile {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw CatalogError("cannot read catalog file \(path): \(error.localizedDescription)")
+        }
+        return try decode(data, source: path)
+    }
+
+    public static func decode(_ data: Data, source: String) throws(CatalogError) -> CatalogFile {
+        let file: CatalogFile
+        do {
+            file = try JSONDecoder().decode(CatalogFile.self, from: data)
+        } catch let error as DecodingError {
+            throw CatalogError("catalog file \(source): \(describe(error))")
+        } catch {
+            throw CatalogError("catalog file \(source): \(error)")
+        }
+        guard file.version == currentVersion else {
+            throw CatalogError("catalog file \(source) has version \(file.version); this agent reads version \(currentVersion)")
+        }
+        return file
+    }
+
+    public func encoded() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(self)) ?? Data()
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return path.isEmpty ? "" : " at \(path)"
+        }
+        switch error {
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            return "\(context.debugDescription)\(path(context))"
+        case .keyNotFound(let key, let context):
+            return "missing field \"\(key.stringValue)\"\(path(context))"
+        case .dataCorrupted(let context):
+            return "\(context.debugDescription)\(path(context))"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,136 @@
+import DanubeMetricsWire
+
+/// What the agent does with a label a catalogued family allows.
+public enum LabelPolicy: String, Codable, Sendable {
+    /// The label is kept on the series.
+    case keep
+    /// The label is accepted from emitters but aggregated away: series that differ only in it are summed into
+    /// one. For labels the plan names that are unbounded in practice (a WAL file sequence, a producer name).
+    case drop
+}
+
+/// One label a family allows.
+public struct LabelSpec: Codable, Sendable, Equatable {
+    public var name: String
+    /// The allowed values when the set is closed (`result`, `reason`, `reliable`, ...); nil when open.
+    public var values: [String]?
+    /// Whether every series of the family must carry the label.
+    public var required: Bool
+    public var policy: LabelPolicy
+    /// Why the label is as it is, for `docs/CATALOG.md`.
+    public var note: String?
+
+    public init(_ name: String, values: [String]? = nil, required: Bool = true, policy: LabelPolicy = .keep, note: String? = nil) {
+        self.name = name
+        self.values = values
+        self.required = required
+        self.policy = policy
+        self.note = note
+    }
+
+    enum CodingKeys: String, CodingKey { case name, values, required, policy, note }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        values = try container.decodeIfPresent([String].self, forKey: .values)
+        required = try container.decodeIfPresent(Bool.self, forKey: .required) ?? true
+        policy = try container.decodeIfPresent(LabelPolicy.self, forKey: .policy) ?? .keep
+        note = try container.decodeIfPresent(String.self, forKey: .note)
+    }
+}
+
+/// The type of a family, as written in catalog files.
+public enum FamilyType: String, Codable, Sendable {
+    case counter, gauge, histogram
+
+    public var kind: MetricKind {
+        switch self {
+        case .counter: return .counter
+        case .gauge: return .gauge
+        case .histogram: return .histogram
+        }
+    }
+}
+
+/// One metric family: everything the agent needs to admit, cap and describe its series.
+public struct FamilySpec: Codable, Sendable, Equatable {
+    public var name: String
+    public var type: FamilyType
+    public var help: String
+    /// What one unit of the value is ("messages", "bytes", "milliseconds", "offset", "state").
+    public var unit: String
+    public var labels: [LabelSpec]
+    /// Histogram upper bounds (+Inf implicit); emitters must use exactly these.
+    public var buckets: [Double]?
+    /// The most series the agent keeps for the family; further new series are refused.
+    public var maxSeries: Int
+    /// Where in Danube the family is recorded, for the generated document.
+    public var area: String
+    public var note: String?
+
+    public init(_ name: String, _ type: FamilyType, help: String, unit: String, labels: [LabelSpec],
+                buckets: [Double]? = nil, maxSeries: Int, area: String, note: String? = nil) {
+        self.name = name
+        self.type = type
+        self.help = help
+        self.unit = unit
+        self.labels = labels
+        self.buckets = buckets
+        self.maxSeries = maxSeries
+        self.area = area
+        self.note = note
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, type, help, unit, labels, buckets, area, note
+        case maxSeries = "max_series"
+    }
+
+    public func label(_ name: String) -> LabelSpec? { labels.first { $0.name == name } }
+}
+
+/// The set of families the agent knows, with the label names no series may carry. Built in (the Danube
+/// catalog), optionally overlaid by an operator file whose families replace or add to the built-in ones.
+public struct Catalog: Sendable, Equatable {
+    public private(set) var families: [FamilySpec]
+    public private(set) var forbiddenLabels: [String]
+    private var index: [String: Int]
+
+    /// Checks the catalog itself (see `CatalogError`), sorts families by name.
+    public init(families: [FamilySpec], forbiddenLabels: [String]) throws(CatalogError) {
+        self.families = families.sorted { $0.name < $1.name }
+        self.forbiddenLabels = Array(Set(forbiddenLabels)).sorted()
+        index = [:]
+        for (position, family) in self.families.enumerated() {
+            if index.updateValue(position, forKey: family.name) != nil {
+                throw CatalogError("family \(family.name) appears twice")
+            }
+        }
+        try CatalogCheck.check(self)
+    }
+
+    public static func == (a: Catalog, b: Catalog) -> Bool {
+        a.families == b.families && a.forbiddenLabels == b.forbiddenLabels
+    }
+
+    public func family(named name: String) -> FamilySpec? {
+        index[name].map { families[$0] }
+    }
+
+    /// This catalog with `overlay`'s families replacing same-named ones or added, and its forbidden labels added.
+    public func overlaid(with overlay: CatalogFile) throws(CatalogError) -> Catalog {
+        var merged = families
+        for family in overlay.families {
+            if let position = index[family.name] { merged[position] = family } else { merged.append(family) }
+        }
+        return try Catalog(families: merged, forbiddenLabels: forbiddenLabels + (overlay.forbiddenLabels ?? []))
+    }
+}
+
+/// A catalog that cannot be used, with what is wrong in it.
+public struct CatalogError: Error, CustomStringConvertible, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

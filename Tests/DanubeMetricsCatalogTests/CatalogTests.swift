@@ -1,0 +1,130 @@
+import DanubeMetricsCatalog
+import Foundation
+import Testing
+
+@Suite struct CatalogTests {
+    /// The families and labels of the broker team's metrics plan (issue text), checked against the catalog.
+    static let plan: [String: [String]] = [
+        "danube_topic_messages_in_total": ["namespace", "topic", "partition", "producer_name"],
+        "danube_topic_bytes_in_total": ["namespace", "topic", "partition", "producer_name"],
+        "danube_topic_active_producers": ["namespace", "topic"],
+        "danube_topic_active_subscriptions": ["namespace", "topic"],
+        "danube_topic_dispatch_latency_ms": ["namespace", "topic", "subscription", "sub_type", "reliable"],
+        "danube_topic_backlog_messages": ["namespace", "topic", "subscription", "reliable"],
+        "danube_producer_create_total": ["namespace", "topic", "result", "error_type"],
+        "danube_producer_send_total": ["namespace", "topic", "partition", "result", "error_type", "reliable"],
+        "danube_producer_send_latency_ms": ["namespace", "topic", "partition", "reliable"],
+        "danube_consumer_subscribe_total": ["namespace", "topic", "subscription", "sub_type", "result"],
+        "danube_consumer_active": ["namespace", "topic", "subscription", "sub_type"],
+        "danube_consumer_receive_total": ["namespace", "topic", "subscription"],
+        "danube_consumer_ack_total": ["namespace", "topic", "subscription", "result"],
+        "danube_consumer_lag_messages": ["namespace", "topic", "subscription", "reliable"],
+        "danube_dispatcher_queue_depth": ["namespace", "topic", "subscription", "reliable"],
+        "danube_dispatcher_enqueue_total": ["namespace", "topic", "subscription"],
+        "danube_dispatcher_dequeue_total": ["namespace", "topic", "subscription"],
+        "danube_dispatcher_commit_latency_ms": ["namespace", "topic", "subscription", "reliable"],
+        "danube_wal_append_total": ["namespace", "topic", "partition", "file_seq"],
+        "danube_wal_append_bytes_total": ["namespace", "topic", "partition"],
+        "danube_wal_append_latency_ms": ["namespace", "topic", "partition"],
+        "danube_wal_fsync_total": ["namespace", "topic", "partition"],
+        "danube_wal_fsync_batch_bytes": ["namespace", "topic", "partition"],
+        "danube_wal_checkpoint_write_total": ["namespace", "topic", "partition"],
+        "danube_wal_reader_read_total": ["namespace", "topic", "partition"],
+        "danube_wal_reader_read_latency_ms": ["namespace", "topic", "partition"],
+        "danube_wal_cache_hits_total": ["namespace", "topic", "partition"],
+        "danube_wal_cache_misses_total": ["namespace", "topic", "partition"],
+        "danube_wal_file_rotate_total": ["namespace", "topic", "partition", "reason"],
+        "danube_wal_reader_create_total": ["namespace", "topic", "partition", "start_pos"],
+        "danube_wal_delete_total": ["namespace", "topic", "partition", "reason"],
+        "danube_cloud_upload_objects_total": ["namespace", "topic", "partition", "provider", "result"],
+        "danube_cloud_upload_bytes_total": ["namespace", "topic", "partition", "provider"],
+        "danube_cloud_upload_object_size_bytes": ["namespace", "topic", "partition", "provider"],
+        "danube_cloud_download_bytes_total": ["namespace", "topic", "partition", "provider"],
+        "danube_cloud_upload_latency_ms": ["provider"],
+        "danube_cloud_list_total": ["provider"],
+        "danube_cloud_list_latency_ms": ["provider"],
+        "danube_handoff_cloud_to_wal_total": ["namespace", "topic", "partition", "path"],
+        "danube_sub_progress_offset": ["namespace", "topic", "subscription", "partition"],
+        "danube_sub_pending_messages": ["namespace", "topic", "subscription"],
+        "danube_sub_redelivery_total": ["namespace", "topic", "subscription", "reason"],
+        "danube_broker_topics_owned": ["broker_id"],
+        "danube_broker_assignments_total": ["broker_id", "action"],
+        "danube_leader_election_state": ["state"],
+        "danube_broker_rpc_total": ["method", "result"],
+        "danube_admin_rpc_total": ["method", "result"],
+        "danube_rpc_errors_total": ["service", "code"],
+        "danube_client_redirects_total": ["service", "reason"],
+        "danube_retry_attempts_total": ["component", "reason"],
+    ]
+
+    @Test func everyPlannedFamilyIsCataloguedWithThePlansLabels() {
+        let catalog = BuiltinCatalog.catalog
+        for (name, labels) in Self.plan {
+            guard let family = catalog.family(named: name) else { Issue.record("\(name) is missing"); continue }
+            #expect(Set(family.labels.map(\.name)) == Set(labels), "\(name)")
+        }
+        #expect(catalog.families.count == Self.plan.count + 1)  // + danube_wal_end_offset
+    }
+
+    @Test func typesFollowTheTaxonomy() {
+        for family in BuiltinCatalog.catalog.families {
+            switch family.type {
+            case .counter: #expect(family.name.hasSuffix("_total"))
+            case .histogram: #expect(family.name.hasSuffix("_ms") || family.name.hasSuffix("_bytes"), "\(family.name)")
+            case .gauge: #expect(!family.name.hasSuffix("_total"))
+            }
+        }
+    }
+
+    @Test func latencyBucketsSpanSubMillisecondToMinutesAndBytesReachHundredsOfMiB() {
+        #expect(BuiltinCatalog.latencyBuckets.first! < 1 && BuiltinCatalog.latencyBuckets.last! >= 60_000)
+        #expect(BuiltinCatalog.objectSizeBuckets.last! >= 500 * 1_048_576)
+        #expect(BuiltinCatalog.fsyncBatchBuckets.last! >= 100 * 1_048_576)
+    }
+
+    @Test func theJSONFormRoundTripsAndAnOverlayReplacesAndAdds() throws {
+        let builtin = BuiltinCatalog.catalog
+        let decoded = try CatalogFile.decode(CatalogFile(builtin).encoded(), source: "test")
+        #expect(try Catalog(families: decoded.families, forbiddenLabels: decoded.forbiddenLabels ?? []) == builtin)
+
+        let overlay = try CatalogFile.decode(Data("""
+            {"version": 1, "forbidden_labels": ["tenant_id"], "families": [
+              {"name": "danube_topic_messages_in_total", "type": "counter", "help": "Messages.", "unit": "messages",
+               "area": "Topic", "max_series": 10, "labels": [{"name": "namespace"}, {"name": "topic"}]},
+              {"name": "shop_orders_total", "type": "counter", "help": "Orders.", "unit": "orders", "area": "Shop",
+               "max_series": 5, "labels": []}
+            ]}
+            """.utf8), source: "overlay.json")
+        let merged = try builtin.overlaid(with: overlay)
+        #expect(merged.family(named: "danube_topic_messages_in_total")?.maxSeries == 10)
+        #expect(merged.family(named: "shop_orders_total") != nil)
+        #expect(merged.forbiddenLabels.contains("tenant_id") && merged.forbiddenLabels.contains("producer_id"))
+        #expect(merged.families.count == builtin.families.count + 1)
+    }
+
+    @Test(arguments: [
+        (#"{"version": 1, "families": [{"name": "x_total", "type": "counter"}]}"#, "missing field \"help\" at .families[0]"),
+        (#"{"version": 2, "families": []}"#, "version 2"),
+        (#"{"version": 1, "families": [{"name": "x", "type": "counter", "help": "h", "unit": "u", "area": "a", "max_series": 1, "labels": []}]}"#, "counter x must end in _total"),
+        (#"{"version": 1, "families": [{"name": "g", "type": "gauge", "help": "h", "unit": "u", "area": "a", "max_series": 1, "labels": [{"name": "l", "required": false, "policy": "drop"}]}]}"#, "a gauge cannot drop label l"),
+        (#"{"version": 1, "families": [{"name": "h_ms", "type": "histogram", "help": "h", "unit": "u", "area": "a", "max_series": 1, "labels": [], "buckets": [2, 1]}]}"#, "strictly increasing"),
+        (#"{"version": 1, "families": [{"name": "y_total", "type": "summary", "help": "h", "unit": "u", "area": "a", "max_series": 1, "labels": []}]}"#, "families[0].type"),
+        (#"{"version": 1, "families": [{"name": "z_total", "type": "counter", "help": "h", "unit": "u", "area": "a", "max_series": 1, "labels": [{"name": "producer_id"}]}]}"#, "label producer_id is forbidden"),
+    ])
+    func badOperatorFilesAreRefusedWithTheFieldAtFault(json: String, expected: String) {
+        do {
+            let file = try CatalogFile.decode(Data(json.utf8), source: "ops.json")
+            _ = try BuiltinCatalog.catalog.overlaid(with: file)
+            Issue.record("accepted: \(json)")
+        } catch {
+            #expect(error.message.contains(expected), "\(error.message)")
+        }
+    }
+
+    @Test func docsCatalogIsGeneratedFromTheCatalog() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/CATALOG.md").standardized
+        let committed = try String(contentsOf: path, encoding: .utf8)
+        #expect(committed == CatalogDocument.markdown(BuiltinCatalog.catalog),
+                "docs/CATALOG.md is stale: run `swift run danube-metrics-agent --print-catalog markdown > docs/CATALOG.md`")
+    }
+}
