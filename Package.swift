@@ -101,7 +101,9 @@ let package = Package(
         .testTarget(
             name: "DanubeMetricsAgentTests",
             dependencies: [
-                "DanubeMetricsAgent", "DanubeMetricsEmitter", "DanubeMetricsWire",
+                "DanubeMetricsAgent", "DanubeMetricsEmitter", "DanubeMetricsWire", "DanubeMetricsCatalog",
+                "DanubeMetrics", "DanubeMetricsSwiftMetrics",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -67,7 +67,9 @@ final class Flusher {
     func flush() {
         let series = registry.snapshot()
         while states.count < series.count {
-            states.append(SeriesState(cells: Int(series[series.startIndex + states.count].cellCount)))
+            let entry = series[series.startIndex + states.count]
+            // A histogram's last cell is its sum, kept apart from the counts that `read` returns.
+            states.append(SeriesState(cells: Int(entry.cellCount) - (entry.definition.kind == .histogram ? 1 : 0)))
         }
         stats.registeredSeries = series.count
         if connection == nil && !connect() {
@@ -325,7 +327,8 @@ final class Flusher {
 
     private func countUndelivered(_ series: ArraySlice<RegisteredSeries>) {
         var undelivered = 0
-        for index in states.indices {
+        // A refused series is settled, not pending: it will never be delivered (`stats.refusedSeries` says so).
+        for index in states.indices where !states[index].refused {
             let entry = series[series.startIndex + index]
             switch entry.definition.kind {
             case .gauge:

@@ -8,12 +8,15 @@ import Synchronization
 struct LoadgenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "danube-metrics-loadgen",
-        abstract: "A simulated Danube broker and WAL writer that push realistic metrics to the agent.",
+        abstract: "A simulated Danube cluster that pushes every family of the Danube metric catalog to the agent.",
         discussion: """
-            Two emitters (sources "danube-broker" and "danube-wal") record a publish path per message on worker \
-            threads: messages and bytes in, producer send latency, WAL appends with fsync batches, consumer acks, \
-            queue depth and active producers. With --messages it stops after that many messages per thread, \
-            flushes, and (with --report) prints what it recorded as JSON, so totals can be checked at /metrics.
+            Three emitters (sources "<prefix>-broker", "<prefix>-wal" and "<prefix>-cloud") record through the \
+            typed catalog API. Worker threads record each message's path: publish, WAL append with fsync batches \
+            and rotations, cloud upload of rotated files (some fail and are retried), dispatch to every \
+            subscription, acks and redeliveries; producers and consumers come and go, subscription progress is \
+            committed, and the broker goes through a leader election. Even-numbered topics are reliable. With \
+            --messages it stops after that many messages per thread, flushes, and (with --report) prints what it \
+            recorded as JSON, so totals can be checked at /metrics.
             """)
 
     @Option(help: ArgumentHelp("Agent ingest socket (default: as the agent's).", valueName: "path"))
@@ -64,13 +67,16 @@ struct LoadgenCommand: ParsableCommand {
         }
         let broker = emitter("broker")
         let wal = emitter("wal")
-        let simulation = try SimulatedBroker(broker: broker, wal: wal, namespaces: namespaces, topics: topics, partitions: partitions)
+        let cloud = emitter("cloud")
+        let simulation = try SimulatedBroker(broker: broker, wal: wal, cloud: cloud, namespaces: namespaces, topics: topics, partitions: partitions)
         let stop = StopFlag.shared
         signal(SIGINT) { _ in StopFlag.shared.set() }
         signal(SIGTERM) { _ in StopFlag.shared.set() }
         FileHandle.standardError.write(Data("loadgen: \(threads) threads, \(simulation.partitions.count) partitions, socket \(broker.configuration.socketPath)\n".utf8))
 
         let tallies = TallyBox(partitions: simulation.partitions.count)
+        let cluster = Thread { ClusterActivity(simulation: simulation).run(stop: stop, done: tallies) }
+        cluster.start()
         let workers = (0..<threads).map { index in
             let thread = Thread {
                 var worker = Worker(simulation: simulation, seed: UInt64(index + 1))
@@ -82,10 +88,13 @@ struct LoadgenCommand: ParsableCommand {
         }
         _ = workers
         tallies.waitFor(threads)
+        stop.set()
+        tallies.waitFor(threads + 1)
         let brokerStats = broker.shutdown(timeout: .seconds(5))
         let walStats = wal.shutdown(timeout: .seconds(5))
+        let cloudStats = cloud.shutdown(timeout: .seconds(5))
         if report {
-            print(tallies.json(simulation: simulation, stats: ["broker": brokerStats, "wal": walStats]))
+            print(tallies.json(simulation: simulation, stats: ["broker": brokerStats, "wal": walStats, "cloud": cloudStats]))
         }
     }
 }

@@ -1,65 +1,91 @@
-import DanubeMetricsEmitter
+import DanubeMetrics
 
-/// The series a simulated Danube broker and WAL writer record, resolved once up front as real call sites would.
-/// Every topic partition gets its own handles; the worker threads pick partitions and record a publish path:
-/// broker receive -> WAL append (fsync in batches) -> dispatch -> consumer ack.
-struct SimulatedBroker {
-    struct Partition {
-        var messagesIn: Counter
-        var bytesIn: Counter
-        var sendLatency: Histogram
-        var walAppends: Counter
-        var walBytes: Counter
-        var walFsyncs: Counter
-        var walFsyncBatch: Histogram
-        var walAppendLatency: Histogram
-        var acks: Counter
-        var queueDepth: Gauge
+/// The handles a simulated Danube cluster records into, resolved once up front as real call sites would, through
+/// the typed catalog API: a broker (topics, producers, subscriptions, dispatcher, RPCs, cluster), a WAL writer
+/// (appends, fsync batches, rotations, readers, cache, deleter, WAL end offset) and a cloud uploader (uploads,
+/// listings, downloads, handoffs). Even-numbered topics are reliable (WAL-backed), odd ones are not.
+struct SimulatedBroker: Sendable {
+    struct Partition: Sendable {
+        var namespace: String
+        var topic: String
+        var index: Int
         var reliable: Bool
+        var metrics: PartitionMetrics
+        /// WAL and cloud handles exist for reliable topics only.
+        var wal: WALMetrics?
+        var cloud: CloudPartitionMetrics?
+        /// Subscriptions of the topic (indices into `subscriptions`) and, for reliable topics, their progress here.
+        var subscriptions: [Int]
+        var progress: [Gauge]
+        var topicIndex: Int
     }
 
+    struct Topic: Sendable {
+        var metrics: TopicMetrics
+        var subscriptions: [Int]
+    }
+
+    var topics: [Topic] = []
     var partitions: [Partition] = []
-    var producers: [Gauge] = []
-    /// Names of the counter series in `partitions`, for the delivery report: (name, labels) per partition.
-    var partitionLabels: [[(String, String)]] = []
+    var subscriptions: [SubscriptionMetrics] = []
+    let cloudProvider: CloudProviderMetrics
+    let broker: BrokerMetrics
+    let leaderElection: LeaderElectionMetrics
+    let sendRPC: Counter
+    let sendRPCFailed: Counter
+    let sendRPCError: Counter
+    let listTopicsRPC: Counter
+    let redirects: Counter
+    let uploadRetries: Counter
 
-    static let byteBuckets = Buckets.exponential(start: 1_024, factor: 4, count: 10)
+    static let subscriptionTypes: [SubscriptionType] = [.exclusive, .shared, .failover]
 
-    init(broker: Emitter, wal: Emitter, namespaces: Int, topics: Int, partitions partitionCount: Int) throws {
+    init(broker brokerEmitter: Emitter, wal walEmitter: Emitter, cloud cloudEmitter: Emitter,
+         namespaces: Int, topics topicCount: Int, partitions partitionCount: Int) throws {
+        let broker = DanubeMetrics(emitter: brokerEmitter)
+        let wal = DanubeMetrics(emitter: walEmitter)
+        let cloud = DanubeMetrics(emitter: cloudEmitter)
+        cloudProvider = try cloud.cloud(provider: "s3")
+        self.broker = try broker.broker(id: "broker-1")
+        leaderElection = try broker.leaderElection()
+        sendRPC = try broker.rpc.brokerRPC(method: "SendMessage", outcome: .ok)
+        sendRPCFailed = try broker.rpc.brokerRPC(method: "SendMessage", outcome: .error)
+        sendRPCError = try broker.rpc.error(service: "ProducerService", code: .unavailable)
+        listTopicsRPC = try broker.rpc.adminRPC(method: "ListTopics", outcome: .ok)
+        redirects = try broker.rpc.clientRedirect(service: "Discovery", reason: "not_owner")
+        uploadRetries = try cloud.rpc.retryAttempt(component: "cloud_uploader", reason: "timeout")
         for n in 0..<namespaces {
-            for t in 0..<topics {
-                let namespace = "ns\(n)"
-                let topic = "topic-\(t)"
-                let reliable = t % 2 == 0
-                producers.append(try broker.gauge(
-                    "danube_topic_active_producers", labels: [("namespace", namespace), ("topic", topic)],
-                    help: "Producers connected to the topic."))
+            for t in 0..<topicCount {
+                let namespace = "ns\(n)", topic = "topic-\(t)"
+                let reliability = Reliability(t % 2 == 0)
+                // Two subscriptions per topic, a third on every third topic, of varying types.
+                var subscriptionIndices: [Int] = []
+                for s in 0..<(t % 3 == 0 ? 3 : 2) {
+                    subscriptionIndices.append(subscriptions.count)
+                    subscriptions.append(try broker.subscription(
+                        namespace: namespace, topic: topic, subscription: "sub-\(s)",
+                        type: Self.subscriptionTypes[(s + t) % 3], reliability: reliability))
+                }
+                topics.append(Topic(metrics: try broker.topic(namespace: namespace, topic: topic), subscriptions: subscriptionIndices))
                 for p in 0..<partitionCount {
-                    let labels = [("namespace", namespace), ("topic", topic), ("partition", "\(p)")]
-                    let withReliable = labels + [("reliable", "\(reliable)")]
-                    let subscription = labels.prefix(2) + [("subscription", "sub-\(p % 2)")]
+                    let reliable = reliability == .reliable
+                    var progress: [Gauge] = []
+                    if reliable {
+                        for s in subscriptionIndices { progress.append(try subscriptions[s].progress(partition: p)) }
+                    }
                     partitions.append(Partition(
-                        messagesIn: try broker.counter("danube_topic_messages_in_total", labels: labels,
-                                                       help: "Messages published to the topic."),
-                        bytesIn: try broker.counter("danube_topic_bytes_in_total", labels: labels,
-                                                    help: "Payload bytes published to the topic."),
-                        sendLatency: try broker.histogram("danube_producer_send_latency_ms", buckets: Buckets.latencyMilliseconds,
-                                                          labels: withReliable, help: "Producer send latency, receive to append or dispatch."),
-                        walAppends: try wal.counter("danube_wal_append_total", labels: labels, help: "Frames appended to the WAL."),
-                        walBytes: try wal.counter("danube_wal_append_bytes_total", labels: labels, help: "Bytes appended to the WAL."),
-                        walFsyncs: try wal.counter("danube_wal_fsync_total", labels: labels, help: "WAL fsync calls."),
-                        walFsyncBatch: try wal.histogram("danube_wal_fsync_batch_bytes", buckets: Self.byteBuckets, labels: labels,
-                                                         help: "Bytes made durable per WAL fsync."),
-                        walAppendLatency: try wal.histogram("danube_wal_append_latency_ms", buckets: Buckets.latencyMilliseconds,
-                                                            labels: labels, help: "WAL append latency, enqueue to fsync."),
-                        acks: try broker.counter("danube_consumer_ack_total", labels: Array(subscription) + [("result", "ok")],
-                                                 help: "Consumer acknowledgements."),
-                        queueDepth: try broker.gauge("danube_dispatcher_queue_depth", labels: Array(subscription) + [("reliable", "\(reliable)")],
-                                                     help: "Messages queued in the dispatcher."),
-                        reliable: reliable))
-                    partitionLabels.append(labels)
+                        namespace: namespace, topic: topic, index: p, reliable: reliable,
+                        metrics: try broker.partition(namespace: namespace, topic: topic, partition: p, reliability: reliability),
+                        wal: reliable ? try wal.wal(namespace: namespace, topic: topic, partition: p) : nil,
+                        cloud: reliable ? try cloud.cloud(namespace: namespace, topic: topic, partition: p, provider: "s3") : nil,
+                        subscriptions: subscriptionIndices, progress: progress, topicIndex: topics.count - 1))
                 }
             }
         }
+    }
+
+    /// Labels of a partition as the agent shows them (sorted by name), for the delivery report.
+    func labelText(_ partition: Partition) -> String {
+        "namespace=\"\(partition.namespace)\",partition=\"\(partition.index)\",topic=\"\(partition.topic)\""
     }
 }

@@ -1,5 +1,4 @@
-import DanubeMetricsEmitter
-import DanubeMetricsWire
+import DanubeMetrics
 import Foundation
 
 /// What one worker recorded, per partition, so the report can be compared with `/metrics`.
@@ -13,21 +12,39 @@ struct Tally {
         bytes = messages
         fsyncs = messages
     }
+
+    mutating func add(_ other: Tally) {
+        for i in messages.indices {
+            messages[i] += other.messages[i]
+            bytes[i] += other.bytes[i]
+            fsyncs[i] += other.fsyncs[i]
+        }
+    }
 }
 
-/// One simulated broker thread: picks partitions, records a publish path per message, paces itself to `rate`.
+/// One simulated broker thread: picks partitions and records a message's whole path (publish, WAL append with
+/// fsync batches and rotations, cloud upload of rotated files, dispatch to every subscription, acks with
+/// redeliveries), paced to `rate`. Every 256 messages it moves gauges: producers and consumers come and go,
+/// queues fill and drain, acknowledged progress is committed.
 struct Worker {
     let simulation: SimulatedBroker
     var random: SplitMix
+    private var tally: Tally
+    private var pendingFsyncBytes: [UInt64]
+    private var fileBytes: [UInt64]
+    /// Acks not yet committed to the progress gauges, per partition and subscription of its topic.
+    private var pendingAcks: [[Double]]
 
     init(simulation: SimulatedBroker, seed: UInt64) {
         self.simulation = simulation
         random = SplitMix(seed: seed &* 0x9E37_79B9_7F4A_7C15)
+        tally = Tally(partitions: simulation.partitions.count)
+        pendingFsyncBytes = [UInt64](repeating: 0, count: simulation.partitions.count)
+        fileBytes = pendingFsyncBytes
+        pendingAcks = simulation.partitions.map { [Double](repeating: 0, count: $0.progress.count) }
     }
 
     mutating func run(messages limit: Int?, rate: Int, stop: StopFlag) -> Tally {
-        var tally = Tally(partitions: simulation.partitions.count)
-        var pendingFsyncBytes = [UInt64](repeating: 0, count: simulation.partitions.count)
         let started = ContinuousClock.now
         var sent = 0
         while limit.map({ sent < $0 }) ?? true {
@@ -37,31 +54,129 @@ struct Worker {
                     let due = started + .nanoseconds(Int64(Double(sent) / Double(rate) * 1e9))
                     if due > .now { Thread.sleep(forTimeInterval: (due - .now).seconds) }
                 }
-                for producers in simulation.producers { producers.set(Double(1 + random.next(below: 4))) }
+                churn()
             }
-            let index = Int(random.next(below: UInt64(simulation.partitions.count)))
-            let partition = simulation.partitions[index]
-            let size = 64 + random.next(below: 4_000)
-            partition.messagesIn.increment()
-            partition.bytesIn.increment(by: size)
-            partition.walAppends.increment()
-            partition.walBytes.increment(by: size + 24)
-            partition.walAppendLatency.observe(latency(median: partition.reliable ? 2 : 0.4))
-            partition.sendLatency.observe(latency(median: partition.reliable ? 3 : 0.6))
-            partition.acks.increment()
-            partition.queueDepth.set(Double(random.next(below: 50)))
-            pendingFsyncBytes[index] += size + 24
-            tally.messages[index] += 1
-            tally.bytes[index] += size
-            if random.next(below: 16) == 0 {
-                partition.walFsyncs.increment()
-                partition.walFsyncBatch.observe(Double(pendingFsyncBytes[index]))
-                pendingFsyncBytes[index] = 0
-                tally.fsyncs[index] += 1
-            }
+            publish(Int(random.next(below: UInt64(simulation.partitions.count))))
             sent += 1
         }
+        churn()
         return tally
+    }
+
+    private mutating func publish(_ index: Int) {
+        let partition = simulation.partitions[index]
+        let size = 64 + random.next(below: 4_000)
+        partition.metrics.messagesIn.increment()
+        partition.metrics.bytesIn.increment(by: size)
+        partition.metrics.sendLatency.observe(latency(median: partition.reliable ? 3 : 0.6))
+        tally.messages[index] += 1
+        tally.bytes[index] += size
+        if random.next(below: 2_000) == 0 {
+            try? partition.metrics.sendFailed(random.next(below: 2) == 0 ? .timeout : .unavailable).increment()
+            simulation.sendRPCFailed.increment()
+            simulation.sendRPCError.increment()
+        } else {
+            partition.metrics.sendsSucceeded.increment()
+            simulation.sendRPC.increment()
+        }
+        if let wal = partition.wal { append(index, size: size, wal: wal) }
+        for (position, subscriptionIndex) in partition.subscriptions.enumerated() {
+            let subscription = simulation.subscriptions[subscriptionIndex]
+            subscription.enqueued.increment()
+            subscription.dispatchLatency.observe(latency(median: partition.reliable ? 1.5 : 0.2))
+            subscription.dequeued.increment()
+            subscription.received.increment()
+            subscription.commitLatency.observe(latency(median: partition.reliable ? 4 : 0.3))
+            if random.next(below: 200) == 0 {
+                subscription.redeliveries[random.next(below: 3) == 0 ? .nack : .timeout].increment()
+                if random.next(below: 4) == 0 { subscription.acks[.error].increment() }
+            }
+            subscription.acks[.ok].increment()
+            if partition.reliable {
+                pendingAcks[index][position] += 1
+                partition.wal?.reads.increment()
+                partition.wal?.readLatency.observe(latency(median: 0.08))
+                if random.next(below: 10) == 0 { partition.wal?.cacheMisses.increment() } else { partition.wal?.cacheHits.increment() }
+            }
+        }
+    }
+
+    private mutating func append(_ index: Int, size: UInt64, wal: WALMetrics) {
+        wal.appends.increment()
+        wal.appendBytes.increment(by: size + 24)
+        wal.appendLatency.observe(latency(median: 2))
+        wal.endOffset.add(1)
+        pendingFsyncBytes[index] += size + 24
+        fileBytes[index] += size + 24
+        if random.next(below: 16) == 0 {
+            wal.fsyncs.increment()
+            wal.fsyncBatchBytes.observe(Double(pendingFsyncBytes[index]))
+            pendingFsyncBytes[index] = 0
+            tally.fsyncs[index] += 1
+        }
+        if random.next(below: 1_000) == 0 { wal.checkpointWrites.increment() }
+        let bySize = random.next(below: 1_500) == 0
+        if bySize || random.next(below: 20_000) == 0 {
+            wal.rotations[bySize ? .size : .time].increment()
+            upload(index, bytes: fileBytes[index])
+            fileBytes[index] = 0
+            if random.next(below: 3) == 0 { wal.deletions[random.next(below: 4) == 0 ? .compaction : .retention].increment() }
+        }
+    }
+
+    /// A rotated WAL file goes to the object store; one upload in eight fails and is retried.
+    private mutating func upload(_ index: Int, bytes: UInt64) {
+        guard let cloud = simulation.partitions[index].cloud else { return }
+        if random.next(below: 8) == 0 {
+            cloud.uploads[.error].increment()
+            simulation.uploadRetries.increment()
+            simulation.cloudProvider.uploadLatency.observe(latency(median: 2_000))
+        }
+        cloud.uploads[.ok].increment()
+        cloud.uploadBytes.increment(by: bytes)
+        cloud.objectSize.observe(Double(bytes))
+        simulation.cloudProvider.uploadLatency.observe(latency(median: 120))
+    }
+
+    /// Gauges and rare events: producers and consumers come and go, queues move, progress is committed.
+    private mutating func churn() {
+        for topic in simulation.topics {
+            let producers = Double(1 + random.next(below: 4))
+            if producers > 2 { topic.metrics.producersCreated.increment() }
+            if random.next(below: 50) == 0 { try? topic.metrics.producerCreateFailed(.unauthorized).increment() }
+            topic.metrics.activeProducers.set(producers)
+            topic.metrics.activeSubscriptions.set(Double(topic.subscriptions.count))
+        }
+        for subscription in simulation.subscriptions {
+            let depth = Double(random.next(below: 50))
+            subscription.queueDepth.set(depth)
+            subscription.backlog?.set(depth)
+            subscription.lag?.set(depth)
+            subscription.pendingMessages.set(Double(random.next(below: 20)))
+            let consumers = Double(random.next(below: 4))
+            subscription.activeConsumers.set(consumers)
+            if consumers > 0 && random.next(below: 4) == 0 { subscription.subscribes[.ok].increment() }
+            if random.next(below: 100) == 0 { subscription.subscribes[.error].increment() }
+        }
+        for (index, partition) in simulation.partitions.enumerated() {
+            for (position, gauge) in partition.progress.enumerated() where pendingAcks[index][position] > 0 {
+                // Commit most of what was acked; the rest stays as backlog until the next round.
+                let committed = (pendingAcks[index][position] * 0.9).rounded(.down)
+                gauge.add(committed)
+                pendingAcks[index][position] -= committed
+            }
+            if let wal = partition.wal, random.next(below: 8) == 0 {
+                wal.readersCreated[random.next(below: 3) == 0 ? .offset : (random.next(below: 2) == 0 ? .latest : .earliest)].increment()
+                if random.next(below: 4) == 0, let cloud = partition.cloud {
+                    cloud.downloadBytes.increment(by: 65_536 + random.next(below: 1 << 20))
+                    cloud.handoffs[.cloudToWALTail].increment()
+                }
+            }
+        }
+        simulation.cloudProvider.lists.increment()
+        simulation.cloudProvider.listLatency.observe(latency(median: 40))
+        simulation.listTopicsRPC.increment()
+        if random.next(below: 10) == 0 { simulation.redirects.increment() }
     }
 
     /// A long-tailed latency: mostly near the median, sometimes 10-100x slower.
@@ -84,57 +199,4 @@ struct SplitMix {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return (z ^ (z >> 31)) % bound
     }
-}
-
-/// Collects the workers' tallies.
-final class TallyBox: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var total: Tally
-    private var finished = 0
-
-    init(partitions: Int) { total = Tally(partitions: partitions) }
-
-    func add(_ tally: Tally) {
-        condition.withLock {
-            for i in tally.messages.indices {
-                total.messages[i] += tally.messages[i]
-                total.bytes[i] += tally.bytes[i]
-                total.fsyncs[i] += tally.fsyncs[i]
-            }
-            finished += 1
-            condition.broadcast()
-        }
-    }
-
-    func waitFor(_ count: Int) {
-        condition.withLock {
-            while finished < count { condition.wait() }
-        }
-    }
-
-    /// `{"counters": {"name{labels}": value, ...}, "histogram_counts": {...}, "delivery": {...}}`
-    func json(simulation: SimulatedBroker, stats: [String: EmitterStats]) -> String {
-        var counters: [String: UInt64] = [:]
-        var histograms: [String: UInt64] = [:]
-        for (i, labels) in simulation.partitionLabels.enumerated() {
-            let text = labels.map { "\($0.0)=\"\($0.1)\"" }.joined(separator: ",")
-            counters["danube_topic_messages_in_total{\(text)}"] = total.messages[i]
-            counters["danube_topic_bytes_in_total{\(text)}"] = total.bytes[i]
-            counters["danube_wal_append_total{\(text)}"] = total.messages[i]
-            counters["danube_wal_fsync_total{\(text)}"] = total.fsyncs[i]
-            histograms["danube_wal_append_latency_ms{\(text)}"] = total.messages[i]
-            histograms["danube_wal_fsync_batch_bytes{\(text)}"] = total.fsyncs[i]
-        }
-        let delivery = stats.mapValues { stats in
-            ["undelivered_series": stats.undeliveredSeries, "unacknowledged_frames": stats.unacknowledgedFrames,
-             "frames_sent": Int(stats.framesSent), "connects": Int(stats.connects)]
-        }
-        let object: [String: Any] = ["counters": counters, "histogram_counts": histograms, "delivery": delivery]
-        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        return String(decoding: data, as: UTF8.self)
-    }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

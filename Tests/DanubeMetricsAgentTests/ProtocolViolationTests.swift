@@ -161,7 +161,7 @@ import Testing
         #expect(try eventually { try agent.samples()["second_total"] == 2 })
         let samples = try agent.samples()
         #expect(samples["shared_thing"] == 4)
-        #expect(samples["danube_agent_series_refused_total"] == 1)
+        #expect(samples["danube_agent_series_rejected_total{family=\"uncatalogued\",reason=\"conflicting_definition\"}"] == 1)
         #expect(agent.logs.contains("series refused", "conflicting_definition", "source=second"))
         #expect(second.stats.connected)
         first.shutdown()
@@ -201,7 +201,7 @@ import Testing
         #expect(source.handshake(name: "noisy") != nil)
         let bad = (0..<20).map { SeriesDefinition(id: UInt32($0), kind: .counter, name: "bad-name-\($0)", help: "", labels: []) }
         source.send(.define(DefineBatch(sequence: 1, definitions: bad)))
-        #expect(try eventually { try agent.samples()["danube_agent_series_refused_total"] == 20 })
+        #expect(try eventually { try agent.samples()["danube_agent_series_rejected_total{family=\"uncatalogued\",reason=\"invalid_name\"}"] == 20 })
         #expect(agent.logs.all.filter { $0.contains("series refused") }.count == 3)
         try await Task.sleep(for: .milliseconds(350))
         source.send(.define(DefineBatch(sequence: 2, definitions: [SeriesDefinition(id: 20, kind: .counter, name: "bad-name", help: "", labels: [])])))

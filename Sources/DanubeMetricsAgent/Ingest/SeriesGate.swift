@@ -4,8 +4,9 @@ import Logging
 import Synchronization
 
 /// Decides about every series definition before it reaches the store: naming rules, the reserved prefix, the
-/// catalog (see `docs/CATALOG.md`) and the family's series limit. Refusals are counted per family and reason and
-/// logged once per family name and reason, not per definition, so a misbehaving emitter cannot flood the journal.
+/// catalog (see `docs/CATALOG.md`) and the family's series limit. Refusals are counted per family and reason;
+/// only the first of each family name and reason is logged (and that through the per-source warning limiter),
+/// never one per definition or update, so a misbehaving emitter cannot flood the journal.
 public final class SeriesGate: Sendable {
     /// Families under this prefix belong to the agent's own metrics; sources may not define them.
     public static let reservedPrefix = "danube_agent_"
@@ -43,11 +44,12 @@ public final class SeriesGate: Sendable {
         self.logger = logger
     }
 
-    /// The store binding of an admitted series, or why it was refused (already counted and logged).
-    func admit(_ definition: SeriesDefinition, source: String) -> Result<SeriesBinding, SeriesRejection> {
+    /// The store binding of an admitted series, or why it was refused (counted here). `log` is true for the
+    /// first refusal of this family name for this reason: the caller logs it (through its per-source limiter).
+    func admit(_ definition: SeriesDefinition) -> (result: Result<SeriesBinding, SeriesRejection>, log: Bool) {
         let result = decide(definition)
-        if case .failure(let rejection) = result { rejected(rejection, name: definition.name, source: source) }
-        return result
+        guard case .failure(let rejection) = result else { return (result, false) }
+        return (result, rejected(rejection, name: definition.name))
     }
 
     private func decide(_ definition: SeriesDefinition) -> Result<SeriesBinding, SeriesRejection> {
@@ -76,29 +78,22 @@ public final class SeriesGate: Sendable {
         }
     }
 
-    private func rejected(_ rejection: SeriesRejection, name: String, source: String) {
-        let logLine: Bool? = rejections.withLock { state in
+    private func rejected(_ rejection: SeriesRejection, name: String) -> Bool {
+        let (first, capReached) = rejections.withLock { state -> (Bool, Bool) in
             state.counts[RejectionKey(family: rejection.family, reason: rejection.reason), default: 0] += 1
             let key = "\(name)\u{0}\(rejection.reason.rawValue)"
-            if state.logged.contains(key) { return false }
+            if state.logged.contains(key) { return (false, false) }
             if state.logged.count >= Self.maxLoggedRejections {
                 defer { state.loggingCapped = true }
-                return state.loggingCapped ? false : nil
+                return (false, !state.loggingCapped)
             }
             state.logged.insert(key)
-            return true
+            return (true, false)
         }
-        switch logLine {
-        case true?:
-            logger.warning("series refused", metadata: [
-                "metric": "\(name)", "family": "\(rejection.family)", "reason": "\(rejection.reason.rawValue)",
-                "detail": "\(rejection.message)", "source": "\(source)",
-            ])
-        case nil:
+        if capReached {
             logger.warning("series refused for \(Self.maxLoggedRejections) distinct families and reasons; further ones are counted in danube_agent_series_rejected_total but not logged")
-        case false?:
-            break
         }
+        return first
     }
 
     /// Refusals so far, by family and reason.

@@ -179,10 +179,17 @@ final class SourceHandler: ChannelInboundHandler {
             }
             defined[index] = true
             definedCount += 1
-            switch gate.admit(definition, source: sourceName) {
+            let (result, log) = gate.admit(definition)
+            switch result {
             case .success(let binding):
                 bindings[index] = binding
             case .failure(let rejection):
+                if log {
+                    warn("series refused", [
+                        "metric": "\(definition.name)", "family": "\(rejection.family)", "reason": "\(rejection.reason.rawValue)",
+                        "detail": "\(rejection.message)",
+                    ])
+                }
                 let message = String("\(rejection.reason.rawValue): \(rejection.message)".prefix(1_024))
                 send(.seriesRefused(SeriesRefusal(seriesID: definition.id, code: rejection.reason.refusalCode, message: message)), context: context)
             }

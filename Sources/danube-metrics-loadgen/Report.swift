@@ -1,0 +1,53 @@
+import DanubeMetricsEmitter
+import Foundation
+
+/// Collects the workers' tallies and writes the `--report` JSON.
+final class TallyBox: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var total: Tally
+    private var finished = 0
+
+    init(partitions: Int) { total = Tally(partitions: partitions) }
+
+    func add(_ tally: Tally) {
+        condition.withLock {
+            total.add(tally)
+            finished += 1
+            condition.broadcast()
+        }
+    }
+
+    func waitFor(_ count: Int) {
+        condition.withLock {
+            while finished < count { condition.wait() }
+        }
+    }
+
+    /// `{"counters": {"name{labels}": value, ...}, "histogram_counts": {...}, "delivery": {...}}`, with labels as
+    /// the agent shows them.
+    func json(simulation: SimulatedBroker, stats: [String: EmitterStats]) -> String {
+        var counters: [String: UInt64] = [:]
+        var histograms: [String: UInt64] = [:]
+        for (i, partition) in simulation.partitions.enumerated() {
+            let text = simulation.labelText(partition)
+            counters["danube_topic_messages_in_total{\(text)}"] = total.messages[i]
+            counters["danube_topic_bytes_in_total{\(text)}"] = total.bytes[i]
+            guard partition.reliable else { continue }
+            counters["danube_wal_append_total{\(text)}"] = total.messages[i]
+            counters["danube_wal_fsync_total{\(text)}"] = total.fsyncs[i]
+            histograms["danube_wal_append_latency_ms{\(text)}"] = total.messages[i]
+            histograms["danube_wal_fsync_batch_bytes{\(text)}"] = total.fsyncs[i]
+        }
+        let delivery = stats.mapValues { stats in
+            ["undelivered_series": stats.undeliveredSeries, "unacknowledged_frames": stats.unacknowledgedFrames,
+             "frames_sent": Int(stats.framesSent), "connects": Int(stats.connects)]
+        }
+        let object: [String: Any] = ["counters": counters, "histogram_counts": histograms, "delivery": delivery]
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
