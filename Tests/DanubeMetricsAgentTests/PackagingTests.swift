@@ -1,0 +1,190 @@
+import DanubeMetricsAgent
+import DanubeMetricsCatalog
+import Foundation
+import Testing
+
+/// The shipped catalog, dashboards and Prometheus files against the real thing: the load generator feeding a
+/// strict agent, promtool, and a Prometheus server scraping the agent.
+@Suite(.serialized) struct PackagingTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+    static let prometheusFiles = repository.appendingPathComponent("packaging/prometheus")
+    static let dashboards = repository.appendingPathComponent("packaging/grafana")
+
+    /// A strict agent with the load generator pushing into it, and one series breaking the catalog (so the
+    /// refusal counter has data, as it would after any bad deploy).
+    private func fedAgent(rate: Int, messages: Int?) async throws -> (TestAgent, ChildProcess) {
+        let agent = try await TestAgent { $0.catalogMode = .strict }
+        let log = TestAgent.temporarySocketPath() + ".loadgen.log"
+        let loadgen = try ChildProcess(Executables.loadgen.path, [
+            "--socket", agent.socketPath, "--rate", "\(rate)", "--threads", "2", "--flush-interval-ms", "50",
+        ] + (messages.map { ["--messages", "\($0)"] } ?? []), output: log)
+        return (agent, loadgen)
+    }
+
+    @Test func everyFamilyComesFromTheLoadGeneratorAndPromtoolOnlyFlagsThePlansMillisecondNames() async throws {
+        let (agent, loadgen) = try await fedAgent(rate: 0, messages: 20_000)
+        #expect(ChildProcess.exitedCleanly(loadgen.wait(timeout: .seconds(60))))
+        let scrape = try agent.scrape()
+        for family in BuiltinCatalog.catalog.families {
+            #expect(scrape.text.contains("# TYPE \(family.name) \(family.type.rawValue)\n"), "\(family.name) is not on /metrics")
+        }
+        #expect(Samples(parsing: scrape.text).sum("danube_agent_series_rejected_total") == 0)
+        let (_, output) = try runPromtool(["check", "metrics"], input: scrape.body)
+        let findings = output.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        let millisecondFamilies = BuiltinCatalog.catalog.families.filter { $0.name.hasSuffix("_ms") }.map(\.name)
+        #expect(findings.sorted() == millisecondFamilies.sorted().map { "\($0) metric names should not contain abbreviated units" },
+                "promtool: \(output)")
+        await agent.stop()
+    }
+
+    @Test func shippedPrometheusFilesPassPromtool() throws {
+        let directory = Self.prometheusFiles.path
+        for arguments in [["check", "config", "\(directory)/prometheus.yml"],
+                          ["check", "rules", "\(directory)/danube-rules.yml", "\(directory)/danube-alerts.yml"],
+                          ["test", "rules", "\(directory)/tests/danube-rules.test.yml"]] {
+            let (status, output) = try runPromtool(arguments, input: [])
+            #expect(status == 0, "promtool \(arguments.joined(separator: " ")): \(output)")
+        }
+    }
+
+    @Test func everyDashboardAndRuleExpressionReturnsDataFromARealPrometheus() async throws {
+        let (agent, loadgen) = try await fedAgent(rate: 1_000, messages: nil)
+        defer { loadgen.stop() }
+        let emitter = agent.emitter(name: "misconfigured")
+        try emitter.counter("danube_consumer_receive_total", labels: [
+            ("namespace", "ns0"), ("topic", "topic-0"), ("subscription", "sub-0"), ("consumer_id", "c-1"),
+        ]).increment()
+        let prometheus = try PrometheusServer(agentPort: agent.port, ruleFiles: [
+            Self.prometheusFiles.appendingPathComponent("danube-rules.yml").path,
+            Self.prometheusFiles.appendingPathComponent("danube-alerts.yml").path,
+        ])
+        defer { prometheus.stop() }
+        // Rates need two scrapes, recording rules an evaluation after that.
+        let ready = eventually(timeout: .seconds(60)) {
+            let messages = (try? prometheus.query("danube:topic_messages_in:rate5m")) ?? []
+            let errors = (try? prometheus.query("danube:producer_send_errors:ratio_rate5m")) ?? []
+            return !messages.isEmpty && !errors.isEmpty
+        }
+        try #require(ready, "Prometheus log: \(prometheus.log)")
+
+        var checked = 0
+        for url in try FileManager.default.contentsOfDirectory(at: Self.dashboards, includingPropertiesForKeys: nil) where url.pathExtension == "json" {
+            let dashboard = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+            let variables = (dashboard["templating"] as! [String: Any])["list"] as! [[String: Any]]
+            #expect(variables.compactMap { $0["name"] as? String }.starts(with: ["datasource", "namespace", "topic"]), "\(url.lastPathComponent)")
+            for variable in variables where variable["type"] as? String == "query" {
+                let query = variable["definition"] as! String
+                #expect(try !prometheus.labelValues(query).isEmpty, "\(url.lastPathComponent): variable \(query)")
+                checked += 1
+            }
+            for panel in dashboard["panels"] as! [[String: Any]] {
+                for target in panel["targets"] as! [[String: Any]] {
+                    let expression = Self.substitute(target["expr"] as! String)
+                    #expect(try !prometheus.query(expression).isEmpty, "\(url.lastPathComponent) / \(panel["title"]!): \(expression)")
+                    checked += 1
+                }
+            }
+        }
+        let rules = try prometheus.rules()
+        #expect(rules.count == 20)
+        for rule in rules {
+            #expect(rule.health == "ok", "\(rule.name): \(rule.lastError ?? "")")
+            // An alert's expression is "<signal> <comparison> <threshold>": the signal must have data.
+            let signal = rule.type == "alerting" ? Self.signal(of: rule.query) : rule.query
+            #expect(try !prometheus.query(signal).isEmpty, "rule \(rule.name): \(signal)")
+            checked += 1
+        }
+        #expect(checked > 80)
+        emitter.shutdown()
+        await agent.stop()
+    }
+
+    /// Grafana's variables as an operator leaves them at "All".
+    static func substitute(_ expression: String) -> String {
+        expression.replacingOccurrences(of: "$__rate_interval", with: "1m")
+            .replacingOccurrences(of: "$namespace", with: ".*").replacingOccurrences(of: "$topic", with: ".*")
+            .replacingOccurrences(of: "$provider", with: ".*").replacingOccurrences(of: "$broker", with: ".*")
+    }
+
+    static func signal(of query: String) -> String {
+        guard let match = query.range(of: #" (==|!=|>=|<=|>|<) -?[0-9.e+]+$"#, options: .regularExpression) else { return query }
+        return String(query[..<match.lowerBound])
+    }
+}
+
+/// A Prometheus server (Debian package `prometheus`) scraping one agent every second, with the given rules.
+final class PrometheusServer {
+    struct Rule {
+        var name: String, type: String, query: String, health: String, lastError: String?
+    }
+
+    let port = Int.random(in: 40_000..<50_000)
+    let directory: String
+    private let process: ChildProcess
+
+    init(agentPort: Int, ruleFiles: [String]) throws {
+        directory = TestAgent.temporarySocketPath() + ".prometheus"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let config = """
+            global:
+              scrape_interval: 1s
+              evaluation_interval: 1s
+            rule_files: [\(ruleFiles.map { "\"\($0)\"" }.joined(separator: ", "))]
+            scrape_configs:
+              - job_name: danube-metrics-agent
+                static_configs:
+                  - targets: ["127.0.0.1:\(agentPort)"]
+            """
+        try config.write(toFile: "\(directory)/prometheus.yml", atomically: true, encoding: .utf8)
+        process = try ChildProcess("/usr/bin/prometheus", [
+            "--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/data",
+            "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn",
+        ], output: "\(directory)/prometheus.log")
+    }
+
+    var log: String { (try? String(contentsOfFile: "\(directory)/prometheus.log", encoding: .utf8)) ?? "" }
+
+    func stop() {
+        process.stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private func get(_ path: String) throws -> [String: Any] {
+        let result = try HTTPClient.get(port: port, path: path)
+        guard let object = try JSONSerialization.jsonObject(with: Data(result.body)) as? [String: Any],
+              object["status"] as? String == "success" else {
+            throw HTTPClient.Failure(description: "\(path): \(result.status) \(result.text)")
+        }
+        return object
+    }
+
+    private static func encode(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed)!
+    }
+
+    /// The result vector of an instant query (throws when it does not parse).
+    func query(_ expression: String) throws -> [[String: Any]] {
+        let data = try get("/api/v1/query?query=\(Self.encode(expression))")["data"] as! [String: Any]
+        return data["result"] as? [[String: Any]] ?? []
+    }
+
+    /// Values of Grafana's `label_values(selector, label)`.
+    func labelValues(_ grafanaQuery: String) throws -> [String] {
+        let pattern = try Regex(#"^label_values\((.*), *(\w+)\)$"#, as: (Substring, Substring, Substring).self)
+        guard let match = grafanaQuery.firstMatch(of: pattern) else {
+            throw HTTPClient.Failure(description: "not a label_values query: \(grafanaQuery)")
+        }
+        let selector = Self.encode(PackagingTests.substitute(String(match.1)))
+        return try get("/api/v1/label/\(match.2)/values?match[]=\(selector)")["data"] as? [String] ?? []
+    }
+
+    func rules() throws -> [Rule] {
+        let groups = (try get("/api/v1/rules")["data"] as! [String: Any])["groups"] as! [[String: Any]]
+        return groups.flatMap { $0["rules"] as! [[String: Any]] }.map { rule in
+            Rule(name: rule["name"] as! String, type: rule["type"] as! String, query: rule["query"] as! String,
+                 health: rule["health"] as! String, lastError: rule["lastError"] as? String)
+        }
+    }
+}
