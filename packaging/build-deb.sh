@@ -26,8 +26,13 @@ install -D -m 0644 systemd/danube-metrics-agent.sysusers "$root/usr/lib/sysusers
 install -D -m 0644 packaging/debian/default "$root/etc/default/$package"
 install -D -m 0644 packaging/debian/copyright "$doc/copyright"
 install -D -m 0644 packaging/debian/lintian-overrides "$root/usr/share/lintian/overrides/$package"
-install -m 0644 README.md docs/PROTOCOL.md docs/BENCHMARKS.md "$doc/"
-gzip -9n "$doc/BENCHMARKS.md" "$doc/PROTOCOL.md"
+install -m 0644 README.md docs/PROTOCOL.md docs/BENCHMARKS.md docs/CATALOG.md "$doc/"
+gzip -9n "$doc/BENCHMARKS.md" "$doc/PROTOCOL.md" "$doc/CATALOG.md"
+# Dashboards and Prometheus files, to import into Grafana and copy into a Prometheus configuration.
+share="$root/usr/share/$package"
+install -D -m 0644 -t "$share/grafana" packaging/grafana/*.json
+install -D -m 0644 -t "$share/prometheus" packaging/prometheus/*.yml
+install -D -m 0644 -t "$share/prometheus/tests" packaging/prometheus/tests/*.yml
 printf '%s (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- Danube maintainers <maintainers@danube.invalid>  %s\n' \
     "$package" "$version" "$version" "$(date -R -d @"${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}")" \
     | gzip -9n > "$doc/changelog.Debian.gz"

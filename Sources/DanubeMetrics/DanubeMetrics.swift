@@ -56,26 +56,35 @@ public struct DanubeMetrics: Sendable {
     public var rpc: RPCMetrics { RPCMetrics(resolver: resolver) }
 }
 
+/// Outcomes of a producer operation: `result="ok"` resolved now, `result="error",error_type=...` on first use
+/// (a lock per call: failures are the rare path).
+public struct ProducerOutcomes: Sendable {
+    public let succeeded: Counter
+    private let failures: LazyCounters<ProducerErrorType>
+
+    init(_ resolver: SeriesResolver, _ family: DanubeFamily, _ labels: SeriesResolver.Labels) throws(EmitterError) {
+        succeeded = try resolver.counter(family, labels + [(.result, Outcome.ok.rawValue)])
+        failures = LazyCounters { error throws(EmitterError) in
+            try resolver.counter(family, labels + [(.result, Outcome.error.rawValue), (.errorType, error.rawValue)])
+        }
+    }
+
+    public func failed(_ error: ProducerErrorType) throws(EmitterError) -> Counter {
+        try failures.counter(error)
+    }
+}
+
 /// Per topic: producers, subscriptions, producer creation.
 public struct TopicMetrics: Sendable {
     public let activeProducers: Gauge
     public let activeSubscriptions: Gauge
-    /// `danube_producer_create_total{result="ok"}`.
-    public let producersCreated: Counter
-    private let createFailures: LazyCounters<ProducerErrorType>
+    /// `danube_producer_create_total`.
+    public let producerCreates: ProducerOutcomes
 
     init(_ resolver: SeriesResolver, _ labels: SeriesResolver.Labels) throws(EmitterError) {
         activeProducers = try resolver.gauge(.topicActiveProducers, labels)
         activeSubscriptions = try resolver.gauge(.topicActiveSubscriptions, labels)
-        producersCreated = try resolver.counter(.producerCreate, labels + [(.result, Outcome.ok.rawValue)])
-        createFailures = LazyCounters { error throws(EmitterError) in
-            try resolver.counter(.producerCreate, labels + [(.result, Outcome.error.rawValue), (.errorType, error.rawValue)])
-        }
-    }
-
-    /// `danube_producer_create_total{result="error",error_type=...}`, resolved on first use (locks).
-    public func producerCreateFailed(_ error: ProducerErrorType) throws(EmitterError) -> Counter {
-        try createFailures.counter(error)
+        producerCreates = try ProducerOutcomes(resolver, .producerCreate, labels)
     }
 }
 
@@ -84,24 +93,15 @@ public struct PartitionMetrics: Sendable {
     public let messagesIn: Counter
     public let bytesIn: Counter
     public let sendLatency: Histogram
-    /// `danube_producer_send_total{result="ok"}`.
-    public let sendsSucceeded: Counter
-    private let sendFailures: LazyCounters<ProducerErrorType>
+    /// `danube_producer_send_total`.
+    public let sends: ProducerOutcomes
 
     init(_ resolver: SeriesResolver, _ labels: SeriesResolver.Labels, _ reliability: Reliability) throws(EmitterError) {
         messagesIn = try resolver.counter(.topicMessagesIn, labels)
         bytesIn = try resolver.counter(.topicBytesIn, labels)
         let withReliable = labels + [(.reliable, reliability.rawValue)]
         sendLatency = try resolver.histogram(.producerSendLatency, withReliable)
-        sendsSucceeded = try resolver.counter(.producerSend, withReliable + [(.result, Outcome.ok.rawValue)])
-        sendFailures = LazyCounters { error throws(EmitterError) in
-            try resolver.counter(.producerSend, withReliable + [(.result, Outcome.error.rawValue), (.errorType, error.rawValue)])
-        }
-    }
-
-    /// `danube_producer_send_total{result="error",error_type=...}`, resolved on first use (locks).
-    public func sendFailed(_ error: ProducerErrorType) throws(EmitterError) -> Counter {
-        try sendFailures.counter(error)
+        sends = try ProducerOutcomes(resolver, .producerSend, withReliable)
     }
 }
 

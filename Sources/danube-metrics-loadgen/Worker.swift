@@ -72,11 +72,11 @@ struct Worker {
         tally.messages[index] += 1
         tally.bytes[index] += size
         if random.next(below: 2_000) == 0 {
-            try? partition.metrics.sendFailed(random.next(below: 2) == 0 ? .timeout : .unavailable).increment()
+            try? partition.metrics.sends.failed(random.next(below: 2) == 0 ? .timeout : .unavailable).increment()
             simulation.sendRPCFailed.increment()
             simulation.sendRPCError.increment()
         } else {
-            partition.metrics.sendsSucceeded.increment()
+            partition.metrics.sends.succeeded.increment()
             simulation.sendRPC.increment()
         }
         if let wal = partition.wal { append(index, size: size, wal: wal) }
@@ -142,8 +142,8 @@ struct Worker {
     private mutating func churn() {
         for topic in simulation.topics {
             let producers = Double(1 + random.next(below: 4))
-            if producers > 2 { topic.metrics.producersCreated.increment() }
-            if random.next(below: 50) == 0 { try? topic.metrics.producerCreateFailed(.unauthorized).increment() }
+            if producers > 2 { topic.metrics.producerCreates.succeeded.increment() }
+            if random.next(below: 50) == 0 { try? topic.metrics.producerCreates.failed(.unauthorized).increment() }
             topic.metrics.activeProducers.set(producers)
             topic.metrics.activeSubscriptions.set(Double(topic.subscriptions.count))
         }

@@ -22,9 +22,9 @@ import Testing
 
         topic.activeProducers.set(2)
         topic.activeSubscriptions.set(1)
-        try topic.producerCreateFailed(.unauthorized).increment()
+        try topic.producerCreates.failed(.unauthorized).increment()
         partition.messagesIn.increment(by: 3)
-        try partition.sendFailed(.timeout).increment()
+        try partition.sends.failed(.timeout).increment()
         #expect(reliable.backlog == nil && reliable.lag == nil)
         plain.backlog?.set(4)
         plain.lag?.set(4)
