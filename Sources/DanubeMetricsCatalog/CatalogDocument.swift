@@ -89,6 +89,9 @@ public enum CatalogDocument {
 
         `--catalog FILE` (JSON) overlays the built-in catalog: each family in the file replaces the built-in one of \
         the same name or adds a new one; `forbidden_labels` adds to the forbidden list. \
+        A family needs `name`, `type` (counter, gauge, histogram) and `help`; `labels` (each with `name`, optional \
+        `values`, `required` (default true), `policy` keep or drop), `buckets` (histograms), `max_series` (default \
+        10,000), `unit`, `area` and `note` are optional. \
         `danube-metrics-agent --print-catalog json` prints the full catalog in that format, a starting point for \
         edits; with `--catalog FILE` it prints the merged result, so a file can be checked before a restart. The \
         agent refuses to start on a file that does not parse or breaks the catalog's own rules (counters end in \

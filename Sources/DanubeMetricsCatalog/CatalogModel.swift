@@ -87,6 +87,24 @@ public struct FamilySpec: Codable, Sendable, Equatable {
         case maxSeries = "max_series"
     }
 
+    /// The series limit of a family an operator file adds without one.
+    public static let defaultMaxSeries = 10_000
+
+    /// `name`, `type` and `help` are required; the rest default (no labels, unit "", area "Operator catalog",
+    /// `defaultMaxSeries`).
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        type = try container.decode(FamilyType.self, forKey: .type)
+        help = try container.decode(String.self, forKey: .help)
+        unit = try container.decodeIfPresent(String.self, forKey: .unit) ?? ""
+        labels = try container.decodeIfPresent([LabelSpec].self, forKey: .labels) ?? []
+        buckets = try container.decodeIfPresent([Double].self, forKey: .buckets)
+        maxSeries = try container.decodeIfPresent(Int.self, forKey: .maxSeries) ?? Self.defaultMaxSeries
+        area = try container.decodeIfPresent(String.self, forKey: .area) ?? "Operator catalog"
+        note = try container.decodeIfPresent(String.self, forKey: .note)
+    }
+
     public func label(_ name: String) -> LabelSpec? { labels.first { $0.name == name } }
 }
 

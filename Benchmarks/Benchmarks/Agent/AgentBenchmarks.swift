@@ -29,7 +29,7 @@ func fill(_ store: AggregationStore, counters: Int, gauges: Int, histograms: Int
     var bindings: [SeriesBinding?] = []
     func labels(_ i: Int) -> [Label] {
         [Label("namespace", "ns\(i % 10)"), Label("topic", "topic-\(i / 10 % 1000)"), Label("partition", "\(i % 8)"),
-         Label("subscription", "sub-\(i / 8000)")]
+         Label("subscription", "sub-\(i / 8000)")].sorted()
     }
     var batch = DeltaBatch(sequence: 1)
     for i in 0..<counters {
