@@ -70,6 +70,8 @@ public final class Agent: Service, Sendable {
 
     private struct RunState {
         var ingest: Channel?
+        /// Open emitter connections, closed explicitly on stop (one accepted while stopping is closed at once).
+        var sources: [ObjectIdentifier: Channel] = [:]
         var http: [Channel] = []
         var tasks: [RepeatedTask] = []
         var stopped = false
@@ -207,6 +209,7 @@ public final class Agent: Service, Sendable {
             // An activated socket belongs to systemd, which keeps queueing connections while the agent is down.
             if configuration.activatedIngestSocket == nil { unlink(configuration.ingestSocketPath) }
         }
+        for source in state.withLockedValue({ Array($0.sources.values) }) { try? await source.close() }
         for channel in http { try? await channel.close() }
         try? await group.shutdownGracefully()
         try? await threadPool.shutdownGracefully()
@@ -241,6 +244,7 @@ public final class Agent: Service, Sendable {
         let ids = nextConnectionID
         let warnings = WarningLimiter(burst: configuration.warningBurst, window: configuration.warningWindow)
         let sequences = appliedSequences
+        let runState = state
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             // One read returns one SEQPACKET record; a record longer than the buffer is silently truncated, so
@@ -251,6 +255,14 @@ public final class Agent: Service, Sendable {
                     value += 1
                     return value
                 }
+                let key = ObjectIdentifier(channel)
+                let accepted = runState.withLockedValue { state -> Bool in
+                    guard !state.stopped else { return false }
+                    state.sources[key] = channel
+                    return true
+                }
+                guard accepted else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in _ = runState.withLockedValue { $0.sources.removeValue(forKey: key) } }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         SourceHandler(id: id, store: store, gate: gate, stats: stats, limits: limits, warnings: warnings,

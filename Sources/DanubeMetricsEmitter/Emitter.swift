@@ -17,6 +17,8 @@ public struct EmitterConfiguration: Sendable {
     public var handshakeTimeout: Duration = .seconds(2)
     /// Frames in flight before the flusher waits for acknowledgements (a slow agent throttles sending, not recording).
     public var maxUnacknowledgedFrames = 256
+    /// How long frames may stay unacknowledged before the connection is presumed dead and replaced.
+    public var acknowledgementTimeout: Duration = .seconds(10)
     public var limits = WireLimits.default
 
     public init(

@@ -45,6 +45,8 @@ final class Flusher {
     private var definedCount = 0
     private var nextSequence: UInt64 = 1
     private var unacknowledged: [(sequence: UInt64, updates: [SeriesUpdate])] = []
+    /// Since when the agent has owed an acknowledgement without sending one (nil: nothing owed).
+    private var waitingForAcknowledgementSince: ContinuousClock.Instant?
     private var nextConnectAttempt: ContinuousClock.Instant
     private var backoff: Duration
     private var maxFrameBytes: Int
@@ -72,6 +74,12 @@ final class Flusher {
             states.append(SeriesState(cells: Int(entry.cellCount) - (entry.definition.kind == .histogram ? 1 : 0)))
         }
         stats.registeredSeries = series.count
+        if let since = waitingForAcknowledgementSince, connection != nil,
+           ContinuousClock.now - since > configuration.acknowledgementTimeout {
+            // A peer that takes frames but never answers (a hung agent, a connection it accepted while
+            // stopping) must not hold deltas forever: reconnect; the next WELCOME says what was applied.
+            disconnect("no acknowledgement from the agent for \(configuration.acknowledgementTimeout)")
+        }
         if connection == nil && !connect() {
             stats.flushesWithoutAgent += 1
         } else if receiveFrames(), sendDefinitions(series) {
@@ -136,6 +144,7 @@ final class Flusher {
         // Frames the agent says it already holds count as acknowledged; everything else is sent again.
         acknowledge(upTo: welcome.lastAppliedSequence)
         unacknowledged.removeAll()
+        waitingForAcknowledgementSince = nil
         for i in states.indices {
             states[i].sent = states[i].acknowledged
             states[i].sentSum = states[i].acknowledgedSum
@@ -215,6 +224,7 @@ final class Flusher {
             }
             unacknowledged.removeFirst()
             stats.framesAcknowledged += 1
+            waitingForAcknowledgementSince = unacknowledged.isEmpty ? nil : .now
         }
         stats.lastAcknowledgedSequence = max(stats.lastAcknowledgedSequence, sequence)
         stats.unacknowledgedFrames = unacknowledged.count
@@ -309,6 +319,7 @@ final class Flusher {
                     states[update.index].sentSum = update.sum
                 }
             }
+            if unacknowledged.isEmpty { waitingForAcknowledgementSince = .now }
             unacknowledged.append((nextSequence, updates))
             nextSequence += 1
             stats.framesSent += 1

@@ -263,7 +263,7 @@ enum Executables {
         try await Task.sleep(for: .milliseconds(150))
         stop.signal()
         while worker.isExecuting { try await Task.sleep(for: .milliseconds(5)) }
-        #expect(emitter.waitUntilDelivered())
+        #expect(emitter.waitUntilDelivered(), "\(emitter.stats) \(agent.logs.all.suffix(20))")
         let samples = try agent.samples()
         #expect(recorded.value > 0)
         #expect(samples["test_restart_exact_total"] == Double(recorded.value))
@@ -295,4 +295,18 @@ final class ManagedCount: @unchecked Sendable {
     private var count = 0
     func add(_ n: Int) { lock.withLock { count += n } }
     var value: Int { lock.withLock { count } }
+}
+
+/// An agent that takes frames and never acknowledges them does not hold an emitter's deltas forever.
+@Suite struct AcknowledgementTimeoutTests {
+    @Test func anEmitterReplacesAConnectionThatIsNeverAcknowledged() throws {
+        let silent = try SilentAgent(path: TestAgent.temporarySocketPath())
+        defer { silent.stop() }
+        let emitter = TestAgent.emitter(socketPath: silent.path, name: "patient")
+        try emitter.counter("test_unanswered_total").increment()
+        #expect(eventually(timeout: .seconds(10)) { emitter.stats.disconnects >= 1 && silent.connections >= 2 })
+        // Reconnected, with the unacknowledged deltas rolled back to be sent again.
+        #expect(emitter.stats.connects >= 2 && emitter.stats.undeliveredSeries == 1, "\(emitter.stats)")
+        emitter.shutdown(timeout: .milliseconds(100))
+    }
 }

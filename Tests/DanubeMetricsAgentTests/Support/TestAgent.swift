@@ -84,6 +84,7 @@ final class TestAgent: Sendable {
         var configuration = EmitterConfiguration(socketPath: socketPath, sourceName: name)
         configuration.flushInterval = .milliseconds(20)
         configuration.reconnectBackoff = .milliseconds(10)...(.milliseconds(100))
+        configuration.acknowledgementTimeout = .seconds(1)
         return Emitter(configuration: configuration)
     }
 }

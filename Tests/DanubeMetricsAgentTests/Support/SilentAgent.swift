@@ -1,0 +1,43 @@
+import DanubeMetricsWire
+import Foundation
+
+/// A fake agent that answers HELLO with WELCOME and then reads frames without ever acknowledging them: what an
+/// emitter sees of a hung agent.
+final class SilentAgent {
+    let path: String
+    private let listener: Int32
+    private var accepted: [Int32] = []
+    private let lock = NSLock()
+    private var thread: Thread?
+
+    init(path: String) throws {
+        self.path = path
+        let listener = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0)
+        self.listener = listener
+        let rc = try UnixSocketAddress.withSockaddr(path: path) { bind(listener, $0, $1) }
+        guard rc == 0, listen(listener, 8) == 0 else { throw HTTPClient.Failure(description: "bind \(path): errno \(errno)") }
+        thread = Thread { [weak self] in
+            while true {
+                let fd = accept(listener, nil, nil)
+                guard fd >= 0 else { return }
+                self?.lock.withLock { self?.accepted.append(fd) }
+                var buffer = [UInt8](repeating: 0, count: 1 << 17)
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                guard n > 0, case .hello? = try? FrameDecoder().decodeFrames(in: Array(buffer[0..<n])).first else { continue }
+                let welcome = FrameEncoder.encode(.welcome(Welcome(version: 1, maxFrameBytes: 65_536, maxSeries: 1_000, lastAppliedSequence: 0)))
+                _ = welcome.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            }
+        }
+        thread?.start()
+    }
+
+    /// Connections accepted so far.
+    var connections: Int { lock.withLock { accepted.count } }
+
+    func stop() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+        lock.withLock { accepted.forEach { close($0) } }
+        unlink(path)
+    }
+}
