@@ -31,9 +31,14 @@ public struct AgentConfiguration: Sendable {
     public var activatedHTTPSockets: [Int32] = []
     /// How often STATUS= is refreshed for a supervisor.
     public var statusInterval: Duration = .seconds(5)
-    /// Where counters, histograms and per-source sequences are kept across graceful restarts (nil: not kept).
-    /// The file is written on drain and consumed on start; a crash still starts from zero.
+    /// Where counters, histograms and per-source sequences are kept across restarts and crashes (nil: not
+    /// kept, and sources are acknowledged as soon as their frames are applied).
     public var stateDirectory: String?
+    /// How often, at most, the state file is written (only when something changed). Sources are acknowledged
+    /// after each write, so this is also how long an emitter holds delivered deltas before it may forget them.
+    public var checkpointInterval: Duration = .seconds(1)
+    /// Sources (emitter instances) away for longer than this are forgotten.
+    public var sourceRetention: Duration = .seconds(7 * 24 * 3600)
     /// Repeated warnings about one source: at most `warningBurst` per `warningWindow`, the rest counted.
     public var warningBurst = 5
     public var warningWindow: Duration = .seconds(60)
@@ -64,8 +69,8 @@ public final class Agent: Service, Sendable {
     private let threadPool: NIOThreadPool
     private let state = NIOLockedValueBox(RunState())
     private let nextConnectionID = NIOLockedValueBox<ConnectionID>(0)
-    /// Source instance id -> last frame sequence applied (reported in WELCOME, kept in the state file).
-    private let appliedSequences = NIOLockedValueBox<[UInt64: UInt64]>([:])
+    /// Writes the state file and acknowledges what it holds (nil without a state directory).
+    private let checkpointer: Checkpointer?
     private let supervisor: AgentSupervisor?
 
     private struct RunState {
@@ -89,6 +94,16 @@ public final class Agent: Service, Sendable {
         stats = AgentStats(startTime: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         threadPool = NIOThreadPool(numberOfThreads: 1)
+        let runState = state, store = self.store, stats = self.stats
+        checkpointer = configuration.stateDirectory.map { directory in
+            Checkpointer(store: store, file: StateFile(directory: directory), interval: configuration.checkpointInterval,
+                         stats: stats, logger: logger) { durable in
+                // Acknowledge on each connection's own event loop.
+                for channel in runState.withLockedValue({ Array($0.sources.values) }) {
+                    channel.eventLoop.execute { channel.pipeline.fireUserInboundEventTriggered(durable) }
+                }
+            }
+        }
     }
 
     /// Addresses the HTTP server is bound to (useful when a port of 0 was asked for).
@@ -101,6 +116,7 @@ public final class Agent: Service, Sendable {
     public func start() async throws {
         threadPool.start()
         if let directory = configuration.stateDirectory { restoreState(from: directory) }
+        checkpointer?.start()
         do {
             let ingestFD = try configuration.activatedIngestSocket
                 ?? IngestSocket.bind(path: configuration.ingestSocketPath, mode: configuration.ingestSocketMode)
@@ -135,8 +151,11 @@ public final class Agent: Service, Sendable {
     private func scheduleHousekeeping() {
         var tasks: [RepeatedTask] = []
         let sweepEvery = TimeAmount.nanoseconds(max(Int64(250_000_000), configuration.gaugeGrace.nanoseconds / 4))
-        tasks.append(group.next().scheduleRepeatedTask(initialDelay: sweepEvery, delay: sweepEvery) { [store] _ in
+        let retention = configuration.sourceRetention.seconds
+        tasks.append(group.next().scheduleRepeatedTask(initialDelay: sweepEvery, delay: sweepEvery) { [store, logger] _ in
             store.expireGauges()
+            let forgotten = store.forgetSources(awayLongerThan: retention, now: SourceHandler.now())
+            if forgotten > 0 { logger.info("forgot sources away longer than the retention", metadata: ["sources": "\(forgotten)"]) }
         })
         if let supervisor {
             let every = TimeAmount.nanoseconds(configuration.statusInterval.nanoseconds)
@@ -159,32 +178,17 @@ public final class Agent: Service, Sendable {
 
     private func restoreState(from directory: String) {
         let file = StateFile(directory: directory)
-        let (result, sources) = file.read(into: store)
-        switch result {
+        switch file.read(into: store) {
         case .none:
             logger.info("no saved state", metadata: ["state_file": "\(file.path)"])
-        case .loaded(let snapshot):
-            // Consumed: if this process dies without draining, the next one starts from zero (a clean counter
-            // reset) rather than from this older state, which would read as a decrease and skew increase().
-            unlink(file.path)
-            appliedSequences.withLockedValue { $0 = sources }
+        case .loaded(let snapshot, let path):
             logger.info("restored saved state", metadata: [
-                "state_file": "\(file.path)", "series": "\(snapshot.series.count)", "sources": "\(sources.count)",
+                "state_file": "\(path)", "series": "\(snapshot.series.count)", "sources": "\(snapshot.sources.count)",
             ])
-        case .unusable(let reason, let movedTo):
+        case .unusable(let path, let reason, let movedTo):
             logger.error("saved state is unusable; moved aside, starting empty", metadata: [
-                "state_file": "\(file.path)", "moved_to": "\(movedTo)", "reason": "\(reason)",
+                "state_file": "\(path)", "moved_to": "\(movedTo)", "reason": "\(reason)",
             ])
-        }
-    }
-
-    private func saveState(to directory: String) {
-        let file = StateFile(directory: directory)
-        do {
-            try file.write(store.snapshot(sources: appliedSequences.withLockedValue { $0 }))
-            logger.info("state saved", metadata: ["state_file": "\(file.path)"])
-        } catch {
-            logger.error("cannot save state", metadata: ["state_file": "\(file.path)", "error": "\(error)"])
         }
     }
 
@@ -211,9 +215,11 @@ public final class Agent: Service, Sendable {
         }
         for source in state.withLockedValue({ Array($0.sources.values) }) { try? await source.close() }
         for channel in http { try? await channel.close() }
+        // The last checkpoint, after every connection closed: what was applied is durable, and the WELCOME of a
+        // restarted agent tells each emitter so.
+        checkpointer?.stop()
         try? await group.shutdownGracefully()
         try? await threadPool.shutdownGracefully()
-        if let directory = configuration.stateDirectory { saveState(to: directory) }
         logger.info("agent stopped")
     }
 
@@ -243,7 +249,7 @@ public final class Agent: Service, Sendable {
         let store = self.store, stats = self.stats, gate = self.gate, limits = configuration.limits, logger = self.logger
         let ids = nextConnectionID
         let warnings = WarningLimiter(burst: configuration.warningBurst, window: configuration.warningWindow)
-        let sequences = appliedSequences
+        let checkpointer = self.checkpointer
         let runState = state
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -266,7 +272,7 @@ public final class Agent: Service, Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         SourceHandler(id: id, store: store, gate: gate, stats: stats, limits: limits, warnings: warnings,
-                                      sequences: sequences, logger: logger))
+                                      checkpointer: checkpointer, logger: logger))
                 }
             }
     }

@@ -1,4 +1,5 @@
 import DanubeMetricsWire
+import Foundation
 import Synchronization
 
 /// The agent's own counters, rendered under `danube_agent_` next to what sources send. Plain atomics: ingest
@@ -12,7 +13,9 @@ public final class AgentStats: Sendable {
     let bytesReceived = Atomic<UInt64>(0)
     let deltasApplied = Atomic<UInt64>(0)
     let deltasIgnored = Atomic<UInt64>(0)
+    let connectionsRefused = Mutex<[String: UInt64]>([:])
     private let errors = Mutex<[RefusalCode: UInt64]>([:])
+    private let checkpoints = Mutex(Checkpoints())
     private let scrapes = Mutex(ScrapeDurations())
     let startTime: Double
 
@@ -27,6 +30,29 @@ public final class AgentStats: Sendable {
         var counts = [UInt64](repeating: 0, count: bounds.count + 1)
         var sum: Double = 0
     }
+
+    private struct Checkpoints {
+        var written: UInt64 = 0
+        var failed: UInt64 = 0
+        var lastBytes = 0
+        var lastSeconds: Double = 0
+        var lastTime: Double = 0
+    }
+
+    func checkpointed(bytes: Int, seconds: Double) {
+        let now = Date().timeIntervalSince1970
+        checkpoints.withLock { state in
+            state.written += 1
+            state.lastBytes = bytes
+            state.lastSeconds = seconds
+            state.lastTime = now
+        }
+    }
+
+    func checkpointFailed() { checkpoints.withLock { $0.failed += 1 } }
+
+    /// A connection refused before HELLO (peer credentials, source cap), by reason.
+    func connectionRefused(_ reason: String) { connectionsRefused.withLock { $0[reason, default: 0] += 1 } }
 
     public init(startTime: Double) {
         self.startTime = startTime
@@ -78,6 +104,18 @@ public final class AgentStats: Sendable {
         for reason in Self.errorReasons {
             writer.counter(errorName, labels: "reason=\"\(reason)\"", integer: errorCounts[reason] ?? 0, fraction: 0)
         }
+        writer.family(name: "danube_agent_connections_refused_total", kind: .counter, help: "Emitter connections refused before HELLO, by reason.")
+        let refused = connectionsRefused.withLock { $0 }
+        let refusedName = writer.counterSampleName("danube_agent_connections_refused_total")
+        for reason in ["peer_credentials", "too_many_sources"] {
+            writer.counter(refusedName, labels: "reason=\"\(reason)\"", integer: refused[reason] ?? 0, fraction: 0)
+        }
+        let checkpoint = checkpoints.withLock { $0 }
+        counter("danube_agent_checkpoints_total", "State files written (each makes what sources sent durable, then acknowledged).", checkpoint.written)
+        counter("danube_agent_checkpoint_failures_total", "State file writes that failed (sources stay unacknowledged meanwhile).", checkpoint.failed)
+        gauge("danube_agent_last_checkpoint_timestamp_seconds", "Unix time of the last state file written.", checkpoint.lastTime)
+        gauge("danube_agent_last_checkpoint_duration_seconds", "Time the last checkpoint took to encode and write.", checkpoint.lastSeconds)
+        gauge("danube_agent_last_checkpoint_bytes", "Size of the last state file written.", Double(checkpoint.lastBytes))
         gauge("danube_agent_series", "Series held in the store.", Double(store.seriesCount))
         gauge("danube_agent_families", "Metric families held in the store.", Double(store.familyCount))
         let durations = scrapes.withLock { $0 }

@@ -50,5 +50,6 @@ func fill(_ store: AggregationStore, counters: Int, gauges: Int, histograms: Int
         id += 1
     }
     store.sourceConnected(1)
-    store.apply(batch, bindings: bindings, from: 1)
+    _ = store.claim(instance: 1, connection: 1, now: 0)
+    store.apply(batch, bindings: bindings, from: 1, instance: 1, now: 0)
 }

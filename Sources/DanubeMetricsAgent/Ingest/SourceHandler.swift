@@ -1,5 +1,6 @@
 import DanubeMetricsCatalog
 import DanubeMetricsWire
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -7,11 +8,12 @@ import NIOCore
 /// One emitter connection: HELLO, then DEFINE and DELTAS frames in sequence order. Every frame is decoded and
 /// checked completely before any of it reaches the store, so a bad frame changes nothing. A protocol violation
 /// closes this connection only (with REFUSE and a log line); a bad series is refused alone (SERIES_REFUSED).
+/// With a checkpointer, WELCOME and ACKs report only what the state file holds, so they stay true after a crash.
 final class SourceHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private enum Phase { case awaitingHello, active, closing }
+    private enum Phase { case awaitingHello, welcoming, active, closing }
 
     private let id: ConnectionID
     private let store: AggregationStore
@@ -20,8 +22,8 @@ final class SourceHandler: ChannelInboundHandler {
     private let limits: WireLimits
     private let decoder: FrameDecoder
     private let warnings: WarningLimiter
-    private let sequences: NIOLockedValueBox<[UInt64: UInt64]>
-    private var instanceID: UInt64 = 0
+    private let checkpointer: Checkpointer?
+    private var instanceID: UInt64?
     private var logger: Logger
     private var sourceName = "unidentified"
 
@@ -35,8 +37,8 @@ final class SourceHandler: ChannelInboundHandler {
     private var saidGoodbye = false
 
     init(id: ConnectionID, store: AggregationStore, gate: SeriesGate, stats: AgentStats, limits: WireLimits, warnings: WarningLimiter,
-         sequences: NIOLockedValueBox<[UInt64: UInt64]>, logger: Logger) {
-        self.sequences = sequences
+         checkpointer: Checkpointer?, logger: Logger) {
+        self.checkpointer = checkpointer
         self.id = id
         self.store = store
         self.gate = gate
@@ -58,6 +60,7 @@ final class SourceHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         stats.sourcesConnected.subtract(1, ordering: .relaxed)
         store.sourceDisconnected(id)
+        if let instanceID { store.release(instance: instanceID, connection: id, now: Self.now()) }
         if phase != .awaitingHello {
             logger.info(saidGoodbye ? "source finished" : "source disconnected", metadata: ["last_sequence": "\(lastApplied)"])
         }
@@ -77,12 +80,27 @@ final class SourceHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if lastApplied > lastAcknowledged && phase == .active {
-            lastAcknowledged = lastApplied
-            send(.ack(lastApplied), context: context)
-        }
+        // Without a state file, applied is as good as it gets: acknowledge at once.
+        if checkpointer == nil { acknowledge(upTo: lastApplied, context: context) }
         context.flush()
     }
+
+    /// A checkpoint made sequences durable: acknowledge this source's.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let durable = event as? DurableSequences else { return context.fireUserInboundEventTriggered(event) }
+        if let instanceID, let sequence = durable.sequences[instanceID] {
+            acknowledge(upTo: min(sequence, lastApplied), context: context)
+            context.flush()
+        }
+    }
+
+    private func acknowledge(upTo sequence: UInt64, context: ChannelHandlerContext) {
+        guard phase == .active, sequence > lastAcknowledged else { return }
+        lastAcknowledged = sequence
+        send(.ack(sequence), context: context)
+    }
+
+    static func now() -> Double { Date().timeIntervalSince1970 }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         logger.warning("ingest connection error", metadata: ["error": "\(error)"])
@@ -98,16 +116,17 @@ final class SourceHandler: ChannelInboundHandler {
             try accept(hello, context: context)
         case (.awaitingHello, _):
             throw WireError(.unexpectedFrame, "expected HELLO, got \(frame.type)")
+        case (.welcoming, _):
+            throw WireError(.unexpectedFrame, "\(frame.type) before WELCOME")
         case (.active, .define(let batch)):
             stats.defineFrames.add(1, ordering: .relaxed)
             try checkSequence(batch.sequence)
             try define(batch, context: context)
-            applied(batch.sequence)
+            try applied(store.recordApplied(instance: instanceID!, connection: id, sequence: batch.sequence, now: Self.now()), batch.sequence)
         case (.active, .deltas(let batch)):
             stats.deltaFrames.add(1, ordering: .relaxed)
             try checkSequence(batch.sequence)
             try apply(batch)
-            applied(batch.sequence)
         case (.active, .goodbye):
             stats.controlFrames.add(1, ordering: .relaxed)
             saidGoodbye = true
@@ -127,25 +146,49 @@ final class SourceHandler: ChannelInboundHandler {
             throw WireError(.unsupportedVersion, "emitter speaks protocol \(hello.minVersion)...\(hello.maxVersion), this agent speaks \(supported.lowerBound)...\(supported.upperBound)")
         }
         guard hello.firstSequence >= 1 else { throw WireError(.malformed, "first sequence must be at least 1") }
-        let held = sequences.withLockedValue { $0[hello.instanceID] ?? 0 }
+        // This connection now owns the instance: frames of an older connection of the same emitter, still
+        // queued, can no longer be applied after the WELCOME tells the emitter what is held.
+        let held = store.claim(instance: hello.instanceID, connection: id, now: Self.now())
+        instanceID = hello.instanceID
         guard hello.firstSequence > held else {
             throw WireError(.outOfOrder, "first sequence \(hello.firstSequence) is not after \(held), which this agent already applied for the instance")
         }
-        instanceID = hello.instanceID
         expectedSequence = hello.firstSequence
-        phase = .active
+        lastApplied = held
+        lastAcknowledged = held
         let version = min(hello.maxVersion, supported.upperBound)
-        send(.welcome(Welcome(
-            version: version, maxFrameBytes: UInt64(limits.maxFrameBytes),
-            maxSeries: UInt64(limits.maxSeriesPerConnection), lastAppliedSequence: held)), context: context)
-        logger.info("source connected", metadata: ["protocol": "\(version)", "instance": "\(String(hello.instanceID, radix: 16))"])
+        let welcome = Welcome(version: version, maxFrameBytes: UInt64(limits.maxFrameBytes),
+                              maxSeries: UInt64(limits.maxSeriesPerConnection), lastAppliedSequence: held)
+        guard let checkpointer else { return welcomed(welcome, context: context) }
+        // What WELCOME reports must be durable (the emitter forgets it): wait for a checkpoint.
+        phase = .welcoming
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        checkpointer.whenDurable { durable in
+            loop.execute {
+                let (handler, context) = bound.value
+                guard handler.phase == .welcoming else { return }
+                if durable {
+                    handler.welcomed(welcome, context: context)
+                    context.flush()
+                } else {
+                    handler.fail(WireError(.shuttingDown, "the agent cannot make its state durable now (stopping, or the state file cannot be written)"), context: context)
+                }
+            }
+        }
     }
 
-    /// Records a frame as applied, for ACK and for a restarted agent's WELCOME.
-    private func applied(_ sequence: UInt64) {
+    private func welcomed(_ welcome: Welcome, context: ChannelHandlerContext) {
+        phase = .active
+        send(.welcome(welcome), context: context)
+        logger.info("source connected", metadata: ["protocol": "\(welcome.version)", "instance": "\(String(instanceID ?? 0, radix: 16))"])
+    }
+
+    /// Records a frame as applied, for ACK and WELCOME; a connection replaced by a newer one of the same emitter
+    /// has applied nothing and is closed.
+    private func applied(_ accepted: Bool, _ sequence: UInt64) throws(WireError) {
+        guard accepted else { throw WireError(.conflictingDefinition, "a newer connection of this emitter took over") }
         lastApplied = sequence
-        let instance = instanceID
-        sequences.withLockedValue { $0[instance] = sequence }
     }
 
     private func checkSequence(_ sequence: UInt64) throws(WireError) {
@@ -217,7 +260,7 @@ final class SourceHandler: ChannelInboundHandler {
                 }
             }
         }
-        store.apply(batch, bindings: bindings, from: id)
+        try applied(store.apply(batch, bindings: bindings, from: id, instance: instanceID!, now: Self.now()), batch.sequence)
         stats.deltasApplied.add(UInt64(batch.deltas.count) - ignored, ordering: .relaxed)
         stats.deltasIgnored.add(ignored, ordering: .relaxed)
     }

@@ -2,18 +2,13 @@ import DanubeMetricsWire
 
 extension AggregationStore {
     /// Renders every family with at least one visible series, families by name and series by labels, so that
-    /// two scrapes of the same state are byte-identical. The lock is held only to sort new series and take the
+    /// two scrapes of the same state are byte-identical. With a checkpointer, what is rendered is the last durable
+    /// state (see `publish`); otherwise the live one. The lock is held only to sort new series and take the
     /// arrays (copy-on-write: the first ingest after a scrape pays one array copy); formatting, and computing
     /// derived series, run outside it, so a large scrape does not stall ingest.
     public func render(into writer: inout ExpositionWriter) {
-        let (families, familyByName, slots, buckets) = state.withLock { state in
-            for index in state.families.indices where !state.families[index].sorted {
-                let slots = state.slots
-                state.families[index].slots.sort { slots[$0].labels.lexicographicallyPrecedes(slots[$1].labels) }
-                state.families[index].sorted = true
-            }
-            return (state.families, state.familyByName, state.slots, state.buckets)
-        }
+        let state = exposed.withLock { $0 } ?? capture()
+        let (families, familyByName, slots, buckets) = (state.families, state.familyByName, state.slots, state.buckets)
         let derivedSamples = derived?.compute(families: families, familyByName: familyByName, slots: slots) ?? [:]
         var entries = families.map { (name: $0.name, family: Optional($0), help: $0.help) }
         for target in derived?.targets ?? [] where familyByName[target.name] == nil {

@@ -57,9 +57,14 @@ public final class AggregationStore: Sendable {
         var buckets: [UInt64] = []
         var live: Set<ConnectionID> = []
         var departed: [ConnectionID: ContinuousClock.Instant] = [:]
+        var sources: [UInt64: SourceRecord] = [:]
+        /// Bumped by every change, so the checkpointer knows when a new state file is due.
+        var changes: UInt64 = 0
     }
 
     let state = Mutex(State())
+    /// The state `/metrics` shows when the agent checkpoints: the last one written to the state file.
+    let exposed = Mutex<State?>(nil)
     public let gaugeGrace: Duration
     /// Series the agent computes at scrape time (the reliable backlog), if any.
     let derived: ReliableBacklog?
@@ -70,6 +75,11 @@ public final class AggregationStore: Sendable {
     }
 
     public var seriesCount: Int { state.withLock { $0.slots.count } }
+
+    /// From now on `/metrics` shows `published` (a captured state that is durable), not the live state.
+    func publish(_ published: State) {
+        exposed.withLock { $0 = published }
+    }
     public var familyCount: Int { state.withLock { $0.families.count } }
 
     // MARK: sources
@@ -87,6 +97,7 @@ public final class AggregationStore: Sendable {
     }
 
     /// Hides gauges whose owner left more than the grace period ago and forgets those departures.
+    /// (Gauges are not kept in the state file: sources set them again when they reconnect.)
     public func expireGauges(now: ContinuousClock.Instant = .now) {
         state.withLock { state in
             let expired = state.departed.filter { now - $0.value >= gaugeGrace }
@@ -94,6 +105,7 @@ public final class AggregationStore: Sendable {
             for index in state.slots.indices where state.slots[index].gaugeVisible && expired[state.slots[index].gaugeOwner] != nil {
                 state.slots[index].gaugeVisible = false
             }
+            state.changes &+= 1
             for id in expired.keys { state.departed.removeValue(forKey: id) }
         }
     }
@@ -133,6 +145,7 @@ public final class AggregationStore: Sendable {
             state.buckets.append(contentsOf: repeatElement(0, count: bucketCount))
             let index = state.slots.count
             state.slots.append(slot)
+            state.changes &+= 1
             state.slotByKey[key] = index
             state.families[familyIndex].slots.append(index)
             state.families[familyIndex].sorted = false
@@ -141,9 +154,16 @@ public final class AggregationStore: Sendable {
     }
 
     /// Applies a batch whose every delta the caller has already checked against `bindings` (defined, right
-    /// kind, bucket indexes in range). Deltas for refused series (binding nil) are skipped.
-    public func apply(_ batch: DeltaBatch, bindings: [SeriesBinding?], from source: ConnectionID) {
+    /// kind, bucket indexes in range), and records its sequence for `instance`, in one critical section. Deltas
+    /// for refused series (binding nil) are skipped. False, applying nothing, when `source` no longer owns the
+    /// instance (a newer connection of the same emitter claimed it).
+    @discardableResult
+    public func apply(_ batch: DeltaBatch, bindings: [SeriesBinding?], from source: ConnectionID, instance: UInt64, now: Double) -> Bool {
         state.withLock { state in
+            guard state.sources[instance]?.owner == source else { return false }
+            state.sources[instance]?.sequence = batch.sequence
+            state.sources[instance]?.lastSeen = now
+            state.changes &+= 1
             for delta in batch.deltas {
                 guard let binding = bindings[Int(delta.seriesID)] else { continue }
                 let slot = binding.slot
@@ -168,6 +188,7 @@ public final class AggregationStore: Sendable {
                     state.slots[slot].sum += delta.sum
                 }
             }
+            return true
         }
     }
 }

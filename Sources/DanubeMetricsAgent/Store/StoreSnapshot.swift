@@ -1,64 +1,79 @@
 import DanubeMetricsWire
-import Foundation
 
-/// What the agent keeps across a restart: counter and histogram values (gauges are re-sent by their sources on
-/// reconnect) and, per source instance, the last frame sequence applied, which WELCOME reports back so the
-/// emitter re-sends exactly what was not applied. Versioned: a file of another version is refused, never misread.
-public struct StoreSnapshot: Codable, Equatable, Sendable {
-    public static let currentVersion = 1
-
-    public struct Series: Codable, Equatable, Sendable {
+/// What the agent keeps across restarts and crashes: counter and histogram values (gauges are set again by their
+/// sources when they reconnect) and, per source instance, the last frame sequence applied and when it was last
+/// seen. WELCOME reports the sequence back, so the emitter re-sends exactly what the state does not hold.
+public struct StoreSnapshot: Equatable, Sendable {
+    public struct Series: Equatable, Sendable {
         public var name: String
-        public var kind: UInt8
+        public var kind: MetricKind
         public var help: String
         public var bounds: [Double]
-        public var labels: [[String]]
+        public var labels: [Label]
         public var counterInteger: UInt64
         public var counterFloat: Double
         public var buckets: [UInt64]
         public var sum: Double
     }
 
-    public var version: Int
-    public var series: [Series]
-    /// Source instance id (hex) -> last applied sequence.
-    public var sources: [String: UInt64]
+    public struct Source: Equatable, Sendable {
+        public var instance: UInt64
+        public var sequence: UInt64
+        /// Unix time, seconds.
+        public var lastSeen: Double
+    }
+
+    public var series: [Series] = []
+    public var sources: [Source] = []
 }
 
 extension AggregationStore {
-    /// Counters and histograms with their definitions.
-    public func snapshot(sources: [UInt64: UInt64]) -> StoreSnapshot {
+    /// A consistent copy of the state (copy-on-write arrays: cheap under the lock), with new series sorted.
+    func capture() -> State {
         state.withLock { state in
-            var series: [StoreSnapshot.Series] = []
-            for slot in state.slots {
-                let family = state.families[slot.family]
-                guard family.kind != .gauge else { continue }
-                let bucketCount = family.kind == .histogram ? family.bounds.count + 1 : 0
-                series.append(StoreSnapshot.Series(
-                    name: family.name, kind: family.kind.rawValue, help: family.help, bounds: family.bounds,
-                    labels: slot.labels.map { [$0.name, $0.value] }, counterInteger: slot.counterInteger,
-                    counterFloat: slot.counterFloat, buckets: Array(state.buckets[slot.bucketStart..<slot.bucketStart + bucketCount]),
-                    sum: slot.sum))
+            for index in state.families.indices where !state.families[index].sorted {
+                let slots = state.slots
+                state.families[index].slots.sort { slots[$0].labels.lexicographicallyPrecedes(slots[$1].labels) }
+                state.families[index].sorted = true
             }
-            return StoreSnapshot(
-                version: StoreSnapshot.currentVersion, series: series,
-                sources: Dictionary(uniqueKeysWithValues: sources.map { (String($0.key, radix: 16), $0.value) }))
+            return state
         }
     }
 
-    /// Loads a snapshot into an empty store; returns the per-source sequences it carried.
-    public func restore(_ snapshot: StoreSnapshot) throws -> [UInt64: UInt64] {
-        guard snapshot.version == StoreSnapshot.currentVersion else {
-            throw AgentConfigurationError("state has format version \(snapshot.version); this agent reads version \(StoreSnapshot.currentVersion)")
+    /// Counters, histograms and sources of a captured state, built outside the lock.
+    static func snapshot(of state: State) -> StoreSnapshot {
+        var snapshot = StoreSnapshot()
+        snapshot.series.reserveCapacity(state.slots.count)
+        for slot in state.slots {
+            let family = state.families[slot.family]
+            guard family.kind != .gauge else { continue }
+            let bucketCount = family.kind == .histogram ? family.bounds.count + 1 : 0
+            snapshot.series.append(StoreSnapshot.Series(
+                name: family.name, kind: family.kind, help: family.help, bounds: family.bounds, labels: slot.labels,
+                counterInteger: slot.counterInteger, counterFloat: slot.counterFloat,
+                buckets: Array(state.buckets[slot.bucketStart..<slot.bucketStart + bucketCount]), sum: slot.sum))
         }
+        snapshot.sources = state.sources.map { StoreSnapshot.Source(instance: $0.key, sequence: $0.value.sequence, lastSeen: $0.value.lastSeen) }
+            .sorted { $0.instance < $1.instance }
+        return snapshot
+    }
+
+    public func snapshot() -> StoreSnapshot { Self.snapshot(of: capture()) }
+
+    /// Loads a snapshot into an empty store, checking it is consistent (a bad entry throws; check on a scratch
+    /// store first to leave the real one untouched).
+    public func restore(_ snapshot: StoreSnapshot) throws {
         for (index, entry) in snapshot.series.enumerated() {
-            guard let kind = MetricKind(rawValue: entry.kind), kind != .gauge,
-                  entry.labels.allSatisfy({ $0.count == 2 }),
-                  entry.buckets.count == (kind == .histogram ? entry.bounds.count + 1 : 0)
-            else { throw AgentConfigurationError("state entry \(index) (\(entry.name)) is inconsistent") }
-            let definition = SeriesDefinition(
-                id: 0, kind: kind, name: entry.name, help: entry.help,
-                labels: entry.labels.map { Label($0[0], $0[1]) }, bounds: entry.bounds)
+            guard entry.kind != .gauge, entry.buckets.count == (entry.kind == .histogram ? entry.bounds.count + 1 : 0) else {
+                throw AgentConfigurationError("state entry \(index) (\(entry.name)) is inconsistent")
+            }
+            let definition: SeriesDefinition
+            do {
+                definition = try SeriesRules.validate(SeriesDefinition(
+                    id: 0, kind: entry.kind, name: entry.name, help: entry.help, labels: entry.labels, bounds: entry.bounds))
+            } catch {
+                throw AgentConfigurationError("state entry \(index) (\(entry.name.prefix(64))): \(error)")
+            }
             let binding: SeriesBinding
             switch define(definition) {
             case .success(let value): binding = value
@@ -71,11 +86,10 @@ extension AggregationStore {
                 for (i, count) in entry.buckets.enumerated() { state.buckets[state.slots[binding.slot].bucketStart + i] = count }
             }
         }
-        var sources: [UInt64: UInt64] = [:]
-        for (key, sequence) in snapshot.sources {
-            guard let id = UInt64(key, radix: 16) else { throw AgentConfigurationError("state names a source \"\(key)\" that is not an instance id") }
-            sources[id] = sequence
+        state.withLock { state in
+            for source in snapshot.sources {
+                state.sources[source.instance] = SourceRecord(sequence: source.sequence, lastSeen: source.lastSeen, owner: nil)
+            }
         }
-        return sources
     }
 }

@@ -56,6 +56,8 @@ final class TestAgent: Sendable {
         var configuration = AgentConfiguration(ingestSocketPath: socketPath)
         configuration.httpListen = [ListenAddress(host: "127.0.0.1", port: 0)]
         configuration.gaugeGrace = gaugeGrace
+        // Tests' emitters give up on a connection after 1 s without acknowledgement; checkpoint well within it.
+        configuration.checkpointInterval = .milliseconds(50)
         configure(&configuration)
         logs = LogCapture()
         agent = Agent(configuration: configuration, logger: logs.logger)

@@ -1,0 +1,143 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// What a checkpoint made durable: each source instance's last applied sequence. Delivered to every source
+/// connection, which acknowledges up to it.
+struct DurableSequences: Sendable {
+    var sequences: [UInt64: UInt64]
+}
+
+/// Makes the store durable. On its own thread, every `interval` when something changed (or at once when a source
+/// is waiting for its WELCOME), it captures the store (copy-on-write, a few microseconds under the lock), encodes
+/// and writes the state file (fsync, rename, fsync of the directory), then publishes that state for `/metrics`
+/// and tells every source what is now durable. Sources are acknowledged only then, so a crash at any instant
+/// loses nothing an emitter was told was delivered, and `/metrics` never shows a value a restarted agent would
+/// not have: counters never go backwards across a crash.
+public final class Checkpointer: Sendable {
+    /// Called after each checkpoint with what it made durable (and when it fails, never).
+    typealias Listener = @Sendable (DurableSequences) -> Void
+
+    private struct Control {
+        var waiters: [@Sendable (Bool) -> Void] = []
+        var durableChangeCount: UInt64?
+        var stopping = false
+        var failing = false
+    }
+
+    private let store: AggregationStore
+    private let file: StateFile
+    private let interval: Duration
+    private let logger: Logger
+    private let stats: AgentStats
+    private let listener: Listener
+    private let control = Mutex(Control())
+    private let wakeup = NSCondition()
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(store: AggregationStore, file: StateFile, interval: Duration, stats: AgentStats, logger: Logger, listener: @escaping Listener) {
+        self.store = store
+        self.file = file
+        self.interval = interval
+        self.stats = stats
+        self.logger = logger
+        self.listener = listener
+    }
+
+    /// Publishes the store as restored (the state file already holds it) and starts the checkpoint thread.
+    func start() {
+        let state = store.capture()
+        store.publish(state)
+        control.withLock { $0.durableChangeCount = state.changes }
+        let thread = Thread { [self] in run() }
+        thread.name = "danube-metrics-checkpoint"
+        thread.start()
+    }
+
+    /// Calls `body` (on the checkpoint thread) once everything applied so far is durable: true after a
+    /// successful checkpoint, false when it failed or the agent is stopping.
+    func whenDurable(_ body: @escaping @Sendable (Bool) -> Void) {
+        let accepted = control.withLock { control -> Bool in
+            guard !control.stopping else { return false }
+            control.waiters.append(body)
+            return true
+        }
+        guard accepted else { return body(false) }
+        wakeup.lock()
+        wakeup.signal()
+        wakeup.unlock()
+    }
+
+    /// Ends the thread after a last checkpoint of everything applied so far.
+    func stop() {
+        let alreadyStopping = control.withLock { control -> Bool in
+            defer { control.stopping = true }
+            return control.stopping
+        }
+        guard !alreadyStopping else { return }
+        wakeup.lock()
+        wakeup.signal()
+        wakeup.unlock()
+        finished.wait()
+    }
+
+    private func run() {
+        var next = ContinuousClock.now + interval
+        while true {
+            wakeup.lock()
+            while control.withLock({ !$0.stopping && $0.waiters.isEmpty }) && ContinuousClock.now < next {
+                _ = wakeup.wait(until: Date().addingTimeInterval((next - ContinuousClock.now).seconds))
+            }
+            wakeup.unlock()
+            next = ContinuousClock.now + interval
+            let (waiters, stopping) = control.withLock { control in
+                defer { control.waiters.removeAll() }
+                return (control.waiters, control.stopping)
+            }
+            let ok = checkpoint()
+            for waiter in waiters { waiter(ok && !stopping) }
+            if stopping { break }
+        }
+        let late = control.withLock { control in
+            defer { control.waiters.removeAll() }
+            return control.waiters
+        }
+        for waiter in late { waiter(false) }
+        finished.signal()
+    }
+
+    /// Writes the state if it changed since the last durable one; true when the state is durable afterwards.
+    @discardableResult
+    func checkpoint() -> Bool {
+        let state = store.capture()
+        if control.withLock({ $0.durableChangeCount == state.changes }) { return true }
+        let started = ContinuousClock.now
+        let bytes = StateFormat.encode(AggregationStore.snapshot(of: state), writtenAt: Date().timeIntervalSince1970)
+        do {
+            try file.write(bytes)
+        } catch {
+            stats.checkpointFailed()
+            let first = control.withLock { control -> Bool in
+                defer { control.failing = true }
+                return !control.failing
+            }
+            if first {
+                logger.error("cannot write the state file; sources stay unacknowledged and keep their deltas until it works again",
+                             metadata: ["state_file": "\(file.path)", "error": "\(error)"])
+            }
+            return false
+        }
+        let recovered = control.withLock { control -> Bool in
+            defer {
+                control.failing = false
+                control.durableChangeCount = state.changes
+            }
+            return control.failing
+        }
+        if recovered { logger.notice("state file written again", metadata: ["state_file": "\(file.path)"]) }
+        stats.checkpointed(bytes: bytes.count, seconds: (ContinuousClock.now - started).seconds)
+        store.publish(state)
+        listener(DurableSequences(sequences: state.sources.mapValues(\.sequence)))
+        return true
+    }
+}
