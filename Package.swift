@@ -20,6 +20,8 @@ let package = Package(
         .library(name: "DanubeMetricsSystemd", targets: ["DanubeMetricsSystemd"]),
         .executable(name: "danube-metrics-agent", targets: ["danube-metrics-agent"]),
         .executable(name: "danube-metrics-loadgen", targets: ["danube-metrics-loadgen"]),
+        .executable(name: "danube-metrics-chaos", targets: ["danube-metrics-chaos"]),
+        .library(name: "DanubeMetricsTestKit", targets: ["DanubeMetricsTestKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -81,6 +83,16 @@ let package = Package(
             dependencies: [
                 "DanubeMetricsEmitter",
                 "DanubeMetrics",
+                "DanubeMetricsTestKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Child processes, a blocking HTTP client and an exposition parser, for tests and the chaos command.
+        .target(name: "DanubeMetricsTestKit"),
+        .executableTarget(
+            name: "danube-metrics-chaos",
+            dependencies: [
+                "DanubeMetricsTestKit", "DanubeMetricsWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -102,7 +114,7 @@ let package = Package(
             name: "DanubeMetricsAgentTests",
             dependencies: [
                 "DanubeMetricsAgent", "DanubeMetricsEmitter", "DanubeMetricsWire", "DanubeMetricsCatalog",
-                "DanubeMetrics", "DanubeMetricsSwiftMetrics",
+                "DanubeMetrics", "DanubeMetricsSwiftMetrics", "DanubeMetricsTestKit",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),

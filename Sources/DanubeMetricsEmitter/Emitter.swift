@@ -54,7 +54,7 @@ public final class Emitter: Sendable {
     }
 
     public let configuration: EmitterConfiguration
-    private let registry: SeriesRegistry
+    let registry: SeriesRegistry
     private let control = Mutex(Control())
     private let wakeup = NSCondition()
     private let finished = DispatchSemaphore(value: 0)
@@ -167,10 +167,16 @@ public final class Emitter: Sendable {
 
     private func finalFlush(_ flusher: Flusher) {
         let deadline = ContinuousClock.now + control.withLock { $0.shutdownTimeout }
+        // Until everything is acknowledged or the timeout: reconnecting if the agent went away meanwhile (it may
+        // be restarting), unless there never was an agent to deliver to.
         repeat {
             flusher.flush()
-            flusher.awaitAcknowledgements(millis: 20)
-        } while flusher.hasUndelivered && flusher.stats.connected && ContinuousClock.now < deadline
+            if flusher.stats.connected {
+                flusher.awaitAcknowledgements(millis: 20)
+            } else {
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+        } while flusher.hasUndelivered && flusher.stats.connects > 0 && ContinuousClock.now < deadline
         flusher.close()
         let stats = flusher.stats
         control.withLock { state in

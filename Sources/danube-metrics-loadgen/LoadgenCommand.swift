@@ -49,11 +49,14 @@ struct LoadgenCommand: ParsableCommand {
     @Flag(help: "Print what was recorded (and delivery statistics) as JSON when done.")
     var report = false
 
+    @Option(name: .customLong("drain-timeout"), help: "Seconds to wait, when stopping, for the agent to acknowledge everything (reconnecting if it is restarting).")
+    var drainTimeout = 5.0
+
     func validate() throws {
         guard threads > 0, namespaces > 0, topics > 0, partitions > 0 else {
             throw ValidationError("--threads, --namespaces, --topics and --partitions must be positive")
         }
-        guard rate >= 0, flushIntervalMs > 0, (messages ?? 1) >= 0 else {
+        guard rate >= 0, flushIntervalMs > 0, (messages ?? 1) >= 0, drainTimeout >= 0 else {
             throw ValidationError("--rate and --messages must not be negative, --flush-interval-ms must be positive")
         }
     }
@@ -90,11 +93,13 @@ struct LoadgenCommand: ParsableCommand {
         tallies.waitFor(threads)
         stop.set()
         tallies.waitFor(threads + 1)
-        let brokerStats = broker.shutdown(timeout: .seconds(5))
-        let walStats = wal.shutdown(timeout: .seconds(5))
-        let cloudStats = cloud.shutdown(timeout: .seconds(5))
+        let drain = Duration.milliseconds(Int64(drainTimeout * 1_000))
+        let brokerStats = broker.shutdown(timeout: drain)
+        let walStats = wal.shutdown(timeout: drain)
+        let cloudStats = cloud.shutdown(timeout: drain)
         if report {
-            print(tallies.json(simulation: simulation, stats: ["broker": brokerStats, "wal": walStats, "cloud": cloudStats]))
+            let recorded = broker.recordedTotals() + wal.recordedTotals() + cloud.recordedTotals()
+            print(tallies.json(simulation: simulation, stats: ["broker": brokerStats, "wal": walStats, "cloud": cloudStats], recorded: recorded))
         }
     }
 }

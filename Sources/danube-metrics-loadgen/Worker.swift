@@ -1,4 +1,5 @@
 import DanubeMetrics
+import DanubeMetricsTestKit
 import Foundation
 
 /// What one worker recorded, per partition, so the report can be compared with `/metrics`.
@@ -184,19 +185,5 @@ struct Worker {
         let u = Double(random.next(below: 1_000_000) + 1) / 1_000_001
         let tail = random.next(below: 100) == 0 ? 10.0 + Double(random.next(below: 90)) : 1.0
         return median * (0.5 + u * u * 1.5) * tail
-    }
-}
-
-/// A tiny deterministic generator (SplitMix64): reproducible runs without Foundation's random.
-struct SplitMix {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next(below bound: UInt64) -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return (z ^ (z >> 31)) % bound
     }
 }

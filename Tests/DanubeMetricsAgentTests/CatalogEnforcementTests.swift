@@ -1,4 +1,5 @@
 import DanubeMetricsAgent
+import DanubeMetricsTestKit
 import DanubeMetricsCatalog
 import DanubeMetricsEmitter
 import Foundation

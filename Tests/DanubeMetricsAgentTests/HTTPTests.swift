@@ -1,4 +1,5 @@
 import DanubeMetricsAgent
+import DanubeMetricsTestKit
 import DanubeMetricsEmitter
 import Foundation
 import Testing

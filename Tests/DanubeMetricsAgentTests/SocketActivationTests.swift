@@ -1,5 +1,6 @@
 import DanubeMetricsWire
 import Foundation
+import DanubeMetricsTestKit
 import Testing
 
 /// The agent binary under `systemd-socket-activate` (systemd's own tool for passing LISTEN_FDS) and with a

@@ -1,6 +1,7 @@
 import CoreMetrics
 import DanubeMetrics
 import DanubeMetricsAgent
+import DanubeMetricsTestKit
 import DanubeMetricsSwiftMetrics
 import Testing
 

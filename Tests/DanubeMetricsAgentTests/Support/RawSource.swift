@@ -1,5 +1,6 @@
 import DanubeMetricsWire
 import Foundation
+import DanubeMetricsTestKit
 
 /// A hand-driven emitter connection: sends arbitrary bytes as SEQPACKET records and reads what the agent answers.
 /// Used to feed the agent malformed, truncated, oversized and out-of-order frames.

@@ -1,5 +1,6 @@
 import DanubeMetricsWire
 import Foundation
+import DanubeMetricsTestKit
 
 /// A fake agent that answers HELLO with WELCOME and then reads frames without ever acknowledging them: what an
 /// emitter sees of a hung agent.

@@ -2,18 +2,26 @@ import Foundation
 
 /// A child process started with posix_spawn and reaped with waitpid: predictable in tests that start daemons
 /// (Foundation's `Process` could leave such children unreaped here, hanging `waitUntilExit`).
-final class ChildProcess {
-    let pid: pid_t
-    private(set) var exitStatus: Int32?
+public final class ChildProcess {
+    public let pid: pid_t
+    public private(set) var exitStatus: Int32?
 
-    /// Starts `executable` with `arguments`, extra `environment`, stdout and stderr appended to `output`.
-    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], output: String) throws {
+    /// Starts `executable` with `arguments`, extra `environment`, stdout appended to `output` and stderr to
+    /// `errors` (default: `output` too), and `extraFileDescriptors` as fds 3, 4, ...
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], output: String,
+                errors: String? = nil, extraFileDescriptors: [Int32] = []) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let errors {
+            posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        // Passed as 3, 4, ... (what socket activation expects); dup2 leaves the copies inheritable.
+        for (index, fd) in extraFileDescriptors.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, 3 + Int32(index)) }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
@@ -26,16 +34,16 @@ final class ChildProcess {
         pid = child
     }
 
-    var isRunning: Bool {
+    public var isRunning: Bool {
         reap(options: WNOHANG)
         return exitStatus == nil
     }
 
-    func signal(_ number: Int32) { kill(pid, number) }
+    public func signal(_ number: Int32) { kill(pid, number) }
 
     /// Waits up to `timeout` for the exit; sends SIGKILL if it did not come. Returns the wait status.
     @discardableResult
-    func wait(timeout: Duration = .seconds(10)) -> Int32 {
+    public func wait(timeout: Duration = .seconds(10)) -> Int32 {
         let deadline = ContinuousClock.now + timeout
         while isRunning && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
         if isRunning {
@@ -47,7 +55,7 @@ final class ChildProcess {
 
     /// SIGTERM, then `wait`.
     @discardableResult
-    func stop() -> Int32 {
+    public func stop() -> Int32 {
         if isRunning { kill(pid, SIGTERM) }
         return wait()
     }
@@ -59,5 +67,5 @@ final class ChildProcess {
     }
 
     /// True when the wait status says the process exited normally with code 0.
-    static func exitedCleanly(_ status: Int32) -> Bool { status & 0x7F == 0 && (status >> 8) & 0xFF == 0 }
+    public static func exitedCleanly(_ status: Int32) -> Bool { status & 0x7F == 0 && (status >> 8) & 0xFF == 0 }
 }

@@ -1,10 +1,10 @@
 /// The samples of a Prometheus text exposition, keyed by `name{labels as rendered}`; labels are sorted by the
 /// agent, so keys are stable.
-struct Samples {
-    var values: [String: Double] = [:]
-    var lines: [String] = []
+public struct Samples {
+    public var values: [String: Double] = [:]
+    public var lines: [String] = []
 
-    init(parsing text: String) {
+    public init(parsing text: String) {
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
             lines.append(String(line))
             guard let space = line.lastIndex(of: " ") else { continue }
@@ -13,10 +13,10 @@ struct Samples {
         }
     }
 
-    subscript(_ key: String) -> Double? { values[key] }
+    public subscript(_ key: String) -> Double? { values[key] }
 
     /// Sum over every sample of `name` whose labels include all of `matching`.
-    func sum(_ name: String, matching: [String] = []) -> Double {
+    public func sum(_ name: String, matching: [String] = []) -> Double {
         values.filter { key, _ in
             (key == name || key.hasPrefix(name + "{")) && matching.allSatisfy { key.contains($0) }
         }.values.reduce(0, +)

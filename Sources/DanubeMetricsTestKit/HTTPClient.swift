@@ -1,22 +1,25 @@
 import Foundation
 
-struct HTTPResult {
-    var status: Int
-    var headers: [String: String]
-    var body: [UInt8]
-    var text: String { String(decoding: body, as: UTF8.self) }
+public struct HTTPResult {
+    public var status: Int
+    public var headers: [String: String]
+    public var body: [UInt8]
+    public var text: String { String(decoding: body, as: UTF8.self) }
 }
 
 /// A minimal blocking HTTP/1.1 client over a real TCP socket: enough to scrape the agent the way Prometheus does.
-enum HTTPClient {
-    struct Failure: Error, CustomStringConvertible { var description: String }
+public enum HTTPClient {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+        public init(description: String) { self.description = description }
+    }
 
-    static func get(port: Int, path: String, method: String = "GET", headers: [(String, String)] = []) throws -> HTTPResult {
+    public static func get(port: Int, path: String, method: String = "GET", headers: [(String, String)] = []) throws -> HTTPResult {
         try request(port: port, raw: "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
             + headers.map { "\($0.0): \($0.1)\r\n" }.joined() + "\r\n")
     }
 
-    static func request(port: Int, raw: String) throws -> HTTPResult {
+    public static func request(port: Int, raw: String) throws -> HTTPResult {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket failed") }
         defer { close(fd) }
@@ -44,7 +47,7 @@ enum HTTPClient {
         return try parse(response)
     }
 
-    static func parse(_ response: [UInt8]) throws -> HTTPResult {
+    public static func parse(_ response: [UInt8]) throws -> HTTPResult {
         let separator: [UInt8] = Array("\r\n\r\n".utf8)
         guard let split = (0..<max(0, response.count - 3)).first(where: { Array(response[$0..<$0 + 4]) == separator }) else {
             throw Failure(description: "no header terminator in \(response.count) bytes")
