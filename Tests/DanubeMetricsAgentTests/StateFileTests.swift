@@ -1,0 +1,95 @@
+@testable import DanubeMetricsAgent
+import DanubeMetricsWire
+import Foundation
+import Testing
+
+/// The state file: format round trip, migration of version 1, and files the agent must not misread.
+@Suite struct StateFileTests {
+    static func directory() -> String {
+        let path = "/tmp/dma-state-\(getpid())-\(UUID().uuidString.prefix(6))"
+        mkdir(path, 0o755)
+        return path
+    }
+
+    static let snapshot = StoreSnapshot(
+        series: [
+            StoreSnapshot.Series(name: "a_total", kind: .counter, help: "A.", bounds: [], labels: [Label("x", "1")],
+                                 counterInteger: 42, counterFloat: 0.5, buckets: [], sum: 0),
+            StoreSnapshot.Series(name: "h_ms", kind: .histogram, help: "H.", bounds: [1, 10], labels: [],
+                                 counterInteger: 0, counterFloat: 0, buckets: [3, 4, 5], sum: 61.25),
+        ],
+        sources: [StoreSnapshot.Source(instance: 0xABCD, sequence: 17, lastSeen: 1_700_000_000)])
+
+    @Test func versionTwoRoundTripsAndDetectsEveryDamage() throws {
+        let bytes = StateFormat.encode(Self.snapshot, writtenAt: 1)
+        #expect(try StateFormat.decode(bytes) == Self.snapshot)
+        var flipped = bytes
+        flipped[bytes.count - 3] ^= 0x40
+        #expect(throws: StateFormat.Unreadable.self) { try StateFormat.decode(flipped) }
+        #expect(throws: StateFormat.Unreadable.self) { try StateFormat.decode(Array(bytes.dropLast(5))) }
+        var future = bytes
+        future[4] = 9
+        do {
+            _ = try StateFormat.decode(future)
+            Issue.record("a version 9 file was read")
+        } catch {
+            #expect("\(error)".contains("format version 9"))
+        }
+    }
+
+    @Test(arguments: [
+        ("foreign", Array("\u{89}PNG\r\n\u{1A}\nnot a state file at all".utf8), "no DNBS header"),
+        ("future", Array("DNBS".utf8) + [7, 0] + [UInt8](repeating: 0, count: 30), "format version 7"),
+        ("empty", [], "no DNBS header"),
+        ("json", Array("{\"version\": 3, \"series\": [], \"sources\": {}}".utf8), "JSON state file format version 3"),
+    ])
+    func anUnusableStateFileIsMovedAsideAndTheAgentStartsEmpty(name: String, bytes: [UInt8], reason: String) async throws {
+        let directory = Self.directory()
+        let path = "\(directory)/\(name == "json" ? "state.json" : "state.bin")"
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        let agent = try await TestAgent { $0.stateDirectory = directory }
+        #expect(agent.logs.contains("saved state is unusable", reason), "\(agent.logs.all)")
+        #expect(!FileManager.default.fileExists(atPath: path))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).contains { $0.contains(".unusable-") })
+        #expect(try agent.scrape().status == 200)
+        await agent.stop()
+    }
+
+    @Test func aVersionOneFileIsMigrated() async throws {
+        let directory = Self.directory()
+        let legacy = """
+            {"version": 1, "sources": {"abcd": 17}, "series": [
+              {"name": "old_total", "kind": 1, "help": "Old.", "bounds": [], "labels": [["x", "1"]],
+               "counterInteger": 40, "counterFloat": 0, "buckets": [], "sum": 0}]}
+            """
+        FileManager.default.createFile(atPath: "\(directory)/state.json", contents: Data(legacy.utf8))
+        let agent = try await TestAgent { $0.stateDirectory = directory }
+        #expect(agent.logs.contains("restored saved state", "state.json"))
+        #expect(try agent.samples()["old_total{x=\"1\"}"] == 40)
+        // A source sends more: the next checkpoint writes version 2 and retires the old file.
+        let emitter = agent.emitter()
+        try emitter.counter("old_total", labels: [("x", "1")]).increment(by: 2)
+        #expect(emitter.waitUntilDelivered())
+        #expect(try agent.samples()["old_total{x=\"1\"}"] == 42)
+        #expect(FileManager.default.fileExists(atPath: "\(directory)/state.bin"))
+        #expect(!FileManager.default.fileExists(atPath: "\(directory)/state.json"))
+        #expect(agent.agent.store.appliedSequences[0xABCD] == 17)
+        emitter.shutdown()
+        await agent.stop()
+    }
+
+    @Test func sourcesAwayLongerThanTheRetentionAreForgotten() {
+        let store = AggregationStore(gaugeGrace: .seconds(1))
+        _ = store.claim(instance: 1, connection: 10, now: 1_000)
+        _ = store.claim(instance: 2, connection: 11, now: 1_000)
+        #expect(store.recordApplied(instance: 1, connection: 10, sequence: 5, now: 1_000))
+        store.release(instance: 1, connection: 10, now: 1_000)
+        #expect(store.forgetSources(awayLongerThan: 60, now: 1_030) == 0)
+        #expect(store.forgetSources(awayLongerThan: 60, now: 1_100) == 1) // 1 left at 1000; 2 is still connected
+        #expect(store.appliedSequences == [2: 0])
+        // A connection that was replaced by a newer one of the same emitter applies nothing.
+        _ = store.claim(instance: 2, connection: 12, now: 1_100)
+        #expect(!store.recordApplied(instance: 2, connection: 11, sequence: 9, now: 1_100))
+        #expect(store.appliedSequences[2] == 0)
+    }
+}
