@@ -37,6 +37,15 @@ public struct AgentConfiguration: Sendable {
     /// How often, at most, the state file is written (only when something changed). Sources are acknowledged
     /// after each write, so this is also how long an emitter holds delivered deltas before it may forget them.
     public var checkpointInterval: Duration = .seconds(1)
+    /// Who may connect to the ingest socket (SO_PEERCRED), beyond the socket file's mode.
+    public var peerAccess = PeerAccess()
+    /// Emitter connections open at once; more are refused.
+    public var maxSources = 1_024
+    /// Frames per second one connection may send; beyond it the agent stops reading that connection until the
+    /// rate allows (backpressure: the emitter keeps its deltas, nothing is dropped). 0: no limit.
+    public var maxFramesPerSecondPerSource = 5_000
+    /// Bytes of series definitions (names, labels, help) one connection may make the agent hold.
+    public var maxDefinitionBytesPerSource = 64 << 20
     /// Sources (emitter instances) away for longer than this are forgotten.
     public var sourceRetention: Duration = .seconds(7 * 24 * 3600)
     /// Repeated warnings about one source: at most `warningBurst` per `warningWindow`, the rest counted.
@@ -251,6 +260,9 @@ public final class Agent: Service, Sendable {
         let warnings = WarningLimiter(burst: configuration.warningBurst, window: configuration.warningWindow)
         let checkpointer = self.checkpointer
         let runState = state
+        let access = configuration.peerAccess, maxSources = configuration.maxSources
+        let rates = SourceRates(framesPerSecond: configuration.maxFramesPerSecondPerSource,
+                                definitionBytes: configuration.maxDefinitionBytesPerSource)
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             // One read returns one SEQPACKET record; a record longer than the buffer is silently truncated, so
@@ -262,19 +274,43 @@ public final class Agent: Service, Sendable {
                     return value
                 }
                 let key = ObjectIdentifier(channel)
-                let accepted = runState.withLockedValue { state -> Bool in
-                    guard !state.stopped else { return false }
-                    state.sources[key] = channel
-                    return true
-                }
-                guard accepted else { return channel.close() }
-                channel.closeFuture.whenComplete { _ in _ = runState.withLockedValue { $0.sources.removeValue(forKey: key) } }
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        SourceHandler(id: id, store: store, gate: gate, stats: stats, limits: limits, warnings: warnings,
-                                      checkpointer: checkpointer, logger: logger))
+                return PeerCredentials.of(channel).flatMap { peer in
+                    let verdict = runState.withLockedValue { state -> RefusalCode? in
+                        if state.stopped { return .shuttingDown }
+                        if !access.admits(peer) { return .notPermitted }
+                        if state.sources.count >= maxSources { return .limitExceeded }
+                        state.sources[key] = channel
+                        return nil
+                    }
+                    let who: Logger.Metadata = ["peer_pid": "\(peer.pid)", "peer_uid": "\(peer.uid)", "peer_gid": "\(peer.gid)", "connection": "\(id)"]
+                    switch verdict {
+                    case nil:
+                        break
+                    case .notPermitted?:
+                        stats.connectionRefused("peer_credentials")
+                        logger.warning("emitter connection refused: its user and groups are not allowed", metadata: who)
+                        return Self.refuse(channel, .notPermitted, "uid \(peer.uid) (gid \(peer.gid)) may not send metrics to this agent")
+                    case .limitExceeded?:
+                        stats.connectionRefused("too_many_sources")
+                        logger.warning("emitter connection refused: too many sources", metadata: who.merging(["max_sources": "\(maxSources)"]) { $1 })
+                        return Self.refuse(channel, .limitExceeded, "this agent already serves \(maxSources) sources")
+                    case let code?:
+                        return Self.refuse(channel, code, "the agent is stopping")
+                    }
+                    channel.closeFuture.whenComplete { _ in _ = runState.withLockedValue { $0.sources.removeValue(forKey: key) } }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            SourceHandler(id: id, store: store, gate: gate, stats: stats, limits: limits, rates: rates,
+                                          warnings: warnings, checkpointer: checkpointer, peer: peer, logger: logger))
+                    }
                 }
             }
+    }
+
+    /// REFUSE instead of WELCOME, then close: the emitter logs why.
+    private static func refuse(_ channel: Channel, _ code: RefusalCode, _ message: String) -> EventLoopFuture<Void> {
+        let bytes = FrameEncoder.encode(.refuse(Refusal(code: code, message: message)))
+        return channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).flatMap { channel.close() }
     }
 
     private func httpBootstrap() -> ServerBootstrap {

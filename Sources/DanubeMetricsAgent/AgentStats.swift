@@ -14,6 +14,7 @@ public final class AgentStats: Sendable {
     let deltasApplied = Atomic<UInt64>(0)
     let deltasIgnored = Atomic<UInt64>(0)
     let connectionsRefused = Mutex<[String: UInt64]>([:])
+    let sourcesThrottled = Atomic<UInt64>(0)
     private let errors = Mutex<[RefusalCode: UInt64]>([:])
     private let checkpoints = Mutex(Checkpoints())
     private let scrapes = Mutex(ScrapeDurations())
@@ -110,6 +111,7 @@ public final class AgentStats: Sendable {
         for reason in ["peer_credentials", "too_many_sources"] {
             writer.counter(refusedName, labels: "reason=\"\(reason)\"", integer: refused[reason] ?? 0, fraction: 0)
         }
+        counter("danube_agent_source_throttles_total", "Times a source sent frames faster than allowed and was not read for a while.", sourcesThrottled.load(ordering: .relaxed))
         let checkpoint = checkpoints.withLock { $0 }
         counter("danube_agent_checkpoints_total", "State files written (each makes what sources sent durable, then acknowledged).", checkpoint.written)
         counter("danube_agent_checkpoint_failures_total", "State file writes that failed (sources stay unacknowledged meanwhile).", checkpoint.failed)

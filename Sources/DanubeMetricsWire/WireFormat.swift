@@ -71,6 +71,8 @@ public enum RefusalCode: UInt8, Sendable, CustomStringConvertible {
     case catalogViolation = 13
     /// The series would exceed its family's series limit.
     case cardinalityLimit = 14
+    /// The peer's user or group may not send metrics to this agent (SO_PEERCRED).
+    case notPermitted = 15
     case other = 255
 
     public var description: String {
@@ -89,6 +91,7 @@ public enum RefusalCode: UInt8, Sendable, CustomStringConvertible {
         case .shuttingDown: return "shutting_down"
         case .catalogViolation: return "catalog_violation"
         case .cardinalityLimit: return "cardinality_limit"
+        case .notPermitted: return "not_permitted"
         case .other: return "other"
         }
     }

@@ -42,6 +42,32 @@ struct AgentCommand: AsyncParsableCommand {
         valueName: "path"))
     var stateDirectory: String?
 
+    @Option(name: .customLong("checkpoint-interval"), help: ArgumentHelp(
+        "With a state directory: how often, at most, the state is written and sources acknowledged (e.g. 1s, 250ms).",
+        valueName: "duration"))
+    var checkpointInterval = DurationArgument(argument: "1s")!
+
+    @Option(name: .customLong("forget-sources-after"), help: ArgumentHelp(
+        "Forget an emitter instance away for this long (its sequence is no longer kept).", valueName: "duration"))
+    var forgetSourcesAfter = DurationArgument(argument: "7d")!
+
+    @Option(name: .customLong("allow-user"), help: ArgumentHelp(
+        "A user (name or uid) allowed to connect to the ingest socket; repeat. With no --allow-user/--allow-group, the socket's file mode decides.",
+        valueName: "user"))
+    var allowUsers: [String] = []
+
+    @Option(name: .customLong("allow-group"), help: ArgumentHelp(
+        "A group (name or gid), primary or supplementary, allowed to connect to the ingest socket; repeat.", valueName: "group"))
+    var allowGroups: [String] = []
+
+    @Option(name: .customLong("max-sources"), help: ArgumentHelp("Emitter connections served at once.", valueName: "n"))
+    var maxSources = 1_024
+
+    @Option(name: .customLong("max-frames-per-second"), help: ArgumentHelp(
+        "Frames per second one emitter connection may send before the agent stops reading it for a while (0: no limit).",
+        valueName: "n"))
+    var maxFramesPerSecond = 5_000
+
     @Option(name: .customLong("max-series-per-source"), help: ArgumentHelp("Most series one emitter connection may define.", valueName: "n"))
     var maxSeriesPerSource = WireLimits.default.maxSeriesPerConnection
 
@@ -88,6 +114,16 @@ struct AgentCommand: AsyncParsableCommand {
         }
         guard maxSeriesPerSource > 0 else { throw ValidationError("--max-series-per-source must be positive") }
         guard maxSeriesPerFamily > 0 else { throw ValidationError("--max-series-per-family must be positive") }
+        guard maxSources > 0, maxFramesPerSecond >= 0 else {
+            throw ValidationError("--max-sources must be positive and --max-frames-per-second not negative")
+        }
+        guard checkpointInterval.duration > .zero else { throw ValidationError("--checkpoint-interval must be positive") }
+        for user in allowUsers {
+            do { _ = try PeerAccess.uid(user) } catch { throw ValidationError("--allow-user: \(error)") }
+        }
+        for group in allowGroups {
+            do { _ = try PeerAccess.gid(group) } catch { throw ValidationError("--allow-group: \(error)") }
+        }
         for address in listen {
             do { _ = try ListenAddress(parsing: address) } catch { throw ValidationError("\(error)") }
         }
@@ -145,6 +181,11 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.limits.maxSeriesPerConnection = maxSeriesPerSource
         configuration.stateDirectory = stateDirectory
             ?? ProcessInfo.processInfo.environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
+        configuration.checkpointInterval = checkpointInterval.duration
+        configuration.sourceRetention = forgetSourcesAfter.duration
+        configuration.peerAccess = PeerAccess(users: Set(try allowUsers.map(PeerAccess.uid)), groups: Set(try allowGroups.map(PeerAccess.gid)))
+        configuration.maxSources = maxSources
+        configuration.maxFramesPerSecondPerSource = maxFramesPerSecond
         configuration.catalog = catalog
         configuration.catalogMode = catalogMode
         configuration.uncataloguedFamilyLimit = maxSeriesPerFamily

@@ -1,13 +1,13 @@
 import DanubeMetricsCatalog
 import ArgumentParser
 
-/// A duration flag value: `250ms`, `15s`, `2m`, `1h` (a bare number means seconds).
+/// A duration flag value: `250ms`, `15s`, `2m`, `1h`, `7d` (a bare number means seconds).
 struct DurationArgument: ExpressibleByArgument, CustomStringConvertible {
     var duration: Duration
     var description: String
 
     init?(argument: String) {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
         var number = Substring(argument)
         var scale = 1.0
         for (suffix, factor) in units where argument.hasSuffix(suffix) {

@@ -5,6 +5,14 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 
+/// Per-connection budgets beyond the wire limits.
+struct SourceRates: Sendable {
+    /// Frames per second before the agent stops reading the connection for a while (0: no limit).
+    var framesPerSecond: Int
+    /// Bytes of series definitions the connection may make the agent hold.
+    var definitionBytes: Int
+}
+
 /// One emitter connection: HELLO, then DEFINE and DELTAS frames in sequence order. Every frame is decoded and
 /// checked completely before any of it reaches the store, so a bad frame changes nothing. A protocol violation
 /// closes this connection only (with REFUSE and a log line); a bad series is refused alone (SERIES_REFUSED).
@@ -23,7 +31,12 @@ final class SourceHandler: ChannelInboundHandler {
     private let decoder: FrameDecoder
     private let warnings: WarningLimiter
     private let checkpointer: Checkpointer?
+    private let rates: SourceRates
     private var instanceID: UInt64?
+    private var tokens: Double
+    private var lastRefill = NIODeadline.now()
+    private var readingPaused = false
+    private var definitionBytes = 0
     private var logger: Logger
     private var sourceName = "unidentified"
 
@@ -36,9 +49,11 @@ final class SourceHandler: ChannelInboundHandler {
     private var definedCount = 0
     private var saidGoodbye = false
 
-    init(id: ConnectionID, store: AggregationStore, gate: SeriesGate, stats: AgentStats, limits: WireLimits, warnings: WarningLimiter,
-         checkpointer: Checkpointer?, logger: Logger) {
+    init(id: ConnectionID, store: AggregationStore, gate: SeriesGate, stats: AgentStats, limits: WireLimits, rates: SourceRates,
+         warnings: WarningLimiter, checkpointer: Checkpointer?, peer: PeerCredentials, logger: Logger) {
         self.checkpointer = checkpointer
+        self.rates = rates
+        tokens = Double(rates.framesPerSecond)
         self.id = id
         self.store = store
         self.gate = gate
@@ -48,6 +63,7 @@ final class SourceHandler: ChannelInboundHandler {
         decoder = FrameDecoder(limits: limits)
         self.logger = logger
         self.logger[metadataKey: "connection"] = "\(id)"
+        self.logger[metadataKey: "peer_uid"] = "\(peer.uid)"
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -74,6 +90,7 @@ final class SourceHandler: ChannelInboundHandler {
         do throws(WireError) {
             let frames = try buffer.withUnsafeReadableBytes { raw throws(WireError) in try decoder.decodeFrames(in: raw) }
             for frame in frames { try handle(frame, context: context) }
+            pace(frames: frames.count, context: context)
         } catch {
             fail(error, context: context)
         }
@@ -101,6 +118,26 @@ final class SourceHandler: ChannelInboundHandler {
     }
 
     static func now() -> Double { Date().timeIntervalSince1970 }
+
+    /// A token bucket of `rates.framesPerSecond` (burst: one second's worth). When it runs dry the agent stops
+    /// reading this connection until it refills: the frames wait in the socket and the emitter's sends back
+    /// off, so a fast or runaway source slows down without losing anything or starving the others.
+    private func pace(frames: Int, context: ChannelHandlerContext) {
+        guard rates.framesPerSecond > 0 else { return }
+        let rate = Double(rates.framesPerSecond)
+        let now = NIODeadline.now()
+        tokens = min(rate, tokens + Double((now - lastRefill).nanoseconds) / 1e9 * rate) - Double(frames)
+        lastRefill = now
+        guard tokens < 0, !readingPaused else { return }
+        readingPaused = true
+        stats.sourcesThrottled.add(1, ordering: .relaxed)
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        let wait = TimeAmount.nanoseconds(Int64(-tokens / rate * 1e9) + 1_000_000)
+        context.eventLoop.scheduleTask(in: wait) { [self] in
+            readingPaused = false
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+        }
+    }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         logger.warning("ingest connection error", metadata: ["error": "\(error)"])
@@ -214,6 +251,14 @@ final class SourceHandler: ChannelInboundHandler {
         if definedCount + batch.definitions.count > limits.maxSeriesPerConnection {
             throw WireError(.limitExceeded, "more than \(limits.maxSeriesPerConnection) series on one connection")
         }
+        let bytes = batch.definitions.reduce(0) { total, definition in
+            total + definition.name.utf8.count + definition.help.utf8.count + 8 * definition.bounds.count
+                + definition.labels.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
+        }
+        guard definitionBytes + bytes <= rates.definitionBytes else {
+            throw WireError(.limitExceeded, "series definitions of this connection would exceed \(rates.definitionBytes) bytes")
+        }
+        definitionBytes += bytes
         for definition in batch.definitions {
             let index = Int(definition.id)
             if index >= defined.count {
