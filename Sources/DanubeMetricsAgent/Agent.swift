@@ -307,10 +307,11 @@ public final class Agent: Service, Sendable {
             }
     }
 
-    /// REFUSE instead of WELCOME, then close: the emitter logs why.
+    /// REFUSE instead of WELCOME once the connection is active, then close: the emitter logs why.
     private static func refuse(_ channel: Channel, _ code: RefusalCode, _ message: String) -> EventLoopFuture<Void> {
-        let bytes = FrameEncoder.encode(.refuse(Refusal(code: code, message: message)))
-        return channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).flatMap { channel.close() }
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(RefusingHandler(refusal: Refusal(code: code, message: message)))
+        }
     }
 
     private func httpBootstrap() -> ServerBootstrap {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import DanubeMetricsWire
 import NIOCore
 
 /// `struct ucred` of SO_PEERCRED: the process at the other end of a Unix socket, as the kernel saw it at connect.
@@ -60,4 +61,19 @@ public struct PeerAccess: Sendable, Equatable {
         guard let entry = getgrnam(text) else { throw AgentConfigurationError("no such group: \(text)") }
         return entry.pointee.gr_gid
     }
+}
+
+/// The whole pipeline of a refused connection: REFUSE as soon as it is active, then close.
+final class RefusingHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let refusal: Refusal
+
+    init(refusal: Refusal) { self.refusal = refusal }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let bytes = FrameEncoder.encode(.refuse(refusal))
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes))).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }
