@@ -37,6 +37,8 @@ public struct AgentConfiguration: Sendable {
     /// How often, at most, the state file is written (only when something changed). Sources are acknowledged
     /// after each write, so this is also how long an emitter holds delivered deltas before it may forget them.
     public var checkpointInterval: Duration = .seconds(1)
+    /// Connection cap, request timeout and size limit of the HTTP server.
+    public var http = HTTPLimits()
     /// Who may connect to the ingest socket (SO_PEERCRED), beyond the socket file's mode.
     public var peerAccess = PeerAccess()
     /// Emitter connections open at once; more are refused.
@@ -78,6 +80,8 @@ public final class Agent: Service, Sendable {
     private let threadPool: NIOThreadPool
     private let state = NIOLockedValueBox(RunState())
     private let nextConnectionID = NIOLockedValueBox<ConnectionID>(0)
+    /// Open HTTP connections, for the cap and its eviction of idle ones.
+    private let httpConnections: HTTPConnections
     /// Writes the state file and acknowledges what it holds (nil without a state directory).
     private let checkpointer: Checkpointer?
     private let supervisor: AgentSupervisor?
@@ -103,6 +107,7 @@ public final class Agent: Service, Sendable {
         stats = AgentStats(startTime: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         threadPool = NIOThreadPool(numberOfThreads: 1)
+        httpConnections = HTTPConnections(limit: max(1, configuration.http.maxConnections))
         let runState = state, store = self.store, stats = self.stats
         checkpointer = configuration.stateDirectory.map { directory in
             Checkpointer(store: store, file: StateFile(directory: directory), interval: configuration.checkpointInterval,
@@ -317,12 +322,15 @@ public final class Agent: Service, Sendable {
     private func httpBootstrap() -> ServerBootstrap {
         let threadPool = self.threadPool
         let render: MetricsHTTPHandler.Renderer = { [self] format in renderMetrics(format: format) }
+        let limits = configuration.http, connections = httpConnections
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                guard connections.admit(channel) else { return channel.close() }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(HTTPGuard(limits: limits, connections: connections))
                     try channel.pipeline.syncOperations.addHandler(HTTPResponseCompressor())
                     try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(render: render, threadPool: threadPool))
                 }

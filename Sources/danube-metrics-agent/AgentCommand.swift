@@ -68,6 +68,14 @@ struct AgentCommand: AsyncParsableCommand {
         valueName: "n"))
     var maxFramesPerSecond = 5_000
 
+    @Option(name: .customLong("http-max-connections"), help: ArgumentHelp(
+        "HTTP connections open at once; at the cap a new one evicts the oldest idle one.", valueName: "n"))
+    var httpMaxConnections = 64
+
+    @Option(name: .customLong("http-request-timeout"), help: ArgumentHelp(
+        "Time an HTTP request may take to arrive (from connect or the previous response), e.g. 10s.", valueName: "duration"))
+    var httpRequestTimeout = DurationArgument(argument: "10s")!
+
     @Option(name: .customLong("max-series-per-source"), help: ArgumentHelp("Most series one emitter connection may define.", valueName: "n"))
     var maxSeriesPerSource = WireLimits.default.maxSeriesPerConnection
 
@@ -116,6 +124,9 @@ struct AgentCommand: AsyncParsableCommand {
         guard maxSeriesPerFamily > 0 else { throw ValidationError("--max-series-per-family must be positive") }
         guard maxSources > 0, maxFramesPerSecond >= 0 else {
             throw ValidationError("--max-sources must be positive and --max-frames-per-second not negative")
+        }
+        guard httpMaxConnections > 0, httpRequestTimeout.duration > .zero else {
+            throw ValidationError("--http-max-connections and --http-request-timeout must be positive")
         }
         guard checkpointInterval.duration > .zero else { throw ValidationError("--checkpoint-interval must be positive") }
         for user in allowUsers {
@@ -185,6 +196,8 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.sourceRetention = forgetSourcesAfter.duration
         configuration.peerAccess = PeerAccess(users: Set(try allowUsers.map(PeerAccess.uid)), groups: Set(try allowGroups.map(PeerAccess.gid)))
         configuration.maxSources = maxSources
+        configuration.http.maxConnections = httpMaxConnections
+        configuration.http.requestTimeout = httpRequestTimeout.duration
         configuration.maxFramesPerSecondPerSource = maxFramesPerSecond
         configuration.catalog = catalog
         configuration.catalogMode = catalogMode

@@ -1,0 +1,128 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// Limits of the HTTP server, so that a slow or hostile client never delays a scrape.
+public struct HTTPLimits: Sendable {
+    /// Connections open at once. At the cap, a new connection evicts the oldest one that is not being answered
+    /// (an idle keep-alive or a slowloris), so a scraper always gets in.
+    public var maxConnections = 64
+    /// Time a request may take to arrive, counted from the connection opening or the previous response.
+    public var requestTimeout: Duration = .seconds(10)
+    /// Request line plus headers, in bytes (larger: 431); request bodies are refused beyond the same size (413).
+    public var maxRequestBytes = 16 * 1024
+
+    public init() {}
+}
+
+/// Open HTTP connections, oldest first, and whether each is being answered.
+final class HTTPConnections: Sendable {
+    private struct Entry {
+        var channel: Channel
+        var busy = false
+    }
+
+    private let entries = NIOLockedValueBox<[(key: ObjectIdentifier, entry: Entry)]>([])
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Registers a new connection; at the cap, closes the oldest idle one to make room. False when every
+    /// connection is busy answering (the new one should be closed).
+    func admit(_ channel: Channel) -> Bool {
+        let (admitted, evicted) = entries.withLockedValue { entries -> (Bool, Channel?) in
+            var evicted: Channel?
+            if entries.count >= limit {
+                guard let oldest = entries.firstIndex(where: { !$0.entry.busy }) else { return (false, nil) }
+                evicted = entries.remove(at: oldest).entry.channel
+            }
+            entries.append((ObjectIdentifier(channel), Entry(channel: channel)))
+            return (true, evicted)
+        }
+        evicted?.close(promise: nil)
+        if admitted {
+            channel.closeFuture.whenComplete { [self] _ in
+                entries.withLockedValue { $0.removeAll { $0.key == ObjectIdentifier(channel) } }
+            }
+        }
+        return admitted
+    }
+
+    func setBusy(_ channel: Channel, _ busy: Bool) {
+        entries.withLockedValue { entries in
+            if let index = entries.firstIndex(where: { $0.key == ObjectIdentifier(channel) }) { entries[index].entry.busy = busy }
+        }
+    }
+
+    var count: Int { entries.withLockedValue { $0.count } }
+}
+
+/// Closes a connection whose request does not arrive within the timeout (armed when the connection opens and
+/// after every response), marks it busy while a request is answered, and refuses oversized requests.
+final class HTTPGuard: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let limits: HTTPLimits
+    private let connections: HTTPConnections
+    private var deadline: Scheduled<Void>?
+    private var bodyBytes = 0
+    private var refused = false
+
+    init(limits: HTTPLimits, connections: HTTPConnections) {
+        self.limits = limits
+        self.connections = connections
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !refused else { return }
+        let part = unwrapInboundIn(data)
+        switch part {
+        case .head(let head):
+            let size = head.uri.utf8.count + head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
+            if size > limits.maxRequestBytes { return refuse(.requestHeaderFieldsTooLarge, context) }
+            bodyBytes = 0
+        case .body(let buffer):
+            bodyBytes += buffer.readableBytes
+            if bodyBytes > limits.maxRequestBytes { return refuse(.payloadTooLarge, context) }
+        case .end:
+            // The request is in: no deadline while it is answered.
+            deadline?.cancel()
+            connections.setBusy(context.channel, true)
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) {
+            connections.setBusy(context.channel, false)
+            arm(context)
+        }
+        context.write(data, promise: promise)
+    }
+
+    private func arm(_ context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = context.eventLoop.scheduleTask(in: .nanoseconds(limits.requestTimeout.nanoseconds)) { context.close(promise: nil) }
+    }
+
+    private func refuse(_ status: HTTPResponseStatus, _ context: ChannelHandlerContext) {
+        refused = true
+        deadline?.cancel()
+        let headers = HTTPHeaders([("Content-Length", "0"), ("Connection", "close")])
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+    }
+}

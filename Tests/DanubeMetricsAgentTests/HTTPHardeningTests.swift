@@ -1,0 +1,95 @@
+import DanubeMetricsAgent
+import DanubeMetricsTestKit
+import Foundation
+import Testing
+
+/// Slow and oversized HTTP requests against a scrape that must not wait for them.
+@Suite struct HTTPHardeningTests {
+    /// A TCP connection to the agent that the test writes to by hand.
+    final class RawHTTP {
+        let fd: Int32
+        init(port: Int) throws {
+            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let rc = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard rc == 0 else { throw HTTPClient.Failure(description: "connect failed") }
+            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
+        deinit { close(fd) }
+        @discardableResult
+        func send(_ text: String) -> Bool {
+            let bytes = Array(text.utf8)
+            return bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
+        }
+        /// What the server sent until it closed (or 5 s passed).
+        func readAll() -> String {
+            var out: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 4_096)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n <= 0 { break }
+                out += chunk[0..<n]
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
+    }
+
+    /// Times a scrape; fails the test if it does not succeed.
+    func timedScrape(_ agent: TestAgent) throws -> Duration {
+        let started = ContinuousClock.now
+        let result = try agent.scrape()
+        #expect(result.status == 200)
+        return ContinuousClock.now - started
+    }
+
+    @Test func slowlorisClientsNeitherDelayAScrapeNorStayForever() async throws {
+        let agent = try await TestAgent { configuration in
+            configuration.http.maxConnections = 16
+            configuration.http.requestTimeout = .seconds(2)
+        }
+        // Twice the connection cap of clients that trickle a request byte by byte and never finish it.
+        let slow = try (0..<32).map { _ in try RawHTTP(port: agent.port) }
+        for client in slow { client.send("GET /metrics HTTP/1.1\r\nHost: x\r\n") }
+        var slowest = Duration.zero
+        for round in 0..<10 {
+            for client in slow { client.send("X-Slow-\(round): y\r\n") }
+            slowest = max(slowest, try timedScrape(agent))
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        // Every scrape got through (the cap evicted idle slow clients); none waited for them.
+        #expect(slowest < .seconds(2), "slowest scrape \(slowest)")
+        // A client that never completes its request is closed after the request timeout.
+        let lingering = try RawHTTP(port: agent.port)
+        lingering.send("GET /metrics HTTP/1.1\r\n")
+        let started = ContinuousClock.now
+        #expect(lingering.readAll().isEmpty)
+        #expect(ContinuousClock.now - started < .seconds(4))
+        await agent.stop()
+    }
+
+    @Test func oversizedRequestsAreRefusedWhileScrapesGoOn() async throws {
+        let agent = try await TestAgent()
+        let big = try RawHTTP(port: agent.port)
+        big.send("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 40_000))\r\n\r\n")
+        let answer = big.readAll()
+        #expect(answer.hasPrefix("HTTP/1.1 431") || answer.hasPrefix("HTTP/1.1 400"), "\(answer.prefix(80))")
+        let body = try RawHTTP(port: agent.port)
+        body.send("GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + String(repeating: "b", count: 100_000))
+        #expect(body.readAll().hasPrefix("HTTP/1.1 413"))
+        let huge = try RawHTTP(port: agent.port)
+        huge.send("GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        for _ in 0..<64 { if !huge.send("X-Flood: \(String(repeating: "c", count: 16_000))\r\n") { break } }
+        #expect(huge.readAll().hasPrefix("HTTP/1.1 4"))
+        #expect(try timedScrape(agent) < .seconds(2))
+        let post = try RawHTTP(port: agent.port)
+        post.send("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        #expect(post.readAll().hasPrefix("HTTP/1.1 405"))
+        await agent.stop()
+    }
+}
