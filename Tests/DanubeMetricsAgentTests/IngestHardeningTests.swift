@@ -15,7 +15,7 @@ import Testing
     @Test func aPeerWhoseUserAndGroupsAreNotAllowedIsRefusedAndLogged() async throws {
         let forbidden = try await TestAgent { $0.peerAccess = PeerAccess(users: [4_000_123], groups: [4_000_124]) }
         let refused = refusal(try RawSource(path: forbidden.socketPath))
-        #expect(refused?.code == .notPermitted)
+        #expect(refused?.code == .notPermitted, "\(forbidden.logs.all)")
         #expect(refused?.message.contains("uid \(getuid())") == true)
         #expect(forbidden.logs.contains("connection refused", "peer_uid=\(getuid())", "peer_pid=\(getpid())"))
         #expect(try forbidden.samples()["danube_agent_connections_refused_total{reason=\"peer_credentials\"}"] == 1)

@@ -71,9 +71,9 @@ final class RefusingHandler: ChannelInboundHandler {
     init(refusal: Refusal) { self.refusal = refusal }
 
     func channelActive(context: ChannelHandlerContext) {
-        let bytes = FrameEncoder.encode(.refuse(refusal))
-        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes))).whenComplete { _ in context.close(promise: nil) }
+        SourceHandler.refuseAndClose(refusal, context: context)
     }
 
+    /// Whatever the peer sends meanwhile is read and dropped.
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }

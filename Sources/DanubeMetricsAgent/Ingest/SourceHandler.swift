@@ -333,9 +333,17 @@ final class SourceHandler: ChannelInboundHandler {
         phase = .closing
         stats.protocolError(error.code)
         warn("closing emitter connection: protocol violation", ["code": "\(error.code)", "reason": "\(error.message)"])
-        let written = context.eventLoop.makePromise(of: Void.self)
-        send(.refuse(Refusal(code: error.code, message: String(error.message.prefix(1024)))), context: context, promise: written)
-        context.flush()
-        written.futureResult.whenComplete { _ in context.close(promise: nil) }
+        Self.refuseAndClose(Refusal(code: error.code, message: String(error.message.prefix(1024))), context: context)
+    }
+
+    /// Sends REFUSE, then shuts down the agent's side for writing and waits (up to a second) for the peer to
+    /// close before closing. Closing at once could reset the connection while the peer's frames are still
+    /// unread, and the peer would see ECONNRESET instead of the REFUSE that says why.
+    static func refuseAndClose(_ refusal: Refusal, context: ChannelHandlerContext) {
+        let bytes = FrameEncoder.encode(.refuse(refusal))
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes))).whenComplete { _ in
+            context.close(mode: .output, promise: nil)
+            context.eventLoop.scheduleTask(in: .seconds(1)) { context.close(promise: nil) }
+        }
     }
 }
