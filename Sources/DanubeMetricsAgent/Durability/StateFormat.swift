@@ -11,7 +11,7 @@ import Foundation
 /// per label, then uvarint integer + f64 fraction for a counter, or uvarint per bucket + f64 sum for a
 /// histogram). Version 1 was JSON, written on drain only; it is read and migrated (the next checkpoint writes
 /// version 2). Any other version is refused by name, never guessed at.
-enum StateFormat {
+public enum StateFormat {
     static let magic: [UInt8] = Array("DNBS".utf8)
     static let currentVersion: UInt16 = 2
     static let headerSize = 24
@@ -24,7 +24,7 @@ enum StateFormat {
 
     // MARK: version 2
 
-    static func encode(_ snapshot: StoreSnapshot, writtenAt: Double) -> [UInt8] {
+    public static func encode(_ snapshot: StoreSnapshot, writtenAt: Double) -> [UInt8] {
         var payload = ByteWriter(capacity: 64 * max(1, snapshot.series.count))
         payload.f64(writtenAt)
         payload.uvarint(UInt64(snapshot.sources.count))
@@ -74,7 +74,7 @@ enum StateFormat {
         return file.bytes
     }
 
-    static func decode(_ bytes: [UInt8]) throws -> StoreSnapshot {
+    public static func decode(_ bytes: [UInt8]) throws -> StoreSnapshot {
         if bytes.first == UInt8(ascii: "{") { return try decodeVersion1(bytes) }
         guard bytes.count >= headerSize, Array(bytes[0..<4]) == magic else {
             throw Unreadable(description: "not a danube-metrics-agent state file (no DNBS header)")
