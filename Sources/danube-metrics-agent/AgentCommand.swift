@@ -128,7 +128,10 @@ struct AgentCommand: AsyncParsableCommand {
         guard httpMaxConnections > 0, httpRequestTimeout.duration > .zero else {
             throw ValidationError("--http-max-connections and --http-request-timeout must be positive")
         }
-        guard checkpointInterval.duration > .zero else { throw ValidationError("--checkpoint-interval must be positive") }
+        // Emitters replace a connection after 10 s without acknowledgement; checkpoints must come well within that.
+        guard checkpointInterval.duration > .zero, checkpointInterval.duration <= .seconds(5) else {
+            throw ValidationError("--checkpoint-interval must be positive and at most 5s (emitters give up on a connection after 10 s without acknowledgement)")
+        }
         for user in allowUsers {
             do { _ = try PeerAccess.uid(user) } catch { throw ValidationError("--allow-user: \(error)") }
         }
