@@ -107,7 +107,7 @@ public final class Agent: Service, Sendable {
         stats = AgentStats(startTime: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         threadPool = NIOThreadPool(numberOfThreads: 1)
-        httpConnections = HTTPConnections(limit: max(1, configuration.http.maxConnections))
+        httpConnections = HTTPConnections(limit: max(1, configuration.http.maxConnections), evictionAge: configuration.http.evictionAge)
         let runState = state, store = self.store, stats = self.stats
         checkpointer = configuration.stateDirectory.map { directory in
             Checkpointer(store: store, file: StateFile(directory: directory), interval: configuration.checkpointInterval,

@@ -1,4 +1,6 @@
-import DanubeMetricsAgent
+@testable import DanubeMetricsAgent
+import NIOCore
+import NIOEmbedded
 import DanubeMetricsTestKit
 import Foundation
 import Testing
@@ -46,6 +48,8 @@ import Testing
         // Twice the connection cap of clients that trickle a request byte by byte and never finish it.
         let slow = try (0..<32).map { _ in try RawHTTP(port: agent.port) }
         for client in slow { client.send("GET /metrics HTTP/1.1\r\nHost: x\r\n") }
+        // A slowloris holds its connections for long; connections younger than the eviction age are spared.
+        try await Task.sleep(for: .milliseconds(300))
         var slowest = Duration.zero
         for round in 0..<10 {
             for client in slow { client.send("X-Slow-\(round): y\r\n") }
@@ -81,5 +85,34 @@ import Testing
         post.send("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         #expect(post.readAll().hasPrefix("HTTP/1.1 405"))
         await agent.stop()
+    }
+}
+
+/// The connection cap's eviction policy, step by step on a fake clock.
+@Suite struct HTTPConnectionCapTests {
+    @Test func evictsTheOldestIdleConnectionButSparesYoungAndBusyOnes() throws {
+        let connections = HTTPConnections(limit: 2, evictionAge: .milliseconds(250))
+        let start = NIODeadline.now()
+        let channels = (0..<8).map { _ in EmbeddedChannel() }
+        func open(_ index: Int) -> Bool { channels[index].isActive }
+        for channel in channels { try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait() }
+        #expect(connections.admit(channels[0], now: start) && connections.admit(channels[1], now: start))
+        // At the cap, but both are young: the third is let in above it.
+        #expect(connections.admit(channels[2], now: start + .milliseconds(100)))
+        #expect(open(0) && open(1) && open(2))
+        // Later, the oldest idle one makes room.
+        #expect(connections.admit(channels[3], now: start + .milliseconds(300)))
+        #expect(!open(0) && open(1))
+        // A connection being answered is never evicted: the next oldest idle one goes.
+        connections.setBusy(channels[1], true)
+        #expect(connections.admit(channels[4], now: start + .milliseconds(600)))
+        #expect(open(1) && !open(2))
+        // The one admitted at 300 ms is old enough by now; then only young and busy ones are left.
+        #expect(connections.admit(channels[5], now: start + .milliseconds(610)))
+        #expect(!open(3))
+        #expect(connections.admit(channels[6], now: start + .milliseconds(620)))
+        // Twice the cap, none evictable: a new one is refused.
+        #expect(connections.count == 4)
+        #expect(!connections.admit(channels[7], now: start + .milliseconds(630)))
     }
 }

@@ -5,8 +5,11 @@ import NIOHTTP1
 /// Limits of the HTTP server, so that a slow or hostile client never delays a scrape.
 public struct HTTPLimits: Sendable {
     /// Connections open at once. At the cap, a new connection evicts the oldest one that is not being answered
-    /// (an idle keep-alive or a slowloris), so a scraper always gets in.
+    /// and is older than `evictionAge` (an idle keep-alive or a slowloris), so a scraper always gets in; when
+    /// every idle connection is younger (a burst), the new one is let in above the cap, up to twice the cap.
     public var maxConnections = 64
+    /// Connections younger than this are not evicted: a scraper's request is in well within it.
+    public var evictionAge: Duration = .milliseconds(250)
     /// Time a request may take to arrive, counted from the connection opening or the previous response.
     public var requestTimeout: Duration = .seconds(10)
     /// Request line plus headers, in bytes (larger: 431); request bodies are refused beyond the same size (413).
@@ -19,24 +22,32 @@ public struct HTTPLimits: Sendable {
 final class HTTPConnections: Sendable {
     private struct Entry {
         var channel: Channel
+        var admitted: NIODeadline
         var busy = false
     }
 
     private let entries = NIOLockedValueBox<[(key: ObjectIdentifier, entry: Entry)]>([])
     let limit: Int
+    let evictionAge: TimeAmount
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int, evictionAge: Duration) {
+        self.limit = limit
+        self.evictionAge = .nanoseconds(evictionAge.nanoseconds)
+    }
 
-    /// Registers a new connection; at the cap, closes the oldest idle one to make room. False when every
-    /// connection is busy answering (the new one should be closed).
-    func admit(_ channel: Channel) -> Bool {
+    /// Registers a new connection; at the cap, closes the oldest idle one (old enough) to make room. False when
+    /// there is no room even above the cap (the new one should be closed).
+    func admit(_ channel: Channel, now: NIODeadline = .now()) -> Bool {
         let (admitted, evicted) = entries.withLockedValue { entries -> (Bool, Channel?) in
             var evicted: Channel?
             if entries.count >= limit {
-                guard let oldest = entries.firstIndex(where: { !$0.entry.busy }) else { return (false, nil) }
-                evicted = entries.remove(at: oldest).entry.channel
+                if let oldest = entries.firstIndex(where: { !$0.entry.busy && now - $0.entry.admitted >= evictionAge }) {
+                    evicted = entries.remove(at: oldest).entry.channel
+                } else if entries.count >= 2 * limit {
+                    return (false, nil)
+                }
             }
-            entries.append((ObjectIdentifier(channel), Entry(channel: channel)))
+            entries.append((ObjectIdentifier(channel), Entry(channel: channel, admitted: now)))
             return (true, evicted)
         }
         evicted?.close(promise: nil)
