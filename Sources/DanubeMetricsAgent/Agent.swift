@@ -184,7 +184,7 @@ public final class Agent: Service, Sendable {
                 supervisor.status(statusLine(deltasPerSecond: rate))
             })
             if let timeout = supervisor.watchdogTimeout {
-                tasks += Watchdog(group: group, store: store, timeout: timeout, supervisor: supervisor).schedule()
+                tasks += Watchdog(group: group, store: store, checkpointer: checkpointer, timeout: timeout, supervisor: supervisor).schedule()
             }
         }
         state.withLockedValue { $0.tasks = tasks }

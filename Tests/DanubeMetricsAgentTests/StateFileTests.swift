@@ -1,6 +1,7 @@
 @testable import DanubeMetricsAgent
 import DanubeMetricsWire
 import Foundation
+import Logging
 import Testing
 
 /// The state file: format round trip, migration of version 1, and files the agent must not misread.
@@ -91,5 +92,30 @@ import Testing
         _ = store.claim(instance: 2, connection: 12, now: 1_100)
         #expect(!store.recordApplied(instance: 2, connection: 11, sequence: 9, now: 1_100))
         #expect(store.appliedSequences[2] == 0)
+    }
+}
+
+/// A state file write that never returns is seen, so the watchdog can stop vouching for the agent.
+@Suite struct CheckpointHangTests {
+    @Test func aHungWriteMakesTheCheckpointerReportItselfStuck() throws {
+        let directory = StateFileTests.directory()
+        // Opening a FIFO for writing blocks until somebody reads it: a write that hangs.
+        #expect(mkfifo("\(directory)/state.bin.tmp", 0o600) == 0)
+        let store = AggregationStore(gaugeGrace: .seconds(1))
+        let checkpointer = Checkpointer(store: store, file: StateFile(directory: directory), interval: .milliseconds(50),
+                                        stats: AgentStats(startTime: 0), logger: Logger(label: "test")) { _ in }
+        checkpointer.start()
+        _ = store.claim(instance: 1, connection: 1, now: 0)
+        #expect(eventually(timeout: .seconds(5)) { checkpointer.isStuck(longerThan: .milliseconds(200)) })
+        // Let the write through: the checkpointer recovers and can stop.
+        let reader = open("\(directory)/state.bin.tmp", O_RDONLY | O_NONBLOCK)
+        #expect(reader >= 0)
+        #expect(eventually(timeout: .seconds(5)) {
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            _ = read(reader, &buffer, buffer.count)
+            return !checkpointer.isStuck(longerThan: .milliseconds(200))
+        })
+        close(reader)
+        checkpointer.stop()
     }
 }

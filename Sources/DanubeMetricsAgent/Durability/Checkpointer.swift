@@ -32,6 +32,8 @@ public final class Checkpointer: Sendable {
     private let stats: AgentStats
     private let listener: Listener
     private let control = Mutex(Control())
+    /// When the checkpoint in progress started (nil between checkpoints), for the watchdog.
+    private let busySince = Mutex<ContinuousClock.Instant?>(nil)
     private let wakeup = NSCondition()
     private let finished = DispatchSemaphore(value: 0)
 
@@ -66,6 +68,12 @@ public final class Checkpointer: Sendable {
         wakeup.lock()
         wakeup.signal()
         wakeup.unlock()
+    }
+
+    /// True while one checkpoint has been running for longer than `limit` (a write or fsync that hangs): the
+    /// watchdog then stops its pings, since sources can no longer be acknowledged.
+    func isStuck(longerThan limit: Duration) -> Bool {
+        busySince.withLock { $0.map { ContinuousClock.now - $0 > limit } ?? false }
     }
 
     /// Ends the thread after a last checkpoint of everything applied so far.
@@ -112,6 +120,8 @@ public final class Checkpointer: Sendable {
         let state = store.capture()
         if control.withLock({ $0.durableChangeCount == state.changes }) { return true }
         let started = ContinuousClock.now
+        busySince.withLock { $0 = started }
+        defer { busySince.withLock { $0 = nil } }
         let bytes = StateFormat.encode(AggregationStore.snapshot(of: state), writtenAt: Date().timeIntervalSince1970)
         do {
             try file.write(bytes)
