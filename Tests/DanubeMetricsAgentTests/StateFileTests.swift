@@ -38,11 +38,45 @@ import Testing
         }
     }
 
+    /// A version 2 file naming one family twice (a state the store cannot have) is refused, not half-read.
+    @Test func aFamilyListedTwiceIsRefused() {
+        var payload = ByteWriter()
+        payload.f64(0)
+        payload.uvarint(0)
+        payload.uvarint(2)
+        for kind in [MetricKind.counter, .histogram] {
+            payload.string("twice")
+            payload.u8(kind.rawValue)
+            payload.string("")
+            payload.uvarint(kind == .histogram ? 1 : 0)
+            if kind == .histogram { payload.f64(1) }
+        }
+        payload.uvarint(0)
+        var file = ByteWriter()
+        file.raw(StateFormat.magic)
+        file.u16(2)
+        file.u16(0)
+        file.u64(UInt64(payload.count))
+        file.u32(CRC32.checksum(payload.bytes))
+        file.u32(0)
+        file.raw(payload.bytes)
+        do {
+            _ = try StateFormat.decode(file.bytes)
+            Issue.record("a file with a family listed twice was read")
+        } catch {
+            #expect("\(error)".contains("appears twice"))
+        }
+    }
+
     @Test(arguments: [
         ("foreign", Array("\u{89}PNG\r\n\u{1A}\nnot a state file at all".utf8), "no DNBS header"),
         ("future", Array("DNBS".utf8) + [7, 0] + [UInt8](repeating: 0, count: 30), "format version 7"),
         ("empty", [], "no DNBS header"),
         ("json", Array("{\"version\": 3, \"series\": [], \"sources\": {}}".utf8), "JSON state file format version 3"),
+        // Found by fuzzing: version 1 entries a version 2 file could not hold faithfully.
+        ("json", Array(#"{"version": 1, "sources": {}, "series": [{"name": "g", "kind": 2, "help": "", "bounds": [1, 10], "labels": [], "counterInteger": 0, "counterFloat": 0, "buckets": [1, 2, 3], "sum": 1}]}"#.utf8), "entry 0 is inconsistent"),
+        ("json", Array(#"{"version": 1, "sources": {}, "series": [{"name": "h_ms", "kind": 3, "help": "", "bounds": [1, 10], "labels": [], "counterInteger": 0, "counterFloat": 0, "buckets": [1, 2], "sum": 1}]}"#.utf8), "entry 0 is inconsistent"),
+        ("json", Array(#"{"version": 1, "sources": {}, "series": [{"name": "h_ms", "kind": 1, "help": "", "bounds": [], "labels": [], "counterInteger": 1, "counterFloat": 0, "buckets": [], "sum": 0}, {"name": "h_ms", "kind": 3, "help": "", "bounds": [1], "labels": [["a", "b"]], "counterInteger": 0, "counterFloat": 0, "buckets": [1, 2], "sum": 1}]}"#.utf8), "defines h_ms twice"),
     ])
     func anUnusableStateFileIsMovedAsideAndTheAgentStartsEmpty(name: String, bytes: [UInt8], reason: String) async throws {
         let directory = Self.directory()

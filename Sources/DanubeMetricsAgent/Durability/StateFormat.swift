@@ -107,6 +107,7 @@ public enum StateFormat {
                 instance: try reader.u64("instance"), sequence: try reader.uvarint("sequence"), lastSeen: try reader.f64("last seen")))
         }
         var families: [(name: String, kind: MetricKind, help: String, bounds: [Double])] = []
+        var familyNames = Set<String>()
         for _ in 0..<(try count(&reader, "families")) {
             let name = try reader.string("family name", limit: maxString)
             guard let kind = MetricKind(rawValue: try reader.u8("kind")), kind != .gauge else {
@@ -115,6 +116,9 @@ public enum StateFormat {
             let help = try reader.string("help", limit: maxString)
             var bounds: [Double] = []
             for _ in 0..<(try count(&reader, "bounds")) { bounds.append(try reader.f64("bound")) }
+            guard familyNames.insert(name).inserted else {
+                throw WireError(.malformed, "family \(name.prefix(64)) appears twice")
+            }
             families.append((name, kind, help, bounds))
         }
         for _ in 0..<(try count(&reader, "series")) {
@@ -169,8 +173,17 @@ public enum StateFormat {
         }
         guard file.version == 1 else { throw Unreadable(description: "JSON state file format version \(file.version); this agent reads versions 1 and \(currentVersion)") }
         var snapshot = StoreSnapshot()
+        var families: [String: (UInt8, [Double])] = [:]
         for (index, entry) in file.series.enumerated() {
-            guard let kind = MetricKind(rawValue: entry.kind), entry.labels.allSatisfy({ $0.count == 2 }) else {
+            // One kind and one set of bounds per family name, as the store holds them.
+            if let family = families.updateValue((entry.kind, entry.bounds), forKey: entry.name), family != (entry.kind, entry.bounds) {
+                throw Unreadable(description: "version 1 state defines \(entry.name.prefix(64)) twice, differently")
+            }
+            // Gauges were never saved, and a histogram has one bucket more than its bounds: anything else would be
+            // written back as a version 2 file that reads differently.
+            guard let kind = MetricKind(rawValue: entry.kind), kind != .gauge, entry.labels.allSatisfy({ $0.count == 2 }),
+                  entry.buckets.count == (kind == .histogram ? entry.bounds.count + 1 : 0)
+            else {
                 throw Unreadable(description: "version 1 state entry \(index) is inconsistent")
             }
             snapshot.series.append(StoreSnapshot.Series(
