@@ -21,6 +21,7 @@ public final class Checkpointer: Sendable {
     private struct Control {
         var waiters: [@Sendable (Bool) -> Void] = []
         var durableChangeCount: UInt64?
+        var started = false
         var stopping = false
         var failing = false
     }
@@ -50,7 +51,10 @@ public final class Checkpointer: Sendable {
     func start() {
         let state = store.capture()
         store.publish(state)
-        control.withLock { $0.durableChangeCount = state.changes }
+        control.withLock {
+            $0.durableChangeCount = state.changes
+            $0.started = true
+        }
         let thread = Thread { [self] in run() }
         thread.name = "danube-metrics-checkpoint"
         thread.start()
@@ -78,11 +82,11 @@ public final class Checkpointer: Sendable {
 
     /// Ends the thread after a last checkpoint of everything applied so far.
     func stop() {
-        let alreadyStopping = control.withLock { control -> Bool in
+        let (alreadyStopping, started) = control.withLock { control -> (Bool, Bool) in
             defer { control.stopping = true }
-            return control.stopping
+            return (control.stopping, control.started)
         }
-        guard !alreadyStopping else { return }
+        guard !alreadyStopping, started else { return }
         wakeup.lock()
         wakeup.signal()
         wakeup.unlock()
