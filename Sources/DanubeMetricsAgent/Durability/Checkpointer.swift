@@ -121,8 +121,9 @@ public final class Checkpointer: Sendable {
     /// Writes the state if it changed since the last durable one; true when the state is durable afterwards.
     @discardableResult
     func checkpoint() -> Bool {
+        // Nothing changed since the last durable state: no capture, no write.
+        if control.withLock({ $0.durableChangeCount }) == store.changeCount { return true }
         let state = store.capture()
-        if control.withLock({ $0.durableChangeCount == state.changes }) { return true }
         let started = ContinuousClock.now
         busySince.withLock { $0 = started }
         defer { busySince.withLock { $0 = nil } }
