@@ -6,10 +6,13 @@ public enum BuiltinCatalog {
         "producer_id", "consumer_id", "message_id", "request_id", "connection_id", "session_id", "offset", "trace_id",
     ]
 
-    /// The built-in catalog. It is checked by the tests, so building it cannot fail at run time.
+    /// The built-in catalog: the plan's families and every name Danube records today (`UpstreamNames`). It is
+    /// checked by the tests, so building it cannot fail at run time.
     public static let catalog: Catalog = {
         do {
-            return try Catalog(families: DanubeFamily.allCases.map(spec), forbiddenLabels: forbiddenLabels)
+            let planned = DanubeFamily.allCases.map { UpstreamNames.widened(spec($0)) }
+            let upstreamOnly = UpstreamNames.families(besides: Set(planned.map(\.name)))
+            return try Catalog(families: planned + upstreamOnly, forbiddenLabels: forbiddenLabels, globalLabels: UpstreamNames.globalLabels)
         } catch {
             fatalError("the built-in catalog is invalid: \(error)")
         }

@@ -88,6 +88,10 @@ extension Catalog {
         var kept: [Label] = []
         for label in definition.labels {
             guard let allowed = spec.label(label.name) else {
+                if globalLabels.contains(label.name) {
+                    kept.append(label)
+                    continue
+                }
                 let names = spec.labels.map(\.name).joined(separator: ", ")
                 return refuse(.unknownLabel, "\(definition.name) has no label \(label.name) (allowed: \(names.isEmpty ? "none" : names))")
             }

@@ -7,6 +7,9 @@ enum CatalogCheck {
         for label in catalog.forbiddenLabels where !SeriesRules.isValidLabelName(label) {
             throw CatalogError("forbidden label \"\(label)\" is not a valid label name")
         }
+        for label in catalog.globalLabels where !SeriesRules.isValidLabelName(label) || label == "le" || catalog.forbiddenLabels.contains(label) {
+            throw CatalogError("global label \"\(label)\" is not a label name every family may carry")
+        }
         for family in catalog.families { try check(family, forbidden: Set(catalog.forbiddenLabels)) }
     }
 

@@ -33,10 +33,43 @@ public enum CatalogDocument {
             }
         }
         out += "- Forbidden on every family (refused with reason `forbidden_label`): \(catalog.forbiddenLabels.map { "`\($0)`" }.joined(separator: ", ")).\n"
-        return out + footer
+        if !catalog.globalLabels.isEmpty {
+            out += "- Accepted on every family (optional, kept): \(catalog.globalLabels.map { "`\($0)`" }.joined(separator: ", ")): labels an emitter puts on all its series (Danube's exporter adds `broker`).\n"
+        }
+        return out + upstreamSection(catalog) + footer
     }
 
-    static let planAreas = ["Topic", "Producer", "Consumer", "Dispatcher", "WAL", "Cloud tier", "Subscription progress", "Cluster and RPC"]
+    /// How each name upstream Danube records maps onto the catalog and the plan.
+    private static func upstreamSection(_ catalog: Catalog) -> String {
+        let planned = Set(DanubeFamily.allCases.map(\.rawValue))
+        var out = """
+
+            ## Upstream names
+
+            Danube v0.15 records \(UpstreamNames.usages.count) `danube_*` names through the `metrics` crate. The catalog \
+            accepts every one with upstream's labels, so a broker switched to the Rust emitter \
+            (`clients/rust/danube-metrics`, see `docs/DANUBE-INTEGRATION.md`) loses no series, even in strict mode, \
+            and danube-admin's queries keep working. Where the plan has the same name, the plan's family is widened: \
+            upstream's label names are added and every label is optional (upstream records `topic` as the full \
+            `/namespace/topic` path without `namespace` or `partition`, and registers every name once without labels \
+            at start). Names only upstream has are families of their own (area "\(UpstreamNames.area)"). Upstream's \
+            histograms were exposed as summaries; here they are real histograms with the catalog's buckets.
+
+            | upstream name | type | upstream labels | in the catalog | the plan's equivalent |
+            | --- | --- | --- | --- | --- |
+
+            """
+        for usage in UpstreamNames.usages.sorted(by: { $0.name < $1.name }) {
+            let labels = usage.labels.isEmpty ? "none" : usage.labels.map { "`\($0)`" }.joined(separator: ", ")
+            let home = planned.contains(usage.name) ? "the plan's family, widened" : "own family"
+            let equivalent = planned.contains(usage.name) ? "same name" : (usage.planEquivalent.map { "`\($0)`" } ?? "none")
+            guard catalog.family(named: usage.name) != nil else { continue }
+            out += "| `\(usage.name)` | \(usage.type.rawValue) | \(labels) | \(home) | \(equivalent) |\n"
+        }
+        return out
+    }
+
+    static let planAreas = ["Topic", "Producer", "Consumer", "Dispatcher", "WAL", "Cloud tier", "Subscription progress", "Cluster and RPC", UpstreamNames.area]
 
     private static func labelText(_ label: LabelSpec) -> String {
         var text = label.name

@@ -7,21 +7,25 @@ public struct CatalogFile: Codable, Sendable, Equatable {
 
     public var version: Int
     public var forbiddenLabels: [String]?
+    /// Labels any family accepts (added to the built-in `broker`).
+    public var globalLabels: [String]?
     public var families: [FamilySpec]
 
-    public init(version: Int = CatalogFile.currentVersion, forbiddenLabels: [String]?, families: [FamilySpec]) {
+    public init(version: Int = CatalogFile.currentVersion, forbiddenLabels: [String]?, globalLabels: [String]? = nil, families: [FamilySpec]) {
         self.version = version
         self.forbiddenLabels = forbiddenLabels
+        self.globalLabels = globalLabels
         self.families = families
     }
 
     enum CodingKeys: String, CodingKey {
         case version, families
         case forbiddenLabels = "forbidden_labels"
+        case globalLabels = "global_labels"
     }
 
     public init(_ catalog: Catalog) {
-        self.init(forbiddenLabels: catalog.forbiddenLabels, families: catalog.families)
+        self.init(forbiddenLabels: catalog.forbiddenLabels, globalLabels: catalog.globalLabels, families: catalog.families)
     }
 
     /// Reads and decodes a file, with the path and the offending field in every error.

@@ -108,17 +108,22 @@ public struct FamilySpec: Codable, Sendable, Equatable {
     public func label(_ name: String) -> LabelSpec? { labels.first { $0.name == name } }
 }
 
-/// The set of families the agent knows, with the label names no series may carry. Built in (the Danube
-/// catalog), optionally overlaid by an operator file whose families replace or add to the built-in ones.
+/// The set of families the agent knows, with the label names no series may carry and the ones any series may
+/// carry. Built in (the Danube catalog), optionally overlaid by an operator file whose families replace or add
+/// to the built-in ones.
 public struct Catalog: Sendable, Equatable {
     public private(set) var families: [FamilySpec]
     public private(set) var forbiddenLabels: [String]
+    /// Labels every family accepts (optional, kept): what an emitter attaches to all its series, such as the
+    /// `broker` label Danube's exporter adds to every series it records.
+    public private(set) var globalLabels: [String]
     private var index: [String: Int]
 
     /// Checks the catalog itself (see `CatalogError`), sorts families by name.
-    public init(families: [FamilySpec], forbiddenLabels: [String]) throws(CatalogError) {
+    public init(families: [FamilySpec], forbiddenLabels: [String], globalLabels: [String] = []) throws(CatalogError) {
         self.families = families.sorted { $0.name < $1.name }
         self.forbiddenLabels = Array(Set(forbiddenLabels)).sorted()
+        self.globalLabels = Array(Set(globalLabels)).sorted()
         index = [:]
         for (position, family) in self.families.enumerated() {
             if index.updateValue(position, forKey: family.name) != nil {
@@ -129,20 +134,23 @@ public struct Catalog: Sendable, Equatable {
     }
 
     public static func == (a: Catalog, b: Catalog) -> Bool {
-        a.families == b.families && a.forbiddenLabels == b.forbiddenLabels
+        a.families == b.families && a.forbiddenLabels == b.forbiddenLabels && a.globalLabels == b.globalLabels
     }
 
     public func family(named name: String) -> FamilySpec? {
         index[name].map { families[$0] }
     }
 
-    /// This catalog with `overlay`'s families replacing same-named ones or added, and its forbidden labels added.
+    /// This catalog with `overlay`'s families replacing same-named ones or added, and its forbidden and global
+    /// labels added.
     public func overlaid(with overlay: CatalogFile) throws(CatalogError) -> Catalog {
         var merged = families
         for family in overlay.families {
             if let position = index[family.name] { merged[position] = family } else { merged.append(family) }
         }
-        return try Catalog(families: merged, forbiddenLabels: forbiddenLabels + (overlay.forbiddenLabels ?? []))
+        return try Catalog(
+            families: merged, forbiddenLabels: forbiddenLabels + (overlay.forbiddenLabels ?? []),
+            globalLabels: globalLabels + (overlay.globalLabels ?? []))
     }
 }
 

@@ -93,11 +93,11 @@ struct AgentCommand: AsyncParsableCommand {
     var maxSeriesPerFamily = 10_000
 
     enum CatalogFormat: String, ExpressibleByArgument, CaseIterable {
-        case markdown, json
+        case markdown, json, rust
     }
 
     @Option(name: .customLong("print-catalog"), help: ArgumentHelp(
-        "Print the catalog in use (built in, overlaid by --catalog) as markdown or json, and exit.", valueName: "format"))
+        "Print the catalog in use (built in, overlaid by --catalog) as markdown, json, or rust (the histogram bucket table of the Rust emitter), and exit.", valueName: "format"))
     var printCatalog: CatalogFormat?
 
     @Option(name: .customLong("log-level"), help: ArgumentHelp(
@@ -163,6 +163,9 @@ struct AgentCommand: AsyncParsableCommand {
             return
         case .json?:
             FileHandle.standardOutput.write(CatalogFile(catalog).encoded() + Data("\n".utf8))
+            return
+        case .rust?:
+            print(RustCatalogTable.render(catalog), terminator: "")
             return
         case nil:
             break

@@ -23,7 +23,7 @@ import Testing
         try emitter.counter("danube_wal_file_rotate_total", labels: Self.partition + [("reason", "disk_full")]).increment() // bad value
         try emitter.counter("danube_consumer_receive_total", labels: [("namespace", "default"), ("topic", "orders"),
                                                                        ("subscription", "s"), ("consumer_id", "c-17")]).increment() // forbidden
-        try emitter.counter("danube_wal_delete_total", labels: [("namespace", "default"), ("topic", "orders")]).increment() // missing labels
+        try emitter.counter("danube_wal_cache_misses_total", labels: [("namespace", "default"), ("topic", "orders")]).increment() // missing labels
         _ = try emitter.histogram("danube_wal_append_latency_ms", buckets: [1, 10, 100], labels: Self.partition)    // wrong buckets
         try emitter.counter("my_requests_total").increment()                                                         // unknown family
         good.increment(by: 5)
@@ -36,7 +36,7 @@ import Testing
         #expect(samples[Self.rejected("danube_wal_cache_hits_total", .unknownLabel)] == 1)
         #expect(samples[Self.rejected("danube_wal_file_rotate_total", .badLabelValue)] == 1)
         #expect(samples[Self.rejected("danube_consumer_receive_total", .forbiddenLabel)] == 1)
-        #expect(samples[Self.rejected("danube_wal_delete_total", .missingLabel)] == 1)
+        #expect(samples[Self.rejected("danube_wal_cache_misses_total", .missingLabel)] == 1)
         #expect(samples[Self.rejected("danube_wal_append_latency_ms", .wrongBuckets)] == 1)
         #expect(samples[Self.rejected("uncatalogued", .unknownFamily)] == 1)
         #expect(samples.sum("danube_wal_checkpoint_write_total") == 0 && samples.sum("my_requests_total") == 0)

@@ -1,4 +1,4 @@
-import DanubeMetricsCatalog
+@testable import DanubeMetricsCatalog
 import Foundation
 import Testing
 
@@ -61,16 +61,21 @@ import Testing
         let catalog = BuiltinCatalog.catalog
         for (name, labels) in Self.plan {
             guard let family = catalog.family(named: name) else { Issue.record("\(name) is missing"); continue }
-            #expect(Set(family.labels.map(\.name)) == Set(labels), "\(name)")
+            // The plan's labels, plus the ones upstream Danube records under the same name.
+            let upstream = UpstreamNames.usages.first { $0.name == name }?.labels ?? []
+            #expect(Set(family.labels.map(\.name)) == Set(labels + upstream), "\(name)")
+            #expect(Set(DanubeFamily(rawValue: name)!.spec.labels.map(\.name)) == Set(labels), "\(name)")
         }
-        #expect(catalog.families.count == Self.plan.count + 1)  // + danube_wal_end_offset
+        let upstreamOnly = Set(UpstreamNames.usages.map(\.name)).subtracting(Self.plan.keys)
+        #expect(catalog.families.count == Self.plan.count + 1 + upstreamOnly.count)  // + danube_wal_end_offset
     }
 
     @Test func typesFollowTheTaxonomy() {
         for family in BuiltinCatalog.catalog.families {
             switch family.type {
             case .counter: #expect(family.name.hasSuffix("_total"))
-            case .histogram: #expect(family.name.hasSuffix("_ms") || family.name.hasSuffix("_bytes"), "\(family.name)")
+            case .histogram:
+                #expect(["_ms", "_bytes", "_seconds"].contains { family.name.hasSuffix($0) }, "\(family.name)")
             case .gauge: #expect(!family.name.hasSuffix("_total"))
             }
         }
@@ -85,7 +90,7 @@ import Testing
     @Test func theJSONFormRoundTripsAndAnOverlayReplacesAndAdds() throws {
         let builtin = BuiltinCatalog.catalog
         let decoded = try CatalogFile.decode(CatalogFile(builtin).encoded(), source: "test")
-        #expect(try Catalog(families: decoded.families, forbiddenLabels: decoded.forbiddenLabels ?? []) == builtin)
+        #expect(try Catalog(families: decoded.families, forbiddenLabels: decoded.forbiddenLabels ?? [], globalLabels: decoded.globalLabels ?? []) == builtin)
 
         let overlay = try CatalogFile.decode(Data("""
             {"version": 1, "forbidden_labels": ["tenant_id"], "families": [
@@ -127,5 +132,20 @@ import Testing
         let committed = try String(contentsOf: path, encoding: .utf8)
         #expect(committed == CatalogDocument.markdown(BuiltinCatalog.catalog),
                 "docs/CATALOG.md is stale: run `swift run danube-metrics-agent --print-catalog markdown > docs/CATALOG.md`")
+    }
+
+    @Test func theRustEmittersBucketTableIsGeneratedFromTheCatalog() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../clients/rust/danube-metrics/src/catalog.rs").standardized
+        let committed = try String(contentsOf: path, encoding: .utf8)
+        #expect(committed == RustCatalogTable.render(BuiltinCatalog.catalog),
+                "clients/rust/danube-metrics/src/catalog.rs is stale: run `swift run danube-metrics-agent --print-catalog rust > clients/rust/danube-metrics/src/catalog.rs`")
+    }
+
+    @Test func rustLiteralsReadBackExactly() {
+        #expect(RustCatalogTable.literal(1) == "1.0")
+        #expect(RustCatalogTable.literal(0.05) == "0.05")
+        #expect(RustCatalogTable.literal(1_073_741_824) == "1073741824.0")
+        #expect(Double(RustCatalogTable.literal(0.1)) == 0.1)
     }
 }

@@ -20,8 +20,10 @@ import Testing
         }
     }
 
-    @Test func everyCatalogFamilyIsADanubeFamilyCase() {
-        #expect(BuiltinCatalog.catalog.families.map(\.name).sorted() == DanubeFamily.allCases.map(\.name).sorted())
+    /// The typed API names every planned family; the rest of the catalog is what upstream Danube records today.
+    @Test func everyCatalogFamilyIsADanubeFamilyCaseOrAnUpstreamName() {
+        let named = Set(DanubeFamily.allCases.map(\.name)).union(UpstreamNames.usages.map(\.name))
+        #expect(Set(BuiltinCatalog.catalog.families.map(\.name)) == named)
     }
 
     @Test(arguments: [("http.requests", "http_requests"), ("9lives", "_9lives"), ("a:b-c d", "a:b_c_d"), ("", "_"), ("größe", "gr__e")])

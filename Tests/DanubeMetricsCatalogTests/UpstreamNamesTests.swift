@@ -1,0 +1,61 @@
+import DanubeMetricsCatalog
+import DanubeMetricsWire
+import Testing
+
+/// Every name upstream Danube records today must pass a strict agent's catalog exactly as upstream's call sites
+/// record it, with the global `broker` label, and also as registered once without labels at start.
+@Suite struct UpstreamNamesTests {
+    private func definition(_ usage: UpstreamNames.Usage, labels: [(String, String)]) -> SeriesDefinition {
+        let bounds = usage.type == .histogram ? BuiltinCatalog.catalog.family(named: usage.name)?.buckets ?? [] : []
+        let candidate = SeriesDefinition(
+            id: 0, kind: usage.type.kind, name: usage.name, help: "",
+            labels: labels.map { Label($0.0, $0.1) }, bounds: bounds)
+        return try! SeriesRules.validate(candidate)
+    }
+
+    @Test func fortyFiveNames() {
+        #expect(UpstreamNames.usages.count == 45)
+        #expect(Set(UpstreamNames.usages.map(\.name)).count == 45)
+    }
+
+    @Test func everyUpstreamSeriesIsAdmittedInStrictMode() {
+        let catalog = BuiltinCatalog.catalog
+        for usage in UpstreamNames.usages {
+            let full = usage.labels.map { ($0, $0 == "topic" ? "/default/orders" : ($0 == "result" ? "ok" : ($0 == "reason" && usage.name.contains("wal_") ? (usage.name.contains("delete") ? "retention" : "size") : ($0 == "action" ? "assign" : "x")))) }
+            for labels in [full + [("broker", "7")], [("broker", "7")], []] {
+                let admission = catalog.admit(definition(usage, labels: labels), mode: .strict)
+                guard case .catalogued(let admitted, _) = admission else {
+                    Issue.record("\(usage.name) \(labels) refused: \(admission)")
+                    continue
+                }
+                #expect(admitted.labels.count == labels.count, "\(usage.name): a label was dropped")
+            }
+        }
+    }
+
+    @Test func aPlannedSeriesStillNeedsTheCatalogsClosedValues() {
+        let catalog = BuiltinCatalog.catalog
+        let usage = UpstreamNames.usages.first { $0.name == "danube_wal_file_rotate_total" }!
+        guard case .refused(let rejection) = catalog.admit(definition(usage, labels: [("reason", "weekly")]), mode: .strict) else {
+            Issue.record("a value outside the closed set was admitted")
+            return
+        }
+        #expect(rejection.reason == .badLabelValue)
+    }
+
+    @Test func aGlobalLabelIsAcceptedOnAnOperatorFamilyToo() throws {
+        let file = CatalogFile(forbiddenLabels: nil, globalLabels: ["cluster"], families: [
+            FamilySpec("shop_orders_total", .counter, help: "Orders.", unit: "", labels: [], maxSeries: 10, area: "Shop"),
+        ])
+        let catalog = try BuiltinCatalog.catalog.overlaid(with: file)
+        let definition = try SeriesRules.validate(SeriesDefinition(
+            id: 0, kind: .counter, name: "shop_orders_total", help: "", labels: [Label("cluster", "eu"), Label("broker", "1")]))
+        guard case .catalogued(let admitted, _) = catalog.admit(definition, mode: .strict) else {
+            Issue.record("global labels refused")
+            return
+        }
+        #expect(admitted.labels.map(\.name) == ["broker", "cluster"])
+        let bad = CatalogFile(forbiddenLabels: nil, globalLabels: ["producer_id"], families: [])
+        #expect(throws: CatalogError.self) { try BuiltinCatalog.catalog.overlaid(with: bad) }
+    }
+}
