@@ -1,0 +1,183 @@
+//! Counter, gauge and histogram handles with the `metrics` 0.24 method names. A handle is a small `Copy` value
+//! (a cell index or a pointer to an immortal word): keep one in a hot loop and each update is a thread-local
+//! load and store, with no lock, no syscall and no allocation.
+
+use crate::cells;
+use crate::registry::{registry, Rejected, Series};
+use crate::wire::Kind;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// A value convertible to the `f64` gauges and histograms record, as `metrics::IntoF64`.
+pub trait IntoF64 {
+    fn into_f64(self) -> f64;
+}
+
+macro_rules! into_f64_lossless {
+    ($($t:ty),*) => { $(impl IntoF64 for $t { #[inline] fn into_f64(self) -> f64 { f64::from(self) } })* };
+}
+into_f64_lossless!(f64, f32, u8, u16, u32, i8, i16, i32);
+
+macro_rules! into_f64_as {
+    ($($t:ty),*) => { $(impl IntoF64 for $t { #[inline] fn into_f64(self) -> f64 { self as f64 } })* };
+}
+into_f64_as!(u64, i64, usize, isize);
+
+impl IntoF64 for std::time::Duration {
+    /// Seconds, as `metrics` converts a `Duration`.
+    #[inline]
+    fn into_f64(self) -> f64 {
+        self.as_secs_f64()
+    }
+}
+
+/// A monotonically increasing count.
+#[derive(Clone, Copy, Debug)]
+#[must_use = "a handle records nothing until one of its methods is called"]
+pub struct Counter {
+    pub(crate) cell: u32,
+    pub(crate) floor: &'static AtomicU64,
+}
+
+impl Counter {
+    /// Adds `value` to the calling thread's cell.
+    #[inline]
+    pub fn increment(&self, value: u64) {
+        cells::add(self.cell, value);
+    }
+
+    /// Raises the counter to at least `value` (what `metrics` exporters do with an absolute value: a counter
+    /// never goes down). The counter shows the larger of its increments and the highest absolute value.
+    #[inline]
+    pub fn absolute(&self, value: u64) {
+        self.floor.fetch_max(value, Ordering::Relaxed);
+    }
+
+    /// Registers (or finds) the series `name{labels}`; the handle the `counter!` macro returns.
+    pub fn register(name: &str, labels: &[(&str, &str)]) -> Counter {
+        resolve(Kind::Counter, name, labels).map_or_else(|| sinks().counter, |s| Counter { cell: s.first_cell, floor: s.word })
+    }
+}
+
+/// A value that goes up and down: one shared word per series, `set` is last-writer-wins.
+#[derive(Clone, Copy, Debug)]
+#[must_use = "a handle records nothing until one of its methods is called"]
+pub struct Gauge {
+    pub(crate) word: &'static AtomicU64,
+}
+
+impl Gauge {
+    #[inline]
+    pub fn set<T: IntoF64>(&self, value: T) {
+        self.word.store(value.into_f64().to_bits(), Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn increment<T: IntoF64>(&self, value: T) {
+        self.add(value.into_f64());
+    }
+
+    #[inline]
+    pub fn decrement<T: IntoF64>(&self, value: T) {
+        self.add(-value.into_f64());
+    }
+
+    fn add(&self, delta: f64) {
+        let mut old = self.word.load(Ordering::Relaxed);
+        loop {
+            let new = (f64::from_bits(old) + delta).to_bits();
+            match self.word.compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(current) => old = current,
+            }
+        }
+    }
+
+    /// The value as this process sees it now.
+    pub fn value(&self) -> f64 {
+        f64::from_bits(self.word.load(Ordering::Relaxed))
+    }
+
+    pub fn register(name: &str, labels: &[(&str, &str)]) -> Gauge {
+        resolve(Kind::Gauge, name, labels).map_or_else(|| sinks().gauge, |s| Gauge { word: s.word })
+    }
+}
+
+/// A distribution over fixed buckets: the catalog's for catalogued names, otherwise a default by unit suffix.
+#[derive(Clone, Copy, Debug)]
+#[must_use = "a handle records nothing until one of its methods is called"]
+pub struct Histogram {
+    pub(crate) first_cell: u32,
+    pub(crate) bounds: &'static [f64],
+}
+
+impl Histogram {
+    /// Records one observation; NaN is ignored.
+    #[inline]
+    pub fn record<T: IntoF64>(&self, value: T) {
+        let value = value.into_f64();
+        if value.is_nan() {
+            return;
+        }
+        let bucket = self.bounds.partition_point(|bound| *bound < value);
+        cells::observe(self.first_cell, bucket as u32, self.bounds.len() as u32 + 1, value);
+    }
+
+    /// Records `count` observations of `value`.
+    pub fn record_many<T: IntoF64>(&self, value: T, count: usize) {
+        let value = value.into_f64();
+        (0..count).for_each(|_| self.record(value));
+    }
+
+    /// The upper bounds (+Inf implicit).
+    pub fn bounds(&self) -> &'static [f64] {
+        self.bounds
+    }
+
+    pub fn register(name: &str, labels: &[(&str, &str)]) -> Histogram {
+        resolve(Kind::Histogram, name, labels)
+            .map_or_else(|| sinks().histogram, |s| Histogram { first_cell: s.first_cell, bounds: s.bounds })
+    }
+}
+
+/// The registered series, or None (logged once per name) when the name or labels break the rules.
+#[inline]
+fn resolve(kind: Kind, name: &str, labels: &[(&str, &str)]) -> Option<&'static Series> {
+    match registry().resolve(kind, name, labels) {
+        Ok(series) => Some(series),
+        Err(rejected) => {
+            report_rejected(name, rejected);
+            None
+        }
+    }
+}
+
+#[cold]
+fn report_rejected(name: &str, Rejected(reason): Rejected) {
+    let mut state = registry().lock();
+    state.rejected += 1;
+    if state.rejected_logged.len() < 1_000 && state.rejected_logged.insert(name.to_owned(), ()).is_none() {
+        drop(state);
+        crate::log(crate::Level::Error, &format!("metric not recorded: {reason}"));
+    }
+}
+
+/// Handles that record into cells no series owns: what a rejected registration returns, so call sites never fail.
+struct Sinks {
+    counter: Counter,
+    gauge: Gauge,
+    histogram: Histogram,
+}
+
+fn sinks() -> &'static Sinks {
+    static SINKS: OnceLock<Sinks> = OnceLock::new();
+    SINKS.get_or_init(|| {
+        let first = cells::reserve(3).unwrap_or(0);
+        let word: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+        Sinks {
+            counter: Counter { cell: first, floor: word },
+            gauge: Gauge { word },
+            histogram: Histogram { first_cell: first + 1, bounds: &[] },
+        }
+    })
+}

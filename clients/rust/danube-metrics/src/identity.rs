@@ -1,0 +1,69 @@
+//! Who this process is, for HELLO, and where the agent's socket is by default: the same rules as the Swift
+//! emitter (`DefaultPaths.swift`, `ProcessIdentity.swift`), so both find the same agent.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+extern "C" {
+    fn getuid() -> u32;
+    fn sysconf(name: i32) -> i64;
+}
+
+const SC_CLK_TCK: i32 = 2;
+
+/// Environment variable that overrides the ingest socket path for agent and emitters alike.
+pub const SOCKET_ENV: &str = "DANUBE_METRICS_SOCKET";
+/// Environment variable that sets the default flush interval, in milliseconds.
+pub const FLUSH_INTERVAL_ENV: &str = "DANUBE_METRICS_FLUSH_INTERVAL_MS";
+
+/// `$DANUBE_METRICS_SOCKET`; else `/run/danube-metrics-agent/ingest.sock` for root (the installed service);
+/// else `$XDG_RUNTIME_DIR/danube-metrics-agent/ingest.sock`; else `/tmp/danube-metrics-agent-<uid>/ingest.sock`.
+pub fn default_socket() -> PathBuf {
+    if let Some(explicit) = std::env::var_os(SOCKET_ENV).filter(|v| !v.is_empty()) {
+        return PathBuf::from(explicit);
+    }
+    // SAFETY: getuid(2) cannot fail.
+    let uid = unsafe { getuid() };
+    if uid == 0 {
+        return PathBuf::from("/run/danube-metrics-agent/ingest.sock");
+    }
+    if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(runtime).join("danube-metrics-agent/ingest.sock");
+    }
+    PathBuf::from(format!("/tmp/danube-metrics-agent-{uid}/ingest.sock"))
+}
+
+/// The process name (`/proc/self/comm`), the default source name.
+pub fn process_name() -> String {
+    std::fs::read_to_string("/proc/self/comm").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "rust-emitter".to_owned())
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Start time of this process in Unix milliseconds (boot time + start ticks from /proc); now if unreadable.
+pub fn process_start_millis() -> u64 {
+    let read = || -> Option<u64> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+        let ticks: u64 = fields.get(19)?.parse().ok()?;
+        let boot = std::fs::read_to_string("/proc/stat").ok()?;
+        let boot_seconds: u64 = boot.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
+        // SAFETY: sysconf(3) with a valid name has no preconditions.
+        let hz = unsafe { sysconf(SC_CLK_TCK) }.max(1) as u64;
+        Some(boot_seconds * 1000 + ticks * 1000 / hz)
+    };
+    read().unwrap_or_else(now_millis)
+}
+
+/// 64 random bits: std's per-process random hash keys, mixed with the time and pid.
+pub fn random_u64() -> u64 {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(now_millis());
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::from(d.subsec_nanos())));
+    hasher.finish()
+}
