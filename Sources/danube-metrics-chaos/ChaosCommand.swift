@@ -40,6 +40,11 @@ struct ChaosCommand: ParsableCommand {
     @Option(help: "How the agent gets its ingest socket: plain (binds it), activated (passed in), mixed (random per start).")
     var activation = Activation.mixed
 
+    @Option(name: .customLong("emitter-command"), help: ArgumentHelp(
+        "Run this program as the emitter instead of danube-metrics-loadgen (e.g. the Rust crate's broker example). It gets --socket, --rate, --source-name, --flush-interval-ms, --drain-timeout and --report, stops on SIGTERM after draining, and prints a report whose \"recorded\" object maps samples to the values /metrics must show.",
+        valueName: "path"))
+    var emitterCommand: String?
+
     @Option(help: "Seed of the random schedule.")
     var seed: UInt64 = 1
 
@@ -55,7 +60,7 @@ struct ChaosCommand: ParsableCommand {
     func run() throws {
         let directory = workDirectory ?? "/tmp/danube-metrics-chaos-\(getpid())"
         try FileManager.default.createDirectory(atPath: "\(directory)/state", withIntermediateDirectories: true)
-        let harness = try Harness(directory: directory, rate: rate, seed: seed)
+        let harness = try Harness(directory: directory, rate: rate, seed: seed, emitterCommand: emitterCommand)
         defer { harness.cleanUp() }
         let started = ContinuousClock.now
         var random = harness.random

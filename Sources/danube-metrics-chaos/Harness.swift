@@ -10,6 +10,8 @@ final class Harness {
     let port: Int
     let binaries: String
     let rate: Int
+    /// A program to run as the emitter instead of the load generator (see `--emitter-command`).
+    let emitterCommand: String?
     var random: SplitMix
     private var agent: ChildProcess?
     private var heldListener: Int32?
@@ -21,9 +23,10 @@ final class Harness {
     private(set) var activatedStarts = 0
     private(set) var replacedEmitters = 0
 
-    init(directory: String, rate: Int, seed: UInt64) throws {
+    init(directory: String, rate: Int, seed: UInt64, emitterCommand: String? = nil) throws {
         self.directory = directory
         self.rate = rate
+        self.emitterCommand = emitterCommand
         socketPath = "\(directory)/ingest.sock"
         random = SplitMix(seed: seed)
         port = 20_000 + Int(getpid() % 20_000)
@@ -86,11 +89,15 @@ final class Harness {
     func startEmitter(_ slot: Int) throws {
         generation += 1
         let report = "\(directory)/emitter-\(generation).json"
-        emitters[slot] = try ChildProcess("\(binaries)/danube-metrics-loadgen", [
-            "--socket", socketPath, "--threads", "1", "--rate", "\(rate)", "--namespaces", "1", "--topics", "2",
-            "--partitions", "2", "--flush-interval-ms", "100", "--source-prefix", "chaos-\(generation)",
-            "--report", "--drain-timeout", "120",
-        ], output: report, errors: "\(directory)/emitter-\(generation).log")
+        let common = ["--socket", socketPath, "--rate", "\(rate)", "--flush-interval-ms", "100", "--report", "--drain-timeout", "120"]
+        if let emitterCommand {
+            emitters[slot] = try ChildProcess(emitterCommand, common + ["--source-name", "chaos-\(generation)"],
+                                              output: report, errors: "\(directory)/emitter-\(generation).log")
+        } else {
+            emitters[slot] = try ChildProcess("\(binaries)/danube-metrics-loadgen", common + [
+                "--threads", "1", "--namespaces", "1", "--topics", "2", "--partitions", "2", "--source-prefix", "chaos-\(generation)",
+            ], output: report, errors: "\(directory)/emitter-\(generation).log")
+        }
         reports[slot] = report
     }
 

@@ -13,7 +13,7 @@ enum Report {
 
     static func messages(in reports: [[String: Any]]) -> Double {
         reports.reduce(0) { total, report in
-            total + (report["counters"] as? [String: Double] ?? [:]).filter { $0.key.hasPrefix("danube_topic_messages_in_total") }.values.reduce(0, +)
+            total + (report["recorded"] as? [String: Double] ?? [:]).filter { $0.key.hasPrefix("danube_topic_messages_in_total") }.values.reduce(0, +)
         }
     }
 }

@@ -16,21 +16,47 @@ pub(crate) struct Metric {
     description: &'static str,
 }
 
-const TOPIC_MESSAGES_IN_TOTAL: Metric = Metric { name: "danube_topic_messages_in_total", description: "Total messages published to the topic (msg)." };
-const TOPIC_BYTES_IN_TOTAL: Metric = Metric { name: "danube_topic_bytes_in_total", description: "Total bytes published to the topic (bytes)" };
-const PRODUCER_SEND_TOTAL: Metric = Metric { name: "danube_producer_send_total", description: "Total producer send attempts at the broker API boundary" };
-const BROKER_RPC_TOTAL: Metric = Metric { name: "danube_broker_rpc_total", description: "Total RPC requests handled by the broker" };
+const TOPIC_MESSAGES_IN_TOTAL: Metric =
+    Metric { name: "danube_topic_messages_in_total", description: "Total messages published to the topic (msg)." };
+const TOPIC_BYTES_IN_TOTAL: Metric =
+    Metric { name: "danube_topic_bytes_in_total", description: "Total bytes published to the topic (bytes)" };
+const PRODUCER_SEND_TOTAL: Metric = Metric {
+    name: "danube_producer_send_total",
+    description: "Total producer send attempts at the broker API boundary",
+};
+const BROKER_RPC_TOTAL: Metric =
+    Metric { name: "danube_broker_rpc_total", description: "Total RPC requests handled by the broker" };
 const WAL_APPEND_TOTAL: Metric = Metric { name: "danube_wal_append_total", description: "Total WAL appends" };
-const WAL_APPEND_BYTES_TOTAL: Metric = Metric { name: "danube_wal_append_bytes_total", description: "Total WAL bytes appended" };
+const WAL_APPEND_BYTES_TOTAL: Metric =
+    Metric { name: "danube_wal_append_bytes_total", description: "Total WAL bytes appended" };
 const WAL_FLUSH_TOTAL: Metric = Metric { name: "danube_wal_flush_total", description: "Total WAL flushes" };
-const WAL_FILE_ROTATE_TOTAL: Metric = Metric { name: "danube_wal_file_rotate_total", description: "WAL file rotations" };
-const TOPIC_ACTIVE_PRODUCERS: Metric = Metric { name: "danube_topic_active_producers", description: "Total number of producers per topic" };
-const BROKER_TOPICS_OWNED: Metric = Metric { name: "danube_broker_topics_owned", description: "Total number of topics served by broker" };
-const PRODUCER_SEND_LATENCY_MS: Metric = Metric { name: "danube_producer_send_latency_ms", description: "End-to-end producer send latency in milliseconds (broker-side)." };
-const TOPIC_MESSAGE_SIZE_BYTES: Metric = Metric { name: "danube_topic_message_size_bytes", description: "Distribution of incoming message sizes per topic (bytes)" };
-const WAL_FLUSH_LATENCY_MS: Metric = Metric { name: "danube_wal_flush_latency_ms", description: "WAL flush latency in milliseconds" };
+const WAL_FILE_ROTATE_TOTAL: Metric =
+    Metric { name: "danube_wal_file_rotate_total", description: "WAL file rotations" };
+const TOPIC_ACTIVE_PRODUCERS: Metric =
+    Metric { name: "danube_topic_active_producers", description: "Total number of producers per topic" };
+const BROKER_TOPICS_OWNED: Metric =
+    Metric { name: "danube_broker_topics_owned", description: "Total number of topics served by broker" };
+const PRODUCER_SEND_LATENCY_MS: Metric = Metric {
+    name: "danube_producer_send_latency_ms",
+    description: "End-to-end producer send latency in milliseconds (broker-side).",
+};
+const TOPIC_MESSAGE_SIZE_BYTES: Metric = Metric {
+    name: "danube_topic_message_size_bytes",
+    description: "Distribution of incoming message sizes per topic (bytes)",
+};
+const WAL_FLUSH_LATENCY_MS: Metric =
+    Metric { name: "danube_wal_flush_latency_ms", description: "WAL flush latency in milliseconds" };
 
-const COUNTERS: [Metric; 8] = [TOPIC_MESSAGES_IN_TOTAL, TOPIC_BYTES_IN_TOTAL, PRODUCER_SEND_TOTAL, BROKER_RPC_TOTAL, WAL_APPEND_TOTAL, WAL_APPEND_BYTES_TOTAL, WAL_FLUSH_TOTAL, WAL_FILE_ROTATE_TOTAL];
+const COUNTERS: [Metric; 8] = [
+    TOPIC_MESSAGES_IN_TOTAL,
+    TOPIC_BYTES_IN_TOTAL,
+    PRODUCER_SEND_TOTAL,
+    BROKER_RPC_TOTAL,
+    WAL_APPEND_TOTAL,
+    WAL_APPEND_BYTES_TOTAL,
+    WAL_FLUSH_TOTAL,
+    WAL_FILE_ROTATE_TOTAL,
+];
 const GAUGES: [Metric; 2] = [TOPIC_ACTIVE_PRODUCERS, BROKER_TOPICS_OWNED];
 const HISTOGRAMS: [Metric; 3] = [PRODUCER_SEND_LATENCY_MS, TOPIC_MESSAGE_SIZE_BYTES, WAL_FLUSH_LATENCY_MS];
 
@@ -190,7 +216,8 @@ fn main() {
                             flushed(Some(topic.to_string()), (state % 900) as f64 / 10.0);
                         }
                         if sent % 500 == 0 {
-                            counter!(WAL_FILE_ROTATE_TOTAL.name, "topic"=> topic.to_string(), "reason"=> "size").increment(1);
+                            counter!(WAL_FILE_ROTATE_TOTAL.name, "topic"=> topic.to_string(), "reason"=> "size")
+                                .increment(1);
                         }
                         let due = started + Duration::from_secs_f64(sent as f64 / per_thread_rate);
                         if let Some(wait) = due.checked_duration_since(Instant::now()) {

@@ -104,7 +104,12 @@ unsafe fn label_pairs<'a>(labels: *const *const c_char, count: usize) -> Option<
 /// # Safety
 /// Every non-NULL pointer is a valid NUL-terminated string; `global_labels` holds `2 * global_label_count` of them.
 #[no_mangle]
-pub unsafe extern "C" fn dm_install(source_name: *const c_char, socket: *const c_char, global_labels: *const *const c_char, global_label_count: usize) -> c_int {
+pub unsafe extern "C" fn dm_install(
+    source_name: *const c_char,
+    socket: *const c_char,
+    global_labels: *const *const c_char,
+    global_label_count: usize,
+) -> c_int {
     let mut config = Config::default();
     if !source_name.is_null() {
         // SAFETY: forwarded from the caller.
@@ -140,7 +145,9 @@ pub unsafe extern "C" fn dm_install(source_name: *const c_char, socket: *const c
 #[no_mangle]
 pub unsafe extern "C" fn dm_shutdown(timeout_ms: u32, stats: *mut DmStats) -> c_int {
     let Some(handle) = HANDLE.lock().unwrap_or_else(|p| p.into_inner()).take() else { return DM_ESTATE };
-    let Ok(result) = catch_unwind(AssertUnwindSafe(|| handle.shutdown_within(Duration::from_millis(u64::from(timeout_ms))))) else {
+    let Ok(result) =
+        catch_unwind(AssertUnwindSafe(|| handle.shutdown_within(Duration::from_millis(u64::from(timeout_ms)))))
+    else {
         return DM_EINTERNAL;
     };
     if !stats.is_null() {
@@ -230,7 +237,8 @@ fn gauge(g: DmGauge) -> Gauge {
 
 fn histogram(h: DmHistogram) -> Histogram {
     // SAFETY: handles come from `dm_histogram`, whose bounds are leaked or static and never freed.
-    Histogram { first_cell: h.first_cell, bounds: unsafe { std::slice::from_raw_parts(h.bounds, h.bound_count as usize) } }
+    let bounds = unsafe { std::slice::from_raw_parts(h.bounds, h.bound_count as usize) };
+    Histogram { first_cell: h.first_cell, bounds }
 }
 
 /// Adds `value` to the counter: a thread-local load and store.

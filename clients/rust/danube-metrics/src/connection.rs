@@ -64,7 +64,8 @@ impl Connection {
     /// Connects, sends HELLO and waits up to `timeout_ms` for WELCOME (or REFUSE).
     pub fn open(path: &Path, hello: &Hello, timeout_ms: i32) -> Result<Connection, String> {
         // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw = cvt(unsafe { socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0) }).map_err(|e| format!("socket(): {e}"))?;
+        let raw =
+            cvt(unsafe { socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0) }).map_err(|e| format!("socket(): {e}"))?;
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let mut address = SockaddrUn { sun_family: AF_UNIX as u16, sun_path: [0; 108] };
@@ -84,13 +85,18 @@ impl Connection {
             limits,
             welcome: Welcome { version: 0, max_frame_bytes: 0, max_series: 0, last_applied: 0 },
         };
-        if !matches!(connection.send_blocking(&wire::encode(&Frame::Hello(hello.clone())), timeout_ms), SendResult::Sent) {
+        if !matches!(
+            connection.send_blocking(&wire::encode(&Frame::Hello(hello.clone())), timeout_ms),
+            SendResult::Sent
+        ) {
             return Err(format!("could not send HELLO to {}", path.display()));
         }
         let frames = connection.receive(timeout_ms)?;
         match frames.into_iter().next() {
             Some(Frame::Welcome(welcome)) => connection.welcome = welcome,
-            Some(Frame::Refuse { code, message }) => return Err(format!("agent refused the connection: {code}: {message}")),
+            Some(Frame::Refuse { code, message }) => {
+                return Err(format!("agent refused the connection: {code}: {message}"))
+            }
             Some(other) => return Err(format!("agent answered HELLO with {other:?}")),
             None => return Err(format!("no WELCOME from {} within {timeout_ms} ms", path.display())),
         }
@@ -100,9 +106,7 @@ impl Connection {
     /// Sends one frame without blocking; `WouldBlock` when the socket buffer is full (the agent is slow).
     pub fn send(&self, frame: &[u8]) -> SendResult {
         // SAFETY: the buffer is valid for `frame.len()` bytes for the duration of the call.
-        let n = unsafe {
-            send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), MSG_DONTWAIT | MSG_NOSIGNAL)
-        };
+        let n = unsafe { send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), MSG_DONTWAIT | MSG_NOSIGNAL) };
         match cvt(n) {
             Ok(n) if n as usize == frame.len() => SendResult::Sent,
             Ok(n) => SendResult::Failed(format!("short send of {n} of {} bytes", frame.len())),

@@ -172,7 +172,8 @@ impl Flusher {
             state.refused = false;
         }
         self.defined = 0;
-        self.max_frame_bytes = registry().limits.max_frame_bytes.min(welcome.max_frame_bytes.min(usize::MAX as u64) as usize);
+        self.max_frame_bytes =
+            registry().limits.max_frame_bytes.min(welcome.max_frame_bytes.min(usize::MAX as u64) as usize);
         self.connection = Some(connection);
         self.backoff = self.settings.reconnect_backoff.0;
         self.stats.connects += 1;
@@ -188,7 +189,10 @@ impl Flusher {
         }
         self.stats.connected = false;
         self.stats.disconnects += 1;
-        log(Level::Warn, &format!("lost the metrics agent ({reason}); recording continues and is delivered after reconnecting"));
+        log(
+            Level::Warn,
+            &format!("lost the metrics agent ({reason}); recording continues and is delivered after reconnecting"),
+        );
         self.stats.last_error = Some(reason);
         self.next_connect = Instant::now() + self.backoff;
     }
@@ -213,11 +217,14 @@ impl Flusher {
                 if !state.refused {
                     state.refused = true;
                     self.stats.refused_series += 1;
-                    let name = registry().lock().series.get(id as usize).map(|s| s.name.to_string()).unwrap_or_default();
+                    let name =
+                        registry().lock().series.get(id as usize).map(|s| s.name.to_string()).unwrap_or_default();
                     log(Level::Error, &format!("the metrics agent refused series {name}: {code}: {message}"));
                 }
             }
-            Frame::Refuse { code, message } => self.disconnect(format!("agent closed the connection: {code}: {message}")),
+            Frame::Refuse { code, message } => {
+                self.disconnect(format!("agent closed the connection: {code}: {message}"))
+            }
             other => self.disconnect(format!("unexpected frame from the agent: {other:?}")),
         }
     }
@@ -247,13 +254,21 @@ impl Flusher {
 
     fn definition(&self, series: &Series) -> Definition {
         let help = registry().lock().help.get(&*series.name).cloned().unwrap_or_default();
-        let mut labels: Vec<(String, String)> = series.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut labels: Vec<(String, String)> =
+            series.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         for (k, v) in &self.settings.global_labels {
             if !labels.iter().any(|(name, _)| name == k) {
                 labels.push((k.clone(), v.clone()));
             }
         }
-        Definition { id: series.id, kind: series.kind, name: series.name.to_string(), help, labels, bounds: series.bounds.to_vec() }
+        Definition {
+            id: series.id,
+            kind: series.kind,
+            name: series.name.to_string(),
+            help,
+            labels,
+            bounds: series.bounds.to_vec(),
+        }
     }
 
     fn send_definitions(&mut self, series: &[&'static Series]) -> bool {
@@ -280,11 +295,11 @@ impl Flusher {
     fn send_deltas(&mut self, series: &[&'static Series]) {
         let mut frame = FrameBuilder::new(wire::frame_type::DELTAS, self.next_sequence, self.max_frame_bytes);
         let mut updates = Vec::new();
-        for index in 0..self.defined {
+        for (index, entry) in series.iter().enumerate().take(self.defined) {
             if self.states[index].refused {
                 continue;
             }
-            let Some((update, delta)) = self.change(series[index], index) else { continue };
+            let Some((update, delta)) = self.change(entry, index) else { continue };
             if !frame.append(|w| wire::encode_delta(w, &delta)) {
                 if !self.commit(frame, std::mem::take(&mut updates)) {
                     return;
@@ -308,13 +323,17 @@ impl Flusher {
         match series.kind {
             Kind::Gauge => {
                 let bits = series.word.load(std::sync::atomic::Ordering::Relaxed);
-                (state.sent_gauge != Some(bits))
-                    .then(|| (Update { index, cells: Vec::new(), sum: 0.0, gauge: Some(bits) }, Delta::GaugeSet { id, bits }))
+                (state.sent_gauge != Some(bits)).then(|| {
+                    (Update { index, cells: Vec::new(), sum: 0.0, gauge: Some(bits) }, Delta::GaugeSet { id, bits })
+                })
             }
             Kind::Counter => {
                 let current = read(series);
                 let increment = current[0].wrapping_sub(state.sent[0]);
-                (increment != 0).then(|| (Update { index, cells: current, sum: 0.0, gauge: None }, Delta::CounterAdd { id, increment }))
+                (increment != 0).then_some((
+                    Update { index, cells: current, sum: 0.0, gauge: None },
+                    Delta::CounterAdd { id, increment },
+                ))
             }
             Kind::Histogram => {
                 let current = read(series);
@@ -379,7 +398,9 @@ impl Flusher {
             .filter(|(state, series)| {
                 !state.refused
                     && match series.kind {
-                        Kind::Gauge => state.acked_gauge != Some(series.word.load(std::sync::atomic::Ordering::Relaxed)),
+                        Kind::Gauge => {
+                            state.acked_gauge != Some(series.word.load(std::sync::atomic::Ordering::Relaxed))
+                        }
                         _ => read(series) != state.acked,
                     }
             })
@@ -449,7 +470,10 @@ pub(crate) fn drain(flusher: &mut Flusher, timeout: Duration) -> Stats {
     if flusher.stats.undelivered_series > 0 {
         log(
             Level::Warn,
-            &format!("emitter stopped with {} series not delivered to the metrics agent", flusher.stats.undelivered_series),
+            &format!(
+                "emitter stopped with {} series not delivered to the metrics agent",
+                flusher.stats.undelivered_series
+            ),
         );
     }
     flusher.stats.clone()

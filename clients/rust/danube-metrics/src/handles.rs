@@ -55,7 +55,8 @@ impl Counter {
 
     /// Registers (or finds) the series `name{labels}`; the handle the `counter!` macro returns.
     pub fn register(name: &str, labels: &[(&str, &str)]) -> Counter {
-        resolve(Kind::Counter, name, labels).map_or_else(|| sinks().counter, |s| Counter { cell: s.first_cell, floor: s.word })
+        resolve(Kind::Counter, name, labels)
+            .map_or_else(|| sinks().counter, |s| Counter { cell: s.first_cell, floor: s.word })
     }
 }
 

@@ -37,7 +37,9 @@ pub fn default_socket() -> PathBuf {
 
 /// The process name (`/proc/self/comm`), the default source name.
 pub fn process_name() -> String {
-    std::fs::read_to_string("/proc/self/comm").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "rust-emitter".to_owned())
+    std::fs::read_to_string("/proc/self/comm")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "rust-emitter".to_owned())
 }
 
 fn now_millis() -> u64 {

@@ -35,7 +35,7 @@ pub mod wire;
 pub use handles::{Counter, Gauge, Histogram, IntoF64};
 pub use identity::{default_socket, FLUSH_INTERVAL_ENV, SOCKET_ENV};
 #[doc(hidden)]
-pub use macros::{LabelBuffer, __labels};
+pub use macros::{__labels, LabelBuffer};
 pub use registry::{
     buckets_for, DEFAULT_BUCKETS, DEFAULT_BYTES_BUCKETS, DEFAULT_MILLISECONDS_BUCKETS, DEFAULT_SECONDS_BUCKETS,
 };
@@ -129,7 +129,8 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Config {
-        let flush_millis = std::env::var(FLUSH_INTERVAL_ENV).ok().and_then(|v| v.parse::<u64>().ok()).filter(|v| *v > 0);
+        let flush_millis =
+            std::env::var(FLUSH_INTERVAL_ENV).ok().and_then(|v| v.parse::<u64>().ok()).filter(|v| *v > 0);
         Config {
             source_name: identity::process_name(),
             socket: None,
@@ -192,8 +193,16 @@ fn validate(config: &Config) -> Result<Settings, Error> {
         return invalid(format!("socket path {} is longer than 107 bytes", socket.display()));
     }
     for (i, (name, value)) in config.global_labels.iter().enumerate() {
-        let valid = name.bytes().enumerate().all(|(j, b)| b == b'_' || b.is_ascii_alphabetic() || (j > 0 && b.is_ascii_digit()));
-        if name.is_empty() || !valid || name.starts_with("__") || name == "le" || name.len() > limits.max_label_name_bytes {
+        let valid = name
+            .bytes()
+            .enumerate()
+            .all(|(j, b)| b == b'_' || b.is_ascii_alphabetic() || (j > 0 && b.is_ascii_digit()));
+        if name.is_empty()
+            || !valid
+            || name.starts_with("__")
+            || name == "le"
+            || name.len() > limits.max_label_name_bytes
+        {
             return invalid(format!("global label name \"{name}\" is not a valid label name"));
         }
         if value.len() > limits.max_label_value_bytes || config.global_labels[..i].iter().any(|(n, _)| n == name) {
@@ -387,7 +396,8 @@ pub fn recorded_totals() -> Vec<RecordedTotal> {
         .iter()
         .filter(|s| s.kind != wire::Kind::Gauge)
         .map(|s| {
-            let mut labels: Vec<(String, String)> = s.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let mut labels: Vec<(String, String)> =
+                s.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             for (k, v) in &globals {
                 if !labels.iter().any(|(name, _)| name == k) {
                     labels.push((k.clone(), v.clone()));

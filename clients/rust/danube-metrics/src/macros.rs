@@ -91,17 +91,25 @@ macro_rules! describe_histogram {
 macro_rules! __describe {
     ($name:expr, $unit:expr, $description:expr $(,)?) => {{
         let _unit: $crate::Unit = $unit;
-        $crate::describe(::core::convert::AsRef::<str>::as_ref(&$name), ::core::convert::AsRef::<str>::as_ref(&$description))
+        $crate::describe(
+            ::core::convert::AsRef::<str>::as_ref(&$name),
+            ::core::convert::AsRef::<str>::as_ref(&$description),
+        )
     }};
     ($name:expr, $description:expr $(,)?) => {
-        $crate::describe(::core::convert::AsRef::<str>::as_ref(&$name), ::core::convert::AsRef::<str>::as_ref(&$description))
+        $crate::describe(
+            ::core::convert::AsRef::<str>::as_ref(&$name),
+            ::core::convert::AsRef::<str>::as_ref(&$description),
+        )
     };
 }
 
 /// Borrows a label list given as an expression (`&[(K, V)]`, `Vec<(K, V)>`, ...) as `&str` pairs. Up to 16
 /// labels (the protocol's limit) fit without allocating; more are truncated and the registration is refused.
 #[doc(hidden)]
-pub fn __labels<'a, K: AsRef<str> + 'a, V: AsRef<str> + 'a, L: AsRef<[(K, V)]> + ?Sized>(labels: &'a L) -> LabelBuffer<'a> {
+pub fn __labels<'a, K: AsRef<str> + 'a, V: AsRef<str> + 'a, L: AsRef<[(K, V)]> + ?Sized>(
+    labels: &'a L,
+) -> LabelBuffer<'a> {
     let mut buffer = LabelBuffer { pairs: [("", ""); 17], len: 0 };
     for (k, v) in labels.as_ref().iter().take(17) {
         buffer.pairs[buffer.len] = (k.as_ref(), v.as_ref());

@@ -7,8 +7,8 @@
 //! one's size), so readers need no epoch or reference count. A reader that misses in an old table falls back to
 //! the mutex, where the current table answers.
 
-use crate::cells;
 use crate::catalog::HISTOGRAM_BUCKETS;
+use crate::cells;
 use crate::wire::{Kind, Limits};
 use std::collections::HashMap;
 use std::ptr;
@@ -94,9 +94,8 @@ struct Table {
 
 impl Table {
     fn new(capacity: usize) -> &'static Table {
-        let slots = (0..capacity)
-            .map(|_| Slot { hash: AtomicU64::new(0), series: AtomicPtr::new(ptr::null_mut()) })
-            .collect();
+        let slots =
+            (0..capacity).map(|_| Slot { hash: AtomicU64::new(0), series: AtomicPtr::new(ptr::null_mut()) }).collect();
         Box::leak(Box::new(Table { slots }))
     }
 
@@ -189,7 +188,13 @@ impl Registry {
     }
 
     #[cold]
-    fn register(&self, hash: u64, kind: Kind, name: &str, labels: &[(&str, &str)]) -> Result<&'static Series, Rejected> {
+    fn register(
+        &self,
+        hash: u64,
+        kind: Kind,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<&'static Series, Rejected> {
         let mut state = self.lock();
         let mut table = TABLE.load(Ordering::Relaxed);
         if !table.is_null() {
@@ -208,7 +213,8 @@ impl Registry {
             Kind::Histogram => bounds.len() as u32 + 2,
         };
         let first_cell = if cell_count > 0 {
-            cells::reserve(cell_count).ok_or_else(|| Rejected(format!("{name}: the process has used every metric cell")))?
+            cells::reserve(cell_count)
+                .ok_or_else(|| Rejected(format!("{name}: the process has used every metric cell")))?
         } else {
             0
         };
@@ -238,7 +244,13 @@ impl Registry {
 
     /// The naming rules and limits the agent applies (`docs/PROTOCOL.md`), and one kind and bucket layout per
     /// name; returns the histogram's bounds.
-    fn check(&self, state: &State, kind: Kind, name: &str, labels: &[(&str, &str)]) -> Result<&'static [f64], Rejected> {
+    fn check(
+        &self,
+        state: &State,
+        kind: Kind,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<&'static [f64], Rejected> {
         let limits = &self.limits;
         let fail = |why: String| Err(Rejected(why));
         if !valid_name(name, true) {
@@ -258,7 +270,10 @@ impl Registry {
                 return fail(format!("label {k} appears twice on {name}"));
             }
             if v.len() > limits.max_label_value_bytes {
-                return fail(format!("value of label {k} of {name} is longer than {} bytes", limits.max_label_value_bytes));
+                return fail(format!(
+                    "value of label {k} of {name} is longer than {} bytes",
+                    limits.max_label_value_bytes
+                ));
             }
             if kind == Kind::Histogram && *k == "le" {
                 return fail(format!("histogram {name} may not carry the label le"));
@@ -297,11 +312,24 @@ pub const DEFAULT_MILLISECONDS_BUCKETS: &[f64] = &[
     30000.0, 60000.0, 300000.0,
 ];
 /// Durations in seconds, 50 µs to 5 minutes.
-pub const DEFAULT_SECONDS_BUCKETS: &[f64] =
-    &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+pub const DEFAULT_SECONDS_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0, 60.0, 300.0,
+];
 /// Sizes in bytes, 64 B to 1 GiB, powers of 4.
 pub const DEFAULT_BYTES_BUCKETS: &[f64] = &[
-    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0, 268435456.0,
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262144.0,
+    1048576.0,
+    4194304.0,
+    16777216.0,
+    67108864.0,
+    268435456.0,
     1073741824.0,
 ];
 /// Anything else: powers of 10 from 0.001 to 1e6.

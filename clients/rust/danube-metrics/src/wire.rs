@@ -149,12 +149,28 @@ pub struct Definition {
 /// One delta of a DELTAS frame. Float values travel as their IEEE-754 bits, so NaN payloads round-trip.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Delta {
-    CounterAdd { id: u32, increment: u64 },
-    CounterAddFloat { id: u32, bits: u64 },
-    GaugeSet { id: u32, bits: u64 },
-    GaugeAdd { id: u32, bits: u64 },
+    CounterAdd {
+        id: u32,
+        increment: u64,
+    },
+    CounterAddFloat {
+        id: u32,
+        bits: u64,
+    },
+    GaugeSet {
+        id: u32,
+        bits: u64,
+    },
+    GaugeAdd {
+        id: u32,
+        bits: u64,
+    },
     /// `(bucket index, count)` pairs with strictly increasing indexes; index = bound count means +Inf.
-    Histogram { id: u32, buckets: Vec<(u32, u64)>, sum_bits: u64 },
+    Histogram {
+        id: u32,
+        buckets: Vec<(u32, u64)>,
+        sum_bits: u64,
+    },
 }
 
 /// Any frame of protocol v1.
@@ -481,10 +497,9 @@ fn decode_frame(bytes: &[u8], limits: &Limits) -> Result<Frame, WireError> {
             max_series: r.uvarint("max series")?,
             last_applied: r.uvarint("last applied")?,
         }),
-        frame_type::REFUSE => Frame::Refuse {
-            code: RefusalCode::from_byte(r.u8("refusal code")?),
-            message: r.string("message", 4096)?,
-        },
+        frame_type::REFUSE => {
+            Frame::Refuse { code: RefusalCode::from_byte(r.u8("refusal code")?), message: r.string("message", 4096)? }
+        }
         frame_type::DEFINE => decode_define(&mut r, limits)?,
         frame_type::DELTAS => decode_deltas(&mut r, limits)?,
         frame_type::ACK => Frame::Ack(r.uvarint("sequence")?),

@@ -33,18 +33,28 @@ fn every_golden_record_decodes_and_reencodes_byte_identically() {
 
 #[test]
 fn golden_records_hold_what_the_swift_test_wrote() {
-    let read = |name: &str| wire::decode_record(&std::fs::read(directory().join(name)).unwrap(), &Limits::default()).unwrap();
+    let read =
+        |name: &str| wire::decode_record(&std::fs::read(directory().join(name)).unwrap(), &Limits::default()).unwrap();
     let Frame::Hello(hello) = &read("hello.frames")[0] else { panic!("hello.frames holds no HELLO") };
-    assert_eq!((hello.source_name.as_str(), hello.pid, hello.instance_id), ("danube-broker", 4242, 0x0123_4567_89AB_CDEF));
+    assert_eq!(
+        (hello.source_name.as_str(), hello.pid, hello.instance_id),
+        ("danube-broker", 4242, 0x0123_4567_89AB_CDEF)
+    );
     let Frame::Deltas { sequence, deltas } = &read("deltas-every-op.frames")[0] else { panic!("no DELTAS") };
     assert_eq!(*sequence, 3);
     assert_eq!(deltas[1], Delta::CounterAdd { id: 0, increment: u64::MAX });
     assert_eq!(deltas[4], Delta::GaugeSet { id: 1, bits: (-0.0f64).to_bits() });
-    assert_eq!(deltas[6], Delta::Histogram { id: 2, buckets: vec![(0, 1), (4, 128), (5, 300)], sum_bits: 1234.5f64.to_bits() });
+    assert_eq!(
+        deltas[6],
+        Delta::Histogram { id: 2, buckets: vec![(0, 1), (4, 128), (5, 300)], sum_bits: 1234.5f64.to_bits() }
+    );
     let Frame::Define { definitions, .. } = &read("define-every-kind.frames")[0] else { panic!("no DEFINE") };
     assert_eq!(definitions[2].labels, vec![("topic".to_owned(), "/default/ordérs ✓".to_owned())]);
     assert_eq!(definitions[2].bounds, vec![0.05, 0.1, 1.0, 2.5, 300_000.0]);
-    assert_eq!(read("series-refused-unknown-code.frames")[0], Frame::SeriesRefused { id: 0, code: RefusalCode::Other, message: "?".into() });
+    assert_eq!(
+        read("series-refused-unknown-code.frames")[0],
+        Frame::SeriesRefused { id: 0, code: RefusalCode::Other, message: "?".into() }
+    );
     assert_eq!(read("record-several-frames.frames").len(), 3);
 }
 

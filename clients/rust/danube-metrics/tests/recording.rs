@@ -25,7 +25,8 @@ fn eight_threads_sum_exactly() {
                 let handle = counter!("test_many_threads_total", "kind" => "handle");
                 for i in 0..50_000u64 {
                     handle.increment(1);
-                    counter!("test_many_threads_total", "kind" => "macro", "thread" => (t % 2).to_string()).increment(i % 3);
+                    counter!("test_many_threads_total", "kind" => "macro", "thread" => (t % 2).to_string())
+                        .increment(i % 3);
                 }
             })
         })
@@ -112,7 +113,14 @@ fn a_series_the_agent_would_refuse_records_nowhere_and_never_fails() {
     histogram!("test_with_le", "le" => "1").record(1.0);
     counter!("danube_agent_fake_total").increment(1);
     let names: Vec<String> = recorded_totals().into_iter().map(|t| t.name).collect();
-    for bad in ["bad name!", "test_bad_label_total", "test_twice_total", "test_bad_histogram_bucket", "test_with_le", "danube_agent_fake_total"] {
+    for bad in [
+        "bad name!",
+        "test_bad_label_total",
+        "test_twice_total",
+        "test_bad_histogram_bucket",
+        "test_with_le",
+        "danube_agent_fake_total",
+    ] {
         assert!(!names.iter().any(|n| n == bad), "{bad} was registered");
     }
     assert_eq!(names.iter().filter(|n| *n == "test_conflict").count(), 1);

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The Rust emitter against the Swift agent, run by ./dev test (so by CI):
+#   1. the crate's own suite (cargo fmt/clippy where installed, cargo test --offline: golden vectors, hot path,
+#      allocation budget, a real agent SIGKILLed while four threads record);
+#   2. the chaos command with the crate's Danube-style broker example as its emitters: the agent is SIGKILLed
+#      again and again, and every counter, bucket, count and sum on /metrics must equal what they recorded;
+#   3. an agent started with --allow-user for another uid refuses the example, which says so and exits 1;
+#   4. a C program on the C ABI (static library + include/danube_metrics.h) delivers exact values.
+#   clients/rust/interop-test.sh SWIFT-BIN-DIR [CHAOS-SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/danube-metrics"
+bin="$(cd "$1" && pwd)"
+seconds="${2:-20}"
+work="$(mktemp -d /tmp/dma-interop.XXXXXX)"
+agent_pid=""
+cleanup() {
+    [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "interop: FAILED: $*" >&2; [ -f "$work/agent.log" ] && tail -20 "$work/agent.log" >&2; exit 1; }
+
+if cargo fmt --version >/dev/null 2>&1; then cargo fmt --check || fail "cargo fmt --check"; fi
+if cargo clippy --version >/dev/null 2>&1; then cargo clippy --offline --all-targets -q -- -D warnings || fail "cargo clippy"; fi
+DANUBE_METRICS_AGENT="$bin/danube-metrics-agent" cargo test --offline
+cargo build --offline --release --lib --examples -q
+
+"$bin/danube-metrics-chaos" --duration "$seconds" --emitters 2 --emitter-command "$PWD/target/release/examples/broker" \
+    || fail "chaos run with the Rust broker example"
+
+start_agent() { # start_agent extra-arguments...
+    rm -rf "$work/state" && mkdir -p "$work/state"
+    "$bin/danube-metrics-agent" --ingest-socket "$work/ingest.sock" --listen "127.0.0.1:$port" --state-dir "$work/state" \
+        --log-format text --catalog-mode strict "$@" >"$work/agent.log" 2>&1 &
+    agent_pid=$!
+    for _ in $(seq 300); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0; sleep 0.05; done
+    fail "the agent did not start"
+}
+stop_agent() { kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=""; }
+port=$((21000 + $$ % 10000))
+
+other_uid=$([ "$(id -u)" -eq 0 ] && echo 65534 || echo 0)
+start_agent --allow-user "$other_uid"
+if target/release/examples/broker --socket "$work/ingest.sock" --messages 100 --drain-timeout 1 --report \
+    >"$work/refused.json" 2>"$work/refused.log"; then
+    fail "an agent allowing only uid $other_uid accepted the example run by uid $(id -u)"
+fi
+grep -q 'not_permitted' "$work/refused.json" || fail "the example did not report not_permitted: $(cat "$work/refused.json")"
+grep -q "peer_uid=$(id -u) .*emitter connection refused: its user and groups are not allowed" "$work/agent.log" || fail "the agent did not log the refusal"
+stop_agent
+echo "interop: ok: an --allow-user $other_uid agent refused the Rust emitter (uid $(id -u)): not_permitted"
+
+cc -O2 -Wall -Werror -Iinclude tests/c/emit.c target/release/libdanube_metrics.a -lpthread -ldl -lm -o "$work/emit"
+start_agent
+"$work/emit" "$work/ingest.sock" || fail "the C program"
+metrics="$(curl -fs "http://127.0.0.1:$port/metrics")"
+expect() { grep -qxF "$1" <<<"$metrics" || fail "/metrics lacks: $1"; }
+expect 'danube_topic_messages_in_total{broker="c",topic="/c/orders"} 200000'
+expect 'danube_producer_send_latency_ms_count{broker="c",topic="/c/orders"} 200000'
+expect 'danube_producer_send_latency_ms_bucket{broker="c",topic="/c/orders",le="1.0"} 22000'
+expect 'danube_broker_topics_owned{broker="c"} 5'
+stop_agent
+echo "interop: ok: the C ABI delivered 200000 increments and observations from 2 threads exactly"
