@@ -5,7 +5,8 @@
 #   2. the chaos command with the crate's Danube-style broker example as its emitters: the agent is SIGKILLed
 #      again and again, and every counter, bucket, count and sum on /metrics must equal what they recorded;
 #   3. an agent started with --allow-user for another uid refuses the example, which says so and exits 1;
-#   4. a C program on the C ABI (static library + include/danube_metrics.h) delivers exact values.
+#   4. a C program on the C ABI (static library + include/danube_metrics.h) delivers exact values;
+#   5. rename-check, Danube-style code depending on the crate renamed to `metrics`, builds and delivers exactly.
 #   clients/rust/interop-test.sh SWIFT-BIN-DIR [CHAOS-SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/danube-metrics"
@@ -59,5 +60,12 @@ expect 'danube_topic_messages_in_total{broker="c",topic="/c/orders"} 200000'
 expect 'danube_producer_send_latency_ms_count{broker="c",topic="/c/orders"} 200000'
 expect 'danube_producer_send_latency_ms_bucket{broker="c",topic="/c/orders",le="1.0"} 22000'
 expect 'danube_broker_topics_owned{broker="c"} 5'
-stop_agent
 echo "interop: ok: the C ABI delivered 200000 increments and observations from 2 threads exactly"
+
+# The one-line switch: a crate that depends on danube-metrics renamed to `metrics`, with Danube's call sites.
+(cd ../rename-check && cargo build --offline -q && target/debug/rename-check "$work/ingest.sock") || fail "rename-check"
+metrics="$(curl -fs "http://127.0.0.1:$port/metrics")"
+expect 'danube_topic_messages_in_total{broker="7",topic="/default/orders"} 1000'
+expect 'danube_producer_send_latency_ms_count{broker="7",topic="/default/orders"} 1000'
+stop_agent
+echo "interop: ok: Danube-style code compiled against danube-metrics renamed to metrics delivered exactly"
