@@ -275,7 +275,18 @@ pub fn install(config: Config) -> Result<Handle, Error> {
     let thread_shared = shared.clone();
     std::thread::Builder::new()
         .name("danube-metrics-flusher".to_owned())
-        .spawn(move || run(flusher::Flusher::new(settings), &thread_shared, interval))
+        .spawn(move || {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(flusher::Flusher::new(settings), &thread_shared, interval)
+            }));
+            if ran.is_err() {
+                // Never leave `flush` or `shutdown` waiting on a thread that is gone.
+                log(Level::Error, "the metrics flusher thread failed; metrics are no longer delivered");
+                let mut control = thread_shared.lock();
+                control.stopped = true;
+                thread_shared.changed.notify_all();
+            }
+        })
         .map_err(|e| {
             INSTALLED.store(false, Ordering::SeqCst);
             Error::Spawn(e)
