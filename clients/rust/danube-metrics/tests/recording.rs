@@ -136,3 +136,44 @@ fn buckets_come_from_the_catalog_or_the_unit_suffix() {
     assert_eq!(danube_metrics::buckets_for("my_payload_bytes"), danube_metrics::DEFAULT_BYTES_BUCKETS);
     assert_eq!(danube_metrics::buckets_for("my_ratio"), danube_metrics::DEFAULT_BUCKETS);
 }
+
+#[test]
+fn thousands_of_series_stay_findable_as_the_lookup_table_grows() {
+    let values: Vec<String> = (0..5_000).map(|i| format!("/default/t{i}")).collect();
+    for (i, v) in values.iter().enumerate() {
+        counter!("test_growth_total", "topic" => v).increment(i as u64 + 1);
+    }
+    // Every one found again (through several table generations), none registered twice.
+    for (i, v) in values.iter().enumerate() {
+        counter!("test_growth_total", "topic" => v).increment(i as u64 + 1);
+    }
+    let totals: std::collections::HashMap<String, u64> = recorded_totals()
+        .into_iter()
+        .filter(|t| t.name == "test_growth_total")
+        .map(|t| (t.labels[0].1.clone(), t.count))
+        .collect();
+    assert_eq!(totals.len(), 5_000);
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(totals.get(v), Some(&(2 * (i as u64 + 1))), "{v}");
+    }
+}
+
+#[test]
+fn threads_racing_to_register_one_series_get_the_same_one() {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                for i in 0..200 {
+                    counter!("test_race_total", "n" => (i % 50).to_string()).increment(1);
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    let totals: Vec<_> = recorded_totals().into_iter().filter(|t| t.name == "test_race_total").collect();
+    assert_eq!(totals.len(), 50, "one series per label value");
+    assert!(totals.iter().all(|t| t.count == 32), "8 threads x 4 increments each");
+}
