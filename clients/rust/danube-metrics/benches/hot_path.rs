@@ -50,60 +50,58 @@ fn shared_fetch_add(_: usize) {
     SHARED_WORD.fetch_add(1, Ordering::Relaxed);
 }
 
-/// ns per update with `threads` threads, each thread on series `t` (distinct) or 0 (same).
-fn call_site(update: Update, threads: usize, distinct: bool) -> f64 {
+/// Runs `work(series)` on `threads` threads started together (each on series `t` when `distinct`, else 0);
+/// `work` warms up, then returns its ns per update. The mean over the threads.
+fn per_thread(threads: usize, distinct: bool, work: impl Fn(usize, &Barrier) -> f64 + Sync) -> f64 {
     let barrier = Barrier::new(threads);
-    let update = black_box(update);
-    let per_thread: Vec<f64> = std::thread::scope(|scope| {
+    let total: f64 = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    let series = if distinct { t } else { 0 };
-                    update(series); // warm: registration, slab, chunk
-                    barrier.wait();
-                    let start = Instant::now();
-                    for _ in 0..ITERATIONS {
-                        update(black_box(series));
-                    }
-                    start.elapsed().as_nanos() as f64 / ITERATIONS as f64
-                })
+                let (barrier, work) = (&barrier, &work);
+                scope.spawn(move || work(if distinct { t } else { 0 }, barrier))
             })
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap()).collect()
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
     });
-    per_thread.iter().sum::<f64>() / threads as f64
+    total / threads as f64
+}
+
+fn ns_per_update(start: Instant) -> f64 {
+    start.elapsed().as_nanos() as f64 / ITERATIONS as f64
+}
+
+/// Call-site cost: every update through a non-inlined function pointer.
+fn call_site(update: Update, threads: usize, distinct: bool) -> f64 {
+    let update = black_box(update);
+    per_thread(threads, distinct, |series, barrier| {
+        update(series); // warm: registration, slab, chunk
+        barrier.wait();
+        let start = Instant::now();
+        for _ in 0..ITERATIONS {
+            update(black_box(series));
+        }
+        ns_per_update(start)
+    })
 }
 
 /// Tight-loop throughput: the update inlined into the loop (a kept handle, or the shared word).
 fn tight_loop(kind: &str, threads: usize, distinct: bool) -> f64 {
-    let barrier = Barrier::new(threads);
-    let per_thread: Vec<f64> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    let series = if distinct { t } else { 0 };
-                    let handle = counter!("bench_tight_total", "topic" => TOPICS[series]);
-                    let latency = histogram!("bench_tight_ms", "topic" => TOPICS[series]);
-                    handle.increment(1);
-                    latency.record(1.0);
-                    barrier.wait();
-                    let start = Instant::now();
-                    match kind {
-                        "handle" => (0..ITERATIONS).for_each(|_| handle.increment(black_box(1))),
-                        "histogram" => (0..ITERATIONS).for_each(|i| latency.record(black_box((i & 63) as f64))),
-                        _ => (0..ITERATIONS).for_each(|_| {
-                            SHARED_WORD.fetch_add(black_box(1), Ordering::Relaxed);
-                        }),
-                    }
-                    start.elapsed().as_nanos() as f64 / ITERATIONS as f64
-                })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().unwrap()).collect()
-    });
-    per_thread.iter().sum::<f64>() / threads as f64
+    per_thread(threads, distinct, |series, barrier| {
+        let handle = counter!("bench_tight_total", "topic" => TOPICS[series]);
+        let latency = histogram!("bench_tight_ms", "topic" => TOPICS[series]);
+        handle.increment(1);
+        latency.record(1.0);
+        barrier.wait();
+        let start = Instant::now();
+        match kind {
+            "handle" => (0..ITERATIONS).for_each(|_| handle.increment(black_box(1))),
+            "histogram" => (0..ITERATIONS).for_each(|i| latency.record(black_box((i & 63) as f64))),
+            _ => (0..ITERATIONS).for_each(|_| {
+                SHARED_WORD.fetch_add(black_box(1), Ordering::Relaxed);
+            }),
+        }
+        ns_per_update(start)
+    })
 }
 
 fn median(mut f: impl FnMut() -> f64) -> f64 {

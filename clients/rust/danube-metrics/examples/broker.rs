@@ -243,30 +243,8 @@ fn main() {
 /// `{"recorded": {"sample": value, ...}, "delivery": {...}}`: every counter and histogram sample `/metrics`
 /// must show for what this process recorded (histogram buckets cumulative, `le` last, as the agent renders).
 fn report(stats: &danube_metrics::Stats) -> String {
-    let mut samples: Vec<(String, f64)> = Vec::new();
-    let key = |name: &str, labels: &[(String, String)]| {
-        if labels.is_empty() {
-            return name.to_owned();
-        }
-        let text: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-        format!("{name}{{{}}}", text.join(","))
-    };
-    for total in danube_metrics::recorded_totals() {
-        if total.buckets.is_empty() {
-            samples.push((key(&total.name, &total.labels), total.count as f64));
-            continue;
-        }
-        let mut cumulative = 0u64;
-        for (i, count) in total.buckets.iter().enumerate() {
-            cumulative += count;
-            let le = total.bounds.get(i).map_or("+Inf".to_owned(), |b| format!("{b:?}"));
-            let mut labels = total.labels.clone();
-            labels.push(("le".into(), le));
-            samples.push((key(&format!("{}_bucket", total.name), &labels), cumulative as f64));
-        }
-        samples.push((key(&format!("{}_count", total.name), &total.labels), total.count as f64));
-        samples.push((key(&format!("{}_sum", total.name), &total.labels), total.sum));
-    }
+    let samples: Vec<(String, f64)> =
+        danube_metrics::recorded_totals().iter().flat_map(danube_metrics::RecordedTotal::samples).collect();
     let entries: Vec<String> =
         samples.iter().map(|(k, v)| format!("\"{}\": {v:?}", k.replace('\\', "\\\\").replace('"', "\\\""))).collect();
     format!(

@@ -399,6 +399,36 @@ pub struct RecordedTotal {
     pub sum: f64,
 }
 
+impl RecordedTotal {
+    /// The samples `/metrics` must show for this total, keyed as the agent renders them (labels sorted, `le`
+    /// last, histogram buckets cumulative): `name{labels} value`, or `name_bucket{..,le=".."}`, `name_count`,
+    /// `name_sum`. For end-to-end checks against a scrape.
+    pub fn samples(&self) -> Vec<(String, f64)> {
+        let key = |name: &str, labels: &[(String, String)]| {
+            let text: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+            if text.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{name}{{{}}}", text.join(","))
+            }
+        };
+        if self.kind != wire::Kind::Histogram {
+            return vec![(key(&self.name, &self.labels), self.count as f64)];
+        }
+        let mut samples = Vec::with_capacity(self.buckets.len() + 2);
+        let mut cumulative = 0u64;
+        for (i, count) in self.buckets.iter().enumerate() {
+            cumulative = cumulative.wrapping_add(*count);
+            let mut labels = self.labels.clone();
+            labels.push(("le".into(), self.bounds.get(i).map_or("+Inf".into(), |b| format!("{b:?}"))));
+            samples.push((key(&format!("{}_bucket", self.name), &labels), cumulative as f64));
+        }
+        samples.push((key(&format!("{}_count", self.name), &self.labels), self.count as f64));
+        samples.push((key(&format!("{}_sum", self.name), &self.labels), self.sum));
+        samples
+    }
+}
+
 /// Totals of every counter and histogram registered so far (gauges have none), for end-to-end checks.
 pub fn recorded_totals() -> Vec<RecordedTotal> {
     let globals = SHARED.get().map(|s| s.global_labels.clone()).unwrap_or_default();

@@ -117,33 +117,9 @@ pub fn parse(text: &str) -> HashMap<String, f64> {
         .collect()
 }
 
-/// Every sample `/metrics` must show for what this process recorded (histogram buckets cumulative, `le` last).
+/// Every sample `/metrics` must show for what this process recorded.
 pub fn expected() -> Vec<(String, f64)> {
-    let key = |name: &str, labels: &[(String, String)]| {
-        let text: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-        if text.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{name}{{{}}}", text.join(","))
-        }
-    };
-    let mut samples = Vec::new();
-    for total in danube_metrics::recorded_totals() {
-        if total.buckets.is_empty() {
-            samples.push((key(&total.name, &total.labels), total.count as f64));
-            continue;
-        }
-        let mut cumulative = 0;
-        for (i, count) in total.buckets.iter().enumerate() {
-            cumulative += count;
-            let mut labels = total.labels.clone();
-            labels.push(("le".into(), total.bounds.get(i).map_or("+Inf".into(), |b| format!("{b:?}"))));
-            samples.push((key(&format!("{}_bucket", total.name), &labels), cumulative as f64));
-        }
-        samples.push((key(&format!("{}_count", total.name), &total.labels), total.count as f64));
-        samples.push((key(&format!("{}_sum", total.name), &total.labels), total.sum));
-    }
-    samples
+    danube_metrics::recorded_totals().iter().flat_map(danube_metrics::RecordedTotal::samples).collect()
 }
 
 /// The samples that differ between what was recorded and what the agent shows (sums to 1e-9 relative).
