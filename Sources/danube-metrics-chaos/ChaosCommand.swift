@@ -105,5 +105,9 @@ struct ChaosCommand: ParsableCommand {
             print("logs in \(directory)")
             throw ExitCode.failure
         }
+        if workDirectory == nil {
+            harness.cleanUp()
+            try? FileManager.default.removeItem(atPath: directory)  // kept only when something differed
+        }
     }
 }

@@ -158,9 +158,13 @@ final class Harness {
         return verdict
     }
 
+    /// Stops every process and closes the held listener; safe to call more than once.
     func cleanUp() {
         for process in emitters.values { process.signal(SIGKILL); process.wait() }
+        emitters.removeAll()
         agent?.stop()
+        agent = nil
         if let heldListener { close(heldListener) }
+        heldListener = nil
     }
 }
