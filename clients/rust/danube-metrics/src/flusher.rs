@@ -78,7 +78,11 @@ impl Flusher {
 
     /// One tick: connect if needed, read acknowledgements, send definitions and deltas.
     pub fn flush(&mut self, ignore_backoff: bool) {
-        let series: Vec<&'static Series> = registry().lock().series.clone();
+        let series: Vec<&'static Series> = {
+            let state = registry().lock();
+            self.stats.rejected_registrations = state.rejected;
+            state.series.clone()
+        };
         while self.states.len() < series.len() {
             let cells = series[self.states.len()].count_cells();
             self.states.push(SeriesState { sent: vec![0; cells], acked: vec![0; cells], ..SeriesState::default() });

@@ -157,7 +157,7 @@ fn resolve(kind: Kind, name: &str, labels: &[(&str, &str)]) -> Option<&'static S
 fn report_rejected(name: &str, Rejected(reason): Rejected) {
     let mut state = registry().lock();
     state.rejected += 1;
-    if state.rejected_logged.len() < 1_000 && state.rejected_logged.insert(name.to_owned(), ()).is_none() {
+    if state.rejected_logged.len() < 1_000 && state.rejected_logged.insert(name.to_owned()) {
         drop(state);
         crate::log(crate::Level::Error, &format!("metric not recorded: {reason}"));
     }

@@ -10,7 +10,7 @@
 use crate::catalog::HISTOGRAM_BUCKETS;
 use crate::cells;
 use crate::wire::{Kind, Limits};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -144,7 +144,7 @@ pub(crate) struct State {
     pub help: HashMap<String, String>,
     families: HashMap<Box<str>, (Kind, &'static [f64])>,
     /// Names already reported as rejected, so each is logged once (bounded).
-    pub rejected_logged: HashMap<String, ()>,
+    pub rejected_logged: HashSet<String>,
     pub rejected: u64,
 }
 
@@ -160,7 +160,7 @@ pub(crate) fn registry() -> &'static Registry {
             series: Vec::new(),
             help: HashMap::new(),
             families: HashMap::new(),
-            rejected_logged: HashMap::new(),
+            rejected_logged: HashSet::new(),
             rejected: 0,
         }),
         limits: Limits::default(),

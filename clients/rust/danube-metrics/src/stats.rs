@@ -28,6 +28,9 @@ pub struct Stats {
     /// Series the agent refused on this connection (their updates are not delivered).
     pub refused_series: usize,
     pub registered_series: usize,
+    /// Macro calls or registrations refused before reaching the agent (a bad name or labels, another type
+    /// under the same name, the series limit): their handles record nowhere. Each name is logged once.
+    pub rejected_registrations: u64,
     /// Why the last connection attempt failed or the last connection was lost.
     pub last_error: Option<String>,
 }

@@ -578,7 +578,8 @@ fn decode_deltas(r: &mut Reader<'_>, limits: &Limits) -> Result<Frame, WireError
             }
             3 => Delta::GaugeSet { id, bits: r.u64("gauge value")? },
             4 => Delta::GaugeAdd { id, bits: r.u64("gauge delta")? },
-            5 => {
+            _ => {
+                // 5, HISTOGRAM: the op was checked above.
                 let changed = r.uvarint("changed bucket count")?;
                 if changed > limits.max_buckets as u64 + 1 {
                     return Err(WireError::new(RefusalCode::LimitExceeded, "too many buckets in a delta"));
@@ -595,7 +596,6 @@ fn decode_deltas(r: &mut Reader<'_>, limits: &Limits) -> Result<Frame, WireError
                 }
                 Delta::Histogram { id, buckets, sum_bits: r.u64("histogram sum")? }
             }
-            _ => unreachable!("checked above"),
         });
     }
     Ok(Frame::Deltas { sequence, deltas })

@@ -49,6 +49,9 @@ fn every_value_is_exact_across_a_late_agent_refusals_and_sigkills() {
     gauge!("danube_broker_topics_owned").set(4.0);
     assert!(handle.wait_until_delivered(Duration::from_secs(20)), "{:?}", handle.stats());
     assert_eq!(handle.stats().refused_series, 1);
+    counter!("bad name").increment(1);
+    handle.flush();
+    assert_eq!(handle.stats().rejected_registrations, 1);
     let shown = agent.samples();
     assert_eq!(shown.get("danube_broker_topics_owned{broker=\"3\"}"), Some(&4.0));
     assert!(shown
