@@ -9,11 +9,12 @@
 //! across agent crashes.
 
 use crate::cells;
+use crate::config::Settings;
 use crate::connection::{Connection, SendResult};
 use crate::registry::{registry, Series};
 use crate::stats::Stats;
-use crate::wire::{self, Definition, Delta, Frame, Hello, Kind, Writer};
-use crate::{log, Level, Settings};
+use crate::wire::{self, Definition, Delta, Frame, FrameBuilder, Hello, Kind};
+use crate::{log, Level};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -422,63 +423,4 @@ pub(crate) fn read(series: &Series) -> Vec<u64> {
         values[0] = values[0].max(series.word.load(std::sync::atomic::Ordering::Relaxed));
     }
     values
-}
-
-/// One frame being filled: header, sequence, then items until the agent's frame limit.
-struct FrameBuilder {
-    writer: Writer,
-    max_bytes: usize,
-}
-
-impl FrameBuilder {
-    fn new(frame_type: u8, sequence: u64, max_bytes: usize) -> FrameBuilder {
-        let mut writer = Writer::default();
-        wire::begin(&mut writer, frame_type);
-        writer.uvarint(sequence);
-        FrameBuilder { writer, max_bytes }
-    }
-
-    /// Appends one item; false (and the item undone) when it would make the frame too long.
-    fn append(&mut self, encode: impl FnOnce(&mut Writer)) -> bool {
-        let mark = self.writer.bytes.len();
-        encode(&mut self.writer);
-        if self.writer.bytes.len() > self.max_bytes {
-            self.writer.bytes.truncate(mark);
-            return false;
-        }
-        true
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        wire::finish(&mut self.writer, 0);
-        self.writer.bytes
-    }
-}
-
-/// Keeps flushing until everything is acknowledged or `timeout` passes, reconnecting if the agent went away
-/// (it may be restarting) or is not there yet; then GOODBYE. Returns the final statistics.
-pub(crate) fn drain(flusher: &mut Flusher, timeout: Duration) -> Stats {
-    let deadline = Instant::now() + timeout;
-    loop {
-        flusher.flush(true);
-        if !flusher.has_undelivered() || Instant::now() >= deadline {
-            break;
-        }
-        if flusher.stats.connected {
-            flusher.await_acks(20);
-        } else {
-            std::thread::sleep(Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())));
-        }
-    }
-    flusher.close();
-    if flusher.stats.undelivered_series > 0 {
-        log(
-            Level::Warn,
-            &format!(
-                "emitter stopped with {} series not delivered to the metrics agent",
-                flusher.stats.undelivered_series
-            ),
-        );
-    }
-    flusher.stats.clone()
 }
