@@ -234,8 +234,7 @@ enum Executables {
 /// A restart with a state directory: what the agent applied is kept, what it had not is re-sent, nothing twice.
 @Suite struct RestartTests {
     @Test func restartWhileEmittersPushLosesAndDuplicatesNothing() async throws {
-        let stateDirectory = "/tmp/dma-state-\(getpid())-\(UUID().uuidString.prefix(6))"
-        mkdir(stateDirectory, 0o755)
+        let stateDirectory = Scratch.makeDirectory("state")
         let socketPath = TestAgent.temporarySocketPath()
         var agent = try await TestAgent(socketPath: socketPath) { $0.stateDirectory = stateDirectory }
         let emitter = agent.emitter()
@@ -277,8 +276,7 @@ enum Executables {
     }
 
     @Test func anUnusableStateFileIsMovedAsideAndTheAgentStarts() async throws {
-        let stateDirectory = "/tmp/dma-state-\(getpid())-\(UUID().uuidString.prefix(6))"
-        mkdir(stateDirectory, 0o755)
+        let stateDirectory = Scratch.makeDirectory("state")
         FileManager.default.createFile(atPath: "\(stateDirectory)/state.json", contents: Data("{not json".utf8))
         let agent = try await TestAgent { $0.stateDirectory = stateDirectory }
         #expect(agent.logs.contains("saved state is unusable"))

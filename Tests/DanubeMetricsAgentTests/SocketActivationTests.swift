@@ -41,7 +41,7 @@ import Testing
 
     @Test func httpSocketActivationServesTheQueuedScrape() throws {
         let port = Self.freePort()
-        let output = "/tmp/dma-http-activation-\(port).log"
+        let output = Scratch.path("http-activation", suffix: ".log")
         let activator = try ChildProcess("/usr/bin/systemd-socket-activate", [
             "-l", "127.0.0.1:\(port)", "--fdname=http",
             Executables.agent.path, "--ingest-socket", TestAgent.temporarySocketPath(),
@@ -54,7 +54,7 @@ import Testing
 
     @Test func aSocketOfTheWrongKindIsAClearError() throws {
         let port = Self.freePort()
-        let output = "/tmp/dma-wrong-activation-\(port).log"
+        let output = Scratch.path("wrong-activation", suffix: ".log")
         let activator = try ChildProcess("/usr/bin/systemd-socket-activate", [
             "-l", "127.0.0.1:\(port)", "--fdname=ingest", Executables.agent.path,
         ], output: output)
@@ -64,10 +64,10 @@ import Testing
     }
 
     @Test func notifiesReadyWatchdogAndStopping() throws {
-        let notifySocket = "/tmp/dma-notify-\(getpid())-\(UUID().uuidString.prefix(6)).sock"
+        let notifySocket = Scratch.path("notify", suffix: ".sock")
         let listener = try NotifyListener(path: notifySocket)
         let port = Self.freePort()
-        let output = "/tmp/dma-notify-\(port).log"
+        let output = Scratch.path("notify", suffix: ".log")
         let agent = try ChildProcess(Executables.agent.path, [
             "--ingest-socket", TestAgent.temporarySocketPath(), "--listen", "127.0.0.1:\(port)",
         ], environment: ["NOTIFY_SOCKET": notifySocket, "WATCHDOG_USEC": "400000"], output: output)

@@ -7,9 +7,7 @@ import Testing
 /// The state file: format round trip, migration of version 1, and files the agent must not misread.
 @Suite struct StateFileTests {
     static func directory() -> String {
-        let path = "/tmp/dma-state-\(getpid())-\(UUID().uuidString.prefix(6))"
-        mkdir(path, 0o755)
-        return path
+        Scratch.makeDirectory("state")
     }
 
     static let snapshot = StoreSnapshot(

@@ -47,9 +47,7 @@ final class TestAgent: Sendable {
     let port: Int
 
     static func temporarySocketPath() -> String {
-        let directory = "/tmp/dma-tests-\(getpid())"
-        mkdir(directory, 0o755)
-        return "\(directory)/\(UUID().uuidString.prefix(8)).sock"
+        Scratch.path("ingest", suffix: ".sock")
     }
 
     init(socketPath: String = TestAgent.temporarySocketPath(), gaugeGrace: Duration = .seconds(15),
