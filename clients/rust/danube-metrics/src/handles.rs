@@ -31,7 +31,14 @@ impl IntoF64 for std::time::Duration {
     }
 }
 
-/// A monotonically increasing count.
+/// A monotonically increasing count. Keep one where a loop records the same series:
+///
+/// ```
+/// let sent = danube_metrics::counter!("danube_topic_messages_in_total", "topic" => "/default/orders");
+/// for _ in 0..1_000 {
+///     sent.increment(1); // a thread-local load and store
+/// }
+/// ```
 #[derive(Clone, Copy, Debug)]
 #[must_use = "a handle records nothing until one of its methods is called"]
 pub struct Counter {
@@ -61,6 +68,13 @@ impl Counter {
 }
 
 /// A value that goes up and down: one shared word per series, `set` is last-writer-wins.
+///
+/// ```
+/// let producers = danube_metrics::gauge!("danube_topic_active_producers", "topic" => "/default/orders");
+/// producers.increment(1);
+/// producers.decrement(1);
+/// assert_eq!(producers.value(), 0.0);
+/// ```
 #[derive(Clone, Copy, Debug)]
 #[must_use = "a handle records nothing until one of its methods is called"]
 pub struct Gauge {
@@ -105,6 +119,12 @@ impl Gauge {
 }
 
 /// A distribution over fixed buckets: the catalog's for catalogued names, otherwise a default by unit suffix.
+///
+/// ```
+/// let latency = danube_metrics::histogram!("danube_producer_send_latency_ms", "topic" => "/default/orders");
+/// latency.record(2.5);
+/// assert_eq!(latency.bounds()[0], 0.05); // the catalog's latency buckets
+/// ```
 #[derive(Clone, Copy, Debug)]
 #[must_use = "a handle records nothing until one of its methods is called"]
 pub struct Histogram {
