@@ -100,12 +100,7 @@ pub(crate) fn validate(config: &Config) -> Result<Settings, Error> {
         return invalid(format!("socket path {} is longer than 107 bytes", socket.display()));
     }
     for (i, (name, value)) in config.global_labels.iter().enumerate() {
-        let valid = name
-            .bytes()
-            .enumerate()
-            .all(|(j, b)| b == b'_' || b.is_ascii_alphabetic() || (j > 0 && b.is_ascii_digit()));
-        if name.is_empty()
-            || !valid
+        if !crate::registry::valid_name(name, false)
             || name.starts_with("__")
             || name == "le"
             || name.len() > limits.max_label_name_bytes

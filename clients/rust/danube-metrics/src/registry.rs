@@ -297,7 +297,8 @@ fn unsafe_table(table: *mut Table) -> &'static Table {
     unsafe { &*table }
 }
 
-fn valid_name(name: &str, allow_colon: bool) -> bool {
+/// `[a-zA-Z_][a-zA-Z0-9_]*`, with `:` allowed too for metric names (the Prometheus data model).
+pub(crate) fn valid_name(name: &str, allow_colon: bool) -> bool {
     let mut bytes = name.bytes();
     let first_ok = |b: u8| b.is_ascii_alphabetic() || b == b'_' || (allow_colon && b == b':');
     match bytes.next() {
