@@ -40,6 +40,35 @@ import Testing
         return ContinuousClock.now - started
     }
 
+    /// Scrapes the agent has rendered so far (its own scrape-duration histogram counts them).
+    func renders(_ agent: TestAgent) throws -> Double {
+        try agent.samples()["danube_agent_scrape_duration_seconds_count"] ?? 0
+    }
+
+    @Test func aClientThatPipelinesAndNeverReadsHoldsOneResponseNotOnePerRequest() async throws {
+        let agent = try await TestAgent { $0.http.responseTimeout = .seconds(2) }
+        let emitter = agent.emitter()
+        for i in 0..<2_000 { try emitter.counter("test_pipelining_total", labels: [("n", "\(i)")]).increment() }
+        #expect(emitter.waitUntilDelivered())
+        let greedy = try RawHTTP(port: agent.port)
+        var small: Int32 = 4_096
+        setsockopt(greedy.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        let before = try renders(agent)
+        #expect(greedy.send(String(repeating: "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", count: 2_000)))
+        try await Task.sleep(for: .milliseconds(1_500))
+        // Responses go out until the kernel's socket buffers are full (a few MB on loopback: tens of these ~80 KB
+        // responses), then the next request waits; without that, all 2,000 were rendered and queued in memory.
+        let rendered = try renders(agent) - before
+        #expect(rendered < 200, "\(rendered) responses rendered for a client that reads nothing")
+        // It holds its connection no longer than the response timeout; scrapes go on meanwhile.
+        try await Task.sleep(for: .milliseconds(1_500))
+        #expect(greedy.readAll().hasPrefix("HTTP/1.1 200 OK"))
+        #expect(try renders(agent) - before < 250)
+        #expect(try timedScrape(agent) < .seconds(2))
+        emitter.shutdown()
+        await agent.stop()
+    }
+
     @Test func slowlorisClientsNeitherDelayAScrapeNorStayForever() async throws {
         let agent = try await TestAgent { configuration in
             configuration.http.maxConnections = 16

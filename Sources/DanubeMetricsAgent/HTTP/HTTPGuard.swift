@@ -14,6 +14,8 @@ public struct HTTPLimits: Sendable {
     public var requestTimeout: Duration = .seconds(10)
     /// Request line plus headers, in bytes (larger: 431); request bodies are refused beyond the same size (413).
     public var maxRequestBytes = 16 * 1024
+    /// Time a response may take to reach the kernel once it is written (a client that stops reading is closed).
+    public var responseTimeout: Duration = .seconds(60)
 
     public init() {}
 }
@@ -69,7 +71,12 @@ final class HTTPConnections: Sendable {
 }
 
 /// Closes a connection whose request does not arrive within the timeout (armed when the connection opens and
-/// after every response), marks it busy while a request is answered, and refuses oversized requests.
+/// after every response) or whose response is not taken within its own timeout, marks it busy while a request is
+/// answered, and refuses oversized requests.
+///
+/// At most one response is in flight per connection: a pipelined request that arrives while the previous response
+/// is still being written is held here until that response has reached the kernel, so a client that pipelines
+/// requests and never reads holds one response's memory, not one per request.
 final class HTTPGuard: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -81,6 +88,10 @@ final class HTTPGuard: ChannelDuplexHandler {
     private var deadline: Scheduled<Void>?
     private var bodyBytes = 0
     private var refused = false
+    /// A response's end has been written and not yet handed to the kernel.
+    private var responseInFlight = false
+    /// The parts of a request that arrived meanwhile (the pipelining handler hands over one request at a time).
+    private var held: [NIOAny] = []
 
     init(limits: HTTPLimits, connections: HTTPConnections) {
         self.limits = limits
@@ -99,6 +110,10 @@ final class HTTPGuard: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !refused else { return }
+        if responseInFlight {
+            held.append(data)
+            return
+        }
         let part = unwrapInboundIn(data)
         switch part {
         case .head(let head):
@@ -117,16 +132,34 @@ final class HTTPGuard: ChannelDuplexHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) {
-            connections.setBusy(context.channel, false)
-            arm(context)
+        guard case .end = unwrapOutboundIn(data), !refused else {
+            context.write(data, promise: promise)
+            return
         }
-        context.write(data, promise: promise)
+        // The response is complete: until it reaches the kernel, the next request waits and the response timeout
+        // runs; then the connection is idle again and the request timeout runs.
+        responseInFlight = true
+        arm(context, limits.responseTimeout)
+        let written = promise ?? context.eventLoop.makePromise()
+        written.futureResult.whenComplete { [self] result in
+            responseInFlight = false
+            guard case .success = result else {
+                held.removeAll()  // the connection is gone: nothing to answer
+                return
+            }
+            connections.setBusy(context.channel, false)
+            arm(context, limits.requestTimeout)
+            let pending = held
+            held.removeAll()
+            for part in pending { channelRead(context: context, data: part) }
+        }
+        context.write(data, promise: written)
     }
 
-    private func arm(_ context: ChannelHandlerContext) {
+    private func arm(_ context: ChannelHandlerContext, _ timeout: Duration? = nil) {
         deadline?.cancel()
-        deadline = context.eventLoop.scheduleTask(in: .nanoseconds(limits.requestTimeout.nanoseconds)) { context.close(promise: nil) }
+        let timeout = timeout ?? limits.requestTimeout
+        deadline = context.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { context.close(promise: nil) }
     }
 
     private func refuse(_ status: HTTPResponseStatus, _ context: ChannelHandlerContext) {
