@@ -41,8 +41,12 @@ public struct AgentConfiguration: Sendable {
     public var http = HTTPLimits()
     /// Who may connect to the ingest socket (SO_PEERCRED), beyond the socket file's mode.
     public var peerAccess = PeerAccess()
-    /// Emitter connections open at once; more are refused.
+    /// Emitter connections open at once; more are refused. Lowered at start to what the open-file limit allows
+    /// (`FileDescriptorBudget`), with a warning.
     public var maxSources = 1_024
+    /// Time a new connection has to send HELLO; then it is refused and closed (an idle connection holds a
+    /// descriptor and a source slot).
+    public var helloTimeout: Duration = .seconds(10)
     /// Frames per second one connection may send; beyond it the agent stops reading that connection until the
     /// rate allows (backpressure: the emitter keeps its deltas, nothing is dropped). 0: no limit.
     public var maxFramesPerSecondPerSource = 5_000
@@ -93,6 +97,8 @@ public final class Agent: Service, Sendable {
         var http: [Channel] = []
         var tasks: [RepeatedTask] = []
         var stopped = false
+        /// Emitter connections allowed at once (`maxSources` within the descriptor budget).
+        var sourceCap = 0
     }
 
     public init(configuration: AgentConfiguration, logger: Logger, supervisor: AgentSupervisor? = nil) {
@@ -128,6 +134,18 @@ public final class Agent: Service, Sendable {
     /// Binds the ingest socket and every HTTP address and starts serving. Throws (and releases everything it
     /// bound) when any of them fails.
     public func start() async throws {
+        let budget = FileDescriptorBudget.current(httpMaxConnections: configuration.http.maxConnections)
+        let sourceCap = budget.sourceCap(configured: configuration.maxSources)
+        guard sourceCap > 0 else {
+            throw AgentConfigurationError("the open file limit (\(budget.limit)) leaves no room for emitter connections: the agent keeps \(budget.reserved) descriptors for itself (raise LimitNOFILE= or lower --http-max-connections)")
+        }
+        if sourceCap < configuration.maxSources {
+            logger.warning("fewer emitter connections than --max-sources: the open file limit allows no more", metadata: [
+                "max_sources": "\(configuration.maxSources)", "allowed": "\(sourceCap)", "open_file_limit": "\(budget.limit)",
+                "reserved": "\(budget.reserved)",
+            ])
+        }
+        state.withLockedValue { $0.sourceCap = sourceCap }
         threadPool.start()
         if let directory = configuration.stateDirectory { restoreState(from: directory) }
         checkpointer?.start()
@@ -265,9 +283,9 @@ public final class Agent: Service, Sendable {
         let warnings = WarningLimiter(burst: configuration.warningBurst, window: configuration.warningWindow)
         let checkpointer = self.checkpointer
         let runState = state
-        let access = configuration.peerAccess, maxSources = configuration.maxSources
+        let access = configuration.peerAccess
         let rates = SourceRates(framesPerSecond: configuration.maxFramesPerSecondPerSource,
-                                definitionBytes: configuration.maxDefinitionBytesPerSource)
+                                definitionBytes: configuration.maxDefinitionBytesPerSource, helloTimeout: configuration.helloTimeout)
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             // One read returns one SEQPACKET record; a record longer than the buffer is silently truncated, so
@@ -280,24 +298,30 @@ public final class Agent: Service, Sendable {
                 }
                 let key = ObjectIdentifier(channel)
                 return PeerCredentials.of(channel).flatMap { peer in
-                    let verdict = runState.withLockedValue { state -> RefusalCode? in
-                        if state.stopped { return .shuttingDown }
-                        if !access.admits(peer) { return .notPermitted }
-                        if state.sources.count >= maxSources { return .limitExceeded }
+                    let (verdict, maxSources) = runState.withLockedValue { state -> (RefusalCode?, Int) in
+                        if state.stopped { return (.shuttingDown, state.sourceCap) }
+                        if !access.admits(peer) { return (.notPermitted, state.sourceCap) }
+                        if state.sources.count >= state.sourceCap { return (.limitExceeded, state.sourceCap) }
                         state.sources[key] = channel
-                        return nil
+                        return (nil, state.sourceCap)
+                    }
+                    /// Refusals are counted always and logged at most a few times a minute per reason.
+                    func refused(_ reason: String, _ message: Logger.Message, _ extra: Logger.Metadata = [:]) {
+                        stats.connectionRefused(reason)
+                        guard let suppressed = warnings.admit("refused\u{0}\(reason)") else { return }
+                        var metadata = who.merging(extra) { $1 }
+                        if suppressed > 0 { metadata["suppressed"] = "\(suppressed)" }
+                        logger.warning(message, metadata: metadata)
                     }
                     let who: Logger.Metadata = ["peer_pid": "\(peer.pid)", "peer_uid": "\(peer.uid)", "peer_gid": "\(peer.gid)", "connection": "\(id)"]
                     switch verdict {
                     case nil:
                         break
                     case .notPermitted?:
-                        stats.connectionRefused("peer_credentials")
-                        logger.warning("emitter connection refused: its user and groups are not allowed", metadata: who)
+                        refused("peer_credentials", "emitter connection refused: its user and groups are not allowed")
                         return Self.refuse(channel, .notPermitted, "uid \(peer.uid) (gid \(peer.gid)) may not send metrics to this agent")
                     case .limitExceeded?:
-                        stats.connectionRefused("too_many_sources")
-                        logger.warning("emitter connection refused: too many sources", metadata: who.merging(["max_sources": "\(maxSources)"]) { $1 })
+                        refused("too_many_sources", "emitter connection refused: too many sources", ["max_sources": "\(maxSources)"])
                         return Self.refuse(channel, .limitExceeded, "this agent already serves \(maxSources) sources")
                     case let code?:
                         return Self.refuse(channel, code, "the agent is stopping")

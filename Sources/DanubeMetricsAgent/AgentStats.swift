@@ -108,7 +108,7 @@ public final class AgentStats: Sendable {
         writer.family(name: "danube_agent_connections_refused_total", kind: .counter, help: "Emitter connections refused before HELLO, by reason.")
         let refused = connectionsRefused.withLock { $0 }
         let refusedName = writer.counterSampleName("danube_agent_connections_refused_total")
-        for reason in ["peer_credentials", "too_many_sources"] {
+        for reason in ["hello_timeout", "peer_credentials", "too_many_sources"] {
             writer.counter(refusedName, labels: "reason=\"\(reason)\"", integer: refused[reason] ?? 0, fraction: 0)
         }
         counter("danube_agent_source_throttles_total", "Times a source sent frames faster than allowed and was not read for a while.", sourcesThrottled.load(ordering: .relaxed))

@@ -60,8 +60,13 @@ struct AgentCommand: AsyncParsableCommand {
         "A group (name or gid), primary or supplementary, allowed to connect to the ingest socket; repeat.", valueName: "group"))
     var allowGroups: [String] = []
 
-    @Option(name: .customLong("max-sources"), help: ArgumentHelp("Emitter connections served at once.", valueName: "n"))
+    @Option(name: .customLong("max-sources"), help: ArgumentHelp(
+        "Emitter connections served at once (lowered, with a warning, to what the open file limit allows).", valueName: "n"))
     var maxSources = 1_024
+
+    @Option(name: .customLong("hello-timeout"), help: ArgumentHelp(
+        "Time a new emitter connection has to say HELLO before it is closed.", valueName: "duration"))
+    var helloTimeout = DurationArgument(argument: "10s")!
 
     @Option(name: .customLong("max-frames-per-second"), help: ArgumentHelp(
         "Frames per second one emitter connection may send before the agent stops reading it for a while (0: no limit).",
@@ -122,6 +127,7 @@ struct AgentCommand: AsyncParsableCommand {
         }
         guard maxSeriesPerSource > 0 else { throw ValidationError("--max-series-per-source must be positive") }
         guard maxSeriesPerFamily > 0 else { throw ValidationError("--max-series-per-family must be positive") }
+        guard helloTimeout.duration > .zero else { throw ValidationError("--hello-timeout must be positive") }
         guard maxSources > 0, maxFramesPerSecond >= 0 else {
             throw ValidationError("--max-sources must be positive and --max-frames-per-second not negative")
         }
@@ -202,6 +208,13 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.sourceRetention = forgetSourcesAfter.duration
         configuration.peerAccess = PeerAccess(users: Set(try allowUsers.map(PeerAccess.uid)), groups: Set(try allowGroups.map(PeerAccess.gid)))
         configuration.maxSources = maxSources
+        configuration.helloTimeout = helloTimeout.duration
+        // Every emitter connection holds a descriptor: use all the hard limit allows (systemd's soft default is
+        // 1024); the agent then derives its source cap from it.
+        let descriptors = FileDescriptorBudget.raiseSoftLimit()
+        if descriptors.after > descriptors.before {
+            logger.info("raised the open file limit", metadata: ["from": "\(descriptors.before)", "to": "\(descriptors.after)"])
+        }
         configuration.http.maxConnections = httpMaxConnections
         configuration.http.requestTimeout = httpRequestTimeout.duration
         configuration.maxFramesPerSecondPerSource = maxFramesPerSecond

@@ -11,6 +11,8 @@ struct SourceRates: Sendable {
     var framesPerSecond: Int
     /// Bytes of series definitions the connection may make the agent hold.
     var definitionBytes: Int
+    /// Time the connection has to send HELLO.
+    var helloTimeout: Duration = .seconds(10)
 }
 
 /// One emitter connection: HELLO, then DEFINE and DELTAS frames in sequence order. Every frame is decoded and
@@ -39,6 +41,7 @@ final class SourceHandler: ChannelInboundHandler {
     private var definitionBytes = 0
     private var logger: Logger
     private var sourceName = "unidentified"
+    private var helloDeadline: Scheduled<Void>?
 
     private var phase = Phase.awaitingHello
     private var expectedSequence: UInt64 = 0
@@ -70,10 +73,25 @@ final class SourceHandler: ChannelInboundHandler {
         stats.connectionsAccepted.add(1, ordering: .relaxed)
         stats.sourcesConnected.add(1, ordering: .relaxed)
         store.sourceConnected(id)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        helloDeadline = context.eventLoop.scheduleTask(in: .nanoseconds(rates.helloTimeout.nanoseconds)) {
+            let (handler, context) = loopBound.value
+            handler.helloTimedOut(context: context)
+        }
         context.fireChannelActive()
     }
 
+    /// A connection that sent no HELLO in time holds a descriptor and a source slot for nothing: refuse it.
+    private func helloTimedOut(context: ChannelHandlerContext) {
+        guard phase == .awaitingHello else { return }
+        phase = .closing
+        stats.connectionRefused("hello_timeout")
+        warn("closing emitter connection: no HELLO in time", ["timeout": "\(rates.helloTimeout)"])
+        Self.refuseAndClose(Refusal(code: .limitExceeded, message: "no HELLO within \(rates.helloTimeout)"), context: context)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        helloDeadline?.cancel()
         stats.sourcesConnected.subtract(1, ordering: .relaxed)
         store.sourceDisconnected(id)
         if let instanceID { store.release(instance: instanceID, connection: id, now: Self.now()) }
@@ -175,6 +193,7 @@ final class SourceHandler: ChannelInboundHandler {
     }
 
     private func accept(_ hello: Hello, context: ChannelHandlerContext) throws(WireError) {
+        helloDeadline?.cancel()
         sourceName = hello.sourceName
         logger[metadataKey: "source"] = "\(hello.sourceName)"
         logger[metadataKey: "source_pid"] = "\(hello.pid)"
