@@ -131,9 +131,8 @@ public final class Agent: Service, Sendable {
         state.withLockedValue { $0.http.compactMap(\.localAddress) }
     }
 
-    /// Binds the ingest socket and every HTTP address and starts serving. Throws (and releases everything it
-    /// bound) when any of them fails.
-    public func start() async throws {
+    /// What must hold before anything is bound: descriptors for at least one source, a usable state directory.
+    private func checkBeforeStart() throws {
         let budget = FileDescriptorBudget.current(httpMaxConnections: configuration.http.maxConnections)
         let sourceCap = budget.sourceCap(configured: configuration.maxSources)
         guard sourceCap > 0 else {
@@ -146,6 +145,18 @@ public final class Agent: Service, Sendable {
             ])
         }
         state.withLockedValue { $0.sourceCap = sourceCap }
+        if let directory = configuration.stateDirectory { try StateFile(directory: directory).prepare() }
+    }
+
+    /// Binds the ingest socket and every HTTP address and starts serving. Throws (and releases everything it
+    /// bound) when any of them fails.
+    public func start() async throws {
+        do {
+            try checkBeforeStart()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
         threadPool.start()
         if let directory = configuration.stateDirectory { restoreState(from: directory) }
         checkpointer?.start()

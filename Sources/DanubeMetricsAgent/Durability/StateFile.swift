@@ -13,6 +13,35 @@ struct StateFile {
     var path: String { "\(directory)/state.bin" }
     var legacyPath: String { "\(directory)/state.json" }
 
+    /// Makes sure checkpoints can be written before the agent says it is ready: creates the directory (and its
+    /// parents) when missing, then writes, fsyncs and removes a probe file. Throws one clear sentence otherwise,
+    /// so a misconfigured directory stops the agent at start rather than refusing every emitter later.
+    func prepare() throws {
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            var path = directory.hasPrefix("/") ? "" : "."
+            for component in directory.split(separator: "/") {
+                path += "/\(component)"
+                if mkdir(path, 0o750) != 0 && errno != EEXIST {
+                    throw AgentConfigurationError("cannot create the state directory \(directory): \(path): \(String(cString: strerror(errno)))")
+                }
+            }
+        } else if !isDirectory.boolValue {
+            throw AgentConfigurationError("the state directory \(directory) is not a directory")
+        }
+        let probe = "\(directory)/.write-probe"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw AgentConfigurationError("the state directory \(directory) is not writable: \(String(cString: strerror(errno)))")
+        }
+        let synced = fsync(fd) == 0 ? 0 : errno
+        close(fd)
+        unlink(probe)
+        if synced != 0 {
+            throw AgentConfigurationError("the state directory \(directory) cannot be synced: \(String(cString: strerror(synced)))")
+        }
+    }
+
     func write(_ bytes: [UInt8]) throws {
         let temporary = "\(path).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)

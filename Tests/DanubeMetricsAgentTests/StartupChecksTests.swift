@@ -1,0 +1,50 @@
+@testable import DanubeMetricsAgent
+import DanubeMetricsTestKit
+import Foundation
+import Testing
+
+/// A misconfiguration stops the agent at start with one clear line and a non-zero exit, before READY.
+@Suite struct StartupChecksTests {
+    @Test func aMissingStateDirectoryIsCreatedWithItsParents() async throws {
+        let directory = Scratch.path("state") + "/nested/deeper"
+        let agent = try await TestAgent { $0.stateDirectory = directory }
+        var isDirectory: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) && isDirectory.boolValue)
+        let emitter = agent.emitter()
+        try emitter.counter("test_state_created_total").increment()
+        #expect(emitter.waitUntilDelivered())
+        #expect(FileManager.default.fileExists(atPath: "\(directory)/state.bin"))
+        emitter.shutdown()
+        await agent.stop()
+    }
+
+    @Test(arguments: [
+        ("/etc/hostname", "is not a directory"),
+        ("/proc/danube-metrics-nowhere/state", "cannot create the state directory"),
+        ("/proc/self", "is not writable"),
+    ])
+    func anUnusableStateDirectoryFailsTheStart(directory: String, expected: String) async throws {
+        do {
+            let agent = try await TestAgent { $0.stateDirectory = directory }
+            await agent.stop()
+            Issue.record("started with --state-dir \(directory)")
+        } catch {
+            #expect("\(error)".contains(expected) && "\(error)".contains(directory), "\(error)")
+        }
+    }
+
+    @Test func theDaemonExitsNonZeroWithOneLineAndNeverSaysReady() throws {
+        let output = Scratch.path("bad-state", suffix: ".log")
+        let agent = try ChildProcess(Executables.agent.path, [
+            "--ingest-socket", TestAgent.temporarySocketPath(), "--listen", "127.0.0.1:0", "--state-dir", "/etc/hostname",
+            "--log-format", "text",
+        ], output: output)
+        let status = agent.wait(timeout: .seconds(20))
+        #expect(!ChildProcess.exitedCleanly(status))
+        let log = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        let lines = log.split(separator: "\n")
+        #expect(lines.filter { $0.contains("critical") || $0.contains("error") }.count == 1, "\(log)")
+        #expect(log.contains("the state directory /etc/hostname is not a directory"))
+        #expect(!log.contains("agent ready"))
+    }
+}
