@@ -127,6 +127,9 @@ struct AgentCommand: AsyncParsableCommand {
         }
         guard maxSeriesPerSource > 0 else { throw ValidationError("--max-series-per-source must be positive") }
         guard maxSeriesPerFamily > 0 else { throw ValidationError("--max-series-per-family must be positive") }
+        if logFormat == .journal && !JournalLogHandler.isReachable() {
+            throw ValidationError("--log-format journal: journald is not reachable at \(JournalLogHandler.socketPath), so every log line would be lost; use --log-format text")
+        }
         guard helloTimeout.duration > .zero else { throw ValidationError("--hello-timeout must be positive") }
         guard maxSources > 0, maxFramesPerSecond >= 0 else {
             throw ValidationError("--max-sources must be positive and --max-frames-per-second not negative")

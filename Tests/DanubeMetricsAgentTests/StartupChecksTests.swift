@@ -47,4 +47,22 @@ import Testing
         #expect(log.contains("the state directory /etc/hostname is not a directory"))
         #expect(!log.contains("agent ready"))
     }
+
+    /// Without journald, `--log-format journal` would drop every line: refused at start (this host runs no
+    /// journald outside the e2e test's namespaces; where one runs, the agent must start and serve instead).
+    @Test func journalLoggingWithoutAJournalIsRefusedAtStart() throws {
+        let output = Scratch.path("journal", suffix: ".log")
+        let port = Int.random(in: 50_000..<60_000)
+        let agent = try ChildProcess(Executables.agent.path, [
+            "--ingest-socket", TestAgent.temporarySocketPath(), "--listen", "127.0.0.1:\(port)", "--log-format", "journal",
+        ], output: output)
+        defer { agent.stop() }
+        if FileManager.default.fileExists(atPath: "/run/systemd/journal/socket") {
+            #expect(eventually { (try? HTTPClient.get(port: port, path: "/healthz"))?.status == 200 })
+        } else {
+            #expect(!ChildProcess.exitedCleanly(agent.wait(timeout: .seconds(20))))
+            let log = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            #expect(log.contains("journald is not reachable at /run/systemd/journal/socket"), "\(log)")
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import DanubeMetricsSystemd
+import Glibc
 import Logging
 import Testing
 
@@ -20,5 +21,23 @@ import Testing
         for (level, priority) in expected {
             #expect(JournalLogHandler.priority(level) == priority)
         }
+    }
+}
+
+@Suite struct JournalReachabilityTests {
+    @Test func aMissingJournalSocketIsNotReachableAndABoundOneIs() throws {
+        #expect(!JournalLogHandler.isReachable(path: "/nonexistent/danube-journal.socket"))
+        let path = "/tmp/dma-journal-\(getpid()).socket"
+        unlink(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd); unlink(path) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        #expect(JournalLogHandler.isReachable(path: path))
     }
 }
