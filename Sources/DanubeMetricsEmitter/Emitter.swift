@@ -168,7 +168,7 @@ public final class Emitter: Sendable {
     private func finalFlush(_ flusher: Flusher) {
         let deadline = ContinuousClock.now + control.withLock { $0.shutdownTimeout }
         // Until everything is acknowledged or the timeout: reconnecting if the agent went away meanwhile (it may
-        // be restarting), unless there never was an agent to deliver to.
+        // be restarting) or has not come up yet (it may be starting, or socket-activated on the first connect).
         repeat {
             flusher.flush()
             if flusher.stats.connected {
@@ -176,7 +176,7 @@ public final class Emitter: Sendable {
             } else {
                 Thread.sleep(forTimeInterval: 0.02)
             }
-        } while flusher.hasUndelivered && flusher.stats.connects > 0 && ContinuousClock.now < deadline
+        } while flusher.hasUndelivered && ContinuousClock.now < deadline
         flusher.close()
         let stats = flusher.stats
         control.withLock { state in

@@ -97,13 +97,27 @@ struct LoadgenCommand: ParsableCommand {
         let drain = Duration.milliseconds(Int64(drainTimeout * 1_000))
         let emitters = [("broker", broker), ("wal", wal), ("cloud", cloud)]
         let stats = Mutex<[String: EmitterStats]>([:])
-        DispatchQueue.concurrentPerform(iterations: emitters.count) { index in
-            let result = emitters[index].1.shutdown(timeout: drain)
-            stats.withLock { $0[emitters[index].0] = result }
+        // One thread each (a dispatch queue would run no more of them at once than there are cores).
+        let drained = DispatchGroup()
+        for (name, emitter) in emitters {
+            drained.enter()
+            Thread {
+                let result = emitter.shutdown(timeout: drain)
+                stats.withLock { $0[name] = result }
+                drained.leave()
+            }.start()
         }
+        drained.wait()
         if report {
             let recorded = emitters.flatMap { $0.1.recordedTotals() }
             print(tallies.json(simulation: simulation, stats: stats.withLock { $0 }, recorded: recorded))
+        }
+        let final = stats.withLock { $0 }
+        let undelivered = final.values.reduce(0) { $0 + $1.undeliveredSeries }
+        if undelivered > 0 {
+            let reasons = Set(final.values.compactMap(\.lastError)).sorted().joined(separator: "; ")
+            FileHandle.standardError.write(Data("danube-metrics-loadgen: \(undelivered) series not delivered to the agent at \(broker.configuration.socketPath) within the drain timeout (\(drainTimeout) s): \(reasons.isEmpty ? "not acknowledged" : reasons)\n".utf8))
+            throw ExitCode(1)
         }
     }
 }

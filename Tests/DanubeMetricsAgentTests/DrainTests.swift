@@ -1,0 +1,59 @@
+import DanubeMetricsEmitter
+import DanubeMetricsTestKit
+import Foundation
+import Testing
+
+/// An emitter that was never welcomed still waits out its drain: the agent may be starting (or about to be
+/// socket-activated), and what it cannot deliver is reported.
+@Suite struct DrainTests {
+    @Test func withoutAnAgentShutdownKeepsTryingUntilItsTimeoutAndReportsTheRest() throws {
+        let emitter = TestAgent.emitter(socketPath: Scratch.path("nowhere", suffix: ".sock"))
+        try emitter.counter("test_never_delivered_total").increment(by: 3)
+        let started = ContinuousClock.now
+        let stats = emitter.shutdown(timeout: .milliseconds(600))
+        let took = ContinuousClock.now - started
+        #expect(took >= .milliseconds(550) && took < .seconds(5), "shutdown took \(took)")
+        #expect(stats.connects == 0 && stats.connectFailures >= 2)
+        #expect(stats.undeliveredSeries == 1)
+    }
+
+    @Test func anAgentThatComesUpDuringTheDrainGetsEverything() async throws {
+        let socket = TestAgent.temporarySocketPath()
+        let emitter = TestAgent.emitter(socketPath: socket)
+        try emitter.counter("test_late_agent_total").increment(by: 11)
+        let done = DispatchSemaphore(value: 0)
+        let result = ManagedStats()
+        Thread {
+            result.stats = emitter.shutdown(timeout: .seconds(10))
+            done.signal()
+        }.start()
+        try await Task.sleep(for: .milliseconds(500))
+        let agent = try await TestAgent(socketPath: socket)
+        while done.wait(timeout: .now()) == .timedOut { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(result.stats?.undeliveredSeries == 0 && result.stats?.connects == 1)
+        #expect(try agent.samples()["test_late_agent_total"] == 11)
+        await agent.stop()
+    }
+
+    @Test func theLoadGeneratorSaysWhatItCouldNotDeliverAndFails() throws {
+        let output = Scratch.path("loadgen", suffix: ".log")
+        let loadgen = try ChildProcess(Executables.loadgen.path, [
+            "--socket", Scratch.path("nowhere", suffix: ".sock"), "--messages", "10", "--drain-timeout", "1",
+        ], output: output)
+        let started = ContinuousClock.now
+        let status = loadgen.wait(timeout: .seconds(20))
+        #expect(ContinuousClock.now - started >= .milliseconds(900))
+        #expect(!ChildProcess.exitedCleanly(status))
+        let log = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(log.contains("series not delivered to the agent at") && log.contains("No such file or directory"), "\(log)")
+    }
+}
+
+final class ManagedStats: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: EmitterStats?
+    var stats: EmitterStats? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}
