@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# ./dev demo as a user runs it: Ctrl-C (SIGINT to the script) stops it cleanly, the load generator draining to the
+# agent before the agent stops; a taken port is a clear error and leaves nothing running. Run by ./dev test.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+work="$(mktemp -d /tmp/dma-demo.XXXXXX)"
+port=$((30000 + $$ % 10000))
+blocker=""
+cleanup() {
+    [ -n "$blocker" ] && kill "$blocker" 2>/dev/null
+    pkill -f "danube-metrics-(agent|loadgen) .*$work" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "demo-test: FAILED: $*" >&2; cat "$work/demo.log" >&2; exit 1; }
+export DANUBE_METRICS_LISTEN="127.0.0.1:$port" DANUBE_METRICS_SOCKET="$work/ingest.sock"
+
+# With job control on, the background demo keeps SIGINT (a non-interactive shell would start it ignored), as a
+# demo in a terminal has it for Ctrl-C.
+set -m
+./dev demo >"$work/demo.log" 2>&1 &
+demo=$!
+set +m
+for _ in $(seq 600); do grep -q "is serving live Danube metrics" "$work/demo.log" && break; sleep 0.1; done
+grep -q "is serving live Danube metrics" "$work/demo.log" || fail "the demo did not start"
+kill -INT "$demo"
+status=0
+for _ in $(seq 300); do kill -0 "$demo" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$demo" 2>/dev/null && { kill -TERM "$demo"; fail "the demo did not stop within 30 s of Ctrl-C"; }
+wait "$demo" || status=$?
+[ "$status" -eq 0 ] || fail "Ctrl-C ended the demo with status $status"
+! grep -q "unbound variable" "$work/demo.log" || fail "the demo's stop ran into an unbound variable"
+[ "$(grep -c "source finished" "$work/demo.log")" -eq 3 ] || fail "the load generator's three sources did not finish (drain) before the agent stopped"
+grep -q "agent stopped" "$work/demo.log" || fail "the agent did not stop cleanly"
+! pgrep -f "danube-metrics-(agent|loadgen) .*$work" >/dev/null || fail "processes left running"
+echo "demo-test: ok: Ctrl-C stops the demo cleanly, sources drain first"
+
+# Another agent holds the port.
+"$(swift build --show-bin-path)/danube-metrics-agent" --ingest-socket "$work/other.sock" --listen "127.0.0.1:$port" \
+    >"$work/other.log" 2>&1 &
+blocker=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+status=0
+./dev demo >"$work/demo.log" 2>&1 || status=$?
+[ "$status" -ne 0 ] || fail "the demo succeeded on a taken port"
+grep -q "dev: the agent did not start" "$work/demo.log" || fail "no clear error for a taken port"
+grep -q "Address already in use" "$work/demo.log" || fail "the agent's reason is not shown"
+! grep -q "is serving" "$work/demo.log" || fail "the demo claimed to serve"
+! pgrep -f "danube-metrics-(agent|loadgen) .*$work" >/dev/null || fail "processes left running"
+echo "demo-test: ok: a taken port is a clear error and leaves nothing running"
