@@ -32,7 +32,7 @@ wait "$demo" || status=$?
 ! grep -q "unbound variable" "$work/demo.log" || fail "the demo's stop ran into an unbound variable"
 [ "$(grep -c "source finished" "$work/demo.log")" -eq 3 ] || fail "the load generator's three sources did not finish (drain) before the agent stopped"
 grep -q "agent stopped" "$work/demo.log" || fail "the agent did not stop cleanly"
-! pgrep -f "danube-metrics-(agent|loadgen) .*$work" >/dev/null || fail "processes left running"
+! pgrep -f "danube-metrics-(agent|loadgen) .*$work/ingest.sock" >/dev/null || fail "processes left running"
 echo "demo-test: ok: Ctrl-C stops the demo cleanly, sources drain first"
 
 # Another agent holds the port.
@@ -43,8 +43,8 @@ for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&
 status=0
 ./dev demo >"$work/demo.log" 2>&1 || status=$?
 [ "$status" -ne 0 ] || fail "the demo succeeded on a taken port"
-grep -q "dev: the agent did not start" "$work/demo.log" || fail "no clear error for a taken port"
+grep -q "dev: the agent did not start or stopped" "$work/demo.log" || fail "no clear error for a taken port"
 grep -q "Address already in use" "$work/demo.log" || fail "the agent's reason is not shown"
 ! grep -q "is serving" "$work/demo.log" || fail "the demo claimed to serve"
-! pgrep -f "danube-metrics-(agent|loadgen) .*$work" >/dev/null || fail "processes left running"
+! pgrep -f "danube-metrics-(agent|loadgen) .*$work/ingest.sock" >/dev/null || fail "processes left running"
 echo "demo-test: ok: a taken port is a clear error and leaves nothing running"
