@@ -1,4 +1,4 @@
-import DanubeMetricsAgent
+@testable import DanubeMetricsAgent
 import DanubeMetricsTestKit
 import DanubeMetricsWire
 import Foundation
@@ -27,6 +27,40 @@ import Testing
         let byGroup = try await TestAgent { $0.peerAccess = PeerAccess(groups: [getgid()]) }
         #expect(try RawSource(path: byGroup.socketPath).handshake() != nil)
         await byGroup.stop()
+    }
+
+    /// Supplementary groups come from SO_PEERGROUPS (the socket), not /proc, which systemd's
+    /// `ProtectProc=invisible` hides: a load generator whose only match is a supplementary group is admitted.
+    @Test func aSupplementaryGroupAdmitsAPeer() async throws {
+        guard getuid() == 0 else {
+            Issue.record("needs root to start a process with other groups (CI runs as root)")
+            return
+        }
+        let agent = try await TestAgent { $0.peerAccess = PeerAccess(groups: [4_000_125]) }
+        let output = Scratch.path("groups", suffix: ".log")
+        let admitted = try ChildProcess("/usr/bin/setpriv", [
+            "--regid", "4000126", "--groups", "4000127,4000125", Executables.loadgen.path,
+            "--socket", agent.socketPath, "--threads", "1", "--messages", "50", "--drain-timeout", "5",
+        ], output: output)
+        #expect(ChildProcess.exitedCleanly(admitted.wait(timeout: .seconds(30))), "\((try? String(contentsOfFile: output, encoding: .utf8)) ?? "")")
+        let messages = try agent.samples().sum("danube_topic_messages_in_total")
+        #expect(messages == 50, "\(messages)")
+        let refused = try ChildProcess("/usr/bin/setpriv", [
+            "--regid", "4000126", "--groups", "4000127", Executables.loadgen.path,
+            "--socket", agent.socketPath, "--messages", "5", "--drain-timeout", "1",
+        ], output: output)
+        #expect(!ChildProcess.exitedCleanly(refused.wait(timeout: .seconds(30))))
+        #expect(agent.logs.contains("connection refused", "peer_gid=4000126"))
+        await agent.stop()
+    }
+
+    @Test func theGroupListOfSoPeergroupsEndsAtItsPadding() {
+        var buffer = PeerCredentials.GroupBuffer(repeating: 0)
+        #expect(PeerCredentials.groups(in: buffer) == [])
+        buffer[0] = 0
+        buffer[1] = 27
+        buffer[2] = 1_000
+        #expect(PeerCredentials.groups(in: buffer) == [0, 27, 1_000])
     }
 
     @Test func sourcesBeyondTheCapAreRefusedUntilOneLeaves() async throws {

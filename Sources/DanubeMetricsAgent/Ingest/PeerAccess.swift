@@ -5,19 +5,32 @@ import Foundation
 import DanubeMetricsWire
 import NIOCore
 
-/// `struct ucred` of SO_PEERCRED: the process at the other end of a Unix socket, as the kernel saw it at connect.
+/// The process at the other end of a Unix socket as the kernel saw it at connect: `struct ucred` of SO_PEERCRED
+/// and the supplementary groups of SO_PEERGROUPS. Both come from the socket, not from /proc, so they hold under
+/// systemd's `ProtectProc=invisible` and cannot race a reused pid.
 struct PeerCredentials: Sendable, Equatable {
     var pid: Int32 = 0
     var uid: UInt32 = 0
     var gid: UInt32 = 0
+    var groups: [UInt32] = []
 
-    /// Supplementary groups of the peer process, from /proc (the kernel gives only the primary group). Read at
-    /// connect time; a process that exits meanwhile yields none.
-    func supplementaryGroups() -> [UInt32] {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Groups:") })
-        else { return [] }
-        return line.dropFirst("Groups:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { UInt32($0) }
+    /// `struct ucred`, as SO_PEERCRED fills it.
+    struct Ucred {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
+    }
+
+    /// SO_PEERGROUPS fills up to 64 gids (a peer in more groups makes it fail: then only the primary group counts).
+    /// The kernel keeps them sorted and the buffer starts zeroed, so trailing zeros are padding.
+    static let maxGroups = 64
+    typealias GroupBuffer = InlineArray<64, UInt32>
+
+    static func groups(in buffer: GroupBuffer) -> [UInt32] {
+        var groups: [UInt32] = []
+        for index in buffer.indices { groups.append(buffer[index]) }
+        while groups.last == 0 { groups.removeLast() }
+        return groups
     }
 
     /// The peer of a Unix socket channel.
@@ -25,7 +38,15 @@ struct PeerCredentials: Sendable, Equatable {
         guard let provider = channel as? SocketOptionProvider else {
             return channel.eventLoop.makeFailedFuture(AgentConfigurationError("the ingest channel has no socket options"))
         }
-        return provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+        let credentials: EventLoopFuture<Ucred> = provider.unsafeGetSocketOption(
+            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+        return credentials.flatMap { ucred in
+            let groups: EventLoopFuture<GroupBuffer> = provider.unsafeGetSocketOption(
+                level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERGROUPS))
+            return groups.map { Self.groups(in: $0) }.recover { _ in [] }.map { groups in
+                PeerCredentials(pid: ucred.pid, uid: ucred.uid, gid: ucred.gid, groups: groups)
+            }
+        }
     }
 }
 
@@ -45,7 +66,7 @@ public struct PeerAccess: Sendable, Equatable {
     func admits(_ peer: PeerCredentials) -> Bool {
         guard isRestricted else { return true }
         if users.contains(peer.uid) || groups.contains(peer.gid) { return true }
-        return !groups.isDisjoint(with: peer.supplementaryGroups())
+        return !groups.isDisjoint(with: peer.groups)
     }
 
     /// A user name or numeric uid.
