@@ -17,6 +17,9 @@ cleanup() {
         [ -d "/proc/$systemd_pid" ] && kill -KILL "$systemd_pid" 2>/dev/null || true
     fi
     rm -rf "$stage" /var/lib/danube-metrics-agent
+    for user in dma-e2e-broker dma-e2e-other; do getent passwd "$user" >/dev/null && userdel "$user"; done
+    getent group dma-e2e-producers >/dev/null && groupdel dma-e2e-producers
+    true
 }
 trap cleanup EXIT
 
@@ -99,6 +102,42 @@ recorded_killed="$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print
 total=$((recorded + recorded_restart + recorded_killed))
 check "SIGKILL (twice) while an emitter pushes: systemd restarts the agent, nothing lost or counted twice: $total in all" \
     wait_for 15 sh -c "[ \"\$(nsenter -t $systemd_pid -a curl -fs http://127.0.0.1:9470/metrics | awk '/^danube_topic_messages_in_total/ {s += \$2} END {printf \"%d\", s}')\" = $total ]"
+
+# --allow-user and --allow-group under the shipped unit's sandbox: the broker's user (allowed by name, then by a
+# supplementary group) emits; another user, whom the socket's mode lets in, is refused and logged with its uid.
+getent group dma-e2e-producers >/dev/null || groupadd --system dma-e2e-producers
+for user in dma-e2e-broker dma-e2e-other; do
+    getent passwd "$user" >/dev/null || useradd --system --no-create-home --shell /usr/sbin/nologin "$user"
+done
+usermod -a -G danube-metrics,dma-e2e-producers dma-e2e-broker
+usermod -a -G danube-metrics dma-e2e-other
+allow() { # allow agent-options: restart the agent with them
+    inside sh -c "mkdir -p /run/systemd/system/danube-metrics-agent.service.d && printf '[Service]\nEnvironment=\"DANUBE_METRICS_AGENT_OPTS=%s\"\n' '$1' >/run/systemd/system/danube-metrics-agent.service.d/allow.conf && systemctl daemon-reload && systemctl restart danube-metrics-agent.service"
+}
+emit_as() { # emit_as user source-prefix: the load generator as that user; its exit status
+    inside runuser -u "$1" -- /run/dma-bin/danube-metrics-loadgen --socket /run/danube-metrics-agent/ingest.sock \
+        --messages 100 --rate 0 --threads 1 --namespaces 1 --topics 1 --partitions 1 --source-prefix "$2" \
+        --drain-timeout 3 >/dev/null 2>&1
+}
+messages() { inside curl -fs http://127.0.0.1:9470/metrics | awk '/^danube_topic_messages_in_total/ {s += $2} END {printf "%d", s}'; }
+refused_as() { # refused_as user prefix: the load generator fails and the journal names the user's uid
+    ! emit_as "$1" "$2" && inside journalctl -u danube-metrics-agent -o json --no-pager | grep "\"PEER_UID\" *: *\"$(id -u "$1")\"" >/dev/null  # not -q: pipefail would see journalctl's SIGPIPE
+}
+before="$(messages)"
+allow "--allow-user dma-e2e-broker"
+check "--allow-user: the broker's user emits under the sandboxed unit" emit_as dma-e2e-broker allowed-user
+check "--allow-user: its 100 messages are on /metrics" wait_for 10 sh -c "[ \"\$(nsenter -t $systemd_pid -a curl -fs http://127.0.0.1:9470/metrics | awk '/^danube_topic_messages_in_total/ {s += \$2} END {printf \"%d\", s}')\" = $((before + 100)) ]"
+check "--allow-user: another user is refused (its emitter fails) and the journal names its uid" refused_as dma-e2e-other refused-user
+allow "--allow-group dma-e2e-producers"
+check "--allow-group: a supplementary group admits the broker" emit_as dma-e2e-broker allowed-group
+check "--allow-group: another user is refused" refused_as dma-e2e-other refused-group
+inside rm -rf /run/systemd/system/danube-metrics-agent.service.d
+inside systemctl daemon-reload
+inside systemctl restart danube-metrics-agent.service
+
+exposure="$(inside systemd-analyze security danube-metrics-agent.service 2>/dev/null | sed -n 's/.*Overall exposure level for danube-metrics-agent.service: \([0-9.]*\).*/\1/p')"
+check "systemd-analyze security rates the shipped unit 1.2 or better (it says ${exposure:-nothing})" \
+    awk -v e="${exposure:-99}" 'BEGIN { exit !(e <= 1.2) }'
 
 restarts_before="$(inside systemctl show -p NRestarts --value danube-metrics-agent.service)"
 frozen="$(main_pid)"
