@@ -302,6 +302,9 @@ public final class Agent: Service, Sendable {
             // One read returns one SEQPACKET record; a record longer than the buffer is silently truncated, so
             // the buffer is one byte larger than the frame limit and an oversized frame is seen as such.
             .childChannelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: limits.maxFrameBytes + 1))
+            // What the agent may queue for one emitter that does not read (SERIES_REFUSED, ACK) before it stops
+            // reading that emitter's frames.
+            .childChannelOption(.writeBufferWaterMark, value: ChannelOptions.Types.WriteBufferWaterMark(low: 32 << 10, high: 64 << 10))
             .childChannelInitializer { channel in
                 let id = ids.withLockedValue { value -> ConnectionID in
                     value += 1

@@ -63,6 +63,38 @@ import Testing
         #expect(PeerCredentials.groups(in: buffer) == [0, 27, 1_000])
     }
 
+    /// A peer that floods refused definitions and never reads its SERIES_REFUSED answers: the agent stops reading
+    /// it once its answers fill the outbound buffer (64 KiB), instead of queueing one answer per definition.
+    @Test func aPeerThatNeverReadsItsRefusalsIsNotReadEither() async throws {
+        let agent = try await TestAgent { $0.catalogMode = .strict }
+        let flooder = try RawSource(path: agent.socketPath)
+        var small: Int32 = 4_096
+        setsockopt(flooder.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        #expect(flooder.handshake(name: "flooder") != nil)
+        var sent = 0
+        for frame in 0..<2_000 {
+            let definitions = (0..<50).map { i in
+                SeriesDefinition(id: UInt32(frame * 50 + i), kind: .counter, name: "unplanned_\(frame)_\(i)_total", help: "", labels: [])
+            }
+            let bytes = FrameEncoder.encode(.define(DefineBatch(sequence: UInt64(frame + 1), definitions: definitions)))
+            let n = bytes.withUnsafeBytes { Glibc.send(flooder.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+            guard n == bytes.count else { break }
+            sent += 50
+        }
+        try await Task.sleep(for: .milliseconds(1_500))
+        let refused = try agent.samples().sum("danube_agent_series_rejected_total")
+        // Answers are ~90 bytes: what fits the socket buffers and 64 KiB, not one per definition sent.
+        #expect(refused < 20_000, "\(refused) of \(sent) definitions answered while the peer read nothing")
+        print("flood: \(Int(refused)) of \(sent) refused definitions answered while the peer read nothing")
+        #expect(sent > Int(refused), "the flood was not larger than what the agent answered (\(sent) sent)")
+        // Another source is served meanwhile.
+        let bystander = agent.emitter(name: "bystander")
+        try bystander.counter("danube_wal_fsync_total", labels: [("namespace", "n"), ("topic", "t"), ("partition", "0")]).increment()
+        #expect(bystander.waitUntilDelivered())
+        bystander.shutdown()
+        await agent.stop()
+    }
+
     @Test func sourcesBeyondTheCapAreRefusedUntilOneLeaves() async throws {
         let agent = try await TestAgent { $0.maxSources = 2 }
         var first: RawSource? = try RawSource(path: agent.socketPath)

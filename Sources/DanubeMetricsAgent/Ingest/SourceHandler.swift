@@ -37,7 +37,10 @@ final class SourceHandler: ChannelInboundHandler {
     private var instanceID: UInt64?
     private var tokens: Double
     private var lastRefill = NIODeadline.now()
-    private var readingPaused = false
+    /// Reading is paused while the frame rate is exceeded, or while this peer does not read what the agent
+    /// sends it (SERIES_REFUSED, ACK): either way its frames wait in its socket, and nothing piles up here.
+    private var pausedForRate = false
+    private var pausedForWrites = false
     private var definitionBytes = 0
     private var logger: Logger
     private var sourceName = "unidentified"
@@ -146,15 +149,27 @@ final class SourceHandler: ChannelInboundHandler {
         let now = NIODeadline.now()
         tokens = min(rate, tokens + Double((now - lastRefill).nanoseconds) / 1e9 * rate) - Double(frames)
         lastRefill = now
-        guard tokens < 0, !readingPaused else { return }
-        readingPaused = true
+        guard tokens < 0, !pausedForRate else { return }
+        pausedForRate = true
         stats.sourcesThrottled.add(1, ordering: .relaxed)
-        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        updateReading(context)
         let wait = TimeAmount.nanoseconds(Int64(-tokens / rate * 1e9) + 1_000_000)
         context.eventLoop.scheduleTask(in: wait) { [self] in
-            readingPaused = false
-            context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+            pausedForRate = false
+            updateReading(context)
         }
+    }
+
+    /// A peer that stops reading fills the agent's outbound buffer (up to the channel's high water mark): stop
+    /// reading its frames until it drains, so a refused flood cannot queue unbounded answers.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        pausedForWrites = !context.channel.isWritable
+        updateReading(context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func updateReading(_ context: ChannelHandlerContext) {
+        context.channel.setOption(ChannelOptions.autoRead, value: !pausedForRate && !pausedForWrites).whenComplete { _ in }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
