@@ -51,7 +51,7 @@ import Testing
         let port = Int.random(in: 50_000..<60_000)
         let agent = try ChildProcess("/bin/sh", ["-c", "ulimit -n 300 && exec \"$0\" \"$@\"", Executables.agent.path,
             "--ingest-socket", socket, "--listen", "127.0.0.1:\(port)", "--state-dir", state, "--log-format", "text",
-            "--http-max-connections", "8", "--hello-timeout", "2s", "--checkpoint-interval", "200ms",
+            "--http-max-connections", "8", "--hello-timeout", "5s", "--checkpoint-interval", "200ms",
         ], output: socket + ".log")
         defer { agent.stop() }
         #expect(eventually { (try? HTTPClient.get(port: port, path: "/healthz"))?.status == 200 })
@@ -65,13 +65,17 @@ import Testing
         let scrape = try HTTPClient.get(port: port, path: "/metrics")
         #expect(scrape.status == 200 && ContinuousClock.now - started < .seconds(2))
         let during = Samples(parsing: scrape.text)
-        #expect((during["danube_agent_connections_refused_total{reason=\"too_many_sources\"}"] ?? 0) >= 50)
         #expect(during.sum("danube_agent_checkpoint_failures_total") == 0)
+        // The excess is refused and counted (the accept queue may still hold some of it at the first scrape).
+        #expect(eventually {
+            let samples = Samples(parsing: (try? HTTPClient.get(port: port, path: "/metrics").text) ?? "")
+            return (samples["danube_agent_connections_refused_total{reason=\"too_many_sources\"}"] ?? 0) >= 50
+        })
         let log = { (try? String(contentsOfFile: socket + ".log", encoding: .utf8)) ?? "" }
         #expect(log().contains("fewer emitter connections than --max-sources") && log().contains("allowed=220"))
         #expect(log().components(separatedBy: "emitter connection refused: too many sources").count - 1 <= 6)
         // After the HELLO timeout the idle connections are gone and a real emitter delivers.
-        try await Task.sleep(for: .seconds(3))
+        try await Task.sleep(for: .seconds(6))
         idle.removeAll()
         let emitter = TestAgent.emitter(socketPath: socket, name: "after-idle")
         try emitter.counter("test_after_idle_total").increment(by: 7)

@@ -91,6 +91,7 @@ import Testing
         #expect(samples["test_bystander_ms_count"] == Double(recorded))
         #expect(worst < .seconds(2), "a scrape took \(worst)")
         #expect(failedScrapes.load(ordering: .relaxed) == 0)
+        #expect(samples.sum("danube_agent_checkpoint_failures_total") == 0)
         #expect(samples.sum("danube_agent_decode_errors_total") >= 900)
         #expect(samples["danube_agent_connections_refused_total{reason=\"hello_timeout\"}"] ?? 0 >= 300)
         // Within 32 MiB of where it started after the warm-up, and no per-attack growth.
