@@ -299,6 +299,7 @@ public final class Agent: Service, Sendable {
                                 definitionBytes: configuration.maxDefinitionBytesPerSource, helloTimeout: configuration.helloTimeout)
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
+            .serverChannelInitializer(Self.acceptBackoff)
             // One read returns one SEQPACKET record; a record longer than the buffer is silently truncated, so
             // the buffer is one byte larger than the frame limit and an oversized frame is seen as such.
             .childChannelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: limits.maxFrameBytes + 1))
@@ -350,6 +351,13 @@ public final class Agent: Service, Sendable {
             }
     }
 
+    /// When accept fails for lack of descriptors (EMFILE, ENFILE) or memory, stop accepting for a second instead
+    /// of retrying at once: the listening socket stays readable, and without this an event loop spins at full CPU.
+    /// NIO adds it only to its async bootstraps.
+    @Sendable private static func acceptBackoff(_ channel: Channel) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler()) }
+    }
+
     /// REFUSE instead of WELCOME once the connection is active, then close: the emitter logs why.
     private static func refuse(_ channel: Channel, _ code: RefusalCode, _ message: String) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
@@ -364,6 +372,7 @@ public final class Agent: Service, Sendable {
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer(Self.acceptBackoff)
             .childChannelInitializer { channel in
                 guard connections.admit(channel) else { return channel.close() }
                 return channel.eventLoop.makeCompletedFuture {

@@ -14,11 +14,14 @@ public struct FileDescriptorBudget: Sendable, Equatable {
     /// Descriptors kept for everything but emitter connections.
     public var reserved: Int
 
-    /// Descriptors the agent needs besides emitter connections, with headroom (64 for its own files, sockets,
-    /// event loops and threads) plus twice the HTTP connection cap.
+    /// Refused connections that may wait (a second at most) for their peer to read the REFUSE and close.
+    public static let lingeringRefusals = 32
+
+    /// Descriptors the agent needs besides emitter connections, with headroom: 64 for its own files, sockets,
+    /// event loops and threads, the lingering refusals, and twice the HTTP connection cap.
     public init(limit: Int, httpMaxConnections: Int) {
         self.limit = limit
-        reserved = 64 + 2 * httpMaxConnections
+        reserved = 64 + Self.lingeringRefusals + 2 * httpMaxConnections
     }
 
     /// The budget of this process now.
