@@ -174,12 +174,12 @@ public final class Agent: Service, Sendable {
                 do {
                     channel = try await httpBootstrap().bind(host: address.host, port: address.port).get()
                 } catch {
-                    throw AgentConfigurationError("cannot listen on \(address): \(error)")
+                    throw AgentConfigurationError("cannot listen on \(address): \(Self.describe(error))")
                 }
                 state.withLockedValue { $0.http.append(channel) }
             }
         } catch {
-            await stop()
+            await stop(afterFailedStart: true)
             throw error
         }
         scheduleHousekeeping()
@@ -244,6 +244,11 @@ public final class Agent: Service, Sendable {
 
     /// Stops accepting, closes every connection, removes the ingest socket file and releases the threads.
     public func stop() async {
+        await stop(afterFailedStart: false)
+    }
+
+    /// A start that failed releases what it bound without logging a stop: the caller reports the failure.
+    private func stop(afterFailedStart: Bool) async {
         let (ingest, http, tasks, alreadyStopped) = state.withLockedValue { state in
             defer { state.stopped = true }
             return (state.ingest, state.http, state.tasks, state.stopped)
@@ -263,7 +268,7 @@ public final class Agent: Service, Sendable {
         checkpointer?.stop()
         try? await group.shutdownGracefully()
         try? await threadPool.shutdownGracefully()
-        logger.info("agent stopped")
+        if !afterFailedStart { logger.info("agent stopped") }
     }
 
     /// `Service` entry point: start, serve until graceful shutdown is requested, stop.
@@ -349,6 +354,13 @@ public final class Agent: Service, Sendable {
                     }
                 }
             }
+    }
+
+    /// An error as one readable clause: a system call's error as its strerror text and errno (NIO's own
+    /// description of an IOError repeats the call and has a stray parenthesis).
+    static func describe(_ error: Error) -> String {
+        if let io = error as? IOError { return "\(String(cString: strerror(io.errnoCode))) (errno \(io.errnoCode))" }
+        return "\(error)"
     }
 
     /// When accept fails for lack of descriptors (EMFILE, ENFILE) or memory, stop accepting for a second instead

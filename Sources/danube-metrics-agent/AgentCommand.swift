@@ -33,21 +33,21 @@ struct AgentCommand: AsyncParsableCommand {
         valueName: "host:port"))
     var listen: [String] = ["127.0.0.1:9470"]
 
-    @Option(name: .customLong("gauge-grace"), help: ArgumentHelp(
+    @Option(name: .customLong("gauge-grace"), parsing: .unconditional, help: ArgumentHelp(
         "How long a disconnected source's gauges stay on /metrics (e.g. 15s, 500ms).", valueName: "duration"))
     var gaugeGrace = DurationArgument(argument: "15s")!
 
     @Option(name: .customLong("state-dir"), help: ArgumentHelp(
-        "Directory where counters, histograms and per-source sequences are saved on stop and restored on start (default: $STATE_DIRECTORY, which systemd's StateDirectory= sets; otherwise nothing is kept).",
+        "Directory where counters, histograms and per-source sequences are saved at every checkpoint and restored on start; created when missing (default: $STATE_DIRECTORY, which systemd's StateDirectory= sets; otherwise nothing is kept).",
         valueName: "path"))
     var stateDirectory: String?
 
-    @Option(name: .customLong("checkpoint-interval"), help: ArgumentHelp(
+    @Option(name: .customLong("checkpoint-interval"), parsing: .unconditional, help: ArgumentHelp(
         "With a state directory: how often, at most, the state is written and sources acknowledged (e.g. 1s, 250ms).",
         valueName: "duration"))
     var checkpointInterval = DurationArgument(argument: "1s")!
 
-    @Option(name: .customLong("forget-sources-after"), help: ArgumentHelp(
+    @Option(name: .customLong("forget-sources-after"), parsing: .unconditional, help: ArgumentHelp(
         "Forget an emitter instance away for this long (its sequence is no longer kept).", valueName: "duration"))
     var forgetSourcesAfter = DurationArgument(argument: "7d")!
 
@@ -60,28 +60,28 @@ struct AgentCommand: AsyncParsableCommand {
         "A group (name or gid), primary or supplementary, allowed to connect to the ingest socket; repeat.", valueName: "group"))
     var allowGroups: [String] = []
 
-    @Option(name: .customLong("max-sources"), help: ArgumentHelp(
+    @Option(name: .customLong("max-sources"), parsing: .unconditional, help: ArgumentHelp(
         "Emitter connections served at once (lowered, with a warning, to what the open file limit allows).", valueName: "n"))
     var maxSources = 1_024
 
-    @Option(name: .customLong("hello-timeout"), help: ArgumentHelp(
+    @Option(name: .customLong("hello-timeout"), parsing: .unconditional, help: ArgumentHelp(
         "Time a new emitter connection has to say HELLO before it is closed.", valueName: "duration"))
     var helloTimeout = DurationArgument(argument: "10s")!
 
-    @Option(name: .customLong("max-frames-per-second"), help: ArgumentHelp(
+    @Option(name: .customLong("max-frames-per-second"), parsing: .unconditional, help: ArgumentHelp(
         "Frames per second one emitter connection may send before the agent stops reading it for a while (0: no limit).",
         valueName: "n"))
     var maxFramesPerSecond = 5_000
 
-    @Option(name: .customLong("http-max-connections"), help: ArgumentHelp(
+    @Option(name: .customLong("http-max-connections"), parsing: .unconditional, help: ArgumentHelp(
         "HTTP connections open at once; at the cap a new one evicts the oldest idle one.", valueName: "n"))
     var httpMaxConnections = 64
 
-    @Option(name: .customLong("http-request-timeout"), help: ArgumentHelp(
+    @Option(name: .customLong("http-request-timeout"), parsing: .unconditional, help: ArgumentHelp(
         "Time an HTTP request may take to arrive (from connect or the previous response), e.g. 10s.", valueName: "duration"))
     var httpRequestTimeout = DurationArgument(argument: "10s")!
 
-    @Option(name: .customLong("max-series-per-source"), help: ArgumentHelp("Most series one emitter connection may define.", valueName: "n"))
+    @Option(name: .customLong("max-series-per-source"), parsing: .unconditional, help: ArgumentHelp("Most series one emitter connection may define.", valueName: "n"))
     var maxSeriesPerSource = WireLimits.default.maxSeriesPerConnection
 
     @Option(name: .customLong("catalog"), help: ArgumentHelp(
@@ -93,7 +93,7 @@ struct AgentCommand: AsyncParsableCommand {
         valueName: "mode"))
     var catalogMode = CatalogMode.permissive
 
-    @Option(name: .customLong("max-series-per-family"), help: ArgumentHelp(
+    @Option(name: .customLong("max-series-per-family"), parsing: .unconditional, help: ArgumentHelp(
         "Series limit of each uncatalogued family (catalogued families carry their own).", valueName: "n"))
     var maxSeriesPerFamily = 10_000
 
@@ -106,7 +106,7 @@ struct AgentCommand: AsyncParsableCommand {
     var printCatalog: CatalogFormat?
 
     @Option(name: .customLong("log-level"), help: ArgumentHelp(
-        "trace, debug, info, notice, warning, error or critical.", valueName: "level"))
+        "trace, debug, info, notice, warning (or warn), error or critical.", valueName: "level"))
     var logLevel = "info"
 
     enum LogFormat: String, ExpressibleByArgument, CaseIterable {
@@ -118,9 +118,14 @@ struct AgentCommand: AsyncParsableCommand {
         valueName: "format"))
     var logFormat = LogFormat.auto
 
+    /// swift-log's level names, and `warn` as other tools spell it.
+    static func level(_ text: String) -> Logger.Level? {
+        text == "warn" ? .warning : Logger.Level(rawValue: text)
+    }
+
     func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("unknown log level \"\(logLevel)\"; use trace, debug, info, notice, warning, error or critical")
+        guard Self.level(logLevel) != nil else {
+            throw ValidationError("unknown log level \"\(logLevel)\"; use trace, debug, info, notice, warning (warn), error or critical")
         }
         guard mode_t(ingestSocketMode, radix: 8) != nil else {
             throw ValidationError("--ingest-socket-mode \"\(ingestSocketMode)\" is not an octal file mode such as 0660")
@@ -179,7 +184,7 @@ struct AgentCommand: AsyncParsableCommand {
         case nil:
             break
         }
-        let level = Logger.Level(rawValue: logLevel)!
+        let level = Self.level(logLevel)!
         let journal = logFormat == .journal || (logFormat == .auto && JournalLogHandler.stderrIsJournal)
         LoggingSystem.bootstrap { label in
             if journal {

@@ -43,7 +43,7 @@ struct LoadgenCommand: ParsableCommand {
     @Option(name: .customLong("flush-interval-ms"), help: "Emitter flush interval in milliseconds.")
     var flushIntervalMs = 200
 
-    @Option(name: .customLong("source-prefix"), help: "Prefix of the two source names.")
+    @Option(name: .customLong("source-prefix"), help: "Prefix of the three source names (<prefix>-broker, <prefix>-wal, <prefix>-cloud).")
     var sourcePrefix = "danube"
 
     @Flag(help: "Print what was recorded (and delivery statistics) as JSON when done.")

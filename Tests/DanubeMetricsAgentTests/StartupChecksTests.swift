@@ -65,4 +65,30 @@ import Testing
             #expect(log.contains("journald is not reachable at /run/systemd/journal/socket"), "\(log)")
         }
     }
+
+    /// Conventions of other tools: `--log-level warn`, the real error for a negative duration, a failed bind
+    /// reported once (no "agent stopped" first, no stray parenthesis), Prometheus' health paths.
+    @Test func conventionsOfOtherExporters() async throws {
+        func run(_ arguments: [String]) throws -> (Int32, String) {
+            let output = Scratch.path("conventions", suffix: ".log")
+            let process = try ChildProcess(Executables.agent.path, arguments, output: output)
+            let status = process.wait(timeout: .seconds(20))
+            return (status, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+        }
+        let (warn, _) = try run(["--log-level", "warn", "--print-catalog", "json"])
+        #expect(ChildProcess.exitedCleanly(warn))
+        let (negative, negativeText) = try run(["--checkpoint-interval", "-5"])
+        #expect(!ChildProcess.exitedCleanly(negative))
+        #expect(negativeText.contains("The value '-5' is invalid for '--checkpoint-interval"), "\(negativeText)")
+        let agent = try await TestAgent()
+        let (bind, bindText) = try run(["--ingest-socket", TestAgent.temporarySocketPath(), "--listen", "127.0.0.1:\(agent.port)",
+                                        "--log-format", "text"])
+        #expect(!ChildProcess.exitedCleanly(bind))
+        #expect(bindText.contains("cannot listen on 127.0.0.1:\(agent.port): Address already in use (errno 98)"), "\(bindText)")
+        #expect(!bindText.contains("agent stopped") && !bindText.contains("in use)"), "\(bindText)")
+        for path in ["/-/healthy", "/-/ready", "/healthz"] {
+            #expect(try HTTPClient.get(port: agent.port, path: path).status == 200, "\(path)")
+        }
+        await agent.stop()
+    }
 }

@@ -3,7 +3,7 @@ import NIOHTTP1
 import NIOPosix
 
 /// Serves `/metrics` (rendered on a thread pool so a large scrape never stalls ingest on the event loop),
-/// `/healthz`, a small index at `/`, 404 for other paths and 405 for methods other than GET and HEAD.
+/// `/healthz` (and `/-/healthy`, `/-/ready` as Prometheus names them), a small index at `/`, 404 for other paths and 405 for methods other than GET and HEAD.
 final class MetricsHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -55,7 +55,8 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
                                   body: Array("cannot render metrics: \(error)\n".utf8), context: context)
                 }
             }
-        case "/healthz", "/-/healthy":
+        case "/healthz", "/-/healthy", "/-/ready":
+            // As Prometheus: /-/healthy and /-/ready; HTTP is served only once the ingest socket is bound.
             write(head, status: .ok, contentType: "text/plain; charset=utf-8", body: Array("OK\n".utf8), context: context)
         case "/":
             let page = "<html><head><title>Danube metrics agent</title></head><body><h1>Danube metrics agent</h1>"
