@@ -6,15 +6,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 package=danube-metrics-agent
-upstream="$(sed -n 's/.*static let version = "\(.*\)"/\1/p' Sources/DanubeMetricsAgent/Agent.swift)"
+upstream="$(sed -n 's/.*public static let version = "\(.*\)"/\1/p' Sources/DanubeMetricsAgent/BuildInfo.swift)"
 version="$upstream-1"
 arch="$(dpkg --print-architecture)"
 
+# The revision danube_agent_build_info and --version report (restored afterwards: development builds say unknown).
+revision_file=Sources/DanubeMetricsAgent/BuildRevision.swift
+revision="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || revision="$revision-modified"
+cp "$revision_file" "$revision_file.orig"
+restore_revision() { mv "$revision_file.orig" "$revision_file"; }
+trap restore_revision EXIT
+sed -i "s/= \"unknown\"/= \"$revision\"/" "$revision_file"
 swift build -c release --static-swift-stdlib --product danube-metrics-agent
 bin="$(swift build -c release --static-swift-stdlib --show-bin-path)"
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work"; restore_revision' EXIT
 root="$work/$package"
 doc="$root/usr/share/doc/$package"
 install -D -m 0755 "$bin/danube-metrics-agent" "$root/usr/bin/danube-metrics-agent"

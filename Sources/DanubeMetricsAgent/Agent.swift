@@ -72,7 +72,7 @@ public struct AgentConfiguration: Sendable {
 /// The daemon: ingest server -> aggregation store -> exposition -> HTTP server. A swift-service-lifecycle
 /// `Service`: `run()` serves until graceful shutdown (SIGTERM), then stops accepting, drains and returns.
 public final class Agent: Service, Sendable {
-    public static let version = "0.1.0"
+    public static let version = BuildInfo.version
 
     public let configuration: AgentConfiguration
     public let store: AggregationStore
@@ -285,6 +285,7 @@ public final class Agent: Service, Sendable {
         var writer = ExpositionWriter(format: format, capacity: 1 << 20)
         store.render(into: &writer)
         stats.render(into: &writer, store: store, version: Self.version)
+        ProcessMetrics.current()?.render(into: &writer)
         gate.render(into: &writer)
         writer.finish()
         stats.scraped(seconds: (ContinuousClock.now - started).seconds)

@@ -87,7 +87,7 @@ public final class AgentStats: Sendable {
             writer.family(name: name, kind: .gauge, help: help)
             writer.gauge(name, labels: labels, value: value)
         }
-        gauge("danube_agent_build_info", "Build of the running agent.", 1, labels: "version=\"\(version)\"")
+        gauge("danube_agent_build_info", "Build of the running agent: version, source revision, Swift compiler.", 1, labels: BuildInfo.labels)
         gauge("danube_agent_start_time_seconds", "Unix time the agent started.", startTime)
         gauge("danube_agent_sources_connected", "Emitter connections open now.", Double(sources))
         counter("danube_agent_connections_total", "Emitter connections accepted.", connectionsAccepted.load(ordering: .relaxed))

@@ -20,7 +20,7 @@ struct AgentCommand: AsyncParsableCommand {
             /run/danube-metrics-agent/ingest.sock when run as root, else \
             $XDG_RUNTIME_DIR/danube-metrics-agent/ingest.sock, else /tmp/danube-metrics-agent-<uid>/ingest.sock.
             """,
-        version: Agent.version)
+        version: BuildInfo.line)
 
     @Option(name: .customLong("ingest-socket"), help: ArgumentHelp("Path of the ingest socket.", valueName: "path"))
     var ingestSocket: String?

@@ -92,3 +92,30 @@ import Testing
         await agent.stop()
     }
 }
+
+/// The standard process metrics and the build info every exporter serves; `--version` says the same.
+@Suite struct ProcessMetricsTests {
+    @Test func aScrapeCarriesProcessMetricsAndBuildInfo() async throws {
+        let agent = try await TestAgent()
+        let samples = try agent.samples()
+        let now = Date().timeIntervalSince1970
+        #expect((samples["process_resident_memory_bytes"] ?? 0) > 1_000_000)
+        #expect((samples["process_virtual_memory_bytes"] ?? 0) >= (samples["process_resident_memory_bytes"] ?? 1))
+        #expect((samples["process_open_fds"] ?? 0) >= 3)
+        #expect((samples["process_max_fds"] ?? 0) >= (samples["process_open_fds"] ?? 1))
+        #expect((samples["process_cpu_seconds_total"] ?? -1) >= 0)
+        let start = samples["process_start_time_seconds"] ?? 0
+        #expect(start > now - 86_400 && start <= now + 1, "\(start) vs now \(now)")
+        let buildInfo = samples.values.keys.first { $0.hasPrefix("danube_agent_build_info{") } ?? ""
+        #expect(buildInfo.contains("version=\"\(BuildInfo.version)\"") && buildInfo.contains("revision=\"")
+                && buildInfo.contains("swift_version=\"\(BuildInfo.swiftVersion)\""), "\(buildInfo)")
+        await agent.stop()
+
+        let output = Scratch.path("version", suffix: ".log")
+        let version = try ChildProcess(Executables.agent.path, ["--version"], output: output)
+        #expect(ChildProcess.exitedCleanly(version.wait()))
+        let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(printed.trimmingCharacters(in: .whitespacesAndNewlines) == BuildInfo.line)
+        #expect(printed.contains(BuildInfo.version) && printed.contains(BuildInfo.revision) && printed.contains("Swift \(BuildInfo.swiftVersion)"))
+    }
+}
