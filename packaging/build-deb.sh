@@ -14,8 +14,9 @@ arch="$(dpkg --print-architecture)"
 revision_file=Sources/DanubeMetricsAgent/BuildRevision.swift
 revision="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
 [ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || revision="$revision-modified"
-cp "$revision_file" "$revision_file.orig"
-restore_revision() { mv "$revision_file.orig" "$revision_file"; }
+revision_backup="$(mktemp)"
+cp "$revision_file" "$revision_backup"
+restore_revision() { cp "$revision_backup" "$revision_file" && rm -f "$revision_backup"; }
 trap restore_revision EXIT
 sed -i "s/= \"unknown\"/= \"$revision\"/" "$revision_file"
 swift build -c release --static-swift-stdlib --product danube-metrics-agent

@@ -1,2 +1,2 @@
 /// Replaced by packaging/build-deb.sh with the git revision it builds; development builds say "unknown".
-let embeddedRevision = "01fd7c123d16"
+let embeddedRevision = "unknown"
