@@ -79,6 +79,8 @@ public final class Agent: Service, Sendable {
     public let stats: AgentStats
     /// Admits or refuses each series definition (catalog, limits) and counts refusals.
     public let gate: SeriesGate
+    /// Per source name: connected or not, last seen.
+    public let liveness: SourceLiveness
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
     private let threadPool: NIOThreadPool
@@ -111,6 +113,7 @@ public final class Agent: Service, Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         stats = AgentStats(startTime: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
+        liveness = SourceLiveness(limit: configuration.maxSources)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         threadPool = NIOThreadPool(numberOfThreads: 1)
         httpConnections = HTTPConnections(limit: max(1, configuration.http.maxConnections), evictionAge: configuration.http.evictionAge)
@@ -285,6 +288,7 @@ public final class Agent: Service, Sendable {
         var writer = ExpositionWriter(format: format, capacity: 1 << 20)
         store.render(into: &writer)
         stats.render(into: &writer, store: store, version: Self.version)
+        liveness.render(into: &writer)
         ProcessMetrics.current()?.render(into: &writer)
         gate.render(into: &writer)
         writer.finish()
@@ -296,6 +300,7 @@ public final class Agent: Service, Sendable {
 
     private func ingestBootstrap() -> ServerBootstrap {
         let store = self.store, stats = self.stats, gate = self.gate, limits = configuration.limits, logger = self.logger
+        let liveness = self.liveness
         let ids = nextConnectionID
         let warnings = WarningLimiter(burst: configuration.warningBurst, window: configuration.warningWindow)
         let checkpointer = self.checkpointer
@@ -351,7 +356,8 @@ public final class Agent: Service, Sendable {
                     return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
                             SourceHandler(id: id, store: store, gate: gate, stats: stats, limits: limits, rates: rates,
-                                          warnings: warnings, checkpointer: checkpointer, peer: peer, logger: logger))
+                                          warnings: warnings, checkpointer: checkpointer, peer: peer, logger: logger,
+                                          liveness: liveness))
                     }
                 }
             }

@@ -91,7 +91,7 @@ import Testing
             }
         }
         let rules = try prometheus.rules()
-        #expect(rules.count == 21)
+        #expect(rules.count == 22)
         for rule in rules {
             #expect(rule.health == "ok", "\(rule.name): \(rule.lastError ?? "")")
             // An alert's expression is "<signal> <comparison> <threshold>": the signal must have data.

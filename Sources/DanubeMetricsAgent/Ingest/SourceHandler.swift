@@ -46,6 +46,10 @@ final class SourceHandler: ChannelInboundHandler {
     private var logger: Logger
     private var sourceName = "unidentified"
     private var helloDeadline: Scheduled<Void>?
+    private let liveness: SourceLiveness?
+    /// Welcomed: counted in `liveness` until the connection closes.
+    private var welcomedSource = false
+    private var lastSeenReported = NIODeadline.distantPast
 
     private var phase = Phase.awaitingHello
     private var expectedSequence: UInt64 = 0
@@ -57,7 +61,9 @@ final class SourceHandler: ChannelInboundHandler {
     private var saidGoodbye = false
 
     init(id: ConnectionID, store: AggregationStore, gate: SeriesGate, stats: AgentStats, limits: WireLimits, rates: SourceRates,
-         warnings: WarningLimiter, checkpointer: Checkpointer?, peer: PeerCredentials, logger: Logger) {
+         warnings: WarningLimiter, checkpointer: Checkpointer?, peer: PeerCredentials, logger: Logger,
+         liveness: SourceLiveness? = nil) {
+        self.liveness = liveness
         self.checkpointer = checkpointer
         self.rates = rates
         tokens = Double(rates.framesPerSecond)
@@ -96,6 +102,7 @@ final class SourceHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         helloDeadline?.cancel()
+        if welcomedSource { liveness?.disconnected(sourceName, now: Self.now()) }
         stats.sourcesConnected.subtract(1, ordering: .relaxed)
         store.sourceDisconnected(id)
         if let instanceID { store.release(instance: instanceID, connection: id, now: Self.now()) }
@@ -109,6 +116,13 @@ final class SourceHandler: ChannelInboundHandler {
         guard phase != .closing else { return }
         let buffer = unwrapInboundIn(data)
         stats.bytesReceived.add(UInt64(buffer.readableBytes), ordering: .relaxed)
+        if welcomedSource, let liveness {
+            let now = NIODeadline.now()
+            if now - lastSeenReported >= .seconds(1) {
+                lastSeenReported = now
+                liveness.seen(sourceName, now: Self.now())
+            }
+        }
         do throws(WireError) {
             let frames = try buffer.withUnsafeReadableBytes { raw throws(WireError) in try decoder.decodeFrames(in: raw) }
             for frame in frames { try handle(frame, context: context) }
@@ -252,6 +266,8 @@ final class SourceHandler: ChannelInboundHandler {
 
     private func welcomed(_ welcome: Welcome, context: ChannelHandlerContext) {
         phase = .active
+        welcomedSource = true
+        liveness?.connected(sourceName, now: Self.now())
         send(.welcome(welcome), context: context)
         logger.info("source connected", metadata: ["protocol": "\(welcome.version)", "instance": "\(String(instanceID ?? 0, radix: 16))"])
     }
