@@ -5,6 +5,15 @@
 #   packaging/build-deb.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Tools: dpkg-shlibdeps (dpkg-dev), help2man for the man page, lintian for the check.
+missing=()
+for tool in dpkg-dev help2man lintian libsystemd-dev pkg-config; do
+    dpkg-query -W -f='${Status}' "$tool" 2>/dev/null | grep -q "install ok installed" || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 package=danube-metrics-agent
 upstream="$(sed -n 's/.*public static let version = "\(.*\)"/\1/p' Sources/DanubeMetricsAgent/BuildInfo.swift)"
 version="$upstream-1"
@@ -35,8 +44,14 @@ install -D -m 0644 systemd/danube-metrics-agent.sysusers "$root/usr/lib/sysusers
 install -D -m 0644 packaging/debian/default "$root/etc/default/$package"
 install -D -m 0644 packaging/debian/copyright "$doc/copyright"
 install -D -m 0644 packaging/debian/lintian-overrides "$root/usr/share/lintian/overrides/$package"
-install -m 0644 README.md docs/PROTOCOL.md docs/BENCHMARKS.md docs/CATALOG.md "$doc/"
-gzip -9n "$doc/BENCHMARKS.md" "$doc/PROTOCOL.md" "$doc/CATALOG.md"
+install -m 0644 README.md docs/PROTOCOL.md docs/BENCHMARKS.md docs/CATALOG.md docs/RELIABILITY.md \
+    docs/DANUBE-INTEGRATION.md "$doc/"
+gzip -9n "$doc/BENCHMARKS.md" "$doc/PROTOCOL.md" "$doc/CATALOG.md" "$doc/RELIABILITY.md" "$doc/DANUBE-INTEGRATION.md"
+# danube-metrics-agent(8), from the binary's own --help so the two never disagree.
+help2man --no-info --section 8 --name "metrics sidecar for the Danube broker, serving Prometheus /metrics" \
+    --version-string "$upstream" --output "$work/danube-metrics-agent.8" "$bin/danube-metrics-agent"
+install -D -m 0644 "$work/danube-metrics-agent.8" "$root/usr/share/man/man8/danube-metrics-agent.8"
+gzip -9n "$root/usr/share/man/man8/danube-metrics-agent.8"
 # Dashboards and Prometheus files, to import into Grafana and copy into a Prometheus configuration.
 share="$root/usr/share/$package"
 install -D -m 0644 -t "$share/grafana" packaging/grafana/*.json
@@ -46,12 +61,12 @@ printf '%s (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- Danube mainta
     "$package" "$version" "$version" "$(date -R -d @"${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}")" \
     | gzip -9n > "$doc/changelog.Debian.gz"
 
-# Runtime dependencies: the packages that own the shared libraries the binary needs.
-depends="$(objdump -p "$root/usr/bin/danube-metrics-agent" | awk '/NEEDED/ {print $2}' | while read -r lib; do
-    path="$(ldconfig -p | awk -v lib="$lib" '$1 == lib && /x86-64|aarch64|64bit/ {print $NF; exit}')"
-    [ -n "$path" ] || continue
-    { dpkg -S "$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null || true; } | cut -d: -f1 | head -1
-done | sort -u | paste -sd, | sed 's/,/, /g')"
+# Runtime dependencies with the versions the binary's symbols need (GLIBC_2.35, GLIBCXX_..., libsystemd's),
+# as dpkg-shlibdeps computes them from the shlibs/symbols files of the libraries it links.
+mkdir -p "$work/shlibs/debian"
+printf 'Source: %s\n\nPackage: %s\nArchitecture: any\n' "$package" "$package" > "$work/shlibs/debian/control"
+depends="$(cd "$work/shlibs" && dpkg-shlibdeps -O "$root/usr/bin/danube-metrics-agent" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')"
+[ -n "$depends" ] || { echo "build-deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 
 install -d "$root/DEBIAN"
 for script in postinst prerm postrm; do install -m 0755 "packaging/debian/$script" "$root/DEBIAN/$script"; done
@@ -79,6 +94,6 @@ deb="dist/${package}_${version}_${arch}.deb"
 dpkg-deb --root-owner-group --build "$root" "$deb" >/dev/null
 echo "built $deb"
 if command -v lintian >/dev/null 2>&1; then
-    lintian --no-tag-display-limit "$deb" || true
-    lintian --fail-on error "$deb" >/dev/null && echo "lintian: no errors"
+    lintian --tag-display-limit 0 "$deb" || true
+    lintian --fail-on error,warning "$deb" >/dev/null && echo "lintian: no errors or warnings"
 fi
