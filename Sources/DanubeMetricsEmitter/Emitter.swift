@@ -5,7 +5,8 @@ import Synchronization
 
 /// How an emitter finds and talks to the agent.
 public struct EmitterConfiguration: Sendable {
-    /// The agent's ingest socket. Defaults to `DANUBE_METRICS_SOCKET`, else the same default path as the agent.
+    /// The agent's ingest socket. Defaults to `DANUBE_METRICS_SOCKET`, else the installed service's socket when it
+    /// exists, else the same default path as the agent.
     public var socketPath: String
     /// Shown in the agent's logs ("danube-broker", "danube-wal").
     public var sourceName: String
@@ -22,7 +23,7 @@ public struct EmitterConfiguration: Sendable {
     public var limits = WireLimits.default
 
     public init(
-        socketPath: String = DefaultPaths.ingestSocket(environment: ProcessInfo.processInfo.environment),
+        socketPath: String = DefaultPaths.emitterSocket(environment: ProcessInfo.processInfo.environment),
         sourceName: String = ProcessInfo.processInfo.processName
     ) {
         self.socketPath = socketPath

@@ -32,3 +32,14 @@ import Testing
         }
     }
 }
+
+@Suite struct DefaultPathsTests {
+    @Test func anEmitterFindsTheInstalledServicesSocketWhenItExists() {
+        let installed = DefaultPaths.emitterSocket(environment: ["XDG_RUNTIME_DIR": "/run/user/1000"], exists: { $0 == DefaultPaths.systemSocket })
+        #expect(installed == DefaultPaths.systemSocket)
+        let explicit = DefaultPaths.emitterSocket(environment: ["DANUBE_METRICS_SOCKET": "/x.sock"], exists: { _ in true })
+        #expect(explicit == "/x.sock")
+        let fallback = DefaultPaths.emitterSocket(environment: ["XDG_RUNTIME_DIR": "/run/user/1000"], exists: { _ in false })
+        #expect(fallback == DefaultPaths.ingestSocket(environment: ["XDG_RUNTIME_DIR": "/run/user/1000"]))
+    }
+}

@@ -18,16 +18,23 @@ pub const SOCKET_ENV: &str = "DANUBE_METRICS_SOCKET";
 /// Environment variable that sets the default flush interval, in milliseconds.
 pub const FLUSH_INTERVAL_ENV: &str = "DANUBE_METRICS_FLUSH_INTERVAL_MS";
 
-/// `$DANUBE_METRICS_SOCKET`; else `/run/danube-metrics-agent/ingest.sock` for root (the installed service);
-/// else `$XDG_RUNTIME_DIR/danube-metrics-agent/ingest.sock`; else `/tmp/danube-metrics-agent-<uid>/ingest.sock`.
+/// The installed service's socket (systemd's `ListenSequentialPacket=`).
+pub const SYSTEM_SOCKET: &str = "/run/danube-metrics-agent/ingest.sock";
+
+/// `$DANUBE_METRICS_SOCKET`; else the installed service's socket whenever it exists (whoever runs the emitter);
+/// else `/run/danube-metrics-agent/ingest.sock` for root; else `$XDG_RUNTIME_DIR/danube-metrics-agent/ingest.sock`;
+/// else `/tmp/danube-metrics-agent-<uid>/ingest.sock`. The same rules as the Swift emitter.
 pub fn default_socket() -> PathBuf {
     if let Some(explicit) = std::env::var_os(SOCKET_ENV).filter(|v| !v.is_empty()) {
         return PathBuf::from(explicit);
     }
+    if std::path::Path::new(SYSTEM_SOCKET).exists() {
+        return PathBuf::from(SYSTEM_SOCKET);
+    }
     // SAFETY: getuid(2) cannot fail.
     let uid = unsafe { getuid() };
     if uid == 0 {
-        return PathBuf::from("/run/danube-metrics-agent/ingest.sock");
+        return PathBuf::from(SYSTEM_SOCKET);
     }
     if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         return PathBuf::from(runtime).join("danube-metrics-agent/ingest.sock");
