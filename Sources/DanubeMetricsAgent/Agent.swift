@@ -287,7 +287,7 @@ public final class Agent: Service, Sendable {
         let started = ContinuousClock.now
         var writer = ExpositionWriter(format: format, capacity: 1 << 20)
         store.render(into: &writer)
-        stats.render(into: &writer, store: store, version: Self.version)
+        stats.render(into: &writer, store: store)
         liveness.render(into: &writer)
         ProcessMetrics.current()?.render(into: &writer)
         gate.render(into: &writer)

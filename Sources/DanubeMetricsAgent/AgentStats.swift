@@ -78,7 +78,7 @@ public final class AgentStats: Sendable {
         }
     }
 
-    func render(into writer: inout ExpositionWriter, store: AggregationStore, version: String) {
+    func render(into writer: inout ExpositionWriter, store: AggregationStore) {
         func counter(_ name: String, _ help: String, _ value: UInt64) {
             writer.family(name: name, kind: .counter, help: help)
             writer.counter(writer.counterSampleName(name), labels: "", integer: value, fraction: 0)
