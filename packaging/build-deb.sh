@@ -55,6 +55,7 @@ gzip -9n "$root/usr/share/man/man8/danube-metrics-agent.8"
 # Dashboards and Prometheus files, to import into Grafana and copy into a Prometheus configuration.
 share="$root/usr/share/$package"
 install -D -m 0644 -t "$share/grafana" packaging/grafana/*.json
+install -D -m 0644 -t "$share/grafana/provisioning" packaging/grafana/provisioning/danube-metrics-agent.yaml
 install -D -m 0644 -t "$share/prometheus" packaging/prometheus/*.yml
 install -D -m 0644 -t "$share/prometheus/tests" packaging/prometheus/tests/*.yml
 printf '%s (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- Danube maintainers <maintainers@danube.invalid>  %s\n' \
@@ -95,5 +96,6 @@ dpkg-deb --root-owner-group --build "$root" "$deb" >/dev/null
 echo "built $deb"
 if command -v lintian >/dev/null 2>&1; then
     lintian --tag-display-limit 0 "$deb" || true
-    lintian --fail-on error,warning "$deb" >/dev/null && echo "lintian: no errors or warnings"
+    lintian --fail-on error,warning "$deb" >/dev/null || { echo "build-deb: lintian found errors or warnings (above)" >&2; exit 1; }
+    echo "lintian: no errors or warnings"
 fi

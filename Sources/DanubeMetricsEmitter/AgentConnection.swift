@@ -36,7 +36,14 @@ final class AgentConnection {
         } catch {
             throw EmitterError("\(error)")
         }
-        guard rc == 0 else { throw EmitterError("connect(\(path)): \(errnoText())") }
+        guard rc == 0 else {
+            if errno == EACCES || errno == EPERM {
+                throw EmitterError("connect(\(path)): \(errnoText()): this process may not write to the agent's socket "
+                    + "(the installed agent admits the group danube-metrics: give this user that group, then restart this process)",
+                    needsOperator: true)
+            }
+            throw EmitterError("connect(\(path)): \(errnoText())")
+        }
         guard case .sent = connection.sendBlocking(FrameEncoder.encode(.hello(hello)), timeoutMillis: timeoutMillis) else {
             throw EmitterError("could not send HELLO to \(path)")
         }

@@ -130,7 +130,8 @@ final class Flusher {
         } catch {
             stats.connectFailures += 1
             if stats.lastError != error.message {
-                logger.debug("cannot reach the metrics agent", metadata: ["reason": "\(error.message)"])
+                logger.log(level: error.needsOperator ? .warning : .debug, "cannot reach the metrics agent",
+                           metadata: ["reason": "\(error.message)"])
             }
             stats.lastError = error.message
             nextConnectAttempt = now + backoff

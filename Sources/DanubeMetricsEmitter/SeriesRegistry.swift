@@ -5,8 +5,14 @@ import Synchronization
 /// Errors from resolving a handle: the name or labels break the rules, or clash with an earlier registration.
 public struct EmitterError: Error, CustomStringConvertible, Equatable {
     public var message: String
+    /// The failure will not go away by retrying: an operator must act (the socket's mode or group excludes this
+    /// process). Logged as a warning instead of the debug line for an agent that is merely not there yet.
+    public var needsOperator: Bool
     public var description: String { message }
-    init(_ message: String) { self.message = message }
+    init(_ message: String, needsOperator: Bool = false) {
+        self.message = message
+        self.needsOperator = needsOperator
+    }
 }
 
 /// One registered series and where its cells live. Immutable once registered.

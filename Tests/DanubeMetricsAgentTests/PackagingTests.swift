@@ -44,7 +44,12 @@ import Testing
 
     @Test func shippedPrometheusFilesPassPromtool() throws {
         let directory = Self.prometheusFiles.path
-        for arguments in [["check", "config", "\(directory)/prometheus.yml"],
+        // The scrape job as the README wires it: appended to a configuration whose last key is scrape_configs.
+        let config = TestAgent.temporarySocketPath() + ".prometheus.yml"
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        let job = try String(contentsOfFile: "\(directory)/scrape-job.yml", encoding: .utf8)
+        try ("rule_files:\n  - \(directory)/danube-*.yml\nscrape_configs:\n" + job).write(toFile: config, atomically: true, encoding: .utf8)
+        for arguments in [["check", "config", config],
                           ["check", "rules", "\(directory)/danube-rules.yml", "\(directory)/danube-alerts.yml"],
                           ["test", "rules", "\(directory)/tests/danube-rules.test.yml"]] {
             let (status, output) = try runPromtool(arguments, input: [])

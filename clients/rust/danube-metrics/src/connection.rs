@@ -60,6 +60,11 @@ pub(crate) struct Connection {
     pub welcome: Welcome,
 }
 
+/// Why a connection the socket's mode or group refuses will not succeed by retrying; the flusher logs such a
+/// failure as a warning (an agent that is not there yet is only a debug line).
+pub const NOT_ADMITTED: &str = "this process may not write to the agent's socket (the installed agent admits the \
+    group danube-metrics: give this user that group, then restart this process)";
+
 impl Connection {
     /// Connects, sends HELLO and waits up to `timeout_ms` for WELCOME (or REFUSE).
     pub fn open(path: &Path, hello: &Hello, timeout_ms: i32) -> Result<Connection, String> {
@@ -75,8 +80,13 @@ impl Connection {
         }
         address.sun_path[..bytes.len()].copy_from_slice(bytes);
         // SAFETY: `address` is a valid, NUL-terminated sockaddr_un that outlives the call.
-        cvt(unsafe { connect(fd.as_raw_fd(), &address, std::mem::size_of::<SockaddrUn>() as u32) })
-            .map_err(|e| format!("connect({}): {e}", path.display()))?;
+        cvt(unsafe { connect(fd.as_raw_fd(), &address, std::mem::size_of::<SockaddrUn>() as u32) }).map_err(|e| {
+            if e.kind() == io::ErrorKind::PermissionDenied {
+                format!("connect({}): {e}: {NOT_ADMITTED}", path.display())
+            } else {
+                format!("connect({}): {e}", path.display())
+            }
+        })?;
         // Larger than any frame: the agent may pack several small frames into one record.
         let limits = Limits { max_frame_bytes: 1 << 18, ..Limits::default() };
         let mut connection = Connection {

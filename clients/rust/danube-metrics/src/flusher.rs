@@ -10,7 +10,7 @@
 
 use crate::cells;
 use crate::config::Settings;
-use crate::connection::{Connection, SendResult};
+use crate::connection::{Connection, SendResult, NOT_ADMITTED};
 use crate::registry::{registry, Series};
 use crate::stats::Stats;
 use crate::wire::{self, Definition, Delta, Frame, FrameBuilder, Hello, Kind};
@@ -152,8 +152,7 @@ impl Flusher {
             Err(reason) => {
                 self.stats.connect_failures += 1;
                 if self.stats.last_error.as_deref() != Some(reason.as_str()) {
-                    let level = if reason.contains("refused the connection") { Level::Error } else { Level::Debug };
-                    log(level, &format!("cannot reach the metrics agent: {reason}"));
+                    log(connect_failure_level(&reason), &format!("cannot reach the metrics agent: {reason}"));
                 }
                 self.stats.last_error = Some(reason);
                 self.next_connect = now + self.backoff;
@@ -423,4 +422,31 @@ pub(crate) fn read(series: &Series) -> Vec<u64> {
         values[0] = values[0].max(series.word.load(std::sync::atomic::Ordering::Relaxed));
     }
     values
+}
+
+/// An agent that is not there (yet) is routine: a debug line. One that refused us, or a socket this process may
+/// not use, needs an operator.
+fn connect_failure_level(reason: &str) -> Level {
+    if reason.contains("refused the connection") {
+        Level::Error
+    } else if reason.ends_with(NOT_ADMITTED) {
+        Level::Warn
+    } else {
+        Level::Debug
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_an_operator_must_fix_are_logged_above_debug() {
+        let missing = "connect(/run/x.sock): No such file or directory (os error 2)";
+        let denied = format!("connect(/run/x.sock): Permission denied (os error 13): {NOT_ADMITTED}");
+        let refused = "agent refused the connection: limit_exceeded: too many sources";
+        assert_eq!(connect_failure_level(missing), Level::Debug);
+        assert_eq!(connect_failure_level(&denied), Level::Warn);
+        assert_eq!(connect_failure_level(refused), Level::Error);
+    }
 }
