@@ -3,6 +3,7 @@ import PackageDescription
 
 // Data flow, one module per step:
 //   DanubeMetricsWire (frames, codec, limits; no I/O)
+//   DanubeMetricsProcess (this process's CPU, memory, descriptors from /proc: for emitters and the agent)
 //   DanubeMetricsCatalog (the Danube metric catalog as data: admission rules, operator file, docs)
 //     -> DanubeMetricsEmitter (hot-path handles over CDanubeCells, flusher, socket client)
 //        -> DanubeMetrics (typed Danube API over the catalog) / DanubeMetricsSwiftMetrics (swift-metrics back end)
@@ -33,6 +34,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "DanubeMetricsWire"),
+        .target(name: "DanubeMetricsProcess"),
         .target(name: "DanubeMetricsCatalog", dependencies: ["DanubeMetricsWire"]),
         .target(name: "CDanubeCells"),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
@@ -42,7 +44,7 @@ let package = Package(
         ),
         .target(
             name: "DanubeMetricsEmitter",
-            dependencies: ["DanubeMetricsWire", "CDanubeCells", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["DanubeMetricsWire", "DanubeMetricsProcess", "CDanubeCells", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "DanubeMetrics", dependencies: ["DanubeMetricsEmitter", "DanubeMetricsCatalog"]),
         .target(
@@ -58,6 +60,7 @@ let package = Package(
             dependencies: [
                 "DanubeMetricsWire",
                 "DanubeMetricsCatalog",
+                "DanubeMetricsProcess",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -33,6 +33,11 @@ public struct RPCMetrics: Sendable {
         try resolver.counter(.brokerRPC, [(.method, method), (.result, outcome.rawValue)])
     }
 
+    /// `danube_broker_rpc_duration_seconds`: observe each call's duration in seconds.
+    public func brokerRPCDuration(method: String) throws(EmitterError) -> Histogram {
+        try resolver.histogram(.brokerRPCDuration, [(.method, method)])
+    }
+
     public func adminRPC(method: String, outcome: Outcome) throws(EmitterError) -> Counter {
         try resolver.counter(.adminRPC, [(.method, method), (.result, outcome.rawValue)])
     }

@@ -93,12 +93,14 @@ public struct PartitionMetrics: Sendable {
     public let messagesIn: Counter
     public let bytesIn: Counter
     public let sendLatency: Histogram
+    public let messageSize: Histogram
     /// `danube_producer_send_total`.
     public let sends: ProducerOutcomes
 
     init(_ resolver: SeriesResolver, _ labels: SeriesResolver.Labels, _ reliability: Reliability) throws(EmitterError) {
         messagesIn = try resolver.counter(.topicMessagesIn, labels)
         bytesIn = try resolver.counter(.topicBytesIn, labels)
+        messageSize = try resolver.histogram(.topicMessageSize, labels)
         let withReliable = labels + [(.reliable, reliability.rawValue)]
         sendLatency = try resolver.histogram(.producerSendLatency, withReliable)
         sends = try ProducerOutcomes(resolver, .producerSend, withReliable)
@@ -112,9 +114,12 @@ public struct SubscriptionMetrics: Sendable {
     /// are derived by the agent from WAL end and progress, unless a source sets them.
     public let backlog: Gauge?
     public let lag: Gauge?
+    /// Age of the oldest unacknowledged message, in seconds: the broker knows it for every subscription.
+    public let lagSeconds: Gauge
     public let subscribes: CounterSet<Outcome>
     public let activeConsumers: Gauge
     public let received: Counter
+    public let bytesOut: Counter
     public let acks: CounterSet<Outcome>
     public let queueDepth: Gauge
     public let enqueued: Counter
@@ -133,9 +138,11 @@ public struct SubscriptionMetrics: Sendable {
         dispatchLatency = try resolver.histogram(.topicDispatchLatency, withType + [(.reliable, reliability.rawValue)])
         backlog = reliability == .reliable ? nil : try resolver.gauge(.topicBacklog, withReliable)
         lag = reliability == .reliable ? nil : try resolver.gauge(.consumerLag, withReliable)
+        lagSeconds = try resolver.gauge(.consumerLagSeconds, withReliable)
         subscribes = try resolver.counters(.consumerSubscribe, withType, by: .result, Outcome.self)
         activeConsumers = try resolver.gauge(.consumerActive, withType)
         received = try resolver.counter(.consumerReceive, labels)
+        bytesOut = try resolver.counter(.consumerBytesOut, labels)
         acks = try resolver.counters(.consumerAck, labels, by: .result, Outcome.self)
         queueDepth = try resolver.gauge(.dispatcherQueueDepth, withReliable)
         enqueued = try resolver.counter(.dispatcherEnqueue, labels)

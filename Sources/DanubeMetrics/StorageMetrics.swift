@@ -15,6 +15,8 @@ public struct WALMetrics: Sendable {
     public let deletions: CounterSet<DeleteReason>
     /// The offset the next appended message will get; with subscription progress it gives the reliable backlog.
     public let endOffset: Gauge
+    /// Bytes of WAL files on local disk (`danube_topic_storage_bytes{tier="wal"}`).
+    public let diskBytes: Gauge
 
     init(_ resolver: SeriesResolver, _ labels: SeriesResolver.Labels) throws(EmitterError) {
         appends = try resolver.counter(.walAppend, labels)
@@ -31,6 +33,7 @@ public struct WALMetrics: Sendable {
         cacheMisses = try resolver.counter(.walCacheMisses, labels)
         deletions = try resolver.counters(.walDelete, labels, by: .reason, DeleteReason.self)
         endOffset = try resolver.gauge(.walEndOffset, labels)
+        diskBytes = try resolver.gauge(.topicStorage, labels + [(.tier, StorageTier.wal.rawValue)])
     }
 }
 
@@ -55,13 +58,17 @@ public struct CloudPartitionMetrics: Sendable {
     public let objectSize: Histogram
     public let downloadBytes: Counter
     public let handoffs: CounterSet<HandoffPath>
+    /// Bytes of the partition's objects in the cloud tier (`danube_topic_storage_bytes{tier="cloud"}`).
+    public let storedBytes: Gauge
 
     init(_ resolver: SeriesResolver, _ labels: SeriesResolver.Labels) throws(EmitterError) {
         uploads = try resolver.counters(.cloudUploadObjects, labels, by: .result, Outcome.self)
         uploadBytes = try resolver.counter(.cloudUploadBytes, labels)
         objectSize = try resolver.histogram(.cloudUploadObjectSize, labels)
         downloadBytes = try resolver.counter(.cloudDownloadBytes, labels)
-        // The handoff family has no provider label.
-        handoffs = try resolver.counters(.handoffCloudToWAL, labels.filter { $0.0 != .provider }, by: .path, HandoffPath.self)
+        // The handoff and storage families have no provider label.
+        let partition = labels.filter { $0.0 != .provider }
+        handoffs = try resolver.counters(.handoffCloudToWAL, partition, by: .path, HandoffPath.self)
+        storedBytes = try resolver.gauge(.topicStorage, partition + [(.tier, StorageTier.cloud.rawValue)])
     }
 }

@@ -35,6 +35,11 @@ public enum BuiltinCatalog {
         65_536, 262_144, 1_048_576, 4_194_304, 16_777_216, 67_108_864, 134_217_728, 268_435_456, 536_870_912, 1_073_741_824,
     ]
 
+    /// Sizes of published messages: 64 B to 16 MiB, powers of 4 (upstream Danube's buckets).
+    public static let messageSizeBuckets: [Double] = (0..<10).map { 64 * pow4($0) }
+    /// Durations of broker RPCs, in seconds: 100 µs to 30 s.
+    public static let rpcDurationBuckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+
     private static func pow4(_ exponent: Int) -> Double { (0..<exponent).reduce(1.0) { value, _ in value * 4 } }
 
     // MARK: labels
@@ -84,6 +89,11 @@ public enum BuiltinCatalog {
         func histogram(_ help: String, _ unit: String, _ labels: [LabelSpec], _ buckets: [Double], max: Int = 50_000, area: String) -> FamilySpec {
             FamilySpec(name, .histogram, help: help, unit: unit, labels: labels, buckets: buckets, maxSeries: max, area: area)
         }
+        func processGauge(_ help: String, _ unit: String) -> FamilySpec {
+            gauge(help, unit, [open(.source, note: "The emitter's source name (its HELLO); bounded by the agent's source cap.")],
+                  max: 1_024, area: "Emitter process",
+                  note: "Not in the plan: reported by the emitters (Swift and Rust) every 5 s, so the broker's process health sits beside the agent's own process_* metrics.")
+        }
         let backlogNote = "Reported by the broker for non-reliable topics (dispatcher queue depth). For reliable=\"true\" the agent derives it from danube_wal_end_offset and danube_sub_progress_offset unless the broker reports it; see Derived series."
         switch family {
         case .topicMessagesIn:
@@ -99,6 +109,12 @@ public enum BuiltinCatalog {
                              subscriptionLabels + [subType, reliable], latencyBuckets, area: "Topic")
         case .topicBacklog:
             return gauge("Messages not yet acknowledged by the subscription.", "messages", subscriptionLabels + [reliable], area: "Topic", note: backlogNote)
+        case .topicMessageSize:
+            return histogram("Size of published messages.", "bytes", partitionLabels, messageSizeBuckets, area: "Topic")
+        case .topicStorage:
+            return gauge("Bytes of the partition's data kept in each storage tier (WAL files on local disk, objects in the cloud tier).",
+                         "bytes", partitionLabels + [closed(.tier, StorageTier.self)], area: "Topic",
+                         note: "Not in the plan: storage size per topic, as operators of Pulsar (pulsar_storage_size) and Kafka (log size) expect.")
         case .producerCreate:
             return counter("Producer create requests.", "requests", topicLabels + [result, errorType], max: 20_000, area: "Producer")
         case .producerSend:
@@ -116,6 +132,12 @@ public enum BuiltinCatalog {
             return counter("Consumer acknowledgements.", "acks", subscriptionLabels + [result], area: "Consumer")
         case .consumerLag:
             return gauge("Messages the subscription's consumers are behind.", "messages", subscriptionLabels + [reliable], area: "Consumer", note: backlogNote)
+        case .consumerLagSeconds:
+            return gauge("Age of the oldest message the subscription has not acknowledged, in seconds (0 when caught up).", "seconds",
+                         subscriptionLabels + [reliable], area: "Consumer",
+                         note: "Not in the plan: lag in time, which stays comparable across topics of different rates.")
+        case .consumerBytesOut:
+            return counter("Payload bytes dispatched to consumers.", "bytes", subscriptionLabels, area: "Consumer")
         case .dispatcherQueueDepth:
             return gauge("Messages queued in the subscription's dispatcher.", "messages", subscriptionLabels + [reliable], area: "Dispatcher")
         case .dispatcherEnqueue:
@@ -192,12 +214,27 @@ public enum BuiltinCatalog {
         case .brokerRPC:
             return counter("Broker RPCs served.", "requests", [open(.method, note: "RPC method names: bounded by the API."), result],
                            max: 500, area: "Cluster and RPC")
+        case .brokerRPCDuration:
+            return histogram("Time to serve a broker RPC, in seconds.", "seconds", [open(.method, note: "RPC method names: bounded by the API.")],
+                             rpcDurationBuckets, max: 500, area: "Cluster and RPC")
         case .adminRPC:
             return counter("Admin RPCs served.", "requests", [open(.method), result], max: 500, area: "Cluster and RPC")
         case .rpcErrors:
             return counter("RPC errors by gRPC status.", "errors", [open(.service), closed(.code, RPCCode.self)], max: 500, area: "Cluster and RPC")
         case .clientRedirects:
             return counter("Clients redirected to another broker.", "redirects", [open(.service), open(.reason)], max: 500, area: "Cluster and RPC")
+        case .processCPU:
+            return processGauge("CPU the emitting process used over the last few seconds, in cores (1 = one core busy).", "cores")
+        case .processResidentMemory:
+            return processGauge("Resident memory of the emitting process.", "bytes")
+        case .processOpenFDs:
+            return processGauge("File descriptors the emitting process has open.", "descriptors")
+        case .processMaxFDs:
+            return processGauge("The emitting process's open-file limit.", "descriptors")
+        case .processThreads:
+            return processGauge("Threads of the emitting process.", "threads")
+        case .processStartTime:
+            return processGauge("Start time of the emitting process, in seconds since the Unix epoch.", "seconds")
         case .retryAttempts:
             return counter("Retries of internal operations.", "attempts", [open(.component), open(.reason)], max: 500, area: "Cluster and RPC")
         }

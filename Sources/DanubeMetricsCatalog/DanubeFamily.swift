@@ -9,6 +9,8 @@ public enum DanubeFamily: String, CaseIterable, Sendable {
     case topicActiveSubscriptions = "danube_topic_active_subscriptions"
     case topicDispatchLatency = "danube_topic_dispatch_latency_ms"
     case topicBacklog = "danube_topic_backlog_messages"
+    case topicMessageSize = "danube_topic_message_size_bytes"
+    case topicStorage = "danube_topic_storage_bytes"
     // Producer
     case producerCreate = "danube_producer_create_total"
     case producerSend = "danube_producer_send_total"
@@ -19,6 +21,8 @@ public enum DanubeFamily: String, CaseIterable, Sendable {
     case consumerReceive = "danube_consumer_receive_total"
     case consumerAck = "danube_consumer_ack_total"
     case consumerLag = "danube_consumer_lag_messages"
+    case consumerLagSeconds = "danube_consumer_lag_seconds"
+    case consumerBytesOut = "danube_consumer_bytes_out_total"
     // Dispatcher
     case dispatcherQueueDepth = "danube_dispatcher_queue_depth"
     case dispatcherEnqueue = "danube_dispatcher_enqueue_total"
@@ -57,10 +61,18 @@ public enum DanubeFamily: String, CaseIterable, Sendable {
     case brokerAssignments = "danube_broker_assignments_total"
     case leaderElectionState = "danube_leader_election_state"
     case brokerRPC = "danube_broker_rpc_total"
+    case brokerRPCDuration = "danube_broker_rpc_duration_seconds"
     case adminRPC = "danube_admin_rpc_total"
     case rpcErrors = "danube_rpc_errors_total"
     case clientRedirects = "danube_client_redirects_total"
     case retryAttempts = "danube_retry_attempts_total"
+    // Emitter process: reported by every emitter for its own process (the broker's health beside the agent's)
+    case processCPU = "danube_process_cpu_usage_cores"
+    case processResidentMemory = "danube_process_resident_memory_bytes"
+    case processOpenFDs = "danube_process_open_fds"
+    case processMaxFDs = "danube_process_max_fds"
+    case processThreads = "danube_process_threads"
+    case processStartTime = "danube_process_start_time_seconds"
 
     public var name: String { rawValue }
 

@@ -36,6 +36,9 @@ public enum RedeliveryReason: String, ClosedLabelValues { case timeout, nack }
 /// `start_pos` of `danube_wal_reader_create_total`: the kind of start position, not the offset itself.
 public enum ReaderStart: String, ClosedLabelValues { case latest, earliest, offset }
 
+/// `tier` of `danube_topic_storage_bytes`: where the partition's data is kept.
+public enum StorageTier: String, ClosedLabelValues { case wal, cloud }
+
 /// `path` of `danube_handoff_cloud_to_wal_total`.
 public enum HandoffPath: String, ClosedLabelValues { case cloudToWALTail = "cloud_to_wal_tail" }
 
@@ -58,5 +61,5 @@ public enum RPCCode: String, ClosedLabelValues {
 public enum DanubeLabel: String, Sendable {
     case namespace, topic, partition, subscription, producerName = "producer_name", subType = "sub_type"
     case reliable, result, errorType = "error_type", fileSeq = "file_seq", reason, startPos = "start_pos"
-    case provider, path, brokerID = "broker_id", action, state, method, service, code, component
+    case provider, path, brokerID = "broker_id", action, state, method, service, code, component, tier, source
 }

@@ -37,8 +37,6 @@ public enum UpstreamNames {
         }
     }
 
-    /// Sizes of published messages: 64 B to 16 MiB, powers of 4.
-    public static let messageSizeBuckets: [Double] = (0..<10).map { 64 * Double(1 << (2 * $0)) }
     /// Durations of the load manager's rebalancing cycle, in seconds: 10 ms to 10 minutes.
     public static let rebalancingCycleBuckets: [Double] = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600]
 
@@ -61,6 +59,8 @@ public enum UpstreamNames {
         Usage("danube_leader_election_state", .gauge, []),
         Usage("danube_broker_rpc_total", .counter, ["service", "method", "result"]),
         Usage("danube_client_redirects_total", .counter, ["topic_ns", "reason"]),
+        Usage("danube_consumer_bytes_out_total", .counter, ["topic", "subscription"]),
+        Usage("danube_topic_message_size_bytes", .histogram, ["topic"]),
         // Names only upstream has.
         Usage("danube_authz_allow_total", .counter, ["resource", "permission"],
               help: "Total number of successful authorization decisions", max: 500),
@@ -68,8 +68,6 @@ public enum UpstreamNames {
               help: "Total number of denied authorization decisions", max: 500),
         Usage("danube_consumer_messages_out_total", .counter, ["topic", "subscription"],
               help: "Total messages delivered to consumer (msg).", plan: "danube_consumer_receive_total"),
-        Usage("danube_consumer_bytes_out_total", .counter, ["topic", "subscription"],
-              help: "Total bytes delivered to consumer (bytes)"),
         Usage("danube_dispatcher_heartbeat_polls_total", .counter, [],
               help: "Total number of polls triggered by the heartbeat watchdog (indicates missed notifications)", max: 16),
         Usage("danube_dispatcher_notifier_polls_total", .counter, [],
@@ -117,8 +115,6 @@ public enum UpstreamNames {
               help: "Whether a reliable subscription is currently blocked on a retry-exhausted poison message (0 or 1)"),
         Usage("danube_topic_active_consumers", .gauge, ["topic"],
               help: "Total number of consumers per topic", plan: "sum by (namespace, topic) (danube_consumer_active)", max: 20_000),
-        Usage("danube_topic_message_size_bytes", .histogram, ["topic"],
-              help: "Distribution of incoming message sizes per topic (bytes)", max: 20_000, buckets: messageSizeBuckets),
         Usage("danube_wal_flush_latency_ms", .histogram, ["topic"],
               help: "WAL flush latency (write and fsync of a batch), in milliseconds.", plan: "danube_wal_append_latency_ms",
               buckets: BuiltinCatalog.latencyBuckets),

@@ -21,6 +21,9 @@ public struct EmitterConfiguration: Sendable {
     /// How long frames may stay unacknowledged before the connection is presumed dead and replaced.
     public var acknowledgementTimeout: Duration = .seconds(10)
     public var limits = WireLimits.default
+    /// Whether this emitter reports its process's CPU, memory, descriptors and threads (`danube_process_*`, labelled
+    /// with `sourceName`). One emitter per process is enough: turn it off on the others.
+    public var reportsProcessMetrics = true
 
     public init(
         socketPath: String = DefaultPaths.emitterSocket(environment: ProcessInfo.processInfo.environment),
@@ -66,9 +69,19 @@ public final class Emitter: Sendable {
         self.logger = logger
         registry = SeriesRegistry(limits: configuration.limits)
         let flusher = Flusher(registry: registry, configuration: configuration, logger: logger)
-        let thread = Thread { [self] in run(flusher) }
+        let reporter = configuration.reportsProcessMetrics ? Self.processReporter(registry, configuration, logger) : nil
+        let thread = Thread { [self] in run(flusher, reporter) }
         thread.name = "danube-metrics-flusher"
         thread.start()
+    }
+
+    private static func processReporter(_ registry: SeriesRegistry, _ configuration: EmitterConfiguration, _ logger: Logger) -> ProcessReporter? {
+        do throws(EmitterError) {
+            return try ProcessReporter(registry: registry, source: configuration.sourceName)
+        } catch {
+            logger.warning("cannot report process metrics", metadata: ["reason": "\(error.message)"])
+            return nil
+        }
     }
 
     // MARK: handles
@@ -143,8 +156,9 @@ public final class Emitter: Sendable {
         return stats
     }
 
-    private func run(_ flusher: Flusher) {
+    private func run(_ flusher: Flusher, _ reporter: ProcessReporter?) {
         while true {
+            reporter?.sampleIfDue()
             let (stopping, requested) = control.withLock { ($0.stopping, $0.flushRequested) }
             if stopping {
                 finalFlush(flusher)

@@ -66,6 +66,8 @@ struct LoadgenCommand: ParsableCommand {
             var configuration = EmitterConfiguration(sourceName: "\(sourcePrefix)-\(name)")
             if let socket { configuration.socketPath = socket }
             configuration.flushInterval = .milliseconds(flushIntervalMs)
+            // The three sources share this process: the broker's emitter reports its health.
+            configuration.reportsProcessMetrics = name == "broker"
             return Emitter(configuration: configuration)
         }
         let broker = emitter("broker")

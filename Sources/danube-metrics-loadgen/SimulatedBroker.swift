@@ -34,6 +34,7 @@ struct SimulatedBroker: Sendable {
     let sendRPC: Counter
     let sendRPCFailed: Counter
     let sendRPCError: Counter
+    let sendRPCDuration: Histogram
     let listTopicsRPC: Counter
     let redirects: Counter
     let uploadRetries: Counter
@@ -51,6 +52,7 @@ struct SimulatedBroker: Sendable {
         sendRPC = try broker.rpc.brokerRPC(method: "SendMessage", outcome: .ok)
         sendRPCFailed = try broker.rpc.brokerRPC(method: "SendMessage", outcome: .error)
         sendRPCError = try broker.rpc.error(service: "ProducerService", code: .unavailable)
+        sendRPCDuration = try broker.rpc.brokerRPCDuration(method: "SendMessage")
         listTopicsRPC = try broker.rpc.adminRPC(method: "ListTopics", outcome: .ok)
         redirects = try broker.rpc.clientRedirect(service: "Discovery", reason: "not_owner")
         uploadRetries = try cloud.rpc.retryAttempt(component: "cloud_uploader", reason: "timeout")

@@ -69,7 +69,9 @@ struct Worker {
         let size = 64 + random.next(below: 4_000)
         partition.metrics.messagesIn.increment()
         partition.metrics.bytesIn.increment(by: size)
+        partition.metrics.messageSize.observe(Double(size))
         partition.metrics.sendLatency.observe(latency(median: partition.reliable ? 3 : 0.6))
+        simulation.sendRPCDuration.observe(latency(median: partition.reliable ? 0.003 : 0.0006))
         tally.messages[index] += 1
         tally.bytes[index] += size
         if random.next(below: 2_000) == 0 {
@@ -87,6 +89,7 @@ struct Worker {
             subscription.dispatchLatency.observe(latency(median: partition.reliable ? 1.5 : 0.2))
             subscription.dequeued.increment()
             subscription.received.increment()
+            subscription.bytesOut.increment(by: size)
             subscription.commitLatency.observe(latency(median: partition.reliable ? 4 : 0.3))
             if random.next(below: 200) == 0 {
                 subscription.redeliveries[random.next(below: 3) == 0 ? .nack : .timeout].increment()
@@ -107,6 +110,7 @@ struct Worker {
         wal.appendBytes.increment(by: size + 24)
         wal.appendLatency.observe(latency(median: 2))
         wal.endOffset.add(1)
+        wal.diskBytes.add(Double(size + 24))
         pendingFsyncBytes[index] += size + 24
         fileBytes[index] += size + 24
         if random.next(below: 16) == 0 {
@@ -119,9 +123,14 @@ struct Worker {
         let bySize = random.next(below: 1_500) == 0
         if bySize || random.next(below: 20_000) == 0 {
             wal.rotations[bySize ? .size : .time].increment()
-            upload(index, bytes: fileBytes[index])
+            let rotated = fileBytes[index]
+            upload(index, bytes: rotated)
             fileBytes[index] = 0
-            if random.next(below: 3) == 0 { wal.deletions[random.next(below: 4) == 0 ? .compaction : .retention].increment() }
+            if random.next(below: 3) == 0 {
+                // Retention removes an older file of about the same size.
+                wal.deletions[random.next(below: 4) == 0 ? .compaction : .retention].increment()
+                wal.diskBytes.add(-Double(rotated))
+            }
         }
     }
 
@@ -136,6 +145,7 @@ struct Worker {
         cloud.uploads[.ok].increment()
         cloud.uploadBytes.increment(by: bytes)
         cloud.objectSize.observe(Double(bytes))
+        cloud.storedBytes.add(Double(bytes))
         simulation.cloudProvider.uploadLatency.observe(latency(median: 120))
     }
 
@@ -153,6 +163,8 @@ struct Worker {
             subscription.queueDepth.set(depth)
             subscription.backlog?.set(depth)
             subscription.lag?.set(depth)
+            // The oldest unacknowledged message is about as old as the queue takes to drain.
+            subscription.lagSeconds.set(depth * 0.004 + Double(random.next(below: 1_000)) / 100_000)
             subscription.pendingMessages.set(Double(random.next(below: 20)))
             let consumers = Double(random.next(below: 4))
             subscription.activeConsumers.set(consumers)

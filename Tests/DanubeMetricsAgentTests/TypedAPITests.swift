@@ -9,7 +9,7 @@ import Testing
 @Suite struct TypedAPITests {
     @Test func everyFamilyReachableThroughTheTypedAPIPassesAStrictAgent() async throws {
         let agent = try await TestAgent { $0.catalogMode = .strict }
-        let emitter = agent.emitter(name: "typed")
+        let emitter = agent.emitter(name: "typed", processMetrics: true)
         let metrics = DanubeMetrics(emitter: emitter)
         let topic = try metrics.topic(namespace: "ns", topic: "t")
         let partition = try metrics.partition(namespace: "ns", topic: "t", partition: 0, reliability: .reliable)
@@ -25,6 +25,7 @@ import Testing
         topic.activeSubscriptions.set(1)
         try topic.producerCreates.failed(.unauthorized).increment()
         partition.messagesIn.increment(by: 3)
+        partition.messageSize.observe(512)
         try partition.sends.failed(.timeout).increment()
         #expect(reliable.backlog == nil && reliable.lag == nil)
         plain.backlog?.set(4)
@@ -33,9 +34,13 @@ import Testing
             subscription.activeConsumers.set(1)
             subscription.queueDepth.set(2)
             subscription.pendingMessages.set(1)
+            subscription.lagSeconds.set(0.25)
+            subscription.bytesOut.increment(by: 512)
         }
         try reliable.progress(partition: 0).set(90)
         wal.endOffset.set(100)
+        wal.diskBytes.set(4_096)
+        cloud.storedBytes.set(65_536)
         wal.rotations[.size].increment()
         cloud.uploads[.error].increment()
         provider.uploadLatency.observe(250)
@@ -43,6 +48,7 @@ import Testing
         leader.set(.leading)
         let rpc = metrics.rpc
         try rpc.brokerRPC(method: "Send", outcome: .ok).increment()
+        try rpc.brokerRPCDuration(method: "Send").observe(0.002)
         try rpc.adminRPC(method: "ListTopics", outcome: .ok).increment()
         try rpc.error(service: "Producer", code: .unavailable).increment()
         try rpc.clientRedirect(service: "Discovery", reason: "not_owner").increment()
@@ -58,6 +64,10 @@ import Testing
         #expect(samples.sum("danube_agent_series_rejected_total") == 0)
         #expect(samples["danube_topic_backlog_messages{namespace=\"ns\",reliable=\"true\",subscription=\"s\",topic=\"t\"}"] == 10)
         #expect(samples["danube_leader_election_state{state=\"leading\"}"] == 1)
+        #expect(samples["danube_topic_storage_bytes{namespace=\"ns\",partition=\"0\",tier=\"cloud\",topic=\"t\"}"] == 65_536)
+        // The emitter reports its process: this test process, alive and using memory.
+        #expect(samples["danube_process_resident_memory_bytes{source=\"typed\"}"] ?? 0 > 1_000_000)
+        #expect(samples["danube_process_threads{source=\"typed\"}"] ?? 0 >= 2)
         #expect(samples["danube_leader_election_state{state=\"following\"}"] == 0)
         #expect(samples["danube_producer_send_total{error_type=\"timeout\",namespace=\"ns\",partition=\"0\",reliable=\"true\",result=\"error\",topic=\"t\"}"] == 1)
         emitter.shutdown()

@@ -8,6 +8,7 @@ import Testing
     private func offlineEmitter() -> Emitter {
         var configuration = EmitterConfiguration(socketPath: "/tmp/dma-nobody-\(getpid())-\(UUID().uuidString.prefix(6)).sock", sourceName: "t")
         configuration.flushInterval = .milliseconds(20)
+        configuration.reportsProcessMetrics = false
         return Emitter(configuration: configuration)
     }
 

@@ -1,9 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-import Foundation
+import DanubeMetricsProcess
 
 /// The standard `process_*` metrics every Prometheus exporter serves (the names client_golang and
 /// client_python use), read from /proc/self at each scrape: a handful of small reads.
@@ -17,25 +12,12 @@ struct ProcessMetrics: Equatable {
 
     /// This process now; nil where /proc cannot be read.
     static func current() -> ProcessMetrics? {
-        guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")"),
-              let boot = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
-              let bootLine = boot.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
-              let bootSeconds = Double(bootLine.dropFirst(6).trimmingCharacters(in: .whitespaces))
-        else { return nil }
-        // Fields after "comm)": state is field 3; utime 14, stime 15, starttime 22, vsize 23, rss 24 (pages).
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        func field(_ number: Int) -> Double { fields.count > number - 3 ? Double(fields[number - 3]) ?? 0 : 0 }
-        let ticks = Double(max(1, sysconf(Int32(_SC_CLK_TCK))))
-        let pageSize = Double(max(1, sysconf(Int32(_SC_PAGESIZE))))
-        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count).map { max(0, $0 - 1) } ?? 0
-        return ProcessMetrics(
-            cpuSeconds: (field(14) + field(15)) / ticks,
-            residentBytes: field(24) * pageSize,
-            virtualBytes: field(23),
-            openFileDescriptors: Double(descriptors),  // less the one listing the directory
-            maxFileDescriptors: Double(FileDescriptorBudget.softLimit()),
-            startTimeSeconds: bootSeconds + field(22) / ticks)
+        ProcessSnapshot.current().map { process in
+            ProcessMetrics(
+                cpuSeconds: process.cpuSeconds, residentBytes: process.residentBytes, virtualBytes: process.virtualBytes,
+                openFileDescriptors: process.openFileDescriptors, maxFileDescriptors: process.maxFileDescriptors,
+                startTimeSeconds: process.startTimeSeconds)
+        }
     }
 
     func render(into writer: inout ExpositionWriter) {

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import DanubeMetricsProcess
 
 /// How many emitter connections the process's open-file limit allows. Every connection holds a descriptor; so do
 /// the state file and its directory during a checkpoint, the listeners, the event loops, the thread pool, the
@@ -35,11 +36,7 @@ public struct FileDescriptorBudget: Sendable, Equatable {
         max(0, min(configured, limit - reserved))
     }
 
-    public static func softLimit() -> Int {
-        var limits = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limits) == 0 else { return 1_024 }
-        return Int(clamping: min(limits.rlim_cur, rlim_t(Int.max / 2)))  // RLIM_INFINITY is the largest value
-    }
+    public static func softLimit() -> Int { ProcessSnapshot.openFileLimit() }
 
     /// Raises the soft open-file limit to the hard one (what systemd's default of 1024 soft / 524288 hard is
     /// for: a daemon that needs many descriptors raises it itself). Returns the soft limit before and after.

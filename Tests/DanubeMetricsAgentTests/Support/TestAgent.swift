@@ -76,13 +76,15 @@ final class TestAgent: Sendable {
     /// Samples of a Prometheus text scrape.
     func samples() throws -> Samples { Samples(parsing: try scrape().text) }
 
-    /// An emitter that flushes every 20 ms to this agent.
-    func emitter(name: String = "test-emitter") -> Emitter {
-        TestAgent.emitter(socketPath: socketPath, name: name)
+    /// An emitter that flushes every 20 ms to this agent; without its process metrics unless asked, so tests
+    /// see only the series they record.
+    func emitter(name: String = "test-emitter", processMetrics: Bool = false) -> Emitter {
+        TestAgent.emitter(socketPath: socketPath, name: name, processMetrics: processMetrics)
     }
 
-    static func emitter(socketPath: String, name: String = "test-emitter") -> Emitter {
+    static func emitter(socketPath: String, name: String = "test-emitter", processMetrics: Bool = false) -> Emitter {
         var configuration = EmitterConfiguration(socketPath: socketPath, sourceName: name)
+        configuration.reportsProcessMetrics = processMetrics
         configuration.flushInterval = .milliseconds(20)
         configuration.reconnectBackoff = .milliseconds(10)...(.milliseconds(100))
         configuration.acknowledgementTimeout = .seconds(1)

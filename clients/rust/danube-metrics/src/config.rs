@@ -32,6 +32,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Where log lines go (default: warnings and errors to stderr). Set once per process.
     pub log: Option<LogFn>,
+    /// Report this process's CPU, memory, descriptors and threads as `danube_process_*{source}` every 5 s
+    /// (default: yes), so dashboards show the broker's health beside the agent's.
+    pub process_metrics: bool,
 }
 
 impl Default for Config {
@@ -49,6 +52,7 @@ impl Default for Config {
             acknowledgement_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(2),
             log: None,
+            process_metrics: true,
         }
     }
 }
@@ -63,6 +67,7 @@ pub(crate) struct Settings {
     pub handshake_timeout: Duration,
     pub max_unacknowledged_frames: usize,
     pub acknowledgement_timeout: Duration,
+    pub process_metrics: bool,
 }
 
 /// Why `install` failed.
@@ -128,5 +133,6 @@ pub(crate) fn validate(config: &Config) -> Result<Settings, Error> {
         handshake_timeout: config.handshake_timeout,
         max_unacknowledged_frames: config.max_unacknowledged_frames,
         acknowledgement_timeout: config.acknowledgement_timeout,
+        process_metrics: config.process_metrics,
     })
 }

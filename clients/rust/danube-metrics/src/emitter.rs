@@ -4,6 +4,7 @@
 
 use crate::config::{validate, Config, Error};
 use crate::flusher::Flusher;
+use crate::process::ProcessReporter;
 use crate::{log, Level, Stats, LOG};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -52,12 +53,13 @@ pub fn install(config: Config) -> Result<Handle, Error> {
     });
     let _ = SHARED.set(shared.clone());
     let interval = config.flush_interval;
+    let process_source = settings.process_metrics.then(|| settings.source_name.clone());
     let thread_shared = shared.clone();
     std::thread::Builder::new()
         .name("danube-metrics-flusher".to_owned())
         .spawn(move || {
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run(Flusher::new(settings), &thread_shared, interval)
+                run(Flusher::new(settings), &thread_shared, interval, process_source)
             }));
             if ran.is_err() {
                 // Never leave `flush` or `shutdown` waiting on a thread that is gone.
@@ -74,8 +76,12 @@ pub fn install(config: Config) -> Result<Handle, Error> {
     Ok(Handle { shared })
 }
 
-fn run(mut flusher: Flusher, shared: &Shared, interval: Duration) {
+fn run(mut flusher: Flusher, shared: &Shared, interval: Duration, process_source: Option<String>) {
+    let mut process = process_source.map(|source| ProcessReporter::new(&source));
     loop {
+        if let Some(process) = process.as_mut() {
+            process.sample_if_due(Instant::now());
+        }
         let (stopping, requested, timeout) = {
             let control = shared.lock();
             (control.stopping, control.flush_requested, control.shutdown_timeout)

@@ -6,12 +6,11 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::process;
+
 extern "C" {
     fn getuid() -> u32;
-    fn sysconf(name: i32) -> i64;
 }
-
-const SC_CLK_TCK: i32 = 2;
 
 /// Environment variable that overrides the ingest socket path for agent and emitters alike.
 pub const SOCKET_ENV: &str = "DANUBE_METRICS_SOCKET";
@@ -57,13 +56,9 @@ fn now_millis() -> u64 {
 pub fn process_start_millis() -> u64 {
     let read = || -> Option<u64> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
-        let ticks: u64 = fields.get(19)?.parse().ok()?;
-        let boot = std::fs::read_to_string("/proc/stat").ok()?;
-        let boot_seconds: u64 = boot.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
-        // SAFETY: sysconf(3) with a valid name has no preconditions.
-        let hz = unsafe { sysconf(SC_CLK_TCK) }.max(1) as u64;
-        Some(boot_seconds * 1000 + ticks * 1000 / hz)
+        // starttime is field 22 (index 19 after the state, field 3).
+        let ticks: u64 = process::stat_fields(&stat)?.get(19)?.parse().ok()?;
+        Some(process::boot_time_seconds()? * 1000 + ticks * 1000 / process::clock_ticks())
     };
     read().unwrap_or_else(now_millis)
 }

@@ -30,6 +30,7 @@ mod flusher;
 mod handles;
 mod identity;
 mod macros;
+mod process;
 mod registry;
 mod stats;
 mod totals;

@@ -42,6 +42,10 @@ fn every_value_is_exact_across_a_late_agent_refusals_and_sigkills() {
     let shown = agent.samples();
     assert_eq!(shown.get("danube_topic_messages_in_total{broker=\"3\",topic=\"/default/orders\"}"), Some(&1_000.0));
     assert_eq!(support::differences(&shown), Vec::<String>::new());
+    // The emitter reports its process: this test process, with its threads and memory.
+    let process =
+        |name: &str| shown.get(&format!("{name}{{broker=\"3\",source=\"rust-test\"}}")).copied().unwrap_or(0.0);
+    assert!(process("danube_process_threads") >= 1.0 && process("danube_process_resident_memory_bytes") > 1e6);
     let before_refusal = support::expected().len();
 
     // A series the strict catalog refuses is settled alone; the rest stays exact.

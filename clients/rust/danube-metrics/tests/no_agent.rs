@@ -10,6 +10,7 @@ fn shutdown_without_an_agent_is_bounded_and_reports_what_was_lost() {
         socket: Some(format!("/tmp/dma-rust-nowhere-{}/ingest.sock", std::process::id()).into()),
         flush_interval: Duration::from_millis(20),
         log: Some(|_, _| {}),
+        process_metrics: false,
         ..Default::default()
     })
     .expect("install");
