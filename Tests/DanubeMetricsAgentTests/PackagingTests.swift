@@ -78,25 +78,36 @@ import Testing
         try #require(ready, "Prometheus log: \(prometheus.log)")
 
         var checked = 0
+        var usedRules: Set<String> = []
         for url in try FileManager.default.contentsOfDirectory(at: Self.dashboards, includingPropertiesForKeys: nil) where url.pathExtension == "json" {
             let dashboard = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
             let variables = (dashboard["templating"] as! [String: Any])["list"] as! [[String: Any]]
-            #expect(variables.compactMap { $0["name"] as? String }.starts(with: ["datasource", "namespace", "topic"]), "\(url.lastPathComponent)")
+            #expect(variables.compactMap { $0["name"] as? String }.starts(with: ["datasource", "cluster", "instance", "namespace", "topic"]),
+                    "\(url.lastPathComponent)")
             for variable in variables where variable["type"] as? String == "query" {
                 let query = variable["definition"] as! String
-                #expect(try !prometheus.labelValues(query).isEmpty, "\(url.lastPathComponent): variable \(query)")
+                let values = try prometheus.labelValues(query)
+                #expect(!values.isEmpty, "\(url.lastPathComponent): variable \(query)")
+                if variable["name"] as? String == "cluster" { #expect(values == ["danube"], "the shipped scrape job's cluster label") }
                 checked += 1
             }
             for panel in dashboard["panels"] as! [[String: Any]] {
                 for target in panel["targets"] as! [[String: Any]] {
-                    let expression = Self.substitute(target["expr"] as! String)
-                    #expect(try !prometheus.query(expression).isEmpty, "\(url.lastPathComponent) / \(panel["title"]!): \(expression)")
+                    let expression = target["expr"] as! String
+                    #expect(Self.unscopedSelectors(expression).isEmpty,
+                            "\(url.lastPathComponent) / \(panel["title"]!): not filtered by cluster and instance: \(Self.unscopedSelectors(expression))")
+                    usedRules.formUnion(Self.recordingRules(in: expression))
+                    #expect(try !prometheus.query(Self.substitute(expression)).isEmpty,
+                            "\(url.lastPathComponent) / \(panel["title"]!): \(Self.substitute(expression))")
                     checked += 1
                 }
             }
         }
         let rules = try prometheus.rules()
         #expect(rules.count == 22)
+        // The rules file says the dashboards use its recording rules: each one is on a panel.
+        let recorded = Set(rules.filter { $0.type == "recording" }.map(\.name))
+        #expect(recorded.subtracting(usedRules).isEmpty, "recording rules no dashboard uses: \(recorded.subtracting(usedRules).sorted())")
         for rule in rules {
             #expect(rule.health == "ok", "\(rule.name): \(rule.lastError ?? "")")
             // An alert's expression is "<signal> <comparison> <threshold>": the signal must have data.
@@ -109,9 +120,23 @@ import Testing
         await agent.stop()
     }
 
+    /// Series selectors (metric names of the catalog, its recording rules and the agent's process) that lack the
+    /// Cluster and Agent variables: summed across every host of the fleet.
+    static func unscopedSelectors(_ expression: String) -> [String] {
+        let selector = try! Regex(#"\b((?:danube[_:]|process_)[a-zA-Z0-9_:]*)(\{[^}]*\})?"#)
+        return expression.matches(of: selector).map { String(expression[$0.range]) }.filter {
+            !$0.contains(#"cluster=~"$cluster""#) || !$0.contains(#"instance=~"$instance""#)
+        }
+    }
+
+    static func recordingRules(in expression: String) -> Set<String> {
+        Set(expression.matches(of: try! Regex(#"danube:[a-z0-9_:]+"#)).map { String(expression[$0.range]) })
+    }
+
     /// Grafana's variables as an operator leaves them at "All".
     static func substitute(_ expression: String) -> String {
         expression.replacingOccurrences(of: "$__rate_interval", with: "1m")
+            .replacingOccurrences(of: "$cluster", with: ".*").replacingOccurrences(of: "$instance", with: ".*")
             .replacingOccurrences(of: "$namespace", with: ".*").replacingOccurrences(of: "$topic", with: ".*")
             .replacingOccurrences(of: "$provider", with: ".*").replacingOccurrences(of: "$broker", with: ".*")
     }
@@ -135,16 +160,17 @@ final class PrometheusServer {
     init(agentPort: Int, ruleFiles: [String]) throws {
         directory = TestAgent.temporarySocketPath() + ".prometheus"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // The shipped scrape job (with its cluster label), pointed at this agent.
+        let job = try String(contentsOf: PackagingTests.prometheusFiles.appendingPathComponent("scrape-job.yml"), encoding: .utf8)
+            .replacingOccurrences(of: "\"localhost:9470\"", with: "\"127.0.0.1:\(agentPort)\"")
         let config = """
             global:
               scrape_interval: 1s
               evaluation_interval: 1s
             rule_files: [\(ruleFiles.map { "\"\($0)\"" }.joined(separator: ", "))]
             scrape_configs:
-              - job_name: danube-metrics-agent
-                static_configs:
-                  - targets: ["127.0.0.1:\(agentPort)"]
-            """
+
+            """ + job
         try config.write(toFile: "\(directory)/prometheus.yml", atomically: true, encoding: .utf8)
         process = try ChildProcess("/usr/bin/prometheus", [
             "--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/data",
