@@ -119,8 +119,8 @@ prometheus_has() { # prometheus_has query: the instant query returns at least on
 }
 check "Debian's Prometheus scrapes the agent with the shipped job (up == 1, cluster label set)" \
     wait_for 60 prometheus_has 'up{job="danube-metrics-agent", cluster="danube"} == 1'
-check "Prometheus has the broker's series from the agent" \
-    wait_for 30 prometheus_has 'danube_agent_source_connected{job="danube-metrics-agent", source="danube-broker"} == 1'
+check "Prometheus has the broker's series from the agent, its process health included" \
+    wait_for 30 prometheus_has 'danube_agent_source_connected{job="danube-metrics-agent", source="danube-broker"} == 1 and on (cluster, instance) danube_process_resident_memory_bytes{source="danube-broker"} > 1e6'
 check "Prometheus loaded the package's recording rules and alerts, all healthy" \
     sh -c "nsenter -t $systemd_pid -a -r curl -fs http://127.0.0.1:9090/api/v1/rules | python3 -c '
 import json, sys
