@@ -8,7 +8,6 @@
 #   Tests/e2e/systemd-e2e.sh [bin-dir]     (bin-dir holds danube-metrics-loadgen; default: the debug build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-repo="$PWD"
 bin="$(cd "${1:-$(swift build --show-bin-path)}" && pwd)"
 stage="$(mktemp -d /var/lib/dma-e2e.XXXXXX)"   # not under /tmp, /var/tmp or /run, which get fresh tmpfs
 systemd_pid=""
@@ -55,15 +54,20 @@ for number, block in enumerate(re.findall(r"```sh\n(.*?)```", section, re.S), 1)
 PYTHON
 blocks="$(find "$stage" -maxdepth 1 -name 'deploy-*.sh' | wc -l)"
 [ "$blocks" -eq 7 ] || { echo "systemd-e2e: README's deploy section has $blocks sh blocks, this test knows 7" >&2; exit 1; }
-deploy() { # deploy N: README's Nth deploy block, as root on the broker host
+deploy() { # deploy N: README's Nth deploy block, as root on the broker host, in a copy of the checkout's dist/
     echo "--- README deploy block $1:"; sed 's/^/    /' "$stage/deploy-$1.sh"
-    inside bash -euo pipefail -c "cd '$repo' && . '$stage/deploy-$1.sh'"
+    inside bash -euo pipefail -c "cd '$stage/checkout' && . '$stage/deploy-$1.sh'"
 }
 
 # Block 1 runs on the build machine: the package.
 echo "--- README deploy block 1 (build machine):"; sed 's/^/    /' "$stage/deploy-1.sh"
 rm -rf dist
 bash -euo pipefail "$stage/deploy-1.sh"
+# What the broker host gets from the build machine. (The checkout itself may be under /tmp, which the booted
+# system mounts over.)
+mkdir -p "$stage/checkout/dist"
+cp dist/*.deb "$stage/checkout/dist/"
+cp "$bin/danube-metrics-loadgen" "$stage/"
 
 # The broker host: this machine seen through an overlay, with private /run, /tmp and /var/tmp (all three are
 # mandatory, or systemd-tmpfiles inside would clean the host's /tmp), booted into multi-user.target.
@@ -83,7 +87,7 @@ wait_for 30 sh -c "nsenter -t $systemd_pid -a -r systemctl is-system-running 2>/
 # container image's policy-rc.d, which forbids starting services, is not part of a host.)
 inside rm -f /usr/sbin/policy-rc.d
 inside sh -c 'dpkg --purge danube-metrics-agent >/dev/null 2>&1; userdel danube-metrics 2>/dev/null; groupdel danube-metrics 2>/dev/null; true'
-inside install -m 0755 "$bin/danube-metrics-loadgen" /usr/local/bin/danube-metrics-loadgen
+inside install -m 0755 "$stage/danube-metrics-loadgen" /usr/local/bin/danube-metrics-loadgen
 inside useradd --system --no-create-home --shell /usr/sbin/nologin danube
 inside sh -c 'printf "[Unit]\nDescription=Danube broker (simulated)\n[Service]\nUser=danube\nExecStart=/usr/local/bin/danube-metrics-loadgen --rate 200 --threads 1 --namespaces 1 --topics 2 --partitions 1 --flush-interval-ms 100\n" >/etc/systemd/system/danube-broker.service && systemctl daemon-reload'
 inside systemctl start prometheus.service
