@@ -10,6 +10,27 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
+        .target(
+            name: "BenchmarkSupport",
+            dependencies: [
+                .product(name: "DanubeMetricsAgent", package: "danube-metrics-agent"),
+                .product(name: "DanubeMetricsWire", package: "danube-metrics-agent"),
+            ],
+            path: "Support"
+        ),
+        .executableTarget(
+            name: "ScaleBench",
+            dependencies: [.product(name: "DanubeMetricsWire", package: "danube-metrics-agent")],
+            path: "Tools/ScaleBench"
+        ),
+        .executableTarget(
+            name: "RenderTiming",
+            dependencies: [
+                "BenchmarkSupport",
+                .product(name: "DanubeMetricsAgent", package: "danube-metrics-agent"),
+            ],
+            path: "Tools/RenderTiming"
+        ),
         .executableTarget(
             name: "HotPathBenchmarks",
             dependencies: [
@@ -35,6 +56,7 @@ let package = Package(
         .executableTarget(
             name: "AgentBenchmarks",
             dependencies: [
+                "BenchmarkSupport",
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "DanubeMetricsAgent", package: "danube-metrics-agent"),
                 .product(name: "DanubeMetricsWire", package: "danube-metrics-agent"),

@@ -386,7 +386,7 @@ public final class Agent: Service, Sendable {
 
     private func httpBootstrap() -> ServerBootstrap {
         let threadPool = self.threadPool
-        let render: MetricsHTTPHandler.Renderer = { [self] format in renderMetrics(format: format) }
+        let render: MetricsHTTPHandler.Renderer = { [self] format in ByteBuffer(bytes: renderMetrics(format: format)) }
         let limits = configuration.http, connections = httpConnections
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)

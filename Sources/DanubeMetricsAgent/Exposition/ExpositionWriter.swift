@@ -148,6 +148,12 @@ public struct ExpositionWriter {
         bytes.append(contentsOf: text.utf8)
     }
 
+    /// Bytes rendered elsewhere (pieces of large families), in order, into room made once for all of them.
+    mutating func append(_ rendered: [[UInt8]]) {
+        bytes.reserveCapacity(bytes.count + rendered.reduce(0) { $0 + $1.count } + (1 << 16))
+        for piece in rendered { bytes.append(contentsOf: piece) }
+    }
+
     private mutating func appendEscaped(_ text: String, quotes: Bool) {
         for byte in text.utf8 {
             switch byte {

@@ -8,8 +8,9 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// Renders the whole exposition in the given format.
-    typealias Renderer = @Sendable (ExpositionFormat) -> [UInt8]
+    /// Renders the whole exposition in the given format, into the buffer the response sends (on the thread pool:
+    /// copying a large scrape on the event loop would stall every connection it serves).
+    typealias Renderer = @Sendable (ExpositionFormat) -> ByteBuffer
 
     private let render: Renderer
     private let threadPool: NIOThreadPool
@@ -72,15 +73,20 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         _ request: HTTPRequestHead, status: HTTPResponseStatus, contentType: String, body: [UInt8],
         extra: [(String, String)] = [], context: ChannelHandlerContext
     ) {
-        var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", "\(body.count)")])
+        write(request, status: status, contentType: contentType, body: ByteBuffer(bytes: body), extra: extra, context: context)
+    }
+
+    private func write(
+        _ request: HTTPRequestHead, status: HTTPResponseStatus, contentType: String, body: ByteBuffer,
+        extra: [(String, String)] = [], context: ChannelHandlerContext
+    ) {
+        var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", "\(body.readableBytes)")])
         headers.add(contentsOf: extra)
         let keepAlive = request.isKeepAlive
         headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
         if request.method != .HEAD {
-            var buffer = context.channel.allocator.buffer(capacity: body.count)
-            buffer.writeBytes(body)
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }

@@ -1,11 +1,13 @@
 import DanubeMetricsWire
+import Dispatch
 
 extension AggregationStore {
     /// Renders every family with at least one visible series, families by name and series by labels, so that
     /// two scrapes of the same state are byte-identical. With a checkpointer, what is rendered is the last durable
     /// state (see `publish`); otherwise the live one. The lock is held only to sort new series and take the
     /// arrays (copy-on-write: the first ingest after a scrape pays one array copy); formatting, and computing
-    /// derived series, run outside it, so a large scrape does not stall ingest.
+    /// derived series, run outside it, so a large scrape does not stall ingest. Large families are cut into
+    /// pieces rendered on every core (`RenderPiece`), then joined in order.
     public func render(into writer: inout ExpositionWriter) {
         let state = exposed.withLock { $0 } ?? capture()
         let (families, familyByName, slots, buckets) = (state.families, state.familyByName, state.slots, state.buckets)
@@ -15,51 +17,196 @@ extension AggregationStore {
             entries.append((target.name, nil, target.help))
         }
         entries.sort { $0.name < $1.name }
+        var pieces: [RenderPiece] = []
         for entry in entries {
-            guard let family = entry.family else {
-                if !derivedSamples.isEmpty { renderGauge(entry.name, help: entry.help, reported: [], slots: slots, derived: derivedSamples, into: &writer) }
+            let isTarget = derived?.targets.contains { $0.name == entry.name } ?? false
+            guard let family = entry.family, !(family.kind == .gauge && isTarget) else {
+                // A gauge the agent derives series for: small, rendered here with its reported series merged in.
+                if let family = entry.family {
+                    pieces.append(.bytes(derivedGauge(family.name, help: family.help, reported: family.slots, slots: slots,
+                                                      derived: derivedSamples, format: writer.format)))
+                } else if !derivedSamples.isEmpty {
+                    pieces.append(.bytes(derivedGauge(entry.name, help: entry.help, reported: [], slots: slots,
+                                                      derived: derivedSamples, format: writer.format)))
+                }
                 continue
             }
-            switch family.kind {
+            let shown = family.kind == .gauge ? family.slots.filter { slots[$0].gaugeVisible } : family.slots
+            guard !shown.isEmpty || family.kind != .gauge else { continue }
+            var header = ExpositionWriter(format: writer.format, capacity: 256)
+            header.family(name: family.name, kind: family.kind, help: family.help)
+            pieces.append(.bytes(header.bytes))
+            let layout = SampleLayout(family, format: writer.format)
+            for start in stride(from: 0, to: shown.count, by: layout.seriesPerPiece) {
+                pieces.append(.samples(layout, shown[start..<min(shown.count, start + layout.seriesPerPiece)]))
+            }
+        }
+        writer.append(RenderPiece.render(pieces, slots: slots, buckets: buckets))
+    }
+
+    /// A gauge family with derived series: its visible reported series, plus derived series whose labels no
+    /// reported one has, in label order. Nothing (not even HELP) when there is no sample.
+    private func derivedGauge(_ name: String, help: String, reported: [Int], slots: [Slot], derived: [[Label]: Double],
+                              format: ExpositionFormat) -> [UInt8] {
+        let visible = reported.filter { slots[$0].gaugeVisible }
+        var samples = visible.map { (labels: slots[$0].labels, text: slots[$0].labelText, value: slots[$0].gauge) }
+        let reportedLabels = Set(visible.map { slots[$0].labels })
+        for (labels, value) in derived where !reportedLabels.contains(labels) {
+            samples.append((labels, ExpositionWriter.labelText(labels), value))
+        }
+        samples.sort { $0.labels.lexicographicallyPrecedes($1.labels) }
+        guard !samples.isEmpty else { return [] }
+        var writer = ExpositionWriter(format: format, capacity: 1 << 12)
+        writer.family(name: name, kind: .gauge, help: help)
+        for sample in samples { writer.gauge(name, labels: sample.text, value: sample.value) }
+        return writer.bytes
+    }
+}
+
+/// The fixed bytes of one family's sample lines, encoded once per scrape.
+struct SampleLayout: Sendable {
+    let kind: MetricKind
+    /// The counter's or gauge's sample name, then `{`.
+    let sampleName: [UInt8]
+    /// `<name>_bucket{`, `<name>_sum`, `<name>_count`.
+    let bucketPrefix: [UInt8]
+    let sumName: [UInt8]
+    let countName: [UInt8]
+    /// `le="<bound>"} ` for each bound and +Inf.
+    let bucketSuffixes: [[UInt8]]
+    /// About 16k lines per piece: enough to amortise the hand-off, small enough to spread a family over cores.
+    let seriesPerPiece: Int
+
+    init(_ family: AggregationStore.Family, format: ExpositionFormat) {
+        kind = family.kind
+        let name = family.kind == .counter && format == .openMetrics
+            ? ExpositionWriter.counterFamilyName(family.name) + "_total" : family.name
+        sampleName = Array(name.utf8)
+        bucketPrefix = Array((family.name + "_bucket{").utf8)
+        sumName = Array((family.name + "_sum").utf8)
+        countName = Array((family.name + "_count").utf8)
+        bucketSuffixes = (family.bounds.map(ExpositionWriter.boundText) + ["+Inf"]).map { Array("le=\"\($0)\"} ".utf8) }
+        seriesPerPiece = max(1, 16_384 / (family.kind == .histogram ? family.bounds.count + 3 : 1))
+    }
+
+    /// The most bytes the sample lines of `series` take.
+    func byteBound(_ series: ArraySlice<Int>, slots: UnsafeBufferPointer<AggregationStore.Slot>) -> Int {
+        let number = SampleWriter.maxNumberBytes
+        var labelBytes = 0
+        for index in series { labelBytes += slots[index].labelText.utf8.count }
+        switch kind {
+        case .counter, .gauge:
+            return labelBytes + series.count * (sampleName.count + 4 + number)
+        case .histogram:
+            let lines = bucketSuffixes.count
+            let perBucketLine = bucketPrefix.count + 1 + number + 1
+            let suffixes = bucketSuffixes.reduce(0) { $0 + $1.count }
+            let perSeries = lines * perBucketLine + suffixes + sumName.count + countName.count + 2 * (4 + number)
+            return labelBytes * (lines + 2) + series.count * perSeries
+        }
+    }
+
+    /// Writes the sample lines of `series`.
+    func write(_ series: ArraySlice<Int>, slots: UnsafeBufferPointer<AggregationStore.Slot>, buckets: UnsafeBufferPointer<UInt64>,
+               into writer: inout SampleWriter) {
+        for index in series {
+            let labels = slots[index].labelText
+            switch kind {
             case .counter:
-                writer.family(name: family.name, kind: .counter, help: family.help)
-                let sampleName = writer.counterSampleName(family.name)
-                for index in family.slots {
-                    let slot = slots[index]
-                    writer.counter(sampleName, labels: slot.labelText, integer: slot.counterInteger, fraction: slot.counterFloat)
-                }
+                start(sampleName, labels, &writer)
+                let fraction = slots[index].counterFloat
+                if fraction == 0 { writer.integer(slots[index].counterInteger) } else { writer.double(Double(slots[index].counterInteger) + fraction) }
+                writer.byte(UInt8(ascii: "\n"))
             case .gauge:
-                let isTarget = derived?.targets.contains { $0.name == family.name } ?? false
-                renderGauge(family.name, help: family.help, reported: family.slots, slots: slots,
-                            derived: isTarget ? derivedSamples : [:], into: &writer)
+                start(sampleName, labels, &writer)
+                writer.double(slots[index].gauge)
+                writer.byte(UInt8(ascii: "\n"))
             case .histogram:
-                writer.family(name: family.name, kind: .histogram, help: family.help)
-                let bounds = family.bounds.map(ExpositionWriter.boundText)
-                for index in family.slots {
-                    let slot = slots[index]
-                    writer.histogram(
-                        family.name, labels: slot.labelText, bounds: bounds,
-                        bucketCounts: buckets[slot.bucketStart...slot.bucketStart + bounds.count], sum: slot.sum)
+                var cumulative: UInt64 = 0
+                let first = slots[index].bucketStart
+                for (bucket, suffix) in bucketSuffixes.enumerated() {
+                    cumulative &+= buckets[first + bucket]
+                    writer.write(bucketPrefix)
+                    if !labels.isEmpty {
+                        writer.write(labels)
+                        writer.byte(UInt8(ascii: ","))
+                    }
+                    writer.write(suffix)
+                    writer.integer(cumulative)
+                    writer.byte(UInt8(ascii: "\n"))
                 }
+                start(sumName, labels, &writer)
+                writer.double(slots[index].sum)
+                writer.byte(UInt8(ascii: "\n"))
+                start(countName, labels, &writer)
+                writer.integer(cumulative)
+                writer.byte(UInt8(ascii: "\n"))
             }
         }
     }
 
-    /// A gauge family: its visible reported series, plus derived series whose labels no reported one has,
-    /// in label order. Nothing (not even HELP) when there is no sample.
-    private func renderGauge(_ name: String, help: String, reported: [Int], slots: [Slot], derived: [[Label]: Double],
-                             into writer: inout ExpositionWriter) {
-        let visible = reported.filter { slots[$0].gaugeVisible }
-        var samples = visible.map { (labels: slots[$0].labels, text: slots[$0].labelText, value: slots[$0].gauge) }
-        if !derived.isEmpty {
-            let reportedLabels = Set(visible.map { slots[$0].labels })
-            for (labels, value) in derived where !reportedLabels.contains(labels) {
-                samples.append((labels, ExpositionWriter.labelText(labels), value))
-            }
-            samples.sort { $0.labels.lexicographicallyPrecedes($1.labels) }
+    /// `name{labels} ` (or `name ` without labels).
+    @inline(__always)
+    private func start(_ name: [UInt8], _ labels: String, _ writer: inout SampleWriter) {
+        writer.write(name)
+        if !labels.isEmpty {
+            writer.byte(UInt8(ascii: "{"))
+            writer.write(labels)
+            writer.byte(UInt8(ascii: "}"))
         }
-        guard !samples.isEmpty else { return }
-        writer.family(name: name, kind: .gauge, help: help)
-        for sample in samples { writer.gauge(name, labels: sample.text, value: sample.value) }
+        writer.byte(UInt8(ascii: " "))
+    }
+}
+
+/// One part of a scrape, rendered on its own: fixed bytes (a family header, a derived family) or sample lines.
+enum RenderPiece: Sendable {
+    case bytes([UInt8])
+    case samples(SampleLayout, ArraySlice<Int>)
+
+    /// Renders the pieces on every core and returns their bytes in order.
+    static func render(_ pieces: [RenderPiece], slots: [AggregationStore.Slot], buckets: [UInt64]) -> [[UInt8]] {
+        let results = Results(count: pieces.count)
+        @Sendable func work(_ i: Int) {
+            switch pieces[i] {
+            case .bytes(let bytes):
+                results.store(bytes, at: i)
+            case .samples(let layout, let series):
+                results.store(slots.withUnsafeBufferPointer { slots in
+                    buckets.withUnsafeBufferPointer { buckets in
+                        [UInt8](unsafeUninitializedCapacity: layout.byteBound(series, slots: slots)) { output, count in
+                            var writer = SampleWriter(output.baseAddress!)
+                            layout.write(series, slots: slots, buckets: buckets, into: &writer)
+                            count = writer.cursor - output.baseAddress!
+                        }
+                    }
+                }, at: i)
+            }
+        }
+        let samplePieces = pieces.reduce(0) { if case .samples = $1 { $0 + 1 } else { $0 } }
+        if samplePieces > 1 {
+            DispatchQueue.concurrentPerform(iterations: pieces.count) { work($0) }
+        } else {
+            for i in pieces.indices { work(i) }
+        }
+        return results.take()
+    }
+
+    /// One slot per piece, each written by exactly one worker of `concurrentPerform`.
+    private final class Results: @unchecked Sendable {
+        private let storage: UnsafeMutableBufferPointer<[UInt8]>
+
+        init(count: Int) {
+            storage = .allocate(capacity: count)
+            storage.initialize(repeating: [])
+        }
+
+        func store(_ bytes: [UInt8], at index: Int) { storage[index] = bytes }
+
+        func take() -> [[UInt8]] { Array(storage) }
+
+        deinit {
+            storage.deinitialize()
+            storage.deallocate()
+        }
     }
 }

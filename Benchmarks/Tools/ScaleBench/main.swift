@@ -1,0 +1,128 @@
+import Foundation
+
+// The scale benchmark: a release agent fed through real SEQPACKET connections by 10 sources until it holds
+// `series` series (80% counters, 15% gauges, 5% histograms of 19 bounds, 4 labels), then what a user sees:
+// render time as the agent reports it, `GET /metrics` as curl sees it (plain and gzip), memory per series, and
+// checkpoints while 1% of the series change per interval. Prints a markdown table.
+//   ScaleBench [series ...]        (default: 100000 1000000; needs ../.build/release/danube-metrics-agent)
+let agentPath = ProcessInfo.processInfo.environment["AGENT"] ?? "../.build/release/danube-metrics-agent"
+let sizes = CommandLine.arguments.dropFirst().compactMap { Int($0) }
+let sourceCount = 10
+
+func shell(_ arguments: [String]) -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try! process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self)
+}
+
+/// Seconds `curl` takes for one GET, and the bytes it received.
+func curlGet(_ port: Int, gzip: Bool) -> (seconds: Double, bytes: Int) {
+    let out = shell(["curl", "-s", "-o", "/dev/null", "-w", "%{time_total} %{size_download}"]
+        + (gzip ? ["-H", "Accept-Encoding: gzip"] : []) + ["http://127.0.0.1:\(port)/metrics"])
+    let parts = out.split(separator: " ")
+    return (Double(parts[0]) ?? .nan, Int(parts.count > 1 ? parts[1] : "0") ?? 0)
+}
+
+func sample(_ text: String, _ name: String) -> Double {
+    for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+        return Double(line.split(separator: " ")[1]) ?? .nan
+    }
+    return .nan
+}
+
+func scrape(_ port: Int) -> String { shell(["curl", "-s", "http://127.0.0.1:\(port)/metrics"]) }
+
+func rssBytes(_ pid: Int32) -> Double {
+    let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+    return (Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? .nan) * 1024
+}
+
+func cpuSeconds(_ pid: Int32) -> Double {
+    let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+    let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
+    return (Double(fields[11])! + Double(fields[12])!) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+
+struct Row { var series: Int; var render, get, getGzip, rssEmpty, rssLoaded, rssScraped, checkpoint, checkpointCPU: Double; var bytes, gzipBytes: Int }
+
+func measure(series: Int) -> Row {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("scale-\(getpid())-\(series)").path
+    try? FileManager.default.removeItem(atPath: directory)
+    try! FileManager.default.createDirectory(atPath: "\(directory)/state", withIntermediateDirectories: true)
+    let port = Int.random(in: 30_000..<40_000)
+    let agent = Process()
+    agent.executableURL = URL(fileURLWithPath: agentPath)
+    agent.arguments = ["--ingest-socket", "\(directory)/ingest.sock", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(directory)/state",
+                       "--log-level", "error", "--log-format", "text", "--max-series-per-family", "10000"]
+    try! agent.run()
+    defer {
+        agent.terminate()
+        agent.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+    while !FileManager.default.fileExists(atPath: "\(directory)/ingest.sock") { usleep(50_000) }
+    usleep(300_000)
+    let pid = agent.processIdentifier
+    _ = scrape(port)
+    let rssEmpty = rssBytes(pid)
+
+    let perSource = series / sourceCount
+    let sources = (0..<sourceCount).map { try! ScaleSource(path: "\(directory)/ingest.sock", source: $0, series: perSource) }
+    DispatchQueue.concurrentPerform(iterations: sourceCount) { sources[$0].defineAll(); sources[$0].update() }
+    while sample(scrape(port), "danube_agent_series") < Double(series) { sleep(1) }
+    sleep(3) // a checkpoint of everything
+    let rssLoaded = rssBytes(pid)
+
+    func scrapeStats() -> (sum: Double, count: Double) {
+        let text = scrape(port)
+        return (sample(text, "danube_agent_scrape_duration_seconds_sum"), sample(text, "danube_agent_scrape_duration_seconds_count"))
+    }
+    let before = scrapeStats()
+    var gets: [Double] = [], gzipGets: [Double] = []
+    var bytes = 0, gzipBytes = 0
+    for _ in 0..<5 {
+        let plain = curlGet(port, gzip: false)
+        gets.append(plain.seconds); bytes = plain.bytes
+        let compressed = curlGet(port, gzip: true)
+        gzipGets.append(compressed.seconds); gzipBytes = compressed.bytes
+    }
+    let after = scrapeStats()
+    // The render inside each GET, as the agent measured it (11 renders between the two readings: 10 GETs and one scrape).
+    let render = (after.sum - before.sum) / max(1, after.count - before.count)
+    sleep(2)
+    let rssScraped = rssBytes(pid)
+
+    // 1% of the series change every second; the agent checkpoints once per second.
+    var checkpoints: [Double] = []
+    let cpuBefore = cpuSeconds(pid)
+    let started = Date()
+    for round in 0..<10 {
+        DispatchQueue.concurrentPerform(iterations: sourceCount) { sources[$0].update(stride: 100, offset: round, round: UInt64(round + 2)) }
+        sleep(1)
+        checkpoints.append(sample(scrape(port), "danube_agent_last_checkpoint_duration_seconds"))
+    }
+    let cpuPerSecond = (cpuSeconds(pid) - cpuBefore) / Date().timeIntervalSince(started)
+    return Row(series: series, render: render, get: median(gets), getGzip: median(gzipGets), rssEmpty: rssEmpty, rssLoaded: rssLoaded,
+               rssScraped: rssScraped, checkpoint: median(checkpoints), checkpointCPU: cpuPerSecond, bytes: bytes, gzipBytes: gzipBytes)
+}
+
+let rows = (sizes.isEmpty ? [100_000, 1_000_000] : sizes).map { measure(series: $0) }
+func ms(_ seconds: Double) -> String { String(format: "%.0f ms", seconds * 1_000) }
+print("| measure | " + rows.map { "\($0.series / 1_000)k series" }.joined(separator: " | ") + " |")
+print("| --- |" + String(repeating: " --- |", count: rows.count))
+print("| render, server side (`danube_agent_scrape_duration_seconds`, mean) | " + rows.map { ms($0.render) }.joined(separator: " | ") + " |")
+print("| `GET /metrics` as curl sees it (median of 5) | " + rows.map { "\(ms($0.get)) (\($0.bytes / 1_000_000) MB)" }.joined(separator: " | ") + " |")
+print("| `GET /metrics` with `Accept-Encoding: gzip` (median of 5) | " + rows.map { "\(ms($0.getGzip)) (\(String(format: "%.1f", Double($0.gzipBytes) / 1e6)) MB)" }.joined(separator: " | ") + " |")
+print("| agent RSS above the empty agent, per series: loaded / after 10 scrapes | "
+      + rows.map { String(format: "%.0f B / %.0f B", ($0.rssLoaded - $0.rssEmpty) / Double($0.series), ($0.rssScraped - $0.rssEmpty) / Double($0.series)) }.joined(separator: " | ") + " |")
+print("| checkpoint with 1% of series changing per second: last duration (median) / agent CPU | "
+      + rows.map { String(format: "%@ / %.0f%% of a core", ms($0.checkpoint), $0.checkpointCPU * 100) }.joined(separator: " | ") + " |")
