@@ -26,7 +26,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -38,6 +37,7 @@ let package = Package(
         .target(name: "DanubeMetricsCatalog", dependencies: ["DanubeMetricsWire"]),
         .target(name: "CDanubeCells"),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "DanubeMetricsSystemd",
             dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]
@@ -61,11 +61,11 @@ let package = Package(
                 "DanubeMetricsWire",
                 "DanubeMetricsCatalog",
                 "DanubeMetricsProcess",
+                "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOHTTPCompression", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -116,6 +116,7 @@ let package = Package(
         .testTarget(
             name: "DanubeMetricsAgentTests",
             dependencies: [
+                "CZlib",
                 "DanubeMetricsAgent", "DanubeMetricsEmitter", "DanubeMetricsWire", "DanubeMetricsCatalog",
                 "DanubeMetrics", "DanubeMetricsSwiftMetrics", "DanubeMetricsTestKit",
                 .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -9,7 +9,6 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
-import NIOHTTPCompression
 import NIOPosix
 import ServiceLifecycle
 
@@ -386,7 +385,10 @@ public final class Agent: Service, Sendable {
 
     private func httpBootstrap() -> ServerBootstrap {
         let threadPool = self.threadPool
-        let render: MetricsHTTPHandler.Renderer = { [self] format in ByteBuffer(bytes: renderMetrics(format: format)) }
+        let render: MetricsHTTPHandler.Renderer = { [self] format, gzip in
+            let body = renderMetrics(format: format)
+            return ByteBuffer(bytes: gzip ? GzipEncoder.gzip(body) : body)
+        }
         let limits = configuration.http, connections = httpConnections
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -397,7 +399,6 @@ public final class Agent: Service, Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(HTTPGuard(limits: limits, connections: connections))
-                    try channel.pipeline.syncOperations.addHandler(HTTPResponseCompressor())
                     try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(render: render, threadPool: threadPool))
                 }
             }

@@ -33,6 +33,27 @@ public enum ContentNegotiation {
         }
         return best?.format ?? .prometheusText
     }
+
+    /// Whether `Accept-Encoding` admits gzip: `gzip`, `x-gzip` or `*` with a q above 0 (RFC 9110, 12.5.3), unless
+    /// gzip itself is listed with q=0.
+    public static func acceptsGzip(_ acceptEncoding: String?) -> Bool {
+        guard let acceptEncoding else { return false }
+        var wildcard = false
+        for coding in acceptEncoding.split(separator: ",") {
+            let parts = coding.split(separator: ";").map { $0.trimmingCharacters(in: " \t") }
+            guard let name = parts.first?.lowercased() else { continue }
+            let q = parts.dropFirst().compactMap { parameter -> Double? in
+                let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: " \t") }
+                return pair.count == 2 && pair[0].lowercased() == "q" ? Double(pair[1]) ?? 0 : nil
+            }.first ?? 1
+            switch name {
+            case "gzip", "x-gzip": return q > 0
+            case "*": wildcard = q > 0
+            default: break
+            }
+        }
+        return wildcard
+    }
 }
 
 extension Substring {

@@ -8,9 +8,10 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// Renders the whole exposition in the given format, into the buffer the response sends (on the thread pool:
-    /// copying a large scrape on the event loop would stall every connection it serves).
-    typealias Renderer = @Sendable (ExpositionFormat) -> ByteBuffer
+    /// Renders the whole exposition in the given format, gzipped when asked (`GzipEncoder`), into the buffer the
+    /// response sends: on the thread pool, since copying or compressing a large scrape on the event loop would
+    /// stall every connection it serves.
+    typealias Renderer = @Sendable (ExpositionFormat, _ gzip: Bool) -> ByteBuffer
 
     private let render: Renderer
     private let threadPool: NIOThreadPool
@@ -44,13 +45,15 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         switch path {
         case "/metrics":
             let format = ContentNegotiation.format(forAccept: head.headers.first(name: "accept"))
+            let gzip = ContentNegotiation.acceptsGzip(head.headers[canonicalForm: "accept-encoding"].joined(separator: ","))
             let render = self.render
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            threadPool.runIfActive(eventLoop: context.eventLoop) { render(format) }.whenComplete { result in
+            threadPool.runIfActive(eventLoop: context.eventLoop) { render(format, gzip) }.whenComplete { result in
                 let (handler, context) = loopBound.value
                 switch result {
                 case .success(let body):
-                    handler.write(head, status: .ok, contentType: format.contentType, body: body, context: context)
+                    handler.write(head, status: .ok, contentType: format.contentType, body: body,
+                                  extra: [("Vary", "Accept-Encoding")] + (gzip ? [("Content-Encoding", "gzip")] : []), context: context)
                 case .failure(let error):
                     handler.write(head, status: .serviceUnavailable, contentType: "text/plain; charset=utf-8",
                                   body: Array("cannot render metrics: \(error)\n".utf8), context: context)

@@ -165,13 +165,13 @@ enum RenderPiece: Sendable {
 
     /// Renders the pieces on every core and returns their bytes in order.
     static func render(_ pieces: [RenderPiece], slots: [AggregationStore.Slot], buckets: [UInt64]) -> [[UInt8]] {
-        let results = Results(count: pieces.count)
+        let results = ConcurrentResults<[UInt8]>(count: pieces.count, initial: [])
         @Sendable func work(_ i: Int) {
             switch pieces[i] {
             case .bytes(let bytes):
-                results.store(bytes, at: i)
+                results[i] = bytes
             case .samples(let layout, let series):
-                results.store(slots.withUnsafeBufferPointer { slots in
+                results[i] = slots.withUnsafeBufferPointer { slots in
                     buckets.withUnsafeBufferPointer { buckets in
                         [UInt8](unsafeUninitializedCapacity: layout.byteBound(series, slots: slots)) { output, count in
                             var writer = SampleWriter(output.baseAddress!)
@@ -179,7 +179,7 @@ enum RenderPiece: Sendable {
                             count = writer.cursor - output.baseAddress!
                         }
                     }
-                }, at: i)
+                }
             }
         }
         let samplePieces = pieces.reduce(0) { if case .samples = $1 { $0 + 1 } else { $0 } }
@@ -188,25 +188,6 @@ enum RenderPiece: Sendable {
         } else {
             for i in pieces.indices { work(i) }
         }
-        return results.take()
-    }
-
-    /// One slot per piece, each written by exactly one worker of `concurrentPerform`.
-    private final class Results: @unchecked Sendable {
-        private let storage: UnsafeMutableBufferPointer<[UInt8]>
-
-        init(count: Int) {
-            storage = .allocate(capacity: count)
-            storage.initialize(repeating: [])
-        }
-
-        func store(_ bytes: [UInt8], at index: Int) { storage[index] = bytes }
-
-        func take() -> [[UInt8]] { Array(storage) }
-
-        deinit {
-            storage.deinitialize()
-            storage.deallocate()
-        }
+        return results.all
     }
 }
