@@ -32,12 +32,24 @@ func measure(_ name: String, threads: Int, _ body: @escaping @Sendable (Int) -> 
                  nanos / Double(updates), Double(updates * threads) / nanos * 1e3))
 }
 
+/// What a call site in another module pays: the update behind a call the optimizer may not inline or hoist.
+@inline(never) func incrementAtCallSite(_ counter: Counter) { counter.increment() }
+@inline(never) func observeAtCallSite(_ histogram: Histogram, _ value: Double) { histogram.observe(value) }
+
 measure("Counter.increment, 1 thread", threads: 1) { n in for _ in 0..<n { counter.increment() } }
+measure("Counter.increment, call site", threads: 1) { n in for _ in 0..<n { incrementAtCallSite(counter) } }
 measure("Counter.increment, 2 threads", threads: 2) { n in for _ in 0..<n { counter.increment() } }
 measure("Histogram.observe, 1 thread", threads: 1) { n in
     var value = 0.0
     for _ in 0..<n {
         histogram.observe(value)
+        value = value < 5_000 ? value + 0.37 : 0
+    }
+}
+measure("Histogram.observe, call site", threads: 1) { n in
+    var value = 0.0
+    for _ in 0..<n {
+        observeAtCallSite(histogram, value)
         value = value < 5_000 ? value + 0.37 : 0
     }
 }
