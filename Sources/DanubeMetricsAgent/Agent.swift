@@ -283,6 +283,11 @@ public final class Agent: Service, Sendable {
 
     /// The complete `/metrics` exposition: sources' families, then the agent's own.
     public func renderMetrics(format: ExpositionFormat) -> [UInt8] {
+        renderMetricsWriter(format: format).bytes
+    }
+
+    /// The exposition as the chunks it was rendered in (what a response is built from, without joining them).
+    func renderMetricsWriter(format: ExpositionFormat) -> ExpositionWriter {
         let started = ContinuousClock.now
         var writer = ExpositionWriter(format: format, capacity: 1 << 20)
         store.render(into: &writer)
@@ -292,7 +297,7 @@ public final class Agent: Service, Sendable {
         gate.render(into: &writer)
         writer.finish()
         stats.scraped(seconds: (ContinuousClock.now - started).seconds)
-        return writer.bytes
+        return writer
     }
 
     // MARK: bootstraps
@@ -386,8 +391,12 @@ public final class Agent: Service, Sendable {
     private func httpBootstrap() -> ServerBootstrap {
         let threadPool = self.threadPool
         let render: MetricsHTTPHandler.Renderer = { [self] format, gzip in
-            let body = renderMetrics(format: format)
-            return ByteBuffer(bytes: gzip ? GzipEncoder.gzip(body) : body)
+            let chunks = renderMetricsWriter(format: format).output
+            if gzip { return ByteBuffer(bytes: GzipEncoder.gzip(chunks)) }
+            var body = ByteBuffer()
+            body.reserveCapacity(chunks.reduce(0) { $0 + $1.count })
+            for chunk in chunks { body.writeBytes(chunk) }
+            return body
         }
         let limits = configuration.http, connections = httpConnections
         return ServerBootstrap(group: group)

@@ -39,6 +39,20 @@ import Testing
         if size > 100_000 { #expect(gzip.count < size / 5) }
     }
 
+    /// A body as the renderer hands it over: header-sized chunks, empty ones, and pieces larger than a slice.
+    @Test func chunksOfAnySizeCompressAsTheirConcatenation() {
+        var chunks: [[UInt8]] = []
+        var body: [UInt8] = []
+        for i in 0..<400 {
+            let size = [0, 37, 900, 70_000, GzipEncoder.sliceBytes + 3][i % 5]
+            let chunk = (0..<size).map { UInt8(ascii: "a") &+ UInt8(truncatingIfNeeded: ($0 / 7 + i) % 26) }
+            chunks.append(chunk)
+            body += chunk
+        }
+        #expect(inflateSingleMember(GzipEncoder.gzip(chunks), expecting: body.count) == body)
+        #expect(inflateSingleMember(GzipEncoder.gzip([[], []]), expecting: 0) == [])
+    }
+
     @Test(arguments: [
         ("gzip", true), ("deflate, gzip;q=0.5", true), ("GZIP", true), ("x-gzip", true), ("*", true),
         ("gzip;q=0", false), ("deflate", false), ("", false), ("identity", false), ("*;q=0", false), ("br, *;q=0.1", true),

@@ -20,11 +20,28 @@ public enum ExpositionFormat: Sendable, Equatable {
 /// escaped once at definition time and integers formatted without `String`, keeps a 100k-series scrape fast.
 public struct ExpositionWriter {
     public let format: ExpositionFormat
-    public private(set) var bytes: [UInt8] = []
+    /// What was written before the last `append(_:)` of pieces, and those pieces, in order.
+    private var chunks: [[UInt8]] = []
+    /// Where small writes go.
+    private var current: [UInt8] = []
 
     public init(format: ExpositionFormat, capacity: Int = 1 << 16) {
         self.format = format
-        bytes.reserveCapacity(capacity)
+        current.reserveCapacity(capacity)
+    }
+
+    /// Everything written, as one array (a copy when pieces were appended).
+    public var bytes: [UInt8] {
+        guard !chunks.isEmpty else { return current }
+        var joined: [UInt8] = []
+        joined.reserveCapacity(output.reduce(0) { $0 + $1.count })
+        for chunk in output { joined.append(contentsOf: chunk) }
+        return joined
+    }
+
+    /// Everything written, as the chunks it was made of: a response is built from these without joining them.
+    public var output: [[UInt8]] {
+        current.isEmpty ? chunks : chunks + [current]
     }
 
     // MARK: families
@@ -145,29 +162,31 @@ public struct ExpositionWriter {
     }
 
     mutating func append(_ text: String) {
-        bytes.append(contentsOf: text.utf8)
+        current.append(contentsOf: text.utf8)
     }
 
-    /// Bytes rendered elsewhere (pieces of large families), in order, into room made once for all of them.
+    /// Bytes rendered elsewhere (pieces of large families), kept as they are, in order.
     mutating func append(_ rendered: [[UInt8]]) {
-        bytes.reserveCapacity(bytes.count + rendered.reduce(0) { $0 + $1.count } + (1 << 16))
-        for piece in rendered { bytes.append(contentsOf: piece) }
+        if !current.isEmpty { chunks.append(current) }
+        chunks.append(contentsOf: rendered.lazy.filter { !$0.isEmpty })
+        current = []
+        current.reserveCapacity(1 << 12)
     }
 
     private mutating func appendEscaped(_ text: String, quotes: Bool) {
         for byte in text.utf8 {
             switch byte {
-            case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "\\"))
-            case UInt8(ascii: "\n"): bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "n"))
-            case UInt8(ascii: "\"") where quotes: bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "\""))
-            default: bytes.append(byte)
+            case UInt8(ascii: "\\"): current.append(UInt8(ascii: "\\")); current.append(UInt8(ascii: "\\"))
+            case UInt8(ascii: "\n"): current.append(UInt8(ascii: "\\")); current.append(UInt8(ascii: "n"))
+            case UInt8(ascii: "\"") where quotes: current.append(UInt8(ascii: "\\")); current.append(UInt8(ascii: "\""))
+            default: current.append(byte)
             }
         }
     }
 
     private mutating func appendInteger(_ value: UInt64) {
         if value < 10 {
-            bytes.append(UInt8(ascii: "0") + UInt8(value))
+            current.append(UInt8(ascii: "0") + UInt8(value))
             return
         }
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0) // 24 bytes of room for 20 digits
@@ -179,7 +198,7 @@ public struct ExpositionWriter {
                 buffer[i] = UInt8(ascii: "0") + UInt8(v % 10)
                 v /= 10
             }
-            bytes.append(contentsOf: buffer[i...])
+            current.append(contentsOf: buffer[i...])
         }
     }
 
