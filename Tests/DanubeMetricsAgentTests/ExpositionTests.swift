@@ -21,6 +21,45 @@ import Testing
         #expect(openMetrics.contains(#"# HELP m say \"hi\""#))
     }
 
+    /// The store renders label sets itself at each scrape (on every core, through a raw writer): escaped exactly as
+    /// `labelText`, in every line of a histogram, with and without labels.
+    @Test func theStoreEscapesLabelValuesInEveryLine() {
+        let store = AggregationStore(gaugeGrace: .seconds(15))
+        let tricky = [Label("a", "plain"), Label("path", "C:\\dir \"quoted\"\nnext")]
+        var batch = DeltaBatch(sequence: 1)
+        var bindings: [SeriesBinding?] = []
+        for (id, definition) in [
+            SeriesDefinition(id: 0, kind: .counter, name: "files_total", help: "", labels: tricky),
+            SeriesDefinition(id: 1, kind: .histogram, name: "size_bytes", help: "", labels: tricky, bounds: [1, 10]),
+            SeriesDefinition(id: 2, kind: .histogram, name: "bare_bytes", help: "", labels: [], bounds: [5]),
+            SeriesDefinition(id: 3, kind: .gauge, name: "depth", help: "", labels: tricky),
+        ].enumerated() {
+            bindings.append(try! store.define(definition).get())
+            switch definition.kind {
+            case .counter: batch.deltas.append(Delta(op: .counterAdd, seriesID: UInt32(id), value: 7))
+            case .gauge: batch.deltas.append(Delta(op: .gaugeSet, seriesID: UInt32(id), value: (2.5).bitPattern))
+            case .histogram:
+                batch.deltas.append(Delta(op: .histogram, seriesID: UInt32(id), bucketStart: batch.buckets.count, bucketCount: 1, sum: 3))
+                batch.buckets.append(BucketDelta(index: 0, count: 2))
+            }
+        }
+        store.sourceConnected(1)
+        _ = store.claim(instance: 1, connection: 1, now: 0)
+        store.apply(batch, bindings: bindings, from: 1, instance: 1, now: 0)
+        var writer = ExpositionWriter(format: .prometheusText)
+        store.render(into: &writer)
+        let text = String(decoding: writer.bytes, as: UTF8.self)
+        let escaped = ExpositionWriter.labelText(tricky)
+        for line in [
+            "files_total{\(escaped)} 7", "depth{\(escaped)} 2.5",
+            "size_bytes_bucket{\(escaped),le=\"1.0\"} 2", "size_bytes_bucket{\(escaped),le=\"10.0\"} 2",
+            "size_bytes_bucket{\(escaped),le=\"+Inf\"} 2", "size_bytes_sum{\(escaped)} 3", "size_bytes_count{\(escaped)} 2",
+            "bare_bytes_bucket{le=\"5.0\"} 2", "bare_bytes_bucket{le=\"+Inf\"} 2", "bare_bytes_sum 3", "bare_bytes_count 2",
+        ] {
+            #expect(text.contains("\n" + line + "\n"), "missing: \(line)\n\(text)")
+        }
+    }
+
     @Test func counterNamesInBothFormats() {
         let text = render(.prometheusText) { writer in
             writer.family(name: "jobs_total", kind: .counter, help: "Jobs.")

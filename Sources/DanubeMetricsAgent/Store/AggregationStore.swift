@@ -32,9 +32,9 @@ public final class AggregationStore: Sendable {
 
     struct Slot {
         var family: Int
+        /// Sorted by name; rendered as `a="x",b="y"` at each scrape (keeping the text as well would cost about a
+        /// hundred bytes per series).
         var labels: [Label]
-        /// `a="x",b="y"`, escaped once at definition time.
-        var labelText: String
         var counterInteger: UInt64 = 0
         var counterFloat: Double = 0
         var gauge: Double = 0
@@ -140,7 +140,7 @@ public final class AggregationStore: Sendable {
             guard state.families[familyIndex].slots.count < maxFamilySeries else {
                 return .failure(SeriesRejection(.familySeriesLimit, family: checked.name, "\(checked.name) already has its limit of \(maxFamilySeries) series"))
             }
-            var slot = Slot(family: familyIndex, labels: checked.labels, labelText: ExpositionWriter.labelText(checked.labels))
+            var slot = Slot(family: familyIndex, labels: checked.labels)
             slot.bucketStart = state.buckets.count
             state.buckets.append(contentsOf: repeatElement(0, count: bucketCount))
             let index = state.slots.count
