@@ -106,7 +106,8 @@ public final class Agent: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         self.supervisor = supervisor
-        store = AggregationStore(gaugeGrace: configuration.gaugeGrace, derived: ReliableBacklog.derivations(configuration.catalog))
+        store = AggregationStore(gaugeGrace: configuration.gaugeGrace, derived: ReliableBacklog.derivations(configuration.catalog),
+                                 tracksChanges: configuration.stateDirectory != nil)
         gate = SeriesGate(catalog: configuration.catalog, mode: configuration.catalogMode,
                           uncataloguedFamilyLimit: configuration.uncataloguedFamilyLimit, store: store, logger: logger)
         var now = timespec()
@@ -226,10 +227,14 @@ public final class Agent: Service, Sendable {
         switch file.read(into: store) {
         case .none:
             logger.info("no saved state", metadata: ["state_file": "\(file.path)"])
-        case .loaded(let snapshot, let path):
+        case .loaded(let snapshot, let path, let records, let ignored):
             logger.info("restored saved state", metadata: [
                 "state_file": "\(path)", "series": "\(snapshot.series.count)", "sources": "\(snapshot.sources.count)",
+                "log_records": "\(records)",
             ])
+            if let ignored {
+                logger.warning("the rest of the state log was not applied", metadata: ["state_log": "\(file.logPath)", "reason": "\(ignored)"])
+            }
         case .unusable(let path, let reason, let movedTo):
             logger.error("saved state is unusable; moved aside, starting empty", metadata: [
                 "state_file": "\(path)", "moved_to": "\(movedTo)", "reason": "\(reason)",

@@ -117,7 +117,7 @@ public final class AgentStats: Sendable {
         counter("danube_agent_checkpoint_failures_total", "State file writes that failed (sources stay unacknowledged meanwhile).", checkpoint.failed)
         gauge("danube_agent_last_checkpoint_timestamp_seconds", "Unix time of the last state file written.", checkpoint.lastTime)
         gauge("danube_agent_last_checkpoint_duration_seconds", "Time the last checkpoint took to encode and write.", checkpoint.lastSeconds)
-        gauge("danube_agent_last_checkpoint_bytes", "Size of the last state file written.", Double(checkpoint.lastBytes))
+        gauge("danube_agent_last_checkpoint_bytes", "Bytes the last checkpoint wrote: a whole base, or a log record of what changed.", Double(checkpoint.lastBytes))
         gauge("danube_agent_series", "Series held in the store.", Double(store.seriesCount))
         gauge("danube_agent_families", "Metric families held in the store.", Double(store.familyCount))
         let durations = scrapes.withLock { $0 }

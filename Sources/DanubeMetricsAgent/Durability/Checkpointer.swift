@@ -9,9 +9,10 @@ struct DurableSequences: Sendable {
 }
 
 /// Makes the store durable. On its own thread, every `interval` when something changed (or at once when a source
-/// is waiting for its WELCOME), it captures the store (copy-on-write, a few microseconds under the lock), encodes
-/// and writes the state file (fsync, rename, fsync of the directory), then publishes that state for `/metrics`
-/// and tells every source what is now durable. Sources are acknowledged only then, so a crash at any instant
+/// is waiting for its WELCOME), it captures the store (copy-on-write, a few microseconds under the lock) with the
+/// series changed since the last checkpoint, appends those to the state log (fsync) or, when the log has grown as
+/// large as the base (and at the first checkpoint), writes a new base (fsync, rename, fsync of the directory), then
+/// publishes that state for `/metrics` and tells every source what is now durable. Sources are acknowledged only then, so a crash at any instant
 /// loses nothing an emitter was told was delivered, and `/metrics` never shows a value a restarted agent would
 /// not have: counters never go backwards across a crash.
 public final class Checkpointer: Sendable {
@@ -24,6 +25,9 @@ public final class Checkpointer: Sendable {
         var started = false
         var stopping = false
         var failing = false
+        /// Whether the next checkpoint writes a whole base: at first, when the log outgrew the base, after a failure.
+        var needsBase = true
+        var baseBytes = 0
     }
 
     private let store: AggregationStore
@@ -123,14 +127,19 @@ public final class Checkpointer: Sendable {
     func checkpoint() -> Bool {
         // Nothing changed since the last durable state: no capture, no write.
         if control.withLock({ $0.durableChangeCount }) == store.changeCount { return true }
-        let state = store.capture()
+        let (state, changed) = store.captureChanges()
         let started = ContinuousClock.now
         busySince.withLock { $0 = started }
         defer { busySince.withLock { $0 = nil } }
-        let bytes = StateFormat.encode(AggregationStore.snapshot(of: state), writtenAt: Date().timeIntervalSince1970)
+        let (needsBase, baseBytes) = control.withLock { ($0.needsBase, $0.baseBytes) }
+        let writeBase = needsBase || file.logSize > max(baseBytes, 1 << 20)
+        let now = Date().timeIntervalSince1970
+        let bytes = StateFormat.encode(AggregationStore.snapshot(of: state, only: writeBase ? nil : changed), writtenAt: now)
         do {
-            try file.write(bytes)
+            if writeBase { try file.write(bytes) } else { try file.append(bytes) }
         } catch {
+            // The changes taken with this capture are not durable: the next checkpoint writes everything.
+            control.withLock { $0.needsBase = true }
             stats.checkpointFailed()
             let first = control.withLock { control -> Bool in
                 defer { control.failing = true }
@@ -146,6 +155,10 @@ public final class Checkpointer: Sendable {
             defer {
                 control.failing = false
                 control.durableChangeCount = state.changes
+                if writeBase {
+                    control.needsBase = false
+                    control.baseBytes = bytes.count
+                }
             }
             return control.failing
         }

@@ -3,15 +3,23 @@ import Glibc
 #endif
 import Foundation
 
-/// The agent's state file in its state directory: `state.bin` (format version 2), written by every checkpoint as
-/// a temporary file, fsync, atomic rename, fsync of the directory, so that after a crash at any instant the file
-/// is either the previous checkpoint or the new one, whole. `state.json` (version 1, written on drain by older
-/// agents) is read when no `state.bin` exists and removed once version 2 is written. A file that cannot be used
-/// is moved aside and reported; the agent starts empty.
+/// The agent's state in its state directory: a base, `state.bin` (format version 2, all counters, histograms and
+/// sources), and a log, `state.log`, of what changed since. A base is written as a temporary file, fsync, atomic
+/// rename, fsync of the directory, so that after a crash at any instant it is either the previous base or the new
+/// one, whole; the log is then started afresh, naming the base it extends. Between bases, each checkpoint appends
+/// one record to the log (a version 2 state holding only the series that changed, and every source) and fsyncs
+/// it. Reading applies the base, then the log's records in order, stopping at the first incomplete or corrupt
+/// one (a torn append, never acknowledged); a log that names another base (a crash between a new base and the
+/// fresh log) is ignored. `state.json` (version 1, written on drain by older agents) is read when no `state.bin`
+/// exists and removed once version 2 is written. A base that cannot be used is moved aside and reported; the
+/// agent starts empty.
 struct StateFile {
     let directory: String
     var path: String { "\(directory)/state.bin" }
+    var logPath: String { "\(directory)/state.log" }
     var legacyPath: String { "\(directory)/state.json" }
+    static let logMagic: [UInt8] = Array("DNBL".utf8)
+    static let logHeaderSize = 16
 
     /// Makes sure checkpoints can be written before the agent says it is ready: creates the directory (and its
     /// parents) when missing, then writes, fsyncs and removes a probe file. Throws one clear sentence otherwise,
@@ -42,18 +50,58 @@ struct StateFile {
         }
     }
 
+    /// Writes a new base (a version 2 state file), then starts a fresh log naming it.
     func write(_ bytes: [UInt8]) throws {
-        let temporary = "\(path).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw AgentConfigurationError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        try replace(path, with: bytes)
+        unlink(legacyPath)
+        try replace(logPath, with: Self.logHeader(forBase: bytes))
+    }
+
+    /// Appends one record (a version 2 state file of what changed) to the log and fsyncs it.
+    func append(_ record: [UInt8]) throws {
+        let fd = open(logPath, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else { throw AgentConfigurationError("cannot append to \(logPath): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var bytes = withUnsafeBytes(of: UInt32(record.count).littleEndian) { Array($0) }
+        bytes += record
+        guard writeAll(fd, bytes), fsync(fd) == 0 else {
+            throw AgentConfigurationError("cannot append to \(logPath): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// The bytes of the log, when it exists.
+    var logSize: Int {
+        var info = stat()
+        return stat(logPath, &info) == 0 ? Int(info.st_size) : 0
+    }
+
+    /// `"DNBL"`, u16 version 1, u16 0, then the base's payload length (u32, low bits) and CRC-32 from its header:
+    /// which base the records extend.
+    static func logHeader(forBase base: [UInt8]) -> [UInt8] {
+        var header = logMagic + [1, 0, 0, 0]
+        header += base[8..<12]   // payload length, low 32 bits
+        header += base[16..<20]  // payload CRC-32
+        return header
+    }
+
+    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
+            guard n > 0 else { return false }
             offset += n
         }
-        let error = offset == bytes.count ? (fsync(fd) == 0 ? 0 : errno) : errno
+        return true
+    }
+
+    /// Temporary file, fsync, rename over `target`, fsync of the directory.
+    private func replace(_ target: String, with bytes: [UInt8]) throws {
+        let path = target
+        let temporary = "\(path).tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AgentConfigurationError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        let error = writeAll(fd, bytes) ? (fsync(fd) == 0 ? 0 : errno) : (errno != 0 ? errno : EIO)
         close(fd)
         guard error == 0, rename(temporary, path) == 0 else {
             let text = String(cString: strerror(error != 0 ? error : errno))
@@ -65,12 +113,12 @@ struct StateFile {
             fsync(directoryFD)
             close(directoryFD)
         }
-        unlink(legacyPath)
     }
 
     enum ReadResult {
         case none
-        case loaded(StoreSnapshot, path: String)
+        /// `records`: log records applied after the base; `ignored`, why the rest of the log was not.
+        case loaded(StoreSnapshot, path: String, records: Int, ignored: String?)
         /// The file could not be used; it was moved to `movedTo`.
         case unusable(path: String, reason: String, movedTo: String)
     }
@@ -81,14 +129,46 @@ struct StateFile {
         let file = FileManager.default.fileExists(atPath: path) ? path : legacyPath
         guard let data = FileManager.default.contents(atPath: file) else { return .none }
         do {
-            let snapshot = try StateFormat.decode(Array(data))
-            try AggregationStore(gaugeGrace: store.gaugeGrace).restore(snapshot)
+            let base = Array(data)
+            let snapshot = try StateFormat.decode(base)
+            let scratch = AggregationStore(gaugeGrace: store.gaugeGrace)
+            try scratch.restore(snapshot)
             try store.restore(snapshot)
-            return .loaded(snapshot, path: file)
+            guard file == path else { return .loaded(snapshot, path: file, records: 0, ignored: nil) }
+            let (records, ignored) = replayLog(forBase: base, scratch: scratch, into: store)
+            return .loaded(snapshot, path: file, records: records, ignored: ignored)
         } catch {
             let aside = "\(file).unusable-\(Int(Date().timeIntervalSince1970))"
             rename(file, aside)
             return .unusable(path: file, reason: "\(error)", movedTo: aside)
         }
+    }
+
+    /// Applies the log's records after the base, each checked on `scratch` (which holds the base and the records
+    /// before it) before the store; stops at the first that is incomplete, corrupt or inconsistent.
+    private func replayLog(forBase base: [UInt8], scratch: AggregationStore, into store: AggregationStore) -> (Int, String?) {
+        guard let data = FileManager.default.contents(atPath: logPath) else { return (0, nil) }
+        let log = Array(data)
+        guard log.count >= Self.logHeaderSize, Array(log[0..<4]) == Self.logMagic else { return (0, "the log has no DNBL header") }
+        guard Array(log[0..<Self.logHeaderSize]) == Self.logHeader(forBase: base) else {
+            return (0, "the log extends another base (written before the last base)")
+        }
+        var offset = Self.logHeaderSize
+        var records = 0
+        while offset < log.count {
+            guard log.count - offset >= 4 else { return (records, "an incomplete record at byte \(offset)") }
+            let length = (0..<4).reduce(0) { $0 | Int(log[offset + $1]) << (8 * $1) }
+            guard log.count - offset - 4 >= length else { return (records, "an incomplete record at byte \(offset)") }
+            do {
+                let snapshot = try StateFormat.decode(Array(log[(offset + 4)..<(offset + 4 + length)]))
+                try scratch.restore(snapshot)
+                try store.restore(snapshot)
+            } catch {
+                return (records, "record \(records + 1) at byte \(offset): \(error)")
+            }
+            offset += 4 + length
+            records += 1
+        }
+        return (records, nil)
     }
 }

@@ -4,20 +4,26 @@ extension AggregationStore {
     /// A consistent copy of the state (copy-on-write arrays: cheap under the lock), with new series sorted.
     func capture() -> State {
         state.withLock { state in
-            for index in state.families.indices where !state.families[index].sorted {
-                let slots = state.slots
-                state.families[index].slots.sort { slots[$0].labels.lexicographicallyPrecedes(slots[$1].labels) }
-                state.families[index].sorted = true
-            }
+            Self.sortNewSeries(&state)
             return state
         }
     }
 
-    /// Counters, histograms and sources of a captured state, built outside the lock.
-    static func snapshot(of state: State) -> StoreSnapshot {
+    static func sortNewSeries(_ state: inout State) {
+        for index in state.families.indices where !state.families[index].sorted {
+            let slots = state.slots
+            state.families[index].slots.sort { slots[$0].labels.lexicographicallyPrecedes(slots[$1].labels) }
+            state.families[index].sorted = true
+        }
+    }
+
+    /// Counters, histograms and sources of a captured state (of only the slots `only` lists, when given), built
+    /// outside the lock.
+    static func snapshot(of state: State, only: [Int]? = nil) -> StoreSnapshot {
         var snapshot = StoreSnapshot()
-        snapshot.series.reserveCapacity(state.slots.count)
-        for slot in state.slots {
+        snapshot.series.reserveCapacity(only?.count ?? state.slots.count)
+        for index in only ?? Array(state.slots.indices) {
+            let slot = state.slots[index]
             let family = state.families[slot.family]
             guard family.kind != .gauge else { continue }
             let bucketCount = family.kind == .histogram ? family.bounds.count + 1 : 0

@@ -60,6 +60,10 @@ public final class AggregationStore: Sendable {
         var sources: [UInt64: SourceRecord] = [:]
         /// Bumped by every change, so the checkpointer knows when a new state file is due.
         var changes: UInt64 = 0
+        /// With `tracksChanges`: the counter and histogram series changed (or defined) since the checkpointer last
+        /// took them, each once, so that a checkpoint writes what changed rather than everything.
+        var changed: [Int] = []
+        var changedFlags: [Bool] = []
     }
 
     let state = Mutex(State())
@@ -68,10 +72,13 @@ public final class AggregationStore: Sendable {
     public let gaugeGrace: Duration
     /// Series the agent computes at scrape time (the reliable backlog), if any.
     let derived: ReliableBacklog?
+    /// Whether changed series are listed for the checkpointer (only an agent with a state directory needs it).
+    let tracksChanges: Bool
 
-    public init(gaugeGrace: Duration, derived: ReliableBacklog? = nil) {
+    public init(gaugeGrace: Duration, derived: ReliableBacklog? = nil, tracksChanges: Bool = false) {
         self.gaugeGrace = gaugeGrace
         self.derived = derived
+        self.tracksChanges = tracksChanges
     }
 
     public var seriesCount: Int { state.withLock { $0.slots.count } }
@@ -145,6 +152,8 @@ public final class AggregationStore: Sendable {
             state.buckets.append(contentsOf: repeatElement(0, count: bucketCount))
             let index = state.slots.count
             state.slots.append(slot)
+            state.changedFlags.append(false)
+            if checked.kind != .gauge { markChanged(index, in: &state) }
             state.changes &+= 1
             state.slotByKey[key] = index
             state.families[familyIndex].slots.append(index)
@@ -170,8 +179,10 @@ public final class AggregationStore: Sendable {
                 switch delta.op {
                 case .counterAdd:
                     state.slots[slot].counterInteger &+= delta.value
+                    markChanged(slot, in: &state)
                 case .counterAddFloat:
                     state.slots[slot].counterFloat += delta.doubleValue
+                    markChanged(slot, in: &state)
                 case .gaugeSet:
                     state.slots[slot].gauge = delta.doubleValue
                     state.slots[slot].gaugeOwner = source
@@ -186,9 +197,29 @@ public final class AggregationStore: Sendable {
                         state.buckets[start + Int(bucket.index)] &+= bucket.count
                     }
                     state.slots[slot].sum += delta.sum
+                    markChanged(slot, in: &state)
                 }
             }
             return true
+        }
+    }
+
+    @inline(__always)
+    func markChanged(_ slot: Int, in state: inout State) {
+        guard tracksChanges, !state.changedFlags[slot] else { return }
+        state.changedFlags[slot] = true
+        state.changed.append(slot)
+    }
+
+    /// A capture for the checkpointer, with the series changed since the previous one (which it takes), in one
+    /// critical section: every change is either in this capture and listed, or left for the next.
+    func captureChanges() -> (state: State, changed: [Int]) {
+        state.withLock { state in
+            Self.sortNewSeries(&state)
+            let changed = state.changed
+            for slot in changed { state.changedFlags[slot] = false }
+            state.changed = []
+            return (state, changed)
         }
     }
 }
