@@ -115,4 +115,58 @@ import Testing
         #expect(compacted, "the log never went back to a fresh one")
         #expect(fixture.restored().snapshot == fixture.store.snapshot())
     }
+
+    /// `/metrics` shows the published (durable) state, kept up to date from each checkpoint's changes: after every
+    /// checkpoint it renders exactly as a store without checkpoints holding the same series (new series, counters,
+    /// gauges set and expired included).
+    @Test func thePublishedStateFollowsTheLiveOneThroughIncrementalCheckpoints() throws {
+        let checkpointed = AggregationStore(gaugeGrace: .seconds(15), tracksChanges: true)
+        let mirror = AggregationStore(gaugeGrace: .seconds(15))
+        let checkpointer = Checkpointer(store: checkpointed, file: StateFile(directory: Scratch.makeDirectory("published")),
+                                        interval: .seconds(3600), stats: AgentStats(startTime: 0), logger: Logger(label: "test")) { _ in }
+        checkpointed.publish(checkpointed.capture())
+        var bindings: [[SeriesBinding?]] = [[], []]
+        var sequence: UInt64 = 0
+        func define(_ definition: SeriesDefinition) {
+            for (i, store) in [checkpointed, mirror].enumerated() { bindings[i].append(try! store.define(definition).get()) }
+        }
+        func apply(_ deltas: [Delta], buckets: [BucketDelta] = []) {
+            sequence += 1
+            for (i, store) in [checkpointed, mirror].enumerated() {
+                #expect(store.apply(DeltaBatch(sequence: sequence, deltas: deltas, buckets: buckets), bindings: bindings[i], from: 1, instance: 9, now: 0))
+            }
+        }
+        func rendered(_ store: AggregationStore) -> String {
+            var writer = ExpositionWriter(format: .prometheusText)
+            store.render(into: &writer)
+            return String(decoding: writer.bytes, as: UTF8.self)
+        }
+        for store in [checkpointed, mirror] {
+            store.sourceConnected(1)
+            _ = store.claim(instance: 9, connection: 1, now: 0)
+        }
+        for i in 0..<50 { define(SeriesDefinition(id: UInt32(i), kind: .counter, name: "p_total", help: "", labels: [Label("n", "\(i)")])) }
+        apply((0..<50).map { Delta(op: .counterAdd, seriesID: UInt32($0), value: 2) })
+        #expect(checkpointer.checkpoint())
+        #expect(rendered(checkpointed) == rendered(mirror))
+        // Changes, new series of every kind, then a checkpoint that writes only those.
+        define(SeriesDefinition(id: 50, kind: .gauge, name: "p_depth", help: "", labels: [Label("n", "a")]))
+        define(SeriesDefinition(id: 51, kind: .histogram, name: "p_ms", help: "", labels: [], bounds: [1, 5]))
+        define(SeriesDefinition(id: 52, kind: .counter, name: "p_total", help: "", labels: [Label("n", "00")]))
+        apply([Delta(op: .counterAdd, seriesID: 3, value: 5), Delta(op: .gaugeSet, seriesID: 50, value: (4.5).bitPattern),
+               Delta(op: .histogram, seriesID: 51, bucketStart: 0, bucketCount: 1, sum: 2), Delta(op: .counterAdd, seriesID: 52, value: 1)],
+              buckets: [BucketDelta(index: 1, count: 3)])
+        let before = rendered(checkpointed)
+        #expect(!before.contains("p_depth"), "a change shows only once durable")
+        #expect(checkpointer.checkpoint())
+        #expect(rendered(checkpointed) == rendered(mirror))
+        // The gauge's source leaves for longer than the grace period: hidden in both after the next checkpoint.
+        for store in [checkpointed, mirror] {
+            store.sourceDisconnected(1, at: .now - .seconds(60))
+            store.expireGauges()
+        }
+        #expect(checkpointer.checkpoint())
+        #expect(rendered(checkpointed) == rendered(mirror))
+        #expect(!rendered(checkpointed).contains("p_depth"))
+    }
 }

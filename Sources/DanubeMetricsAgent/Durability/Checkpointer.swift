@@ -127,14 +127,18 @@ public final class Checkpointer: Sendable {
     func checkpoint() -> Bool {
         // Nothing changed since the last durable state: no capture, no write.
         if control.withLock({ $0.durableChangeCount }) == store.changeCount { return true }
-        let (state, changed) = store.captureChanges()
+        let (needsBase, baseBytes) = control.withLock { ($0.needsBase, $0.baseBytes) }
+        let writeBase = needsBase || file.logSize > max(baseBytes, 1 << 20)
+        let capture = store.captureForCheckpoint(all: writeBase)
         let started = ContinuousClock.now
         busySince.withLock { $0 = started }
         defer { busySince.withLock { $0 = nil } }
-        let (needsBase, baseBytes) = control.withLock { ($0.needsBase, $0.baseBytes) }
-        let writeBase = needsBase || file.logSize > max(baseBytes, 1 << 20)
-        let now = Date().timeIntervalSince1970
-        let bytes = StateFormat.encode(AggregationStore.snapshot(of: state, only: writeBase ? nil : changed), writtenAt: now)
+        let (snapshot, changeCount): (StoreSnapshot, UInt64)
+        switch capture {
+        case .all(let state): (snapshot, changeCount) = (AggregationStore.snapshot(of: state), state.changes)
+        case .changes(let changes): (snapshot, changeCount) = (AggregationStore.snapshot(of: changes), changes.changes)
+        }
+        let bytes = StateFormat.encode(snapshot, writtenAt: Date().timeIntervalSince1970)
         do {
             if writeBase { try file.write(bytes) } else { try file.append(bytes) }
         } catch {
@@ -154,7 +158,7 @@ public final class Checkpointer: Sendable {
         let recovered = control.withLock { control -> Bool in
             defer {
                 control.failing = false
-                control.durableChangeCount = state.changes
+                control.durableChangeCount = changeCount
                 if writeBase {
                     control.needsBase = false
                     control.baseBytes = bytes.count
@@ -164,8 +168,11 @@ public final class Checkpointer: Sendable {
         }
         if recovered { logger.notice("state file written again", metadata: ["state_file": "\(file.path)"]) }
         stats.checkpointed(bytes: bytes.count, seconds: (ContinuousClock.now - started).seconds)
-        store.publish(state)
-        listener(DurableSequences(sequences: state.sources.mapValues(\.sequence)))
+        switch capture {
+        case .all(let state): store.publish(state)
+        case .changes(let changes): store.publish(changes)
+        }
+        listener(DurableSequences(sequences: Dictionary(uniqueKeysWithValues: snapshot.sources.map { ($0.instance, $0.sequence) })))
         return true
     }
 }

@@ -17,13 +17,11 @@ extension AggregationStore {
         }
     }
 
-    /// Counters, histograms and sources of a captured state (of only the slots `only` lists, when given), built
-    /// outside the lock.
-    static func snapshot(of state: State, only: [Int]? = nil) -> StoreSnapshot {
+    /// Counters, histograms and sources of a captured state, built outside the lock.
+    static func snapshot(of state: State) -> StoreSnapshot {
         var snapshot = StoreSnapshot()
-        snapshot.series.reserveCapacity(only?.count ?? state.slots.count)
-        for index in only ?? Array(state.slots.indices) {
-            let slot = state.slots[index]
+        snapshot.series.reserveCapacity(state.slots.count)
+        for slot in state.slots {
             let family = state.families[slot.family]
             guard family.kind != .gauge else { continue }
             let bucketCount = family.kind == .histogram ? family.bounds.count + 1 : 0
@@ -63,6 +61,7 @@ extension AggregationStore {
                 state.slots[binding.slot].counterFloat = entry.counterFloat
                 state.slots[binding.slot].sum = entry.sum
                 for (i, count) in entry.buckets.enumerated() { state.buckets[state.slots[binding.slot].bucketStart + i] = count }
+                markChanged(binding.slot, in: &state)
             }
         }
         state.withLock { state in

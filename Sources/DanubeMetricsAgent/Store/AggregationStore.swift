@@ -60,8 +60,8 @@ public final class AggregationStore: Sendable {
         var sources: [UInt64: SourceRecord] = [:]
         /// Bumped by every change, so the checkpointer knows when a new state file is due.
         var changes: UInt64 = 0
-        /// With `tracksChanges`: the counter and histogram series changed (or defined) since the checkpointer last
-        /// took them, each once, so that a checkpoint writes what changed rather than everything.
+        /// With `tracksChanges`: the series changed (or defined) since the checkpointer last took them, each once,
+        /// so that a checkpoint writes, and publishes for `/metrics`, what changed rather than everything.
         var changed: [Int] = []
         var changedFlags: [Bool] = []
     }
@@ -111,6 +111,7 @@ public final class AggregationStore: Sendable {
             guard !expired.isEmpty else { return }
             for index in state.slots.indices where state.slots[index].gaugeVisible && expired[state.slots[index].gaugeOwner] != nil {
                 state.slots[index].gaugeVisible = false
+                markChanged(index, in: &state)
             }
             state.changes &+= 1
             for id in expired.keys { state.departed.removeValue(forKey: id) }
@@ -153,7 +154,7 @@ public final class AggregationStore: Sendable {
             let index = state.slots.count
             state.slots.append(slot)
             state.changedFlags.append(false)
-            if checked.kind != .gauge { markChanged(index, in: &state) }
+            markChanged(index, in: &state)
             state.changes &+= 1
             state.slotByKey[key] = index
             state.families[familyIndex].slots.append(index)
@@ -187,10 +188,12 @@ public final class AggregationStore: Sendable {
                     state.slots[slot].gauge = delta.doubleValue
                     state.slots[slot].gaugeOwner = source
                     state.slots[slot].gaugeVisible = true
+                    markChanged(slot, in: &state)
                 case .gaugeAdd:
                     state.slots[slot].gauge += delta.doubleValue
                     state.slots[slot].gaugeOwner = source
                     state.slots[slot].gaugeVisible = true
+                    markChanged(slot, in: &state)
                 case .histogram:
                     let start = state.slots[slot].bucketStart
                     for bucket in batch.buckets[delta.bucketStart..<delta.bucketStart + delta.bucketCount] {
@@ -211,15 +214,4 @@ public final class AggregationStore: Sendable {
         state.changed.append(slot)
     }
 
-    /// A capture for the checkpointer, with the series changed since the previous one (which it takes), in one
-    /// critical section: every change is either in this capture and listed, or left for the next.
-    func captureChanges() -> (state: State, changed: [Int]) {
-        state.withLock { state in
-            Self.sortNewSeries(&state)
-            let changed = state.changed
-            for slot in changed { state.changedFlags[slot] = false }
-            state.changed = []
-            return (state, changed)
-        }
-    }
 }

@@ -1,0 +1,89 @@
+import DanubeMetricsWire
+
+/// What the checkpointer takes from the store, and what it publishes for `/metrics` once that is durable. Between
+/// whole-state captures (the first checkpoint, a new base), both are proportional to what changed: the changed
+/// series are copied out under the lock (so the live series table is never shared, and ingest never pays for
+/// copying it), written to the state log, then applied in place to the published state.
+extension AggregationStore {
+    /// The series changed since the previous capture, as they were at this one, with what a state log record and
+    /// the published state need.
+    struct Changes {
+        struct Entry {
+            var index: Int
+            var slot: Slot
+            var buckets: [UInt64]
+        }
+
+        var entries: [Entry]
+        var families: [Family]
+        var familyByName: [String: Int]
+        var sources: [UInt64: SourceRecord]
+        var changes: UInt64
+    }
+
+    enum Capture {
+        /// Everything: for a new base.
+        case all(State)
+        case changes(Changes)
+    }
+
+    /// In one critical section, so that every change is either in this capture or left for the next: the whole
+    /// state (`all`) or the series changed since the previous capture; either way the list of changes is taken.
+    func captureForCheckpoint(all: Bool) -> Capture {
+        state.withLock { state in
+            Self.sortNewSeries(&state)
+            let changed = state.changed.sorted()
+            for slot in changed { state.changedFlags[slot] = false }
+            state.changed = []
+            if all { return .all(state) }
+            let entries = changed.map { index in
+                let slot = state.slots[index]
+                let family = state.families[slot.family]
+                let count = family.kind == .histogram ? family.bounds.count + 1 : 0
+                return Changes.Entry(index: index, slot: slot, buckets: Array(state.buckets[slot.bucketStart..<slot.bucketStart + count]))
+            }
+            return .changes(Changes(entries: entries, families: state.families, familyByName: state.familyByName,
+                                    sources: state.sources, changes: state.changes))
+        }
+    }
+
+    /// A state log record: the changed counters and histograms (gauges are not kept) and every source.
+    static func snapshot(of changes: Changes) -> StoreSnapshot {
+        var snapshot = StoreSnapshot()
+        for entry in changes.entries {
+            let family = changes.families[entry.slot.family]
+            guard family.kind != .gauge else { continue }
+            snapshot.series.append(StoreSnapshot.Series(
+                name: family.name, kind: family.kind, help: family.help, bounds: family.bounds, labels: entry.slot.labels,
+                counterInteger: entry.slot.counterInteger, counterFloat: entry.slot.counterFloat, buckets: entry.buckets, sum: entry.slot.sum))
+        }
+        snapshot.sources = changes.sources.map { StoreSnapshot.Source(instance: $0.key, sequence: $0.value.sequence, lastSeen: $0.value.lastSeen) }
+            .sorted { $0.instance < $1.instance }
+        return snapshot
+    }
+
+    /// Applies durable changes to the published state in place (a copy only when a scrape still renders it).
+    func publish(_ changes: Changes) {
+        exposed.withLock { published in
+            guard published != nil else { return }
+            published!.families = changes.families
+            published!.familyByName = changes.familyByName
+            published!.sources = changes.sources
+            published!.changes = changes.changes
+            for entry in changes.entries {
+                if entry.index < published!.slots.count {
+                    published!.slots[entry.index] = entry.slot
+                } else {
+                    // New series arrive in index order (defining one lists it as changed).
+                    precondition(entry.index == published!.slots.count, "published series table out of step")
+                    published!.slots.append(entry.slot)
+                }
+                let end = entry.slot.bucketStart + entry.buckets.count
+                if published!.buckets.count < end {
+                    published!.buckets.append(contentsOf: repeatElement(0, count: end - published!.buckets.count))
+                }
+                for (offset, count) in entry.buckets.enumerated() { published!.buckets[entry.slot.bucketStart + offset] = count }
+            }
+        }
+    }
+}
