@@ -21,6 +21,18 @@ import Testing
         #expect(openMetrics.contains(#"# HELP m say \"hi\""#))
     }
 
+    /// The store keeps label sets as rendered text and parses them back for state files: a round trip, and text it
+    /// could not have rendered is refused rather than misread.
+    @Test func labelTextParsesBackToTheLabels() {
+        for labels in [[], [Label("a", "")], [Label("a", "x"), Label("b", "y")],
+                       [Label("path", "C:\\dir \"quoted\"\nnext"), Label("q", "a,b=\"c\"")], [Label("u", "größe")]] {
+            #expect(ExpositionWriter.labels(fromText: ExpositionWriter.labelText(labels)) == labels)
+        }
+        for bad in ["a", "a=x", "a=\"x", "a=\"x\",", "a=\"x\"b=\"y\"", "a=\"\\q\""] {
+            #expect(ExpositionWriter.labels(fromText: bad) == nil, "\(bad)")
+        }
+    }
+
     /// The store renders label sets itself at each scrape (on every core, through a raw writer): escaped exactly as
     /// `labelText`, in every line of a histogram, with and without labels.
     @Test func theStoreEscapesLabelValuesInEveryLine() {

@@ -139,6 +139,45 @@ public struct ExpositionWriter {
         return String(decoding: writer.bytes, as: UTF8.self)
     }
 
+    /// The labels of a label set rendered by `labelText` (the inverse: escapes undone); nil for text it could not
+    /// have rendered.
+    public static func labels(fromText text: String) -> [Label]? {
+        var labels: [Label] = []
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")), bytes.index(after: equals) < bytes.endIndex,
+                  bytes[bytes.index(after: equals)] == UInt8(ascii: "\"") else { return nil }
+            let name = String(decoding: bytes[..<equals], as: UTF8.self)
+            var value: [UInt8] = []
+            var index = bytes.index(equals, offsetBy: 2)
+            var closed = false
+            while index < bytes.endIndex {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "\"") { closed = true; break }
+                if byte == UInt8(ascii: "\\") {
+                    index += 1
+                    guard index < bytes.endIndex else { return nil }
+                    switch bytes[index] {
+                    case UInt8(ascii: "n"): value.append(UInt8(ascii: "\n"))
+                    case UInt8(ascii: "\\"), UInt8(ascii: "\""): value.append(bytes[index])
+                    default: return nil
+                    }
+                } else {
+                    value.append(byte)
+                }
+                index += 1
+            }
+            guard closed else { return nil }
+            labels.append(Label(name, String(decoding: value, as: UTF8.self)))
+            bytes = bytes[(index + 1)...]
+            if let first = bytes.first {
+                guard first == UInt8(ascii: ","), bytes.count > 1 else { return nil }
+                bytes = bytes.dropFirst()
+            }
+        }
+        return labels
+    }
+
     /// A bucket bound as an `le` value. Integral bounds keep a ".0" as OpenMetrics' canonical form asks.
     public static func boundText(_ bound: Double) -> String {
         formatDouble(bound)

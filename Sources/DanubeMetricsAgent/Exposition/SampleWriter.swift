@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import DanubeMetricsWire
 
 /// Writes exposition bytes through a raw cursor into memory sized beforehand (`ExpositionSizing`), for the sample
 /// lines of large families: one bounds check per piece instead of one per append, label sets and per-family
@@ -31,42 +30,6 @@ struct SampleWriter {
     mutating func write(_ text: String) {
         if text.utf8.withContiguousStorageIfAvailable({ write(UnsafeRawBufferPointer($0)) }) == nil {
             for byte in text.utf8 { self.byte(byte) }
-        }
-    }
-
-    /// `a="x",b="y"`, values escaped as the exposition formats require (backslash, double quote, newline).
-    mutating func labels(_ labels: [Label]) {
-        for (index, label) in labels.enumerated() {
-            if index > 0 { byte(UInt8(ascii: ",")) }
-            write(label.name)
-            byte(UInt8(ascii: "="))
-            byte(UInt8(ascii: "\""))
-            escaped(label.value)
-            byte(UInt8(ascii: "\""))
-        }
-    }
-
-    /// The most bytes `labels` writes (every value byte escaped).
-    static func labelsBound(_ labels: [Label]) -> Int {
-        labels.reduce(0) { $0 + $1.name.utf8.count + 2 * $1.value.utf8.count + 4 }
-    }
-
-    private mutating func escaped(_ value: String) {
-        let copied = value.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
-            guard !bytes.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\n") }) else {
-                return false
-            }
-            write(UnsafeRawBufferPointer(bytes))
-            return true
-        }
-        guard copied != true else { return }
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\\"): self.byte(UInt8(ascii: "\\")); self.byte(UInt8(ascii: "\\"))
-            case UInt8(ascii: "\n"): self.byte(UInt8(ascii: "\\")); self.byte(UInt8(ascii: "n"))
-            case UInt8(ascii: "\""): self.byte(UInt8(ascii: "\\")); self.byte(UInt8(ascii: "\""))
-            default: self.byte(byte)
-            }
         }
     }
 

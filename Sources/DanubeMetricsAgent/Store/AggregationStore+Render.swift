@@ -49,12 +49,13 @@ extension AggregationStore {
     private func derivedGauge(_ name: String, help: String, reported: [Int], slots: [Slot], derived: [[Label]: Double],
                               format: ExpositionFormat) -> [UInt8] {
         let visible = reported.filter { slots[$0].gaugeVisible }
-        var samples = visible.map { (labels: slots[$0].labels, text: ExpositionWriter.labelText(slots[$0].labels), value: slots[$0].gauge) }
-        let reportedLabels = Set(visible.map { slots[$0].labels })
-        for (labels, value) in derived where !reportedLabels.contains(labels) {
-            samples.append((labels, ExpositionWriter.labelText(labels), value))
+        var samples = visible.map { (text: slots[$0].labelText, value: slots[$0].gauge) }
+        let reportedLabels = Set(samples.map(\.text))
+        for (labels, value) in derived {
+            let text = ExpositionWriter.labelText(labels)
+            if !reportedLabels.contains(text) { samples.append((text, value)) }
         }
-        samples.sort { $0.labels.lexicographicallyPrecedes($1.labels) }
+        samples.sort { $0.text.utf8.lexicographicallyPrecedes($1.text.utf8) }
         guard !samples.isEmpty else { return [] }
         var writer = ExpositionWriter(format: format, capacity: 1 << 12)
         writer.family(name: name, kind: .gauge, help: help)
@@ -93,7 +94,7 @@ struct SampleLayout: Sendable {
     func byteBound(_ series: ArraySlice<Int>, slots: UnsafeBufferPointer<AggregationStore.Slot>) -> Int {
         let number = SampleWriter.maxNumberBytes
         var labelBytes = 0
-        for index in series { labelBytes += SampleWriter.labelsBound(slots[index].labels) }
+        for index in series { labelBytes += slots[index].labelText.utf8.count }
         switch kind {
         case .counter, .gauge:
             return labelBytes + series.count * (sampleName.count + 4 + number)
@@ -110,7 +111,7 @@ struct SampleLayout: Sendable {
     func write(_ series: ArraySlice<Int>, slots: UnsafeBufferPointer<AggregationStore.Slot>, buckets: UnsafeBufferPointer<UInt64>,
                into writer: inout SampleWriter) {
         for index in series {
-            let labels = slots[index].labels
+            let labels = slots[index].labelText
             switch kind {
             case .counter:
                 start(sampleName, labels, &writer)
@@ -122,31 +123,23 @@ struct SampleLayout: Sendable {
                 writer.double(slots[index].gauge)
                 writer.byte(UInt8(ascii: "\n"))
             case .histogram:
-                // The label set is escaped once, in the first line, and copied from there into the others.
                 var cumulative: UInt64 = 0
                 let first = slots[index].bucketStart
-                var text = UnsafeRawBufferPointer(start: nil, count: 0)
                 for (bucket, suffix) in bucketSuffixes.enumerated() {
                     cumulative &+= buckets[first + bucket]
                     writer.write(bucketPrefix)
                     if !labels.isEmpty {
-                        if bucket == 0 {
-                            let start = writer.cursor
-                            writer.labels(labels)
-                            text = UnsafeRawBufferPointer(start: start, count: writer.cursor - start)
-                        } else {
-                            writer.write(text)
-                        }
+                        writer.write(labels)
                         writer.byte(UInt8(ascii: ","))
                     }
                     writer.write(suffix)
                     writer.integer(cumulative)
                     writer.byte(UInt8(ascii: "\n"))
                 }
-                start(sumName, text, &writer)
+                start(sumName, labels, &writer)
                 writer.double(slots[index].sum)
                 writer.byte(UInt8(ascii: "\n"))
-                start(countName, text, &writer)
+                start(countName, labels, &writer)
                 writer.integer(cumulative)
                 writer.byte(UInt8(ascii: "\n"))
             }
@@ -155,23 +148,11 @@ struct SampleLayout: Sendable {
 
     /// `name{labels} ` (or `name ` without labels).
     @inline(__always)
-    private func start(_ name: [UInt8], _ labels: [Label], _ writer: inout SampleWriter) {
+    private func start(_ name: [UInt8], _ labels: String, _ writer: inout SampleWriter) {
         writer.write(name)
         if !labels.isEmpty {
             writer.byte(UInt8(ascii: "{"))
-            writer.labels(labels)
-            writer.byte(UInt8(ascii: "}"))
-        }
-        writer.byte(UInt8(ascii: " "))
-    }
-
-    /// As above, with the label set already escaped earlier in the same output.
-    @inline(__always)
-    private func start(_ name: [UInt8], _ labelText: UnsafeRawBufferPointer, _ writer: inout SampleWriter) {
-        writer.write(name)
-        if labelText.count > 0 {
-            writer.byte(UInt8(ascii: "{"))
-            writer.write(labelText)
+            writer.write(labels)
             writer.byte(UInt8(ascii: "}"))
         }
         writer.byte(UInt8(ascii: " "))

@@ -12,7 +12,8 @@ extension AggregationStore {
     static func sortNewSeries(_ state: inout State) {
         for index in state.families.indices where !state.families[index].sorted {
             let slots = state.slots
-            state.families[index].slots.sort { slots[$0].labels.lexicographicallyPrecedes(slots[$1].labels) }
+            // In the byte order of the rendered label sets: deterministic, and no parsing.
+            state.families[index].slots.sort { slots[$0].labelText.utf8.lexicographicallyPrecedes(slots[$1].labelText.utf8) }
             state.families[index].sorted = true
         }
     }

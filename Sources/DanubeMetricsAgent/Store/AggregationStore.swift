@@ -32,9 +32,12 @@ public final class AggregationStore: Sendable {
 
     struct Slot {
         var family: Int
-        /// Sorted by name; rendered as `a="x",b="y"` at each scrape (keeping the text as well would cost about a
-        /// hundred bytes per series).
-        var labels: [Label]
+        /// The label set as rendered, `a="x",b="y"` (sorted by name, values escaped): one allocation per series,
+        /// shared with the key index, copied as it is into every scrape. `labels` parses it back where the
+        /// labels themselves are needed (state files, derived series).
+        var labelText: String
+
+        var labels: [Label] { ExpositionWriter.labels(fromText: labelText) ?? [] }
         var counterInteger: UInt64 = 0
         var counterFloat: Double = 0
         var gauge: Double = 0
@@ -45,8 +48,8 @@ public final class AggregationStore: Sendable {
     }
 
     struct SeriesKey: Hashable {
-        var name: String
-        var labels: [Label]
+        var family: Int
+        var labelText: String
     }
 
     struct State {
@@ -125,7 +128,6 @@ public final class AggregationStore: Sendable {
     /// family, or when it would be a new series beyond `maxFamilySeries`.
     public func define(_ checked: SeriesDefinition, maxFamilySeries: Int = .max) -> Result<SeriesBinding, SeriesRejection> {
         state.withLock { state in
-            let key = SeriesKey(name: checked.name, labels: checked.labels)
             let familyIndex: Int
             if let existing = state.familyByName[checked.name] {
                 let family = state.families[existing]
@@ -142,13 +144,14 @@ public final class AggregationStore: Sendable {
                 state.familyByName[checked.name] = familyIndex
             }
             let bucketCount = checked.kind == .histogram ? checked.bounds.count + 1 : 0
+            let key = SeriesKey(family: familyIndex, labelText: ExpositionWriter.labelText(checked.labels))
             if let slot = state.slotByKey[key] {
                 return .success(SeriesBinding(slot: slot, kind: checked.kind, bucketCount: bucketCount))
             }
             guard state.families[familyIndex].slots.count < maxFamilySeries else {
                 return .failure(SeriesRejection(.familySeriesLimit, family: checked.name, "\(checked.name) already has its limit of \(maxFamilySeries) series"))
             }
-            var slot = Slot(family: familyIndex, labels: checked.labels)
+            var slot = Slot(family: familyIndex, labelText: key.labelText)
             slot.bucketStart = state.buckets.count
             state.buckets.append(contentsOf: repeatElement(0, count: bucketCount))
             let index = state.slots.count
