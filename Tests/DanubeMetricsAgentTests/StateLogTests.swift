@@ -45,6 +45,16 @@ import Testing
         }
 
         var logSize: Int { file.logSize }
+
+        /// 100 series in a base, then one change in a log record.
+        static func withBaseAndOneRecord() -> Fixture {
+            let fixture = Fixture(series: 100)
+            fixture.add(5, to: 0..<100)
+            #expect(fixture.checkpointer.checkpoint())
+            fixture.add(1, to: [1])
+            #expect(fixture.checkpointer.checkpoint())
+            return fixture
+        }
     }
 
     @Test func afterTheFirstBaseACheckpointAppendsOnlyWhatChanged() throws {
@@ -67,11 +77,7 @@ import Testing
     }
 
     @Test func aTornRecordIsIgnoredAndEverythingBeforeItApplies() throws {
-        let fixture = Fixture(series: 100)
-        fixture.add(5, to: 0..<100)
-        #expect(fixture.checkpointer.checkpoint())
-        fixture.add(1, to: [1])
-        #expect(fixture.checkpointer.checkpoint())
+        let fixture = Fixture.withBaseAndOneRecord()
         let durable = fixture.store.snapshot()
         fixture.add(1, to: [2])
         #expect(fixture.checkpointer.checkpoint())
@@ -84,11 +90,7 @@ import Testing
     }
 
     @Test func aLogThatExtendsAnotherBaseIsIgnored() throws {
-        let fixture = Fixture(series: 100)
-        fixture.add(5, to: 0..<100)
-        #expect(fixture.checkpointer.checkpoint())
-        fixture.add(1, to: [1])
-        #expect(fixture.checkpointer.checkpoint())
+        let fixture = Fixture.withBaseAndOneRecord()
         let staleLog = try Data(contentsOf: URL(fileURLWithPath: fixture.file.logPath))
         // A new base, then a crash before its fresh log replaced the old one.
         fixture.add(1, to: [3])
