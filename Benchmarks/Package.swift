@@ -19,6 +19,11 @@ let package = Package(
             path: "Support"
         ),
         .executableTarget(
+            name: "FlusherCost",
+            dependencies: [.product(name: "DanubeMetricsEmitter", package: "danube-metrics-agent")],
+            path: "Tools/FlusherCost"
+        ),
+        .executableTarget(
             name: "ScaleBench",
             dependencies: [.product(name: "DanubeMetricsWire", package: "danube-metrics-agent")],
             path: "Tools/ScaleBench"

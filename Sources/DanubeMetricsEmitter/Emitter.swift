@@ -1,3 +1,4 @@
+import CDanubeCells
 import DanubeMetricsWire
 import Foundation
 import Logging
@@ -70,7 +71,11 @@ public final class Emitter: Sendable {
         registry = SeriesRegistry(limits: configuration.limits)
         let flusher = Flusher(registry: registry, configuration: configuration, logger: logger)
         let reporter = configuration.reportsProcessMetrics ? Self.processReporter(registry, configuration, logger) : nil
-        let thread = Thread { [self] in run(flusher, reporter) }
+        let thread = Thread { [self] in
+            // The OS-level name (Foundation's `name` is not one on Linux), for `top -H` and profilers.
+            dm_set_thread_name("danube-flusher")
+            run(flusher, reporter)
+        }
         thread.name = "danube-metrics-flusher"
         thread.start()
     }

@@ -12,6 +12,17 @@ import Testing
         return Emitter(configuration: configuration)
     }
 
+    /// `top -H` and profilers show the flusher by name.
+    @Test func theFlusherThreadIsNamedAtTheOSLevel() throws {
+        let emitter = offlineEmitter()
+        defer { emitter.shutdown(timeout: .zero) }
+        emitter.flush()
+        let names = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").compactMap {
+            try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8)
+        }
+        #expect(names.contains("danube-flusher\n"), "\(names)")
+    }
+
     @Test func sameNameAndLabelsResolveToTheSameHandle() throws {
         let emitter = offlineEmitter()
         defer { emitter.shutdown(timeout: .zero) }
