@@ -53,6 +53,7 @@ let package = Package(
         .executableTarget(
             name: "IngestThroughput",
             dependencies: [
+                "BenchmarkSupport",
                 .product(name: "DanubeMetricsAgent", package: "danube-metrics-agent"),
                 .product(name: "DanubeMetricsWire", package: "danube-metrics-agent"),
             ],

@@ -1,3 +1,4 @@
+import BenchmarkSupport
 import DanubeMetricsAgent
 import Foundation
 import Logging
@@ -5,15 +6,32 @@ import Logging
 // Deltas per second the agent applies from 2 sources over real SEQPACKET connections (a loadgen-like mix:
 // 70% counter adds, 20% histogram deltas, 10% gauge sets over 2,000 series, 1,000 deltas per frame).
 // Usage: swift run -c release IngestThroughput [rounds]   (each round: 2 x 200 frames = 400,000 deltas)
+// With BACKGROUND_SERIES=n the store also holds n other series (80/15/5% counters, gauges, histograms), the agent
+// checkpoints to a state directory, and a thread renders /metrics back to back for the whole run: ingest while a
+// large scrape and checkpoints run.
 let rounds = CommandLine.arguments.dropFirst().first.flatMap { Int($0) } ?? 25
 let framesPerRound = 200
 let socketPath = "/tmp/dma-ingest-bench-\(getpid()).sock"
 var configuration = AgentConfiguration(ingestSocketPath: socketPath)
 configuration.httpListen = [ListenAddress(host: "127.0.0.1", port: 0)]
+let background = ProcessInfo.processInfo.environment["BACKGROUND_SERIES"].flatMap { Int($0) } ?? 0
+let stateDirectory = "/tmp/dma-ingest-bench-\(getpid())-state"
+if background > 0 { configuration.stateDirectory = stateDirectory }
 var logger = Logger(label: "ingest-bench")
 logger.logLevel = .warning
 let agent = Agent(configuration: configuration, logger: logger)
+if background > 0 { fill(agent.store, counters: background * 80 / 100, gauges: background * 15 / 100, histograms: background * 5 / 100) }
 try await agent.start()
+let scraping = ScrapeLoop()
+if background > 0 {
+    Thread {
+        while !scraping.stopped {
+            let started = ContinuousClock.now
+            _ = agent.renderMetrics(format: .prometheusText)
+            scraping.record(ContinuousClock.now - started)
+        }
+    }.start()
+}
 let sources = try (0..<2).map { _ in try BlastSource(path: socketPath, frameCount: rounds * framesPerRound) }
 var rates: [Double] = []
 for round in 0..<rounds {
@@ -27,7 +45,27 @@ for round in 0..<rounds {
     let elapsed = ContinuousClock.now - began
     rates.append(Double(sources.count * framesPerRound * 1_000) / (Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)))
 }
+scraping.stop()
 rates.sort()
 print(String(format: "ingest: %d rounds of %d deltas; deltas applied per second: min %.1f M, median %.1f M, max %.1f M",
              rounds, sources.count * framesPerRound * 1_000, rates.first! / 1e6, rates[rates.count / 2] / 1e6, rates.last! / 1e6))
+if background > 0 {
+    print(String(format: "meanwhile: %d renders of %d other series back to back (median %.0f ms), checkpoints to %@",
+                 scraping.count, background, scraping.median * 1e3, stateDirectory))
+}
 await agent.stop()
+try? FileManager.default.removeItem(atPath: stateDirectory)
+
+/// Render times of the background scrape loop.
+final class ScrapeLoop: @unchecked Sendable {
+    private let lock = NSLock()
+    private var times: [Double] = []
+    private var done = false
+    var stopped: Bool { lock.withLock { done } }
+    var count: Int { lock.withLock { times.count } }
+    var median: Double { lock.withLock { times.sorted()[times.count / 2] } }
+    func stop() { lock.withLock { done = true } }
+    func record(_ elapsed: Duration) {
+        lock.withLock { times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) }
+    }
+}
