@@ -32,11 +32,11 @@ extension AggregationStore {
     func captureForCheckpoint(all: Bool) -> Capture {
         state.withLock { state in
             Self.sortNewSeries(&state)
-            let changed = state.changed.sorted()
+            let changed = state.changed
             for slot in changed { state.changedFlags[slot] = false }
             state.changed = []
             if all { return .all(state) }
-            let entries = changed.map { index in
+            let entries = changed.sorted().map { index in
                 let slot = state.slots[index]
                 let family = state.families[slot.family]
                 let count = family.kind == .histogram ? family.bounds.count + 1 : 0
