@@ -96,8 +96,7 @@ struct StateFile {
     }
 
     /// Temporary file, fsync, rename over `target`, fsync of the directory.
-    private func replace(_ target: String, with bytes: [UInt8]) throws {
-        let path = target
+    private func replace(_ path: String, with bytes: [UInt8]) throws {
         let temporary = "\(path).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw AgentConfigurationError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
