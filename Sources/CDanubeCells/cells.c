@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 _Thread_local dm_slab *dm_tls_slab = NULL;
 
@@ -57,10 +58,16 @@ _Atomic uint64_t *dm_chunk_slow(dm_slab *slab, uint32_t chunk) {
     if (chunk >= DM_MAX_CHUNKS) {
         abort(); // cells come only from dm_cells_reserve, which never hands out such an index
     }
-    _Atomic uint64_t *cells = calloc(DM_CHUNK_CELLS, sizeof(uint64_t));
-    if (cells == NULL) {
+    // The flag header sits in front of the cells; chunks are never freed, so the base pointer is not kept.
+    // Cache-line aligned, so the flags share no line with cells (the flusher's exchange never touches a cell's line).
+    size_t bytes = (DM_CHUNK_HEADER_CELLS + DM_CHUNK_CELLS) * sizeof(uint64_t);
+    void *memory = NULL;
+    if (posix_memalign(&memory, 64, bytes) != 0) {
         abort();
     }
+    memset(memory, 0, bytes);
+    _Atomic uint64_t *block = memory;
+    _Atomic uint64_t *cells = block + DM_CHUNK_HEADER_CELLS;
     atomic_store_explicit(&slab->chunks[chunk], cells, memory_order_release);
     return cells;
 }
@@ -70,7 +77,7 @@ uint32_t dm_cells_reserve(uint32_t count) {
         return DM_CELL_NONE;
     }
     pthread_mutex_lock(&registry_lock);
-    uint32_t first = next_cell;
+    uint32_t first = (next_cell + DM_LINE_CELLS - 1u) & ~(DM_LINE_CELLS - 1u);
     uint32_t room = DM_CHUNK_CELLS - (first & (DM_CHUNK_CELLS - 1u));
     if (count > room) {
         first += room; // keep one series inside one chunk
@@ -97,6 +104,35 @@ void dm_cells_sum_u64(uint32_t first, uint32_t count, uint64_t *out) {
             out[i] += atomic_load_explicit(chunk + offset + i, memory_order_relaxed);
         }
     }
+}
+
+uint64_t dm_cells_take_changed(uint32_t first, uint32_t count) {
+    if (count == 0) {
+        return 0;
+    }
+    uint32_t index = first >> DM_CHUNK_SHIFT;
+    uint32_t offset = first & (DM_CHUNK_CELLS - 1u);
+    uint32_t low = offset >> DM_LINE_SHIFT;
+    uint32_t high = (offset + count - 1u) >> DM_LINE_SHIFT;
+    if (high >= DM_CHUNK_LINES) {
+        high = DM_CHUNK_LINES - 1u; // a range never leaves its chunk; clamp rather than read past the header
+    }
+    uint64_t changed = 0;
+    for (dm_slab *s = atomic_load_explicit(&all_slabs, memory_order_acquire); s != NULL; s = s->next_all) {
+        _Atomic uint64_t *chunk = atomic_load_explicit(&s->chunks[index], memory_order_acquire);
+        if (chunk == NULL) {
+            continue;
+        }
+        _Atomic uint8_t *flags = dm_chunk_flags(chunk);
+        for (uint32_t line = low; line <= high; line++) {
+            // A plain load first: most lines are clean, and an exchange would take their cache line from the writer.
+            if (atomic_load_explicit(flags + line, memory_order_relaxed) != 0 &&
+                atomic_exchange_explicit(flags + line, (uint8_t)0, memory_order_acquire) != 0) {
+                changed |= (uint64_t)1 << line;
+            }
+        }
+    }
+    return changed;
 }
 
 double dm_cells_sum_f64(uint32_t cell) {

@@ -9,6 +9,11 @@ import Logging
 /// connection) and `acknowledged` (as of the last frame the agent acknowledged). A delta is `current - sent`.
 /// When a connection is lost, `sent` rolls back to `acknowledged` (minus whatever the new agent reports as
 /// already applied), so everything not acknowledged is sent again; memory stays bounded by the series count.
+///
+/// Work per flush follows what changed, not how many series exist: the cells' changed-line flags (see
+/// CDanubeCells.h) name the counters and histograms to read, gauges are compared word by word (one load each,
+/// no cells to sum), and two `SeriesSet`s remember what is still to send (`pending`) and what is sent but not
+/// acknowledged (`inFlight`), so nothing is ever read again only to find it unchanged.
 final class Flusher {
     private struct SeriesState {
         var sent: [UInt64]
@@ -51,6 +56,14 @@ final class Flusher {
     private var backoff: Duration
     private var maxFrameBytes: Int
     private var scratch = [UInt64](repeating: 0, count: 128)
+    /// Series that may differ from `sent`: flagged by their cells or gauge word, or not yet examined.
+    private var pending = SeriesSet()
+    /// Series whose `sent` differs from `acknowledged`.
+    private var inFlight = SeriesSet()
+    /// First cells of the series that have cells, ascending (registration order), and those series' indices.
+    private var firstCells: [UInt32] = []
+    private var cellSeries: [Int] = []
+    private var gauges: [(index: Int, word: UnsafeMutablePointer<UInt64>)] = []
     private var refusalsLogged = Set<Int>()
     private(set) var stats = EmitterStats()
 
@@ -70,10 +83,19 @@ final class Flusher {
         let series = registry.snapshot()
         while states.count < series.count {
             let entry = series[series.startIndex + states.count]
+            if let word = entry.gaugeWord {
+                gauges.append((states.count, word))
+            } else {
+                firstCells.append(entry.firstCell)
+                cellSeries.append(states.count)
+            }
+            // A new series is examined once: a flush may have taken its flag before it was in `series`.
+            pending.insert(states.count)
             // A histogram's last cell is its sum, kept apart from the counts that `read` returns.
             states.append(SeriesState(cells: Int(entry.cellCount) - (entry.definition.kind == .histogram ? 1 : 0)))
         }
         stats.registeredSeries = series.count
+        collectChanges()
         if let since = waitingForAcknowledgementSince, connection != nil,
            ContinuousClock.now - since > configuration.acknowledgementTimeout {
             // A peer that takes frames but never answers (a hung agent, a connection it accepted while
@@ -90,7 +112,50 @@ final class Flusher {
             }
             _ = receiveFrames()
         }
-        countUndelivered(series)
+        dropUnchanged(series)
+        stats.undeliveredSeries = pending.unionCount(with: inFlight)
+    }
+
+    /// Adds to `pending` the series whose cells' lines were flagged since the last flush and the gauges whose
+    /// word differs from what was sent.
+    private func collectChanges() {
+        for span in registry.cellSpans() {
+            var lines = dm_cells_take_changed(span.first, span.count)
+            let chunk = span.first & ~(DM_CHUNK_CELLS - 1)
+            while lines != 0 {
+                let low = chunk + UInt32(lines.trailingZeroBitCount) * DM_LINE_CELLS
+                lines &= lines - 1
+                var i = firstSeries(atOrAfter: low)
+                while i < firstCells.count, firstCells[i] < low + DM_LINE_CELLS {
+                    if !states[cellSeries[i]].refused { pending.insert(cellSeries[i]) }
+                    i += 1
+                }
+            }
+        }
+        for gauge in gauges where !states[gauge.index].refused && states[gauge.index].sentGaugeBits != dm_shared_load(gauge.word) {
+            pending.insert(gauge.index)
+        }
+    }
+
+    /// Position in `firstCells` of the first series whose first cell is `cell` or later.
+    private func firstSeries(atOrAfter cell: UInt32) -> Int {
+        var low = 0, high = firstCells.count
+        while low < high {
+            let middle = (low + high) / 2
+            if firstCells[middle] < cell { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// Removes from `pending` what equals `sent` after all (another series of the same line changed, or a
+    /// gauge was set back), so `undeliveredSeries` counts series, not flagged lines.
+    private func dropUnchanged(_ series: ArraySlice<RegisteredSeries>) {
+        let candidates = pending
+        candidates.forEach { index in
+            if states[index].refused || change(of: series[series.startIndex + index], index: index) == nil {
+                pending.remove(index)
+            }
+        }
     }
 
     /// Waits up to `millis` for acknowledgements and applies them.
@@ -153,6 +218,9 @@ final class Flusher {
             states[i].acknowledgedGaugeBits = nil
             states[i].refused = false
         }
+        // Everything is compared again once: `sent` rolled back, and refusals are forgotten.
+        inFlight.removeAll()
+        pending.insert(contentsOf: states.indices)
         refusalsLogged.removeAll()
         definedCount = 0
         maxFrameBytes = min(configuration.limits.maxFrameBytes, Int(clamping: welcome.maxFrameBytes))
@@ -198,6 +266,8 @@ final class Flusher {
             let index = Int(refusal.seriesID)
             guard index < states.count else { return }
             states[index].refused = true
+            pending.remove(index)
+            inFlight.remove(index)
             stats.refusedSeries = states.filter(\.refused).count
             if refusalsLogged.insert(index).inserted {
                 logger.error("the metrics agent refused a series", metadata: [
@@ -216,11 +286,14 @@ final class Flusher {
         guard sequence > 0 else { return }
         while let first = unacknowledged.first, first.sequence <= sequence {
             for update in first.updates {
+                let i = update.index
                 if let bits = update.gaugeBits {
-                    states[update.index].acknowledgedGaugeBits = bits
+                    states[i].acknowledgedGaugeBits = bits
+                    if states[i].sentGaugeBits == bits { inFlight.remove(i) }
                 } else {
-                    states[update.index].acknowledged = update.cells
-                    states[update.index].acknowledgedSum = update.sum
+                    states[i].acknowledged = update.cells
+                    states[i].acknowledgedSum = update.sum
+                    if states[i].sent == update.cells { inFlight.remove(i) }
                 }
             }
             unacknowledged.removeFirst()
@@ -254,17 +327,26 @@ final class Flusher {
     private func sendDeltas(_ series: ArraySlice<RegisteredSeries>) {
         var builder = FrameBuilder(type: .deltas, sequence: nextSequence, maxFrameBytes: maxFrameBytes)
         var updates: [SeriesUpdate] = []
-        for index in 0..<definedCount where !states[index].refused {
-            guard let (update, encode) = change(of: series[series.startIndex + index], index: index) else { continue }
+        var stopped = false
+        let candidates = pending
+        candidates.forEach { index in
+            guard !stopped, index < definedCount, !states[index].refused else { return }
+            guard let (update, encode) = change(of: series[series.startIndex + index], index: index) else {
+                pending.remove(index)
+                return
+            }
             if !builder.append(encode) {
-                guard commit(builder, updates: updates, deltas: updates.count) else { return }
+                guard commit(builder, updates: updates, deltas: updates.count) else {
+                    stopped = true
+                    return
+                }
                 builder = FrameBuilder(type: .deltas, sequence: nextSequence, maxFrameBytes: maxFrameBytes)
                 updates.removeAll(keepingCapacity: true)
-                guard builder.append(encode) else { continue }
+                guard builder.append(encode) else { return }
             }
             updates.append(update)
         }
-        if !updates.isEmpty { _ = commit(builder, updates: updates, deltas: updates.count) }
+        if !stopped, !updates.isEmpty { _ = commit(builder, updates: updates, deltas: updates.count) }
     }
 
     /// The update and encoded delta for one series, or nil when it has not changed since it was last sent.
@@ -319,6 +401,8 @@ final class Flusher {
                     states[update.index].sent = update.cells
                     states[update.index].sentSum = update.sum
                 }
+                pending.remove(update.index)
+                inFlight.insert(update.index)
             }
             if unacknowledged.isEmpty { waitingForAcknowledgementSince = .now }
             unacknowledged.append((nextSequence, updates))
@@ -335,20 +419,5 @@ final class Flusher {
             disconnect(reason)
             return false
         }
-    }
-
-    private func countUndelivered(_ series: ArraySlice<RegisteredSeries>) {
-        var undelivered = 0
-        // A refused series is settled, not pending: it will never be delivered (`stats.refusedSeries` says so).
-        for index in states.indices where !states[index].refused {
-            let entry = series[series.startIndex + index]
-            switch entry.definition.kind {
-            case .gauge:
-                if states[index].acknowledgedGaugeBits != dm_shared_load(entry.gaugeWord!) { undelivered += 1 }
-            case .counter, .histogram:
-                if read(entry) != states[index].acknowledged { undelivered += 1 }
-            }
-        }
-        stats.undeliveredSeries = undelivered
     }
 }

@@ -26,6 +26,15 @@ struct RegisteredSeries: @unchecked Sendable {
     var boundsStorage: UnsafeMutablePointer<Double>?
 }
 
+/// Cells reserved by one registry, inside one chunk and starting on a line: its flusher takes the changed-line
+/// flags of these ranges only, so two emitters in one process never take each other's flags.
+struct CellSpan: Equatable {
+    var first: UInt32
+    var count: UInt32
+    /// Cells reserved at a time: one reservation per 16 lines keeps the process-wide lock off most registrations.
+    static let reservation: UInt32 = 16 * DM_LINE_CELLS
+}
+
 /// Name + labels -> series, resolved once per handle. Only handle resolution and the flusher take its lock; the
 /// hot path never does. Series are never removed: their cells and words live as long as the process.
 final class SeriesRegistry: Sendable {
@@ -33,6 +42,24 @@ final class SeriesRegistry: Sendable {
         var series: [RegisteredSeries] = []
         var byKey: [SeriesKey: Int] = [:]
         var families: [String: (kind: MetricKind, bounds: [Double])] = [:]
+        var spans: [CellSpan] = []
+        /// Next free cell of the last span.
+        var nextCell: UInt32 = 0
+
+        /// `count` cells from this registry's spans, reserving a new span when the last one has no room.
+        mutating func reserveCells(_ count: UInt32) -> UInt32 {
+            if let last = spans.last, last.first + last.count - nextCell >= count {
+                defer { nextCell += count }
+                return nextCell
+            }
+            let lines = (count + DM_LINE_CELLS - 1) / DM_LINE_CELLS
+            let size = max(CellSpan.reservation, lines * DM_LINE_CELLS)
+            let first = dm_cells_reserve(size)
+            guard first != DM_CELL_NONE else { return DM_CELL_NONE }
+            spans.append(CellSpan(first: first, count: size))
+            nextCell = first + count
+            return first
+        }
     }
 
     private struct SeriesKey: Hashable {
@@ -50,6 +77,11 @@ final class SeriesRegistry: Sendable {
     /// Series registered so far, in registration order (series id = index).
     func snapshot(from start: Int = 0) -> ArraySlice<RegisteredSeries> {
         state.withLock { $0.series[min(start, $0.series.count)...] }
+    }
+
+    /// The cell ranges this registry has reserved, in order (series' first cells grow with their index).
+    func cellSpans() -> [CellSpan] {
+        state.withLock { $0.spans }
     }
 
     func register(kind: MetricKind, name: String, help: String, labels: [(String, String)], bounds: [Double]) throws(EmitterError) -> RegisteredSeries {
@@ -92,7 +124,7 @@ final class SeriesRegistry: Sendable {
                 entry.gaugeWord = word
             }
             if entry.cellCount > 0 {
-                entry.firstCell = dm_cells_reserve(entry.cellCount)
+                entry.firstCell = state.reserveCells(entry.cellCount)
                 if entry.firstCell == DM_CELL_NONE {
                     return .failure(EmitterError("cannot register \(name): the process has used all \(DM_MAX_CELLS) metric cells"))
                 }

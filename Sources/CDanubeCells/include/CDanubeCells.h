@@ -12,6 +12,12 @@
 // owning thread touches it and never moves, so a writer never races a reallocation. A thread that exits returns
 // its slab to a pool; the next new thread adopts it and keeps adding to the same cumulative values, so nothing
 // recorded by an exited thread is lost and memory stays bounded by the peak number of live threads.
+//
+// Changed lines: a chunk starts with a 64-byte header of one flag byte per *line* (DM_LINE_CELLS cells). Every
+// update stores 1 into its line's flag after its cell (a plain byte store with release order: no load, no
+// read-modify-write, on a cache line the writing thread already owns), and the flusher takes the flags with an
+// exchange, so a flush reads only lines that changed instead of every cell of every slab. An update whose flag
+// store lands after the flusher's exchange leaves the flag set for the next flush, so no update is missed.
 #ifndef C_DANUBE_CELLS_H
 #define C_DANUBE_CELLS_H
 
@@ -24,6 +30,11 @@
 #define DM_MAX_CHUNKS 4096u
 #define DM_MAX_CELLS (DM_CHUNK_CELLS * DM_MAX_CHUNKS)
 #define DM_CELL_NONE UINT32_MAX
+#define DM_LINE_SHIFT 4u
+#define DM_LINE_CELLS (1u << DM_LINE_SHIFT)
+#define DM_CHUNK_LINES (DM_CHUNK_CELLS >> DM_LINE_SHIFT)
+/// Cells (uint64_t) before a chunk's first cell that hold its DM_CHUNK_LINES flag bytes.
+#define DM_CHUNK_HEADER_CELLS (DM_CHUNK_LINES / 8u)
 
 typedef struct dm_slab {
     _Atomic(_Atomic uint64_t *) chunks[DM_MAX_CHUNKS];
@@ -38,9 +49,15 @@ dm_slab *dm_thread_slab_slow(void);
 /// Allocates chunk `chunk` of `slab` for its owning thread. Called once per thread and chunk.
 _Atomic uint64_t *dm_chunk_slow(dm_slab *slab, uint32_t chunk);
 
-/// Reserves `count` consecutive cells that all live in one chunk. Returns DM_CELL_NONE when exhausted or when
+/// Reserves `count` consecutive cells that all live in one chunk and start on a line boundary (so a registry
+/// that sub-allocates from its reservations owns whole lines). Returns DM_CELL_NONE when exhausted or when
 /// `count` exceeds DM_CHUNK_CELLS. Cells are never released: series handles live as long as the process.
 uint32_t dm_cells_reserve(uint32_t count);
+
+/// Clears the changed-line flags of cells [first, first+count) (inside one chunk) in every slab and returns the
+/// lines that were flagged as a mask: bit i is line i of that chunk. Cells read after this call see at least
+/// every update whose flag it took.
+uint64_t dm_cells_take_changed(uint32_t first, uint32_t count);
 
 /// Sums cells [first, first+count) over every slab (live or pooled) into `out` as unsigned integers.
 void dm_cells_sum_u64(uint32_t first, uint32_t count, uint64_t *out);
@@ -49,7 +66,8 @@ double dm_cells_sum_f64(uint32_t cell);
 /// Number of slabs ever created (for stats and tests).
 uint32_t dm_slab_count(void);
 
-static inline _Atomic uint64_t *dm_cell_chunk(uint32_t cell) {
+/// The calling thread's chunk holding `cell` (its first cell, not the header).
+static inline _Atomic uint64_t *dm_thread_chunk(uint32_t cell) {
     dm_slab *slab = dm_tls_slab;
     if (__builtin_expect(slab == NULL, 0)) {
         slab = dm_thread_slab_slow();
@@ -59,14 +77,26 @@ static inline _Atomic uint64_t *dm_cell_chunk(uint32_t cell) {
     if (__builtin_expect(chunk == NULL, 0)) {
         chunk = dm_chunk_slow(slab, index);
     }
-    return chunk + (cell & (DM_CHUNK_CELLS - 1u));
+    return chunk;
+}
+
+/// The flag bytes in front of a chunk's cells.
+static inline _Atomic uint8_t *dm_chunk_flags(_Atomic uint64_t *chunk) {
+    return (_Atomic uint8_t *)(chunk - DM_CHUNK_HEADER_CELLS);
+}
+
+/// Flags the line of `offset` (a cell's offset in `chunk`) as changed; stored after the cell with release order.
+static inline void dm_flag_line(_Atomic uint64_t *chunk, uint32_t offset) {
+    atomic_store_explicit(dm_chunk_flags(chunk) + (offset >> DM_LINE_SHIFT), (uint8_t)1, memory_order_release);
 }
 
 /// Adds `amount` to a cell owned by the calling thread (single writer: load + store, no RMW).
 static inline void dm_cell_add_u64(uint32_t cell, uint64_t amount) {
-    _Atomic uint64_t *p = dm_cell_chunk(cell);
-    uint64_t v = atomic_load_explicit(p, memory_order_relaxed);
-    atomic_store_explicit(p, v + amount, memory_order_relaxed);
+    _Atomic uint64_t *chunk = dm_thread_chunk(cell);
+    uint32_t offset = cell & (DM_CHUNK_CELLS - 1u);
+    uint64_t v = atomic_load_explicit(chunk + offset, memory_order_relaxed);
+    atomic_store_explicit(chunk + offset, v + amount, memory_order_relaxed);
+    dm_flag_line(chunk, offset);
 }
 
 static inline uint64_t dm_f64_bits(double value) {
@@ -83,12 +113,16 @@ static inline double dm_bits_f64(uint64_t bits) {
 
 /// Records one histogram observation: bucket cell `first + bucket` gains 1, the sum cell `first + sum_offset`
 /// (IEEE-754 bits) gains `value`. All cells of one histogram share a chunk, so this is one TLS and chunk lookup.
+/// The line flagged is the one of `first`: the flusher finds a series by its first cell.
 static inline void dm_histogram_observe(uint32_t first, uint32_t bucket, uint32_t sum_offset, double value) {
-    _Atomic uint64_t *p = dm_cell_chunk(first);
+    _Atomic uint64_t *chunk = dm_thread_chunk(first);
+    uint32_t offset = first & (DM_CHUNK_CELLS - 1u);
+    _Atomic uint64_t *p = chunk + offset;
     uint64_t c = atomic_load_explicit(p + bucket, memory_order_relaxed);
     atomic_store_explicit(p + bucket, c + 1u, memory_order_relaxed);
     uint64_t s = atomic_load_explicit(p + sum_offset, memory_order_relaxed);
     atomic_store_explicit(p + sum_offset, dm_f64_bits(dm_bits_f64(s) + value), memory_order_relaxed);
+    dm_flag_line(chunk, offset);
 }
 
 /// Shared (multi-writer) words, used by gauges: last-writer-wins `set`, CAS-loop `add`.
