@@ -135,6 +135,27 @@ uint64_t dm_cells_take_changed(uint32_t first, uint32_t count) {
     return changed;
 }
 
+void dm_cells_sum_lines(uint32_t chunk, uint64_t lines, uint64_t *out) {
+    if (chunk >= DM_MAX_CHUNKS || lines == 0) {
+        return;
+    }
+    for (uint64_t rest = lines; rest != 0; rest &= rest - 1) {
+        memset(out + ((uint32_t)__builtin_ctzll(rest) << DM_LINE_SHIFT), 0, sizeof(uint64_t) * DM_LINE_CELLS);
+    }
+    for (dm_slab *s = atomic_load_explicit(&all_slabs, memory_order_acquire); s != NULL; s = s->next_all) {
+        _Atomic uint64_t *cells = atomic_load_explicit(&s->chunks[chunk], memory_order_acquire);
+        if (cells == NULL) {
+            continue;
+        }
+        for (uint64_t rest = lines; rest != 0; rest &= rest - 1) {
+            uint32_t first = (uint32_t)__builtin_ctzll(rest) << DM_LINE_SHIFT;
+            for (uint32_t i = first; i < first + DM_LINE_CELLS; i++) {
+                out[i] += atomic_load_explicit(cells + i, memory_order_relaxed);
+            }
+        }
+    }
+}
+
 double dm_cells_sum_f64(uint32_t cell) {
     double total = 0;
     uint32_t index = cell >> DM_CHUNK_SHIFT;

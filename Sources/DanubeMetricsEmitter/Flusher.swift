@@ -10,10 +10,9 @@ import Logging
 /// When a connection is lost, `sent` rolls back to `acknowledged` (minus whatever the new agent reports as
 /// already applied), so everything not acknowledged is sent again; memory stays bounded by the series count.
 ///
-/// Work per flush follows what changed, not how many series exist: the cells' changed-line flags (see
-/// CDanubeCells.h) name the counters and histograms to read, gauges are compared word by word (one load each,
-/// no cells to sum), and two `SeriesSet`s remember what is still to send (`pending`) and what is sent but not
-/// acknowledged (`inFlight`), so nothing is ever read again only to find it unchanged.
+/// Work per flush follows what changed, not how many series exist: a `ChangeTracker` names the series to read
+/// (from the cells' changed-line flags; gauges word by word) and remembers what is still to send and what is in
+/// flight.
 final class Flusher {
     private struct SeriesState {
         var sent: [UInt64]
@@ -56,14 +55,7 @@ final class Flusher {
     private var backoff: Duration
     private var maxFrameBytes: Int
     private var scratch = [UInt64](repeating: 0, count: 128)
-    /// Series that may differ from `sent`: flagged by their cells or gauge word, or not yet examined.
-    private var pending = SeriesSet()
-    /// Series whose `sent` differs from `acknowledged`.
-    private var inFlight = SeriesSet()
-    /// First cells of the series that have cells, ascending (registration order), and those series' indices.
-    private var firstCells: [UInt32] = []
-    private var cellSeries: [Int] = []
-    private var gauges: [(index: Int, word: UnsafeMutablePointer<UInt64>)] = []
+    private var changes = ChangeTracker()
     private var refusalsLogged = Set<Int>()
     private(set) var stats = EmitterStats()
 
@@ -83,19 +75,12 @@ final class Flusher {
         let series = registry.snapshot()
         while states.count < series.count {
             let entry = series[series.startIndex + states.count]
-            if let word = entry.gaugeWord {
-                gauges.append((states.count, word))
-            } else {
-                firstCells.append(entry.firstCell)
-                cellSeries.append(states.count)
-            }
-            // A new series is examined once: a flush may have taken its flag before it was in `series`.
-            pending.insert(states.count)
+            changes.track(entry, index: states.count)
             // A histogram's last cell is its sum, kept apart from the counts that `read` returns.
             states.append(SeriesState(cells: Int(entry.cellCount) - (entry.definition.kind == .histogram ? 1 : 0)))
         }
         stats.registeredSeries = series.count
-        collectChanges()
+        changes.collect(spans: registry.cellSpans(), sentGauge: { states[$0].sentGaugeBits }, skip: { states[$0].refused })
         if let since = waitingForAcknowledgementSince, connection != nil,
            ContinuousClock.now - since > configuration.acknowledgementTimeout {
             // A peer that takes frames but never answers (a hung agent, a connection it accepted while
@@ -113,47 +98,16 @@ final class Flusher {
             _ = receiveFrames()
         }
         dropUnchanged(series)
-        stats.undeliveredSeries = pending.unionCount(with: inFlight)
-    }
-
-    /// Adds to `pending` the series whose cells' lines were flagged since the last flush and the gauges whose
-    /// word differs from what was sent.
-    private func collectChanges() {
-        for span in registry.cellSpans() {
-            var lines = dm_cells_take_changed(span.first, span.count)
-            let chunk = span.first & ~(DM_CHUNK_CELLS - 1)
-            while lines != 0 {
-                let low = chunk + UInt32(lines.trailingZeroBitCount) * DM_LINE_CELLS
-                lines &= lines - 1
-                var i = firstSeries(atOrAfter: low)
-                while i < firstCells.count, firstCells[i] < low + DM_LINE_CELLS {
-                    if !states[cellSeries[i]].refused { pending.insert(cellSeries[i]) }
-                    i += 1
-                }
-            }
-        }
-        for gauge in gauges where !states[gauge.index].refused && states[gauge.index].sentGaugeBits != dm_shared_load(gauge.word) {
-            pending.insert(gauge.index)
-        }
-    }
-
-    /// Position in `firstCells` of the first series whose first cell is `cell` or later.
-    private func firstSeries(atOrAfter cell: UInt32) -> Int {
-        var low = 0, high = firstCells.count
-        while low < high {
-            let middle = (low + high) / 2
-            if firstCells[middle] < cell { low = middle + 1 } else { high = middle }
-        }
-        return low
+        stats.undeliveredSeries = changes.undelivered
     }
 
     /// Removes from `pending` what equals `sent` after all (another series of the same line changed, or a
     /// gauge was set back), so `undeliveredSeries` counts series, not flagged lines.
     private func dropUnchanged(_ series: ArraySlice<RegisteredSeries>) {
-        let candidates = pending
+        let candidates = changes.pending // a copy: the walk removes from the original
         candidates.forEach { index in
             if states[index].refused || change(of: series[series.startIndex + index], index: index) == nil {
-                pending.remove(index)
+                changes.pending.remove(index)
             }
         }
     }
@@ -213,14 +167,15 @@ final class Flusher {
         waitingForAcknowledgementSince = nil
         for i in states.indices {
             states[i].sent = states[i].acknowledged
+            changes.setSent(i, states[i].sent)
             states[i].sentSum = states[i].acknowledgedSum
             states[i].sentGaugeBits = nil
             states[i].acknowledgedGaugeBits = nil
             states[i].refused = false
         }
         // Everything is compared again once: `sent` rolled back, and refusals are forgotten.
-        inFlight.removeAll()
-        pending.insert(contentsOf: states.indices)
+        changes.inFlight.removeAll()
+        changes.pending.insert(contentsOf: states.indices)
         refusalsLogged.removeAll()
         definedCount = 0
         maxFrameBytes = min(configuration.limits.maxFrameBytes, Int(clamping: welcome.maxFrameBytes))
@@ -266,8 +221,8 @@ final class Flusher {
             let index = Int(refusal.seriesID)
             guard index < states.count else { return }
             states[index].refused = true
-            pending.remove(index)
-            inFlight.remove(index)
+            changes.pending.remove(index)
+            changes.inFlight.remove(index)
             stats.refusedSeries = states.filter(\.refused).count
             if refusalsLogged.insert(index).inserted {
                 logger.error("the metrics agent refused a series", metadata: [
@@ -289,11 +244,11 @@ final class Flusher {
                 let i = update.index
                 if let bits = update.gaugeBits {
                     states[i].acknowledgedGaugeBits = bits
-                    if states[i].sentGaugeBits == bits { inFlight.remove(i) }
+                    if states[i].sentGaugeBits == bits { changes.inFlight.remove(i) }
                 } else {
                     states[i].acknowledged = update.cells
                     states[i].acknowledgedSum = update.sum
-                    if states[i].sent == update.cells { inFlight.remove(i) }
+                    if states[i].sent == update.cells { changes.inFlight.remove(i) }
                 }
             }
             unacknowledged.removeFirst()
@@ -328,11 +283,11 @@ final class Flusher {
         var builder = FrameBuilder(type: .deltas, sequence: nextSequence, maxFrameBytes: maxFrameBytes)
         var updates: [SeriesUpdate] = []
         var stopped = false
-        let candidates = pending
+        let candidates = changes.pending // a copy: the walk removes from the original
         candidates.forEach { index in
             guard !stopped, index < definedCount, !states[index].refused else { return }
             guard let (update, encode) = change(of: series[series.startIndex + index], index: index) else {
-                pending.remove(index)
+                changes.pending.remove(index)
                 return
             }
             if !builder.append(encode) {
@@ -399,10 +354,11 @@ final class Flusher {
                     states[update.index].sentGaugeBits = bits
                 } else {
                     states[update.index].sent = update.cells
+                    changes.setSent(update.index, update.cells)
                     states[update.index].sentSum = update.sum
                 }
-                pending.remove(update.index)
-                inFlight.insert(update.index)
+                changes.pending.remove(update.index)
+                changes.inFlight.insert(update.index)
             }
             if unacknowledged.isEmpty { waitingForAcknowledgementSince = .now }
             unacknowledged.append((nextSequence, updates))
@@ -421,3 +377,4 @@ final class Flusher {
         }
     }
 }
+

@@ -61,6 +61,10 @@ uint64_t dm_cells_take_changed(uint32_t first, uint32_t count);
 
 /// Sums cells [first, first+count) over every slab (live or pooled) into `out` as unsigned integers.
 void dm_cells_sum_u64(uint32_t first, uint32_t count, uint64_t *out);
+/// Sums the lines of chunk `chunk` named by `lines` (bit i: line i) over every slab into `out` (DM_CHUNK_CELLS
+/// entries, indexed by a cell's offset in the chunk; entries of other lines are left as they are). One pass per
+/// slab over the flagged lines only, so the loads of different lines and slabs overlap.
+void dm_cells_sum_lines(uint32_t chunk, uint64_t lines, uint64_t *out);
 /// Sums one cell that holds IEEE-754 bits over every slab, as a double.
 double dm_cells_sum_f64(uint32_t cell);
 /// Number of slabs ever created (for stats and tests).

@@ -9,19 +9,44 @@
 //! thread touches it and never moves, so a writer never races a reallocation. When a thread exits, its slab goes
 //! back to a pool and the next new thread adopts it, adding to the same cumulative values: nothing an exited
 //! thread recorded is lost, and memory stays bounded by the peak number of live threads. Slabs are never freed.
+//!
+//! Changed lines: a chunk starts with one flag byte per *line* (`LINE_CELLS` cells). Every update stores 1 into
+//! its line's flag after its cell (a plain byte store with Release order: no load, no read-modify-write), and the
+//! flusher takes the flags with a swap, so a flush reads only the lines that changed instead of every cell of
+//! every slab. An update whose flag store lands after the flusher's swap leaves the flag set for the next flush,
+//! so no update is missed.
 
 use std::cell::Cell;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 pub(crate) const CHUNK_SHIFT: u32 = 10;
 pub(crate) const CHUNK_CELLS: u32 = 1 << CHUNK_SHIFT;
 pub(crate) const MAX_CHUNKS: usize = 4096;
 pub(crate) const MAX_CELLS: u64 = CHUNK_CELLS as u64 * MAX_CHUNKS as u64;
+pub(crate) const LINE_SHIFT: u32 = 4;
+pub(crate) const LINE_CELLS: u32 = 1 << LINE_SHIFT;
+pub(crate) const CHUNK_LINES: usize = (CHUNK_CELLS >> LINE_SHIFT) as usize;
+
+/// One thread's cells `[k * CHUNK_CELLS, (k + 1) * CHUNK_CELLS)` and their changed-line flags. Cache-line aligned
+/// so the flags (taken by the flusher) share no cache line with cells.
+#[repr(C, align(64))]
+pub(crate) struct Chunk {
+    lines: [AtomicU8; CHUNK_LINES],
+    cells: [AtomicU64; CHUNK_CELLS as usize],
+}
+
+impl Chunk {
+    /// Flags the line of cell `offset`; after the cell's store, with Release order for the flusher's Acquire.
+    #[inline(always)]
+    fn flag(&self, offset: usize) {
+        self.lines[offset >> LINE_SHIFT].store(1, Ordering::Release);
+    }
+}
 
 pub(crate) struct Slab {
-    chunks: [AtomicPtr<AtomicU64>; MAX_CHUNKS],
+    chunks: [AtomicPtr<Chunk>; MAX_CHUNKS],
     /// The slab created before this one; immutable once the slab is published in `ALL_SLABS`.
     next_all: *const Slab,
 }
@@ -106,45 +131,60 @@ fn thread_slab_slow() -> &'static Slab {
 
 #[cold]
 #[inline(never)]
-fn chunk_slow(slab: &Slab, index: usize) -> *mut AtomicU64 {
-    let chunk: &'static mut [AtomicU64] =
-        Box::leak((0..CHUNK_CELLS).map(|_| AtomicU64::new(0)).collect::<Vec<_>>().into_boxed_slice());
-    let pointer = chunk.as_mut_ptr();
+fn chunk_slow(slab: &Slab, index: usize) -> *mut Chunk {
+    let chunk: &'static mut Chunk = Box::leak(Box::new(Chunk {
+        lines: [const { AtomicU8::new(0) }; CHUNK_LINES],
+        cells: [const { AtomicU64::new(0) }; CHUNK_CELLS as usize],
+    }));
     // Release: readers that see the pointer see the zeroed cells.
-    slab.chunks[index].store(pointer, Ordering::Release);
-    pointer
+    slab.chunks[index].store(chunk, Ordering::Release);
+    chunk
 }
 
-/// The calling thread's cell `index`.
+/// The calling thread's chunk holding cell `index`, and the cell's offset in it.
 #[inline(always)]
-fn cell(index: u32) -> &'static AtomicU64 {
+fn thread_chunk(index: u32) -> (&'static Chunk, usize) {
     let slab = thread_slab();
     let chunk_index = (index >> CHUNK_SHIFT) as usize;
     let mut chunk = slab.chunks[chunk_index].load(Ordering::Relaxed);
     if chunk.is_null() {
         chunk = chunk_slow(slab, chunk_index);
     }
-    // SAFETY: the chunk holds CHUNK_CELLS cells and the offset is below that; chunks are never freed.
-    unsafe { &*chunk.add((index & (CHUNK_CELLS - 1)) as usize) }
+    // SAFETY: non-null chunk pointers come from `chunk_slow`: leaked, never freed.
+    (unsafe { &*chunk }, (index & (CHUNK_CELLS - 1)) as usize)
 }
 
 /// Adds `amount` to the calling thread's cell `index`: single writer, so load + store, no read-modify-write.
 #[inline(always)]
 pub(crate) fn add(index: u32, amount: u64) {
-    let c = cell(index);
+    let (chunk, offset) = thread_chunk(index);
+    let c = &chunk.cells[offset];
     c.store(c.load(Ordering::Relaxed).wrapping_add(amount), Ordering::Relaxed);
+    chunk.flag(offset);
+}
+
+/// Flags the line of cell `index` as changed without changing a cell: for a counter's `absolute` floor, which
+/// lives outside the cells.
+#[inline]
+pub(crate) fn flag(index: u32) {
+    let (chunk, offset) = thread_chunk(index);
+    chunk.flag(offset);
 }
 
 /// One histogram observation: bucket cell `first + bucket` gains 1, the sum cell `first + sum_offset` (f64 bits)
-/// gains `value`. A histogram's cells share one chunk, so this is one TLS and one chunk lookup.
+/// gains `value`. A histogram's cells share one chunk, so this is one TLS and one chunk lookup. The line flagged
+/// is the one of `first`: the flusher finds a series by its first cell.
 #[inline(always)]
 pub(crate) fn observe(first: u32, bucket: u32, sum_offset: u32, value: f64) {
-    let base: *const AtomicU64 = cell(first);
-    // SAFETY: `reserve` keeps all cells of one series (buckets and sum) inside the chunk of `first`.
-    let (count, sum) = unsafe { (&*base.add(bucket as usize), &*base.add(sum_offset as usize)) };
+    let (chunk, offset) = thread_chunk(first);
+    let base = chunk.cells.as_ptr();
+    // SAFETY: `reserve` keeps all cells of one series (buckets and sum) inside the chunk of `first`, so both
+    // offsets are below CHUNK_CELLS (unchecked: a bounds check per observation is measurable here).
+    let (count, sum) = unsafe { (&*base.add(offset + bucket as usize), &*base.add(offset + sum_offset as usize)) };
     count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     let total = f64::from_bits(sum.load(Ordering::Relaxed)) + value;
     sum.store(total.to_bits(), Ordering::Relaxed);
+    chunk.flag(offset);
 }
 
 /// Reserves `count` consecutive cells inside one chunk; None when the process has used every cell.
@@ -165,29 +205,67 @@ pub(crate) fn reserve(count: u32) -> Option<u32> {
     Some(first)
 }
 
-fn for_each_chunk(first: u32, mut visit: impl FnMut(*const AtomicU64)) {
-    let index = (first >> CHUNK_SHIFT) as usize;
+/// Calls `visit` with chunk `index` of every slab, live or pooled, that has one.
+fn for_each_chunk(index: usize, mut visit: impl FnMut(&Chunk)) {
     let mut slab = ALL_SLABS.load(Ordering::Acquire);
     while !slab.is_null() {
         // SAFETY: published slabs are leaked and never freed; Acquire above pairs with the publishing store.
         let s = unsafe { &*slab };
         let chunk = s.chunks[index].load(Ordering::Acquire);
         if !chunk.is_null() {
-            visit(chunk);
+            // SAFETY: non-null chunk pointers come from `chunk_slow` (leaked); Acquire pairs with its Release.
+            visit(unsafe { &*chunk });
         }
         slab = s.next_all as *mut Slab;
     }
+}
+
+/// Clears the changed-line flags of chunk `index` in every slab and returns the lines that were flagged (bit i:
+/// line i). Cells read after this call see at least every update whose flag it took.
+pub(crate) fn take_changed(index: usize) -> u64 {
+    let mut changed = 0;
+    for_each_chunk(index, |chunk| {
+        for (line, flag) in chunk.lines.iter().enumerate() {
+            // A plain load first: most lines are clean, and a swap would take their cache line from the writer.
+            if flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::Acquire) != 0 {
+                changed |= 1 << line;
+            }
+        }
+    });
+    changed
+}
+
+/// Sums the `lines` of chunk `index` (bit i: line i) over every slab into `out`, indexed by a cell's offset in
+/// the chunk; entries of other lines are left as they are. One pass per slab over those lines only.
+pub(crate) fn sum_lines(index: usize, lines: u64, out: &mut [u64; CHUNK_CELLS as usize]) {
+    let ranges = || {
+        let mut rest = lines;
+        std::iter::from_fn(move || {
+            (rest != 0).then(|| {
+                let first = (rest.trailing_zeros() << LINE_SHIFT) as usize;
+                rest &= rest - 1;
+                first..first + LINE_CELLS as usize
+            })
+        })
+    };
+    ranges().for_each(|range| out[range].fill(0));
+    for_each_chunk(index, |chunk| {
+        for range in ranges() {
+            for (total, cell) in out[range.clone()].iter_mut().zip(&chunk.cells[range]) {
+                *total = total.wrapping_add(cell.load(Ordering::Relaxed));
+            }
+        }
+    });
 }
 
 /// Sums cells `first..first + out.len()` over every slab, live or pooled, into `out`.
 pub(crate) fn sum_u64(first: u32, out: &mut [u64]) {
     out.iter_mut().for_each(|v| *v = 0);
     let offset = (first & (CHUNK_CELLS - 1)) as usize;
-    for_each_chunk(first, |chunk| {
-        for (i, total) in out.iter_mut().enumerate() {
-            // SAFETY: the series' cells lie inside this chunk (see `reserve`).
-            let value = unsafe { &*chunk.add(offset + i) }.load(Ordering::Relaxed);
-            *total = total.wrapping_add(value);
+    for_each_chunk((first >> CHUNK_SHIFT) as usize, |chunk| {
+        // The series' cells lie inside this chunk (see `reserve`).
+        for (total, cell) in out.iter_mut().zip(&chunk.cells[offset..]) {
+            *total = total.wrapping_add(cell.load(Ordering::Relaxed));
         }
     });
 }
@@ -196,9 +274,8 @@ pub(crate) fn sum_u64(first: u32, out: &mut [u64]) {
 pub(crate) fn sum_f64(cell_index: u32) -> f64 {
     let offset = (cell_index & (CHUNK_CELLS - 1)) as usize;
     let mut total = 0.0;
-    for_each_chunk(cell_index, |chunk| {
-        // SAFETY: as in `sum_u64`.
-        total += f64::from_bits(unsafe { &*chunk.add(offset) }.load(Ordering::Relaxed));
+    for_each_chunk((cell_index >> CHUNK_SHIFT) as usize, |chunk| {
+        total += f64::from_bits(chunk.cells[offset].load(Ordering::Relaxed));
     });
     total
 }
@@ -206,4 +283,57 @@ pub(crate) fn sum_f64(cell_index: u32) -> f64 {
 /// Slabs ever created: the peak number of threads that recorded at once, plus those lost at teardown.
 pub fn slab_count() -> u32 {
     SLAB_COUNT.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_take_reports_the_lines_written_once_and_clears_them() {
+        let first = reserve(CHUNK_CELLS).expect("a whole chunk"); // alone in its chunk: no other test's flags
+        let chunk = (first >> CHUNK_SHIFT) as usize;
+        add(first + 1, 1);
+        observe(first + 2 * LINE_CELLS + 3, 0, 2, 1.5);
+        assert_eq!(take_changed(chunk), 0b101);
+        assert_eq!(take_changed(chunk), 0, "taken flags are cleared");
+        std::thread::spawn(move || add(first + 5 * LINE_CELLS, 7)).join().unwrap();
+        assert_eq!(take_changed(chunk), 1 << 5, "another thread's flags are seen");
+        let mut out = [0; CHUNK_CELLS as usize];
+        sum_lines(chunk, 1 << 5 | 1, &mut out);
+        assert_eq!((out[1], out[(5 * LINE_CELLS) as usize]), (1, 7));
+    }
+
+    /// Writers race a reader that reads a cell only when its flag was taken: once the writers stop, one more
+    /// take and read must find the exact total, i.e. no update was left behind a flag the reader cleared.
+    #[test]
+    fn no_update_hides_behind_a_flag_the_reader_cleared() {
+        let cell = reserve(CHUNK_CELLS).expect("a whole chunk");
+        let chunk = (cell >> CHUNK_SHIFT) as usize;
+        let (writers, increments) = (4, 200_000u64);
+        let done = Arc::new(AtomicBool::new(false));
+        let handles: Vec<_> =
+            (0..writers).map(|_| std::thread::spawn(move || (0..increments).for_each(|_| add(cell, 1)))).collect();
+        let reader = {
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                let mut seen = [0u64];
+                let mut read = || {
+                    if take_changed(chunk) != 0 {
+                        sum_u64(cell, &mut seen);
+                    }
+                };
+                while !done.load(Ordering::Acquire) {
+                    read();
+                }
+                read();
+                seen[0]
+            })
+        };
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        done.store(true, Ordering::Release);
+        assert_eq!(reader.join().unwrap(), writers * increments);
+    }
 }

@@ -7,8 +7,12 @@
 //! unacknowledged change is sent again, merged into one delta per series: memory is bounded by the series
 //! count, not by time or traffic. The agent acknowledges only what its state file holds, so this is exact
 //! across agent crashes.
+//!
+//! Work per flush follows what changed: a `ChangeTracker` names the series to read (from the cells' changed-line
+//! flags, gauges word by word) and remembers what is still to send and what is in flight.
 
 use crate::cells;
+use crate::changes::ChangeTracker;
 use crate::config::Settings;
 use crate::connection::{Connection, SendResult, NOT_ADMITTED};
 use crate::registry::{registry, Series};
@@ -50,6 +54,7 @@ pub(crate) struct Flusher {
     next_connect: Instant,
     backoff: Duration,
     max_frame_bytes: usize,
+    changes: ChangeTracker,
     pub stats: Stats,
 }
 
@@ -68,6 +73,7 @@ impl Flusher {
             next_connect: Instant::now(),
             backoff,
             max_frame_bytes: registry().limits.max_frame_bytes,
+            changes: ChangeTracker::default(),
             stats: Stats::default(),
             settings,
         }
@@ -85,10 +91,14 @@ impl Flusher {
             state.series.clone()
         };
         while self.states.len() < series.len() {
-            let cells = series[self.states.len()].count_cells();
+            let entry = series[self.states.len()];
+            self.changes.track(entry);
+            let cells = entry.count_cells();
             self.states.push(SeriesState { sent: vec![0; cells], acked: vec![0; cells], ..SeriesState::default() });
         }
         self.stats.registered_series = series.len();
+        let states = &self.states;
+        self.changes.collect(|i| states[i].sent_gauge, |i| states[i].refused);
         if let Some(since) = self.waiting_for_ack_since {
             if self.connection.is_some() && since.elapsed() > self.settings.acknowledgement_timeout {
                 // A peer that takes frames but never answers must not hold deltas forever: reconnect.
@@ -105,7 +115,19 @@ impl Flusher {
             }
             self.receive();
         }
-        self.count_undelivered(&series);
+        self.drop_unchanged(&series);
+        self.stats.undelivered_series = self.changes.undelivered();
+    }
+
+    /// Removes from `pending` what equals `sent` after all (another series of its line changed, a gauge was set
+    /// back), so `undelivered_series` counts series, not flagged lines.
+    fn drop_unchanged(&mut self, series: &[&'static Series]) {
+        let candidates: Vec<usize> = self.changes.pending.iter().collect();
+        for index in candidates {
+            if self.states[index].refused || self.change(series[index], index).is_none() {
+                self.changes.pending.remove(index);
+            }
+        }
     }
 
     /// Waits up to `millis` for acknowledgements and applies them.
@@ -168,13 +190,17 @@ impl Flusher {
         self.acknowledge(welcome.last_applied);
         self.unacked.clear();
         self.waiting_for_ack_since = None;
-        for state in &mut self.states {
+        for (index, state) in self.states.iter_mut().enumerate() {
             state.sent.clone_from(&state.acked);
             state.sent_sum = state.acked_sum;
             state.sent_gauge = None;
             state.acked_gauge = None;
             state.refused = false;
+            self.changes.set_sent(index, &state.sent);
+            // Everything is compared again once: `sent` rolled back, and refusals are forgotten.
+            self.changes.pending.insert(index);
         }
+        self.changes.in_flight.clear();
         self.defined = 0;
         self.max_frame_bytes =
             registry().limits.max_frame_bytes.min(welcome.max_frame_bytes.min(usize::MAX as u64) as usize);
@@ -220,6 +246,8 @@ impl Flusher {
                 let Some(state) = self.states.get_mut(id as usize) else { return };
                 if !state.refused {
                     state.refused = true;
+                    self.changes.pending.remove(id as usize);
+                    self.changes.in_flight.remove(id as usize);
                     self.stats.refused_series += 1;
                     let name =
                         registry().lock().series.get(id as usize).map(|s| s.name.to_string()).unwrap_or_default();
@@ -241,12 +269,19 @@ impl Flusher {
             let Some((_, updates)) = self.unacked.pop_front() else { break };
             for update in updates {
                 let state = &mut self.states[update.index];
-                match update.gauge {
-                    Some(bits) => state.acked_gauge = Some(bits),
+                let settled = match update.gauge {
+                    Some(bits) => {
+                        state.acked_gauge = Some(bits);
+                        state.sent_gauge == Some(bits)
+                    }
                     None => {
                         state.acked = update.cells;
                         state.acked_sum = update.sum;
+                        state.sent == state.acked
                     }
+                };
+                if settled {
+                    self.changes.in_flight.remove(update.index);
                 }
             }
             self.stats.frames_acknowledged += 1;
@@ -299,11 +334,15 @@ impl Flusher {
     fn send_deltas(&mut self, series: &[&'static Series]) {
         let mut frame = FrameBuilder::new(wire::frame_type::DELTAS, self.next_sequence, self.max_frame_bytes);
         let mut updates = Vec::new();
-        for (index, entry) in series.iter().enumerate().take(self.defined) {
+        let candidates: Vec<usize> = self.changes.pending.iter().take_while(|&i| i < self.defined).collect();
+        for index in candidates {
             if self.states[index].refused {
                 continue;
             }
-            let Some((update, delta)) = self.change(entry, index) else { continue };
+            let Some((update, delta)) = self.change(series[index], index) else {
+                self.changes.pending.remove(index);
+                continue;
+            };
             if !frame.append(|w| wire::encode_delta(w, &delta)) {
                 if !self.commit(frame, std::mem::take(&mut updates)) {
                     return;
@@ -368,8 +407,11 @@ impl Flusher {
                         None => {
                             state.sent.clone_from(&update.cells);
                             state.sent_sum = update.sum;
+                            self.changes.set_sent(update.index, &update.cells);
                         }
                     }
+                    self.changes.pending.remove(update.index);
+                    self.changes.in_flight.insert(update.index);
                 }
                 if self.unacked.is_empty() {
                     self.waiting_for_ack_since = Some(Instant::now());
@@ -391,25 +433,6 @@ impl Flusher {
                 false
             }
         }
-    }
-
-    fn count_undelivered(&mut self, series: &[&'static Series]) {
-        // A refused series is settled, not pending: it will never be delivered.
-        let undelivered = self
-            .states
-            .iter()
-            .zip(series)
-            .filter(|(state, series)| {
-                !state.refused
-                    && match series.kind {
-                        Kind::Gauge => {
-                            state.acked_gauge != Some(series.word.load(std::sync::atomic::Ordering::Relaxed))
-                        }
-                        _ => read(series) != state.acked,
-                    }
-            })
-            .count();
-        self.stats.undelivered_series = undelivered;
     }
 }
 

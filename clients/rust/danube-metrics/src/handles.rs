@@ -58,6 +58,7 @@ impl Counter {
     #[inline]
     pub fn absolute(&self, value: u64) {
         self.floor.fetch_max(value, Ordering::Relaxed);
+        cells::flag(self.cell); // the floor is not a cell: flag the line so the flusher reads this counter
     }
 
     /// Registers (or finds) the series `name{labels}`; the handle the `counter!` macro returns.

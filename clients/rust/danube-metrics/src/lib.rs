@@ -23,6 +23,7 @@
 mod c_api;
 mod catalog;
 mod cells;
+mod changes;
 mod config;
 mod connection;
 mod emitter;
@@ -32,6 +33,7 @@ mod identity;
 mod macros;
 mod process;
 mod registry;
+mod series_set;
 mod stats;
 mod totals;
 pub mod wire;
