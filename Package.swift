@@ -38,6 +38,7 @@ let package = Package(
         .target(name: "CDanubeCells"),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "DanubeMetricsSystemd",
             dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]
@@ -62,6 +63,7 @@ let package = Package(
                 "DanubeMetricsCatalog",
                 "DanubeMetricsProcess",
                 "CZlib",
+                "CMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -52,7 +52,7 @@ func cpuSeconds(_ pid: Int32) -> Double {
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
-struct Row { var series: Int; var render, get, getGzip, rssEmpty, rssLoaded, rssScraped, checkpoint, checkpointCPU: Double; var bytes, gzipBytes: Int }
+struct Row { var series: Int; var render, get, getGzip, rssEmpty, rssLoaded, rssScraped, heapEmpty, heapLoaded, heapScraped, checkpoint, checkpointCPU: Double; var bytes, gzipBytes: Int }
 
 func measure(series: Int) -> Row {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("scale-\(getpid())-\(series)").path
@@ -72,7 +72,7 @@ func measure(series: Int) -> Row {
     while !FileManager.default.fileExists(atPath: "\(directory)/ingest.sock") { usleep(50_000) }
     usleep(300_000)
     let pid = agent.processIdentifier
-    _ = scrape(port)
+    let heapEmpty = sample(scrape(port), "danube_agent_heap_in_use_bytes")
     let rssEmpty = rssBytes(pid)
 
     let perSource = series / sourceCount
@@ -81,6 +81,7 @@ func measure(series: Int) -> Row {
     while sample(scrape(port), "danube_agent_series") < Double(series) { sleep(1) }
     sleep(3) // a checkpoint of everything
     let rssLoaded = rssBytes(pid)
+    let heapLoaded = sample(scrape(port), "danube_agent_heap_in_use_bytes")
 
     func scrapeStats() -> (sum: Double, count: Double) {
         let text = scrape(port)
@@ -100,6 +101,7 @@ func measure(series: Int) -> Row {
     let render = (after.sum - before.sum) / max(1, after.count - before.count)
     sleep(2)
     let rssScraped = rssBytes(pid)
+    let heapScraped = sample(scrape(port), "danube_agent_heap_in_use_bytes")
 
     // 1% of the series change every second; the agent checkpoints once per second. No scrape meanwhile (a scrape
     // of a million series costs more than all of this): the agent's CPU is ingest plus checkpoints.
@@ -112,7 +114,7 @@ func measure(series: Int) -> Row {
     let cpuPerSecond = (cpuSeconds(pid) - cpuBefore) / Date().timeIntervalSince(started)
     let checkpoints = [sample(scrape(port), "danube_agent_last_checkpoint_duration_seconds")]
     return Row(series: series, render: render, get: median(gets), getGzip: median(gzipGets), rssEmpty: rssEmpty, rssLoaded: rssLoaded,
-               rssScraped: rssScraped, checkpoint: median(checkpoints), checkpointCPU: cpuPerSecond, bytes: bytes, gzipBytes: gzipBytes)
+               rssScraped: rssScraped, heapEmpty: heapEmpty, heapLoaded: heapLoaded, heapScraped: heapScraped, checkpoint: median(checkpoints), checkpointCPU: cpuPerSecond, bytes: bytes, gzipBytes: gzipBytes)
 }
 
 let rows = (sizes.isEmpty ? [100_000, 1_000_000] : sizes).map { measure(series: $0) }
@@ -122,6 +124,8 @@ print("| --- |" + String(repeating: " --- |", count: rows.count))
 print("| render, server side (`danube_agent_scrape_duration_seconds`, mean) | " + rows.map { ms($0.render) }.joined(separator: " | ") + " |")
 print("| `GET /metrics` as curl sees it (median of 5) | " + rows.map { "\(ms($0.get)) (\($0.bytes / 1_000_000) MB)" }.joined(separator: " | ") + " |")
 print("| `GET /metrics` with `Accept-Encoding: gzip` (median of 5) | " + rows.map { "\(ms($0.getGzip)) (\(String(format: "%.1f", Double($0.gzipBytes) / 1e6)) MB)" }.joined(separator: " | ") + " |")
+print("| agent heap in use above the empty agent (`danube_agent_heap_in_use_bytes`), per series: loaded / after 10 scrapes | "
+      + rows.map { String(format: "%.0f B / %.0f B", ($0.heapLoaded - $0.heapEmpty) / Double($0.series), ($0.heapScraped - $0.heapEmpty) / Double($0.series)) }.joined(separator: " | ") + " |")
 print("| agent RSS above the empty agent, per series: loaded / after 10 scrapes | "
       + rows.map { String(format: "%.0f B / %.0f B", ($0.rssLoaded - $0.rssEmpty) / Double($0.series), ($0.rssScraped - $0.rssEmpty) / Double($0.series)) }.joined(separator: " | ") + " |")
 print("| 1% of series changing per second: last checkpoint's duration / agent CPU (ingest and checkpoints) | "

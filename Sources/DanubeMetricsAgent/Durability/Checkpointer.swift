@@ -135,8 +135,8 @@ public final class Checkpointer: Sendable {
         defer { busySince.withLock { $0 = nil } }
         let (snapshot, changeCount): (StoreSnapshot, UInt64)
         switch capture {
-        case .all(let state): (snapshot, changeCount) = (AggregationStore.snapshot(of: state), state.changes)
-        case .changes(let changes): (snapshot, changeCount) = (AggregationStore.snapshot(of: changes), changes.changes)
+        case .all(let state): (snapshot, changeCount) = (store.snapshot(of: state), state.changes)
+        case .changes(let changes): (snapshot, changeCount) = (store.snapshot(of: changes), changes.changes)
         }
         let bytes = StateFormat.encode(snapshot, writtenAt: Date().timeIntervalSince1970)
         do {

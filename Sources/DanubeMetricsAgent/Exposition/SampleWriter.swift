@@ -25,12 +25,9 @@ struct SampleWriter {
         bytes.withUnsafeBytes { write($0) }
     }
 
-    /// A native Swift string's UTF-8 is contiguous: copied without transcoding.
     @inline(__always)
-    mutating func write(_ text: String) {
-        if text.utf8.withContiguousStorageIfAvailable({ write(UnsafeRawBufferPointer($0)) }) == nil {
-            for byte in text.utf8 { self.byte(byte) }
-        }
+    mutating func write(_ bytes: UnsafeBufferPointer<UInt8>) {
+        write(UnsafeRawBufferPointer(bytes))
     }
 
     @inline(__always)
@@ -64,7 +61,8 @@ struct SampleWriter {
             if value < 0 { byte(UInt8(ascii: "-")) }
             integer(UInt64(abs(value)))
         } else {
-            write(ExpositionWriter.formatDouble(value))
+            var text = ExpositionWriter.formatDouble(value)
+            text.withUTF8 { write($0) }
         }
     }
 

@@ -10,7 +10,7 @@ extension AggregationStore {
     struct Changes {
         struct Entry {
             var index: Int
-            var slot: Slot
+            var value: Value
             var buckets: [UInt64]
         }
 
@@ -31,16 +31,15 @@ extension AggregationStore {
     /// state (`all`) or the series changed since the previous capture; either way the list of changes is taken.
     func captureForCheckpoint(all: Bool) -> Capture {
         state.withLock { state in
-            Self.sortNewSeries(&state)
+            sortNewSeries(&state)
             let changed = state.changed
-            for slot in changed { state.changedFlags[slot] = false }
+            for index in changed { state.changedFlags.clear(Int(index)) }
             state.changed = []
             if all { return .all(state) }
             let entries = changed.sorted().map { index in
-                let slot = state.slots[index]
-                let family = state.families[slot.family]
-                let count = family.kind == .histogram ? family.bounds.count + 1 : 0
-                return Changes.Entry(index: index, slot: slot, buckets: Array(state.buckets[slot.bucketStart..<slot.bucketStart + count]))
+                let index = Int(index)
+                return Changes.Entry(index: index, value: state.values[index],
+                                     buckets: Array(state.buckets[bucketRange(index, families: state.families)]))
             }
             return .changes(Changes(entries: entries, families: state.families, familyByName: state.familyByName,
                                     sources: state.sources, changes: state.changes))
@@ -48,14 +47,12 @@ extension AggregationStore {
     }
 
     /// A state log record: the changed counters and histograms (gauges are not kept) and every source.
-    static func snapshot(of changes: Changes) -> StoreSnapshot {
+    func snapshot(of changes: Changes) -> StoreSnapshot {
         var snapshot = StoreSnapshot()
         for entry in changes.entries {
-            let family = changes.families[entry.slot.family]
-            guard family.kind != .gauge else { continue }
-            snapshot.series.append(StoreSnapshot.Series(
-                name: family.name, kind: family.kind, help: family.help, bounds: family.bounds, labels: entry.slot.labels,
-                counterInteger: entry.slot.counterInteger, counterFloat: entry.slot.counterFloat, buckets: entry.buckets, sum: entry.slot.sum))
+            if let series = snapshotSeries(entry.index, families: changes.families, value: entry.value, buckets: entry.buckets[...]) {
+                snapshot.series.append(series)
+            }
         }
         snapshot.sources = changes.sources.map { StoreSnapshot.Source(instance: $0.key, sequence: $0.value.sequence, lastSeen: $0.value.lastSeen) }
             .sorted { $0.instance < $1.instance }
@@ -71,18 +68,19 @@ extension AggregationStore {
             published!.sources = changes.sources
             published!.changes = changes.changes
             for entry in changes.entries {
-                if entry.index < published!.slots.count {
-                    published!.slots[entry.index] = entry.slot
+                if entry.index < published!.values.count {
+                    published!.values[entry.index] = entry.value
                 } else {
                     // New series arrive in index order (defining one lists it as changed).
-                    precondition(entry.index == published!.slots.count, "published series table out of step")
-                    published!.slots.append(entry.slot)
+                    precondition(entry.index == published!.values.count, "published series table out of step")
+                    published!.values.append(entry.value)
                 }
-                let end = entry.slot.bucketStart + entry.buckets.count
+                let start = Int(table[entry.index].bucketStart)
+                let end = start + entry.buckets.count
                 if published!.buckets.count < end {
                     published!.buckets.append(contentsOf: repeatElement(0, count: end - published!.buckets.count))
                 }
-                for (offset, count) in entry.buckets.enumerated() { published!.buckets[entry.slot.bucketStart + offset] = count }
+                for (offset, count) in entry.buckets.enumerated() { published!.buckets[start + offset] = count }
             }
         }
     }

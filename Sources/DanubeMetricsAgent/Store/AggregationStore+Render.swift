@@ -10,8 +10,8 @@ extension AggregationStore {
     /// pieces rendered on every core (`RenderPiece`), then joined in order.
     public func render(into writer: inout ExpositionWriter) {
         let state = exposed.withLock { $0 } ?? capture()
-        let (families, familyByName, slots, buckets) = (state.families, state.familyByName, state.slots, state.buckets)
-        let derivedSamples = derived?.compute(families: families, familyByName: familyByName, slots: slots) ?? [:]
+        let (families, familyByName, values, buckets) = (state.families, state.familyByName, state.values, state.buckets)
+        let derivedSamples = derived?.compute(families: families, familyByName: familyByName, values: values, table: table) ?? [:]
         var entries = families.map { (name: $0.name, family: Optional($0), help: $0.help) }
         for target in derived?.targets ?? [] where familyByName[target.name] == nil {
             entries.append((target.name, nil, target.help))
@@ -23,15 +23,15 @@ extension AggregationStore {
             guard let family = entry.family, !(family.kind == .gauge && isTarget) else {
                 // A gauge the agent derives series for: small, rendered here with its reported series merged in.
                 if let family = entry.family {
-                    pieces.append(.bytes(derivedGauge(family.name, help: family.help, reported: family.slots, slots: slots,
+                    pieces.append(.bytes(derivedGauge(family.name, help: family.help, reported: family.slots, values: values,
                                                       derived: derivedSamples, format: writer.format)))
                 } else if !derivedSamples.isEmpty {
-                    pieces.append(.bytes(derivedGauge(entry.name, help: entry.help, reported: [], slots: slots,
+                    pieces.append(.bytes(derivedGauge(entry.name, help: entry.help, reported: [], values: values,
                                                       derived: derivedSamples, format: writer.format)))
                 }
                 continue
             }
-            let shown = family.kind == .gauge ? family.slots.filter { slots[$0].gaugeVisible } : family.slots
+            let shown = family.kind == .gauge ? family.slots.filter { values[$0].gaugeVisible } : family.slots
             guard !shown.isEmpty || family.kind != .gauge else { continue }
             var header = ExpositionWriter(format: writer.format, capacity: 256)
             header.family(name: family.name, kind: family.kind, help: family.help)
@@ -41,15 +41,15 @@ extension AggregationStore {
                 pieces.append(.samples(layout, shown[start..<min(shown.count, start + layout.seriesPerPiece)]))
             }
         }
-        writer.append(RenderPiece.render(pieces, slots: slots, buckets: buckets))
+        writer.append(RenderPiece.render(pieces, table: table, values: values, buckets: buckets))
     }
 
     /// A gauge family with derived series: its visible reported series, plus derived series whose labels no
     /// reported one has, in label order. Nothing (not even HELP) when there is no sample.
-    private func derivedGauge(_ name: String, help: String, reported: [Int], slots: [Slot], derived: [[Label]: Double],
+    private func derivedGauge(_ name: String, help: String, reported: [Int], values: [Value], derived: [[Label]: Double],
                               format: ExpositionFormat) -> [UInt8] {
-        let visible = reported.filter { slots[$0].gaugeVisible }
-        var samples = visible.map { (text: slots[$0].labelText, value: slots[$0].gauge) }
+        let visible = reported.filter { values[$0].gaugeVisible }
+        var samples = visible.map { (text: table.labelText($0), value: values[$0].gauge) }
         let reportedLabels = Set(samples.map(\.text))
         for (labels, value) in derived {
             let text = ExpositionWriter.labelText(labels)
@@ -91,10 +91,10 @@ struct SampleLayout: Sendable {
     }
 
     /// The most bytes the sample lines of `series` take.
-    func byteBound(_ series: ArraySlice<Int>, slots: UnsafeBufferPointer<AggregationStore.Slot>) -> Int {
+    func byteBound(_ series: ArraySlice<Int>, table: SeriesTable) -> Int {
         let number = SampleWriter.maxNumberBytes
         var labelBytes = 0
-        for index in series { labelBytes += slots[index].labelText.utf8.count }
+        for index in series { labelBytes += table.text(index).count }
         switch kind {
         case .counter, .gauge:
             return labelBytes + series.count * (sampleName.count + 4 + number)
@@ -108,23 +108,23 @@ struct SampleLayout: Sendable {
     }
 
     /// Writes the sample lines of `series`.
-    func write(_ series: ArraySlice<Int>, slots: UnsafeBufferPointer<AggregationStore.Slot>, buckets: UnsafeBufferPointer<UInt64>,
-               into writer: inout SampleWriter) {
+    func write(_ series: ArraySlice<Int>, table: SeriesTable, values: UnsafeBufferPointer<AggregationStore.Value>,
+               buckets: UnsafeBufferPointer<UInt64>, into writer: inout SampleWriter) {
         for index in series {
-            let labels = slots[index].labelText
+            let labels = table.text(index)
             switch kind {
             case .counter:
                 start(sampleName, labels, &writer)
-                let fraction = slots[index].counterFloat
-                if fraction == 0 { writer.integer(slots[index].counterInteger) } else { writer.double(Double(slots[index].counterInteger) + fraction) }
+                let fraction = values[index].counterFloat
+                if fraction == 0 { writer.integer(values[index].counterInteger) } else { writer.double(Double(values[index].counterInteger) + fraction) }
                 writer.byte(UInt8(ascii: "\n"))
             case .gauge:
                 start(sampleName, labels, &writer)
-                writer.double(slots[index].gauge)
+                writer.double(values[index].gauge)
                 writer.byte(UInt8(ascii: "\n"))
             case .histogram:
                 var cumulative: UInt64 = 0
-                let first = slots[index].bucketStart
+                let first = Int(table[index].bucketStart)
                 for (bucket, suffix) in bucketSuffixes.enumerated() {
                     cumulative &+= buckets[first + bucket]
                     writer.write(bucketPrefix)
@@ -137,7 +137,7 @@ struct SampleLayout: Sendable {
                     writer.byte(UInt8(ascii: "\n"))
                 }
                 start(sumName, labels, &writer)
-                writer.double(slots[index].sum)
+                writer.double(values[index].sum)
                 writer.byte(UInt8(ascii: "\n"))
                 start(countName, labels, &writer)
                 writer.integer(cumulative)
@@ -148,7 +148,7 @@ struct SampleLayout: Sendable {
 
     /// `name{labels} ` (or `name ` without labels).
     @inline(__always)
-    private func start(_ name: [UInt8], _ labels: String, _ writer: inout SampleWriter) {
+    private func start(_ name: [UInt8], _ labels: UnsafeBufferPointer<UInt8>, _ writer: inout SampleWriter) {
         writer.write(name)
         if !labels.isEmpty {
             writer.byte(UInt8(ascii: "{"))
@@ -165,18 +165,18 @@ enum RenderPiece: Sendable {
     case samples(SampleLayout, ArraySlice<Int>)
 
     /// Renders the pieces on every core and returns their bytes in order.
-    static func render(_ pieces: [RenderPiece], slots: [AggregationStore.Slot], buckets: [UInt64]) -> [[UInt8]] {
+    static func render(_ pieces: [RenderPiece], table: SeriesTable, values: [AggregationStore.Value], buckets: [UInt64]) -> [[UInt8]] {
         let results = ConcurrentResults<[UInt8]>(count: pieces.count, initial: [])
         @Sendable func work(_ i: Int) {
             switch pieces[i] {
             case .bytes(let bytes):
                 results[i] = bytes
             case .samples(let layout, let series):
-                results[i] = slots.withUnsafeBufferPointer { slots in
+                results[i] = values.withUnsafeBufferPointer { values in
                     buckets.withUnsafeBufferPointer { buckets in
-                        [UInt8](unsafeUninitializedCapacity: layout.byteBound(series, slots: slots)) { output, count in
+                        [UInt8](unsafeUninitializedCapacity: layout.byteBound(series, table: table)) { output, count in
                             var writer = SampleWriter(output.baseAddress!)
-                            layout.write(series, slots: slots, buckets: buckets, into: &writer)
+                            layout.write(series, table: table, values: values, buckets: buckets, into: &writer)
                             count = writer.cursor - output.baseAddress!
                         }
                     }

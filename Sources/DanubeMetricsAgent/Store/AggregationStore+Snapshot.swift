@@ -4,39 +4,54 @@ extension AggregationStore {
     /// A consistent copy of the state (copy-on-write arrays: cheap under the lock), with new series sorted.
     func capture() -> State {
         state.withLock { state in
-            Self.sortNewSeries(&state)
+            sortNewSeries(&state)
             return state
         }
     }
 
-    static func sortNewSeries(_ state: inout State) {
+    func sortNewSeries(_ state: inout State) {
         for index in state.families.indices where !state.families[index].sorted {
-            let slots = state.slots
             // In the byte order of the rendered label sets: deterministic, and no parsing.
-            state.families[index].slots.sort { slots[$0].labelText.utf8.lexicographicallyPrecedes(slots[$1].labelText.utf8) }
+            state.families[index].slots.sort { table.textPrecedes($0, $1) }
             state.families[index].sorted = true
         }
     }
 
+    /// The snapshot entry of series `index` with `value` and its bucket counts; nil for a gauge (not kept).
+    func snapshotSeries(_ index: Int, families: [Family], value: Value, buckets: ArraySlice<UInt64>) -> StoreSnapshot.Series? {
+        let family = families[Int(table[index].family)]
+        guard family.kind != .gauge else { return nil }
+        let histogram = family.kind == .histogram
+        return StoreSnapshot.Series(
+            name: family.name, kind: family.kind, help: family.help, bounds: family.bounds, labels: table.labels(index),
+            counterInteger: histogram ? 0 : value.counterInteger, counterFloat: histogram ? 0 : value.counterFloat,
+            buckets: Array(buckets), sum: histogram ? value.sum : 0)
+    }
+
+    /// The bucket counts of series `index` in `buckets`.
+    func bucketRange(_ index: Int, families: [Family]) -> Range<Int> {
+        let entry = table[index]
+        let family = families[Int(entry.family)]
+        let count = family.kind == .histogram ? family.bounds.count + 1 : 0
+        return Int(entry.bucketStart)..<Int(entry.bucketStart) + count
+    }
+
     /// Counters, histograms and sources of a captured state, built outside the lock.
-    static func snapshot(of state: State) -> StoreSnapshot {
+    func snapshot(of state: State) -> StoreSnapshot {
         var snapshot = StoreSnapshot()
-        snapshot.series.reserveCapacity(state.slots.count)
-        for slot in state.slots {
-            let family = state.families[slot.family]
-            guard family.kind != .gauge else { continue }
-            let bucketCount = family.kind == .histogram ? family.bounds.count + 1 : 0
-            snapshot.series.append(StoreSnapshot.Series(
-                name: family.name, kind: family.kind, help: family.help, bounds: family.bounds, labels: slot.labels,
-                counterInteger: slot.counterInteger, counterFloat: slot.counterFloat,
-                buckets: Array(state.buckets[slot.bucketStart..<slot.bucketStart + bucketCount]), sum: slot.sum))
+        snapshot.series.reserveCapacity(state.values.count)
+        for index in state.values.indices {
+            let buckets = state.buckets[bucketRange(index, families: state.families)]
+            if let series = snapshotSeries(index, families: state.families, value: state.values[index], buckets: buckets) {
+                snapshot.series.append(series)
+            }
         }
         snapshot.sources = state.sources.map { StoreSnapshot.Source(instance: $0.key, sequence: $0.value.sequence, lastSeen: $0.value.lastSeen) }
             .sorted { $0.instance < $1.instance }
         return snapshot
     }
 
-    public func snapshot() -> StoreSnapshot { Self.snapshot(of: capture()) }
+    public func snapshot() -> StoreSnapshot { snapshot(of: capture()) }
 
     /// Loads a snapshot into an empty store, checking it is consistent (a bad entry throws; check on a scratch
     /// store first to leave the real one untouched).
@@ -58,10 +73,14 @@ extension AggregationStore {
             case .failure(let error): throw AgentConfigurationError("state entry \(index) (\(entry.name)): \(error)")
             }
             state.withLock { state in
-                state.slots[binding.slot].counterInteger = entry.counterInteger
-                state.slots[binding.slot].counterFloat = entry.counterFloat
-                state.slots[binding.slot].sum = entry.sum
-                for (i, count) in entry.buckets.enumerated() { state.buckets[state.slots[binding.slot].bucketStart + i] = count }
+                if entry.kind == .histogram {
+                    state.values[binding.slot].sum = entry.sum
+                    let start = Int(table[binding.slot].bucketStart)
+                    for (i, count) in entry.buckets.enumerated() { state.buckets[start + i] = count }
+                } else {
+                    state.values[binding.slot].counterInteger = entry.counterInteger
+                    state.values[binding.slot].counterFloat = entry.counterFloat
+                }
                 markChanged(binding.slot, in: &state)
             }
         }

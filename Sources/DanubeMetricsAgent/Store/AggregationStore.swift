@@ -30,33 +30,43 @@ public final class AggregationStore: Sendable {
         var sorted = true
     }
 
-    struct Slot {
-        var family: Int
-        /// The label set as rendered, `a="x",b="y"` (sorted by name, values escaped): one allocation per series,
-        /// shared with the key index, copied as it is into every scrape. `labels` parses it back where the
-        /// labels themselves are needed (state files, derived series).
-        var labelText: String
+    /// The values of one series, by its family's kind (two words, so the live and published states stay small):
+    /// a counter's integer part and fraction, a gauge's value and owner (with the visible bit), a histogram's sum
+    /// (its bucket counts are in `State.buckets`, from its `SeriesTable` entry's `bucketStart`).
+    struct Value: Equatable {
+        var a: UInt64 = 0
+        var b: UInt64 = 0
 
-        var labels: [Label] { ExpositionWriter.labels(fromText: labelText) ?? [] }
-        var counterInteger: UInt64 = 0
-        var counterFloat: Double = 0
-        var gauge: Double = 0
-        var gaugeOwner: ConnectionID = 0
-        var gaugeVisible = false
-        var bucketStart = 0
-        var sum: Double = 0
-    }
+        private static let visible: UInt64 = 1 << 63
 
-    struct SeriesKey: Hashable {
-        var family: Int
-        var labelText: String
+        var counterInteger: UInt64 {
+            get { a }
+            set { a = newValue }
+        }
+        var counterFloat: Double {
+            get { Double(bitPattern: b) }
+            set { b = newValue.bitPattern }
+        }
+        var gauge: Double {
+            get { Double(bitPattern: a) }
+            set { a = newValue.bitPattern }
+        }
+        /// Connection ids count up from 1 and never reach the top bit.
+        var gaugeOwner: ConnectionID { b & ~Self.visible }
+        var gaugeVisible: Bool { b & Self.visible != 0 }
+        mutating func setGaugeOwner(_ owner: ConnectionID) { b = owner | Self.visible }
+        mutating func hideGauge() { b &= ~Self.visible }
+        var sum: Double {
+            get { Double(bitPattern: a) }
+            set { a = newValue.bitPattern }
+        }
     }
 
     struct State {
         var families: [Family] = []
         var familyByName: [String: Int] = [:]
-        var slots: [Slot] = []
-        var slotByKey: [SeriesKey: Int] = [:]
+        /// By series index (see `SeriesTable`).
+        var values: [Value] = []
         var buckets: [UInt64] = []
         var live: Set<ConnectionID> = []
         var departed: [ConnectionID: ContinuousClock.Instant] = [:]
@@ -65,11 +75,30 @@ public final class AggregationStore: Sendable {
         var changes: UInt64 = 0
         /// With `tracksChanges`: the series changed (or defined) since the checkpointer last took them, each once,
         /// so that a checkpoint writes, and publishes for `/metrics`, what changed rather than everything.
-        var changed: [Int] = []
-        var changedFlags: [Bool] = []
+        var changed: [UInt32] = []
+        var changedFlags = ChangedFlags()
+    }
+
+    /// One bit per series: listed in `changed` already.
+    struct ChangedFlags {
+        private var words: [UInt64] = []
+
+        /// Sets the bit of `index`; false when it was set already.
+        mutating func set(_ index: Int) -> Bool {
+            let word = index >> 6, bit: UInt64 = 1 << UInt64(index & 63)
+            if word >= words.count { words.append(contentsOf: repeatElement(0, count: word + 1 - words.count)) }
+            defer { words[word] |= bit }
+            return words[word] & bit == 0
+        }
+
+        mutating func clear(_ index: Int) { words[index >> 6] &= ~(1 << UInt64(index & 63)) }
     }
 
     let state = Mutex(State())
+    /// Family, buckets and label text of every series: append-only, shared with published states and scrapes.
+    let table = SeriesTable()
+    /// Finds a series by family and label text; only under `state`'s lock.
+    private let index = SeriesIndex()
     /// The state `/metrics` shows when the agent checkpoints: the last one written to the state file.
     let exposed = Mutex<State?>(nil)
     public let gaugeGrace: Duration
@@ -84,7 +113,7 @@ public final class AggregationStore: Sendable {
         self.tracksChanges = tracksChanges
     }
 
-    public var seriesCount: Int { state.withLock { $0.slots.count } }
+    public var seriesCount: Int { state.withLock { $0.values.count } }
 
     /// From now on `/metrics` shows `published` (a captured state that is durable), not the live state.
     func publish(_ published: State) {
@@ -112,8 +141,8 @@ public final class AggregationStore: Sendable {
         state.withLock { state in
             let expired = state.departed.filter { now - $0.value >= gaugeGrace }
             guard !expired.isEmpty else { return }
-            for index in state.slots.indices where state.slots[index].gaugeVisible && expired[state.slots[index].gaugeOwner] != nil {
-                state.slots[index].gaugeVisible = false
+            for index in state.values.indices where state.values[index].gaugeVisible && expired[state.values[index].gaugeOwner] != nil {
+                state.values[index].hideGauge()
                 markChanged(index, in: &state)
             }
             state.changes &+= 1
@@ -144,25 +173,24 @@ public final class AggregationStore: Sendable {
                 state.familyByName[checked.name] = familyIndex
             }
             let bucketCount = checked.kind == .histogram ? checked.bounds.count + 1 : 0
-            let key = SeriesKey(family: familyIndex, labelText: ExpositionWriter.labelText(checked.labels))
-            if let slot = state.slotByKey[key] {
+            var text = ExpositionWriter.labelText(checked.labels)
+            return text.withUTF8 { text in
+                if let slot = index.find(family: familyIndex, text: text, in: table) {
+                    return .success(SeriesBinding(slot: slot, kind: checked.kind, bucketCount: bucketCount))
+                }
+                guard state.families[familyIndex].slots.count < maxFamilySeries else {
+                    return .failure(SeriesRejection(.familySeriesLimit, family: checked.name, "\(checked.name) already has its limit of \(maxFamilySeries) series"))
+                }
+                let slot = table.append(family: familyIndex, bucketStart: state.buckets.count, text: UnsafeRawBufferPointer(text))
+                index.insert(slot, in: table)
+                state.buckets.append(contentsOf: repeatElement(0, count: bucketCount))
+                state.values.append(Value())
+                markChanged(slot, in: &state)
+                state.changes &+= 1
+                state.families[familyIndex].slots.append(slot)
+                state.families[familyIndex].sorted = false
                 return .success(SeriesBinding(slot: slot, kind: checked.kind, bucketCount: bucketCount))
             }
-            guard state.families[familyIndex].slots.count < maxFamilySeries else {
-                return .failure(SeriesRejection(.familySeriesLimit, family: checked.name, "\(checked.name) already has its limit of \(maxFamilySeries) series"))
-            }
-            var slot = Slot(family: familyIndex, labelText: key.labelText)
-            slot.bucketStart = state.buckets.count
-            state.buckets.append(contentsOf: repeatElement(0, count: bucketCount))
-            let index = state.slots.count
-            state.slots.append(slot)
-            state.changedFlags.append(false)
-            markChanged(index, in: &state)
-            state.changes &+= 1
-            state.slotByKey[key] = index
-            state.families[familyIndex].slots.append(index)
-            state.families[familyIndex].sorted = false
-            return .success(SeriesBinding(slot: index, kind: checked.kind, bucketCount: bucketCount))
         }
     }
 
@@ -182,27 +210,25 @@ public final class AggregationStore: Sendable {
                 let slot = binding.slot
                 switch delta.op {
                 case .counterAdd:
-                    state.slots[slot].counterInteger &+= delta.value
+                    state.values[slot].counterInteger &+= delta.value
                     markChanged(slot, in: &state)
                 case .counterAddFloat:
-                    state.slots[slot].counterFloat += delta.doubleValue
+                    state.values[slot].counterFloat += delta.doubleValue
                     markChanged(slot, in: &state)
                 case .gaugeSet:
-                    state.slots[slot].gauge = delta.doubleValue
-                    state.slots[slot].gaugeOwner = source
-                    state.slots[slot].gaugeVisible = true
+                    state.values[slot].gauge = delta.doubleValue
+                    state.values[slot].setGaugeOwner(source)
                     markChanged(slot, in: &state)
                 case .gaugeAdd:
-                    state.slots[slot].gauge += delta.doubleValue
-                    state.slots[slot].gaugeOwner = source
-                    state.slots[slot].gaugeVisible = true
+                    state.values[slot].gauge += delta.doubleValue
+                    state.values[slot].setGaugeOwner(source)
                     markChanged(slot, in: &state)
                 case .histogram:
-                    let start = state.slots[slot].bucketStart
+                    let start = Int(table[slot].bucketStart)
                     for bucket in batch.buckets[delta.bucketStart..<delta.bucketStart + delta.bucketCount] {
                         state.buckets[start + Int(bucket.index)] &+= bucket.count
                     }
-                    state.slots[slot].sum += delta.sum
+                    state.values[slot].sum += delta.sum
                     markChanged(slot, in: &state)
                 }
             }
@@ -212,9 +238,8 @@ public final class AggregationStore: Sendable {
 
     @inline(__always)
     func markChanged(_ slot: Int, in state: inout State) {
-        guard tracksChanges, !state.changedFlags[slot] else { return }
-        state.changedFlags[slot] = true
-        state.changed.append(slot)
+        guard tracksChanges, state.changedFlags.set(slot) else { return }
+        state.changed.append(UInt32(slot))
     }
 
 }

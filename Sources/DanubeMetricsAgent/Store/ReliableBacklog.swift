@@ -35,25 +35,26 @@ public struct ReliableBacklog: Sendable {
     }
 
     /// Derived samples, label sets (sorted) to values, from visible gauges only.
-    func compute(families: [AggregationStore.Family], familyByName: [String: Int], slots: [AggregationStore.Slot]) -> [[Label]: Double] {
+    func compute(families: [AggregationStore.Family], familyByName: [String: Int], values: [AggregationStore.Value],
+                 table: SeriesTable) -> [[Label]: Double] {
         guard let endFamily = familyByName[walEnd], let progressFamily = familyByName[progress] else { return [:] }
         func value(_ labels: [Label], _ name: DanubeLabel) -> String {
             labels.first { $0.name == name.rawValue }?.value ?? ""
         }
         var ends: [PartitionKey: Double] = [:]
-        for index in families[endFamily].slots where slots[index].gaugeVisible {
-            let labels = slots[index].labels
-            ends[PartitionKey(namespace: value(labels, .namespace), topic: value(labels, .topic), partition: value(labels, .partition))] = slots[index].gauge
+        for index in families[endFamily].slots where values[index].gaugeVisible {
+            let labels = table.labels(index)
+            ends[PartitionKey(namespace: value(labels, .namespace), topic: value(labels, .topic), partition: value(labels, .partition))] = values[index].gauge
         }
         var sums: [SubscriptionKey: Double?] = [:]
-        for index in families[progressFamily].slots where slots[index].gaugeVisible {
-            let labels = slots[index].labels
+        for index in families[progressFamily].slots where values[index].gaugeVisible {
+            let labels = table.labels(index)
             let namespace = value(labels, .namespace), topic = value(labels, .topic)
             let key = SubscriptionKey(namespace: namespace, topic: topic, subscription: value(labels, .subscription))
             let end = ends[PartitionKey(namespace: namespace, topic: topic, partition: value(labels, .partition))]
             let running = sums[key] ?? 0
             if let end, let running {
-                sums[key] = running + max(0, end - slots[index].gauge)
+                sums[key] = running + max(0, end - values[index].gauge)
             } else {
                 sums[key] = .some(nil)
             }
