@@ -104,6 +104,9 @@ import Testing
         #expect((samples["process_open_fds"] ?? 0) >= 3)
         #expect((samples["process_max_fds"] ?? 0) >= (samples["process_open_fds"] ?? 1))
         #expect((samples["process_cpu_seconds_total"] ?? -1) >= 0)
+        // Live heap: more than nothing, less than everything resident plus what is mapped but untouched.
+        let heap = samples["danube_agent_heap_in_use_bytes"] ?? 0
+        #expect(heap > 100_000 && heap < (samples["process_virtual_memory_bytes"] ?? 0))
         let start = samples["process_start_time_seconds"] ?? 0
         #expect(start > now - 86_400 && start <= now + 1, "\(start) vs now \(now)")
         let buildInfo = samples.values.keys.first { $0.hasPrefix("danube_agent_build_info{") } ?? ""

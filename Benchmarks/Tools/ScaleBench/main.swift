@@ -79,7 +79,7 @@ func measure(series: Int) -> Row {
     let sources = (0..<sourceCount).map { try! ScaleSource(path: "\(directory)/ingest.sock", source: $0, series: perSource) }
     DispatchQueue.concurrentPerform(iterations: sourceCount) { sources[$0].defineAll(); sources[$0].update() }
     while sample(scrape(port), "danube_agent_series") < Double(series) { sleep(1) }
-    sleep(3) // a checkpoint of everything
+    sleep(11) // a checkpoint of everything, and the agent's first heap trim (every 10 s)
     let rssLoaded = rssBytes(pid)
     let heapLoaded = sample(scrape(port), "danube_agent_heap_in_use_bytes")
 

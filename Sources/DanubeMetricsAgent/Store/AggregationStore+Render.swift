@@ -31,7 +31,7 @@ extension AggregationStore {
                 }
                 continue
             }
-            let shown = family.kind == .gauge ? family.slots.filter { values[$0].gaugeVisible } : family.slots
+            let shown = family.kind == .gauge ? family.slots.filter { values[Int($0)].gaugeVisible } : family.slots
             guard !shown.isEmpty || family.kind != .gauge else { continue }
             var header = ExpositionWriter(format: writer.format, capacity: 256)
             header.family(name: family.name, kind: family.kind, help: family.help)
@@ -46,9 +46,9 @@ extension AggregationStore {
 
     /// A gauge family with derived series: its visible reported series, plus derived series whose labels no
     /// reported one has, in label order. Nothing (not even HELP) when there is no sample.
-    private func derivedGauge(_ name: String, help: String, reported: [Int], values: [Value], derived: [[Label]: Double],
+    private func derivedGauge(_ name: String, help: String, reported: [UInt32], values: [Value], derived: [[Label]: Double],
                               format: ExpositionFormat) -> [UInt8] {
-        let visible = reported.filter { values[$0].gaugeVisible }
+        let visible = reported.map(Int.init).filter { values[$0].gaugeVisible }
         var samples = visible.map { (text: table.labelText($0), value: values[$0].gauge) }
         let reportedLabels = Set(samples.map(\.text))
         for (labels, value) in derived {
@@ -91,10 +91,10 @@ struct SampleLayout: Sendable {
     }
 
     /// The most bytes the sample lines of `series` take.
-    func byteBound(_ series: ArraySlice<Int>, table: SeriesTable) -> Int {
+    func byteBound(_ series: ArraySlice<UInt32>, table: SeriesTable) -> Int {
         let number = SampleWriter.maxNumberBytes
         var labelBytes = 0
-        for index in series { labelBytes += table.text(index).count }
+        for index in series { labelBytes += table.text(Int(index)).count }
         switch kind {
         case .counter, .gauge:
             return labelBytes + series.count * (sampleName.count + 4 + number)
@@ -108,9 +108,9 @@ struct SampleLayout: Sendable {
     }
 
     /// Writes the sample lines of `series`.
-    func write(_ series: ArraySlice<Int>, table: SeriesTable, values: UnsafeBufferPointer<AggregationStore.Value>,
+    func write(_ series: ArraySlice<UInt32>, table: SeriesTable, values: UnsafeBufferPointer<AggregationStore.Value>,
                buckets: UnsafeBufferPointer<UInt64>, into writer: inout SampleWriter) {
-        for index in series {
+        for index in series.lazy.map(Int.init) {
             let labels = table.text(index)
             switch kind {
             case .counter:
@@ -162,7 +162,7 @@ struct SampleLayout: Sendable {
 /// One part of a scrape, rendered on its own: fixed bytes (a family header, a derived family) or sample lines.
 enum RenderPiece: Sendable {
     case bytes([UInt8])
-    case samples(SampleLayout, ArraySlice<Int>)
+    case samples(SampleLayout, ArraySlice<UInt32>)
 
     /// Renders the pieces on every core and returns their bytes in order.
     static func render(_ pieces: [RenderPiece], table: SeriesTable, values: [AggregationStore.Value], buckets: [UInt64]) -> [[UInt8]] {

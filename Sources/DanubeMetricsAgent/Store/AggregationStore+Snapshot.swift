@@ -12,7 +12,7 @@ extension AggregationStore {
     func sortNewSeries(_ state: inout State) {
         for index in state.families.indices where !state.families[index].sorted {
             // In the byte order of the rendered label sets: deterministic, and no parsing.
-            state.families[index].slots.sort { table.textPrecedes($0, $1) }
+            state.families[index].slots.sort { table.textPrecedes(Int($0), Int($1)) }
             state.families[index].sorted = true
         }
     }

@@ -6,12 +6,22 @@ import Synchronization
 public typealias ConnectionID = UInt64
 
 /// Where a connection's series id points in the store, resolved once at DEFINE time so that applying a delta is
-/// an array index plus an add.
+/// an array index plus an add. Eight bytes (every connection keeps one per series it defined).
 public struct SeriesBinding: Sendable {
-    public var slot: Int
-    public var kind: MetricKind
+    private let storedSlot: UInt32
+    /// At most the protocol's bucket limit plus one (65 by default): 16 bits are plenty.
+    private let storedBucketCount: UInt16
+    public let kind: MetricKind
+
+    public var slot: Int { Int(storedSlot) }
     /// Number of bucket counters (bounds + 1 for +Inf); 0 for counters and gauges.
-    public var bucketCount: Int
+    public var bucketCount: Int { Int(storedBucketCount) }
+
+    public init(slot: Int, kind: MetricKind, bucketCount: Int) {
+        storedSlot = UInt32(slot)
+        storedBucketCount = UInt16(bucketCount)
+        self.kind = kind
+    }
 }
 
 /// Aggregates every source's deltas: counters are sums since the agent started, gauges the last value set by a
@@ -26,7 +36,8 @@ public final class AggregationStore: Sendable {
         var kind: MetricKind
         var help: String
         var bounds: [Double]
-        var slots: [Int] = []
+        /// Series indices, sorted by label text before a scrape or checkpoint reads them.
+        var slots: [UInt32] = []
         var sorted = true
     }
 
@@ -187,7 +198,7 @@ public final class AggregationStore: Sendable {
                 state.values.append(Value())
                 markChanged(slot, in: &state)
                 state.changes &+= 1
-                state.families[familyIndex].slots.append(slot)
+                state.families[familyIndex].slots.append(UInt32(slot))
                 state.families[familyIndex].sorted = false
                 return .success(SeriesBinding(slot: slot, kind: checked.kind, bucketCount: bucketCount))
             }

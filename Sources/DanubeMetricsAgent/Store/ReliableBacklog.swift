@@ -42,12 +42,12 @@ public struct ReliableBacklog: Sendable {
             labels.first { $0.name == name.rawValue }?.value ?? ""
         }
         var ends: [PartitionKey: Double] = [:]
-        for index in families[endFamily].slots where values[index].gaugeVisible {
+        for index in families[endFamily].slots.map(Int.init) where values[index].gaugeVisible {
             let labels = table.labels(index)
             ends[PartitionKey(namespace: value(labels, .namespace), topic: value(labels, .topic), partition: value(labels, .partition))] = values[index].gauge
         }
         var sums: [SubscriptionKey: Double?] = [:]
-        for index in families[progressFamily].slots where values[index].gaugeVisible {
+        for index in families[progressFamily].slots.map(Int.init) where values[index].gaugeVisible {
             let labels = table.labels(index)
             let namespace = value(labels, .namespace), topic = value(labels, .topic)
             let key = SubscriptionKey(namespace: namespace, topic: topic, subscription: value(labels, .subscription))
