@@ -34,6 +34,8 @@ if background > 0 {
 }
 let sources = try (0..<2).map { _ in try BlastSource(path: socketPath, frameCount: rounds * framesPerRound) }
 var rates: [Double] = []
+let ingestCPUBefore = threadCPUSeconds(named: "NIO-ELT")
+let appliedBefore = agent.stats.applied
 for round in 0..<rounds {
     let target = agent.stats.applied + UInt64(sources.count * framesPerRound * 1_000)
     let began = ContinuousClock.now
@@ -45,16 +47,33 @@ for round in 0..<rounds {
     let elapsed = ContinuousClock.now - began
     rates.append(Double(sources.count * framesPerRound * 1_000) / (Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)))
 }
+let ingestCPU = threadCPUSeconds(named: "NIO-ELT") - ingestCPUBefore
+let appliedDuring = Double(agent.stats.applied - appliedBefore)
 scraping.stop()
 rates.sort()
 print(String(format: "ingest: %d rounds of %d deltas; deltas applied per second: min %.1f M, median %.1f M, max %.1f M",
              rounds, sources.count * framesPerRound * 1_000, rates.first! / 1e6, rates[rates.count / 2] / 1e6, rates.last! / 1e6))
+print(String(format: "per core of ingest: %.1f M deltas per CPU-second of the agent's event loops (%.2f s of CPU for %.0f M deltas)",
+             appliedDuring / ingestCPU / 1e6, ingestCPU, appliedDuring / 1e6))
 if background > 0 {
     print(String(format: "meanwhile: %d renders of %d other series back to back (median %.0f ms), checkpoints to %@",
                  scraping.count, background, scraping.median * 1e3, stateDirectory))
 }
 await agent.stop()
 try? FileManager.default.removeItem(atPath: stateDirectory)
+
+/// CPU seconds (user + system) of this process's threads whose name starts with `prefix`.
+func threadCPUSeconds(named prefix: String) -> Double {
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+    var total = 0.0
+    for task in tasks {
+        guard let comm = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8), comm.hasPrefix(prefix),
+              let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8) else { continue }
+        let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
+        total += (Double(fields[11])! + Double(fields[12])!) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+    return total
+}
 
 /// Render times of the background scrape loop.
 final class ScrapeLoop: @unchecked Sendable {
