@@ -20,7 +20,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "FlusherCost",
-            dependencies: [.product(name: "DanubeMetricsEmitter", package: "danube-metrics-agent")],
+            dependencies: ["BenchmarkSupport", .product(name: "DanubeMetricsEmitter", package: "danube-metrics-agent")],
             path: "Tools/FlusherCost"
         ),
         .executableTarget(

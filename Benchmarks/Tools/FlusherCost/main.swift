@@ -1,3 +1,4 @@
+import BenchmarkSupport
 import DanubeMetricsEmitter
 import Foundation
 
@@ -28,18 +29,7 @@ let emitter = Emitter(configuration: configuration)
 let counters = try (0..<seriesCount).map { try emitter.counter("flusher_cost_total", labels: [("n", "\($0)")]) }
 
 /// CPU seconds of the emitter's flusher thread (named "danube-flusher").
-func flusherCPU() -> Double {
-    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
-    var total = 0.0
-    for task in tasks {
-        guard let comm = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8),
-              comm.hasPrefix("danube-flusher"),
-              let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8) else { continue }
-        let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
-        total += (Double(fields[11])! + Double(fields[12])!) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
-    return total
-}
+func flusherCPU() -> Double { threadCPUSeconds(named: "danube-flusher") }
 
 // Every thread touches every series once, so each thread's slab covers all of them (the flusher reads them all).
 let warm = DispatchGroup()
