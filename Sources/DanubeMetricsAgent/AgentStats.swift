@@ -38,12 +38,15 @@ public final class AgentStats: Sendable {
         var lastBytes = 0
         var lastSeconds: Double = 0
         var lastTime: Double = 0
+        var cpuSeconds: Double = 0
     }
 
-    func checkpointed(bytes: Int, seconds: Double) {
+    /// `cpuSeconds`: what the checkpoint thread spent (`seconds` also counts waiting for the disk).
+    func checkpointed(bytes: Int, seconds: Double, cpuSeconds: Double) {
         let now = Date().timeIntervalSince1970
         checkpoints.withLock { state in
             state.written += 1
+            state.cpuSeconds += cpuSeconds
             state.lastBytes = bytes
             state.lastSeconds = seconds
             state.lastTime = now
@@ -117,6 +120,10 @@ public final class AgentStats: Sendable {
         counter("danube_agent_checkpoint_failures_total", "State file writes that failed (sources stay unacknowledged meanwhile).", checkpoint.failed)
         gauge("danube_agent_last_checkpoint_timestamp_seconds", "Unix time of the last state file written.", checkpoint.lastTime)
         gauge("danube_agent_last_checkpoint_duration_seconds", "Time the last checkpoint took to encode and write.", checkpoint.lastSeconds)
+        writer.family(name: "danube_agent_checkpoint_cpu_seconds_total", kind: .counter,
+                      help: "CPU time the checkpoints used (capture, encode, write, publish), without waiting for the disk.")
+        writer.counter(writer.counterSampleName("danube_agent_checkpoint_cpu_seconds_total"), labels: "",
+                       integer: UInt64(checkpoint.cpuSeconds), fraction: checkpoint.cpuSeconds - checkpoint.cpuSeconds.rounded(.down))
         gauge("danube_agent_last_checkpoint_bytes", "Bytes the last checkpoint wrote: a whole base, or a log record of what changed.", Double(checkpoint.lastBytes))
         gauge("danube_agent_series", "Series held in the store.", Double(store.seriesCount))
         gauge("danube_agent_families", "Metric families held in the store.", Double(store.familyCount))

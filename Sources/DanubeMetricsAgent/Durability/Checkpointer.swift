@@ -129,6 +129,7 @@ public final class Checkpointer: Sendable {
         if control.withLock({ $0.durableChangeCount }) == store.changeCount { return true }
         let (needsBase, baseBytes) = control.withLock { ($0.needsBase, $0.baseBytes) }
         let writeBase = needsBase || file.logSize > max(baseBytes, 1 << 20)
+        let cpuStarted = Self.threadCPUSeconds()
         let capture = store.captureForCheckpoint(all: writeBase)
         let started = ContinuousClock.now
         busySince.withLock { $0 = started }
@@ -167,12 +168,20 @@ public final class Checkpointer: Sendable {
             return control.failing
         }
         if recovered { logger.notice("state file written again", metadata: ["state_file": "\(file.path)"]) }
-        stats.checkpointed(bytes: bytes.count, seconds: (ContinuousClock.now - started).seconds)
         switch capture {
         case .all(let state): store.publish(state)
         case .changes(let changes): store.publish(changes)
         }
+        stats.checkpointed(bytes: bytes.count, seconds: (ContinuousClock.now - started).seconds,
+                           cpuSeconds: Self.threadCPUSeconds() - cpuStarted)
         listener(DurableSequences(sequences: Dictionary(uniqueKeysWithValues: snapshot.sources.map { ($0.instance, $0.sequence) })))
         return true
+    }
+
+    /// CPU time of the calling thread so far.
+    static func threadCPUSeconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 }

@@ -1,3 +1,4 @@
+import CZlib
 import DanubeMetricsWire
 import Foundation
 
@@ -35,9 +36,16 @@ public enum StateFormat {
         }
         var familyIndex: [String: Int] = [:]
         var families: [StoreSnapshot.Series] = []
-        for series in snapshot.series where familyIndex[series.name] == nil {
-            familyIndex[series.name] = families.count
-            families.append(series)
+        var seriesFamily: [Int] = []
+        seriesFamily.reserveCapacity(snapshot.series.count)
+        for series in snapshot.series {
+            if let index = familyIndex[series.name] {
+                seriesFamily.append(index)
+            } else {
+                familyIndex[series.name] = families.count
+                seriesFamily.append(families.count)
+                families.append(series)
+            }
         }
         payload.uvarint(UInt64(families.count))
         for family in families {
@@ -48,8 +56,8 @@ public enum StateFormat {
             family.bounds.forEach { payload.f64($0) }
         }
         payload.uvarint(UInt64(snapshot.series.count))
-        for series in snapshot.series {
-            payload.uvarint(UInt64(familyIndex[series.name]!))
+        for (series, family) in zip(snapshot.series, seriesFamily) {
+            payload.uvarint(UInt64(family))
             payload.uvarint(UInt64(series.labels.count))
             for label in series.labels {
                 payload.string(label.name)
@@ -199,15 +207,11 @@ public enum StateFormat {
     }
 }
 
-/// CRC-32 (IEEE 802.3, as zlib), to tell a torn or corrupted state file from a good one.
+/// CRC-32 (IEEE 802.3), to tell a torn or corrupted state file from a good one: zlib's, which reads several
+/// bytes per step (a checkpoint sums every record it appends).
 enum CRC32 {
-    private static let table: [UInt32] = (0..<256).map { n in
-        (0..<8).reduce(UInt32(n)) { c, _ in c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-    }
-
-    static func checksum<Bytes: Sequence>(_ bytes: Bytes) -> UInt32 where Bytes.Element == UInt8 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
-        return crc ^ 0xFFFF_FFFF
+    static func checksum(_ bytes: some Collection<UInt8>) -> UInt32 {
+        let sum = bytes.withContiguousStorageIfAvailable { UInt32(crc32(0, $0.baseAddress, uInt($0.count))) }
+        return sum ?? Array(bytes).withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt($0.count))) }
     }
 }

@@ -142,40 +142,64 @@ public struct ExpositionWriter {
     /// The labels of a label set rendered by `labelText` (the inverse: escapes undone); nil for text it could not
     /// have rendered.
     public static func labels(fromText text: String) -> [Label]? {
+        var text = text
+        return text.withUTF8 { labels(fromText: $0) }
+    }
+
+    /// As `labels(fromText:)`, from the text's bytes in place (a value without escapes is decoded straight from
+    /// them: checkpoints parse every changed series' labels back).
+    static func labels(fromText bytes: UnsafeBufferPointer<UInt8>) -> [Label]? {
         var labels: [Label] = []
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")), bytes.index(after: equals) < bytes.endIndex,
-                  bytes[bytes.index(after: equals)] == UInt8(ascii: "\"") else { return nil }
-            let name = String(decoding: bytes[..<equals], as: UTF8.self)
-            var value: [UInt8] = []
-            var index = bytes.index(equals, offsetBy: 2)
-            var closed = false
-            while index < bytes.endIndex {
-                let byte = bytes[index]
-                if byte == UInt8(ascii: "\"") { closed = true; break }
-                if byte == UInt8(ascii: "\\") {
+        labels.reserveCapacity(bytes.reduce(0) { $0 + ($1 == UInt8(ascii: "=") ? 1 : 0) })
+        var position = 0
+        let end = bytes.count
+        while position < end {
+            guard let equals = bytes[position...].firstIndex(of: UInt8(ascii: "=")), equals + 1 < end,
+                  bytes[equals + 1] == UInt8(ascii: "\"") else { return nil }
+            let name = String(decoding: UnsafeBufferPointer(rebasing: bytes[position..<equals]), as: UTF8.self)
+            let start = equals + 2
+            var index = start
+            var escaped = false
+            while index < end, bytes[index] != UInt8(ascii: "\"") {
+                if bytes[index] == UInt8(ascii: "\\") {
+                    escaped = true
                     index += 1
-                    guard index < bytes.endIndex else { return nil }
-                    switch bytes[index] {
-                    case UInt8(ascii: "n"): value.append(UInt8(ascii: "\n"))
-                    case UInt8(ascii: "\\"), UInt8(ascii: "\""): value.append(bytes[index])
-                    default: return nil
-                    }
-                } else {
-                    value.append(byte)
                 }
                 index += 1
             }
-            guard closed else { return nil }
-            labels.append(Label(name, String(decoding: value, as: UTF8.self)))
-            bytes = bytes[(index + 1)...]
-            if let first = bytes.first {
-                guard first == UInt8(ascii: ","), bytes.count > 1 else { return nil }
-                bytes = bytes.dropFirst()
+            guard index < end else { return nil }
+            let raw = UnsafeBufferPointer(rebasing: bytes[start..<index])
+            guard let value = escaped ? unescape(raw) : String(decoding: raw, as: UTF8.self) else { return nil }
+            labels.append(Label(name, value))
+            position = index + 1
+            if position < end {
+                guard bytes[position] == UInt8(ascii: ","), position + 1 < end else { return nil }
+                position += 1
             }
         }
         return labels
+    }
+
+    /// A label value with `\\`, `\"` and `\n` escapes undone; nil for any other escape.
+    private static func unescape(_ raw: UnsafeBufferPointer<UInt8>) -> String? {
+        var value: [UInt8] = []
+        value.reserveCapacity(raw.count)
+        var index = 0
+        while index < raw.count {
+            var byte = raw[index]
+            if byte == UInt8(ascii: "\\") {
+                index += 1
+                guard index < raw.count else { return nil }
+                switch raw[index] {
+                case UInt8(ascii: "n"): byte = UInt8(ascii: "\n")
+                case UInt8(ascii: "\\"), UInt8(ascii: "\""): byte = raw[index]
+                default: return nil
+                }
+            }
+            value.append(byte)
+            index += 1
+        }
+        return String(decoding: value, as: UTF8.self)
     }
 
     /// A bucket bound as an `le` value. Integral bounds keep a ".0" as OpenMetrics' canonical form asks.
