@@ -64,6 +64,8 @@ public struct AgentConfiguration: Sendable {
     public var catalogMode: CatalogMode = .permissive
     /// The series limit of each family the catalog does not know (catalogued families carry their own).
     public var uncataloguedFamilyLimit = 10_000
+    /// Receivers the store is pushed to with Prometheus remote write (none: only scraped).
+    public var remoteWrite = RemoteWriteConfiguration()
 
     public init(ingestSocketPath: String) {
         self.ingestSocketPath = ingestSocketPath
@@ -92,6 +94,7 @@ public final class Agent: Service, Sendable {
     /// Writes the state file and acknowledges what it holds (nil without a state directory).
     private let checkpointer: Checkpointer?
     private let supervisor: AgentSupervisor?
+    private let remoteWriter: RemoteWriter?
 
     private struct RunState {
         var ingest: Channel?
@@ -119,6 +122,9 @@ public final class Agent: Service, Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         threadPool = NIOThreadPool(numberOfThreads: 1)
         httpConnections = HTTPConnections(limit: max(1, configuration.http.maxConnections), evictionAge: configuration.http.evictionAge)
+        remoteWriter = configuration.remoteWrite.urls.isEmpty ? nil : RemoteWriter(
+            store: store, configuration: configuration.remoteWrite, targets: (try? configuration.remoteWrite.targets()) ?? [],
+            group: group, logger: logger)
         let runState = state, store = self.store, stats = self.stats
         checkpointer = configuration.stateDirectory.map { directory in
             Checkpointer(store: store, file: StateFile(directory: directory), interval: configuration.checkpointInterval,
@@ -150,6 +156,7 @@ public final class Agent: Service, Sendable {
             ])
         }
         state.withLockedValue { $0.sourceCap = sourceCap }
+        _ = try configuration.remoteWrite.targets()
         if let directory = configuration.stateDirectory { try StateFile(directory: directory).prepare() }
     }
 
@@ -192,6 +199,7 @@ public final class Agent: Service, Sendable {
             throw error
         }
         scheduleHousekeeping()
+        remoteWriter?.start()
         logger.info("agent ready", metadata: [
             "ingest_socket": "\(configuration.activatedIngestSocket.map { "fd \($0) (socket activation)" } ?? configuration.ingestSocketPath)",
             "http": "\(httpAddresses.map { "\($0)" }.joined(separator: ", "))",
@@ -287,6 +295,7 @@ public final class Agent: Service, Sendable {
         // The last checkpoint, after every connection closed: what was applied is durable, and the WELCOME of a
         // restarted agent tells each emitter so.
         checkpointer?.stop()
+        await remoteWriter?.stop()
         try? await group.shutdownGracefully()
         try? await threadPool.shutdownGracefully()
         if !afterFailedStart { logger.info("agent stopped") }
@@ -315,6 +324,7 @@ public final class Agent: Service, Sendable {
         stats.render(into: &writer, store: store)
         liveness.render(into: &writer)
         process?.render(into: &writer)
+        remoteWriter?.render(into: &writer)
         gate.render(into: &writer)
         writer.finish()
         stats.scraped(seconds: (ContinuousClock.now - started).seconds)

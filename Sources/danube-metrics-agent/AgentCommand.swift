@@ -47,6 +47,24 @@ struct AgentCommand: AsyncParsableCommand {
         valueName: "duration"))
     var checkpointInterval = DurationArgument(argument: "1s")!
 
+    @Option(name: .customLong("remote-write-url"), help: ArgumentHelp(
+        "Also push every series with Prometheus remote write to this receiver (http://host:port/path; repeatable), e.g. a Prometheus with --web.enable-remote-write-receiver, Mimir, Thanos Receive or VictoriaMetrics.",
+        valueName: "url"))
+    var remoteWriteURLs: [String] = []
+
+    @Option(name: .customLong("remote-write-interval"), parsing: .unconditional, help: ArgumentHelp(
+        "How often the whole store is pushed to each remote write receiver.", valueName: "duration"))
+    var remoteWriteInterval = DurationArgument(argument: "15s")!
+
+    @Option(name: .customLong("remote-write-bearer-token-file"), help: ArgumentHelp(
+        "File holding a bearer token for the remote write receivers (read before each request).", valueName: "path"))
+    var remoteWriteBearerTokenFile: String?
+
+    @Option(name: .customLong("remote-write-max-pending-samples"), help: ArgumentHelp(
+        "Samples queued per receiver while it is down; beyond it the oldest are dropped (later pushes carry the same cumulative values).",
+        valueName: "count"))
+    var remoteWriteMaxPendingSamples = 2_000_000
+
     @Option(name: .customLong("forget-sources-after"), parsing: .unconditional, help: ArgumentHelp(
         "Forget an emitter instance away for this long (its sequence is no longer kept).", valueName: "duration"))
     var forgetSourcesAfter = DurationArgument(argument: "7d")!
@@ -155,6 +173,16 @@ struct AgentCommand: AsyncParsableCommand {
         for address in listen {
             do { _ = try ListenAddress(parsing: address) } catch { throw ValidationError("\(error)") }
         }
+        do { _ = try remoteWrite.targets() } catch { throw ValidationError("\(error)") }
+    }
+
+    var remoteWrite: RemoteWriteConfiguration {
+        var remoteWrite = RemoteWriteConfiguration()
+        remoteWrite.urls = remoteWriteURLs
+        remoteWrite.interval = remoteWriteInterval.duration
+        remoteWrite.bearerTokenFile = remoteWriteBearerTokenFile
+        remoteWrite.maxPendingSamples = remoteWriteMaxPendingSamples
+        return remoteWrite
     }
 
     /// The built-in catalog, overlaid by the operator file if one is given.
@@ -213,6 +241,7 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.stateDirectory = stateDirectory
             ?? ProcessInfo.processInfo.environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
         configuration.checkpointInterval = checkpointInterval.duration
+        configuration.remoteWrite = remoteWrite
         configuration.sourceRetention = forgetSourcesAfter.duration
         configuration.peerAccess = PeerAccess(users: Set(try allowUsers.map(PeerAccess.uid)), groups: Set(try allowGroups.map(PeerAccess.gid)))
         configuration.maxSources = maxSources

@@ -155,13 +155,12 @@ final class PrometheusServer {
         var name: String, type: String, query: String, health: String, lastError: String?
     }
 
-    let port = Int.random(in: 40_000..<50_000)
+    let port: Int
     let directory: String
     private let process: ChildProcess
 
-    init(agentPort: Int, ruleFiles: [String]) throws {
-        directory = TestAgent.temporarySocketPath() + ".prometheus"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    /// Scraping the agent on `agentPort` every second through the shipped job, with the given rule files.
+    convenience init(agentPort: Int, ruleFiles: [String]) throws {
         // The shipped scrape job (with its cluster label), pointed at this agent.
         let job = try String(contentsOf: PackagingTests.prometheusFiles.appendingPathComponent("scrape-job.yml"), encoding: .utf8)
             .replacingOccurrences(of: "\"localhost:9470\"", with: "\"127.0.0.1:\(agentPort)\"")
@@ -173,11 +172,23 @@ final class PrometheusServer {
             scrape_configs:
 
             """ + job
+        try self.init(config: config, port: Int.random(in: 40_000..<50_000), flags: [])
+    }
+
+    /// Scraping nothing, receiving remote write on `port` (`/api/v1/write`).
+    convenience init(remoteWriteReceiverOn port: Int, enabled: Bool = true) throws {
+        try self.init(config: "global:\n  scrape_interval: 1s\n", port: port, flags: enabled ? ["--web.enable-remote-write-receiver"] : [])
+    }
+
+    private init(config: String, port: Int, flags: [String]) throws {
+        self.port = port
+        directory = TestAgent.temporarySocketPath() + ".prometheus"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try config.write(toFile: "\(directory)/prometheus.yml", atomically: true, encoding: .utf8)
         process = try ChildProcess("/usr/bin/prometheus", [
             "--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/data",
             "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn",
-        ], output: "\(directory)/prometheus.log")
+        ] + flags, output: "\(directory)/prometheus.log")
     }
 
     var log: String { (try? String(contentsOfFile: "\(directory)/prometheus.log", encoding: .utf8)) ?? "" }

@@ -9,7 +9,7 @@ extension AggregationStore {
     /// derived series, run outside it, so a large scrape does not stall ingest. Large families are cut into
     /// pieces rendered on every core (`RenderPiece`), then joined in order.
     public func render(into writer: inout ExpositionWriter) {
-        let state = exposed.withLock { $0 } ?? capture()
+        let state = capturePublished()
         let (families, familyByName, values, buckets) = (state.families, state.familyByName, state.values, state.buckets)
         let derivedSamples = derived?.compute(families: families, familyByName: familyByName, values: values, table: table) ?? [:]
         var entries = families.map { (name: $0.name, family: Optional($0), help: $0.help) }

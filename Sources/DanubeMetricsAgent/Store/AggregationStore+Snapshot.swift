@@ -9,6 +9,11 @@ extension AggregationStore {
         }
     }
 
+    /// What `/metrics` shows: the last durable state with a checkpointer, the live one otherwise.
+    func capturePublished() -> State {
+        exposed.withLock { $0 } ?? capture()
+    }
+
     func sortNewSeries(_ state: inout State) {
         for index in state.families.indices where !state.families[index].sorted {
             // In the byte order of the rendered label sets: deterministic, and no parsing.

@@ -1,0 +1,86 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// One HTTP/1.1 POST per request on a fresh connection, through NIO: what a remote write push needs (a request
+/// every few seconds per receiver), without a client library that would pull in TLS and connection pools.
+struct RemoteWriteClient: Sendable {
+    struct Response: Sendable {
+        var status: Int
+        /// From `Retry-After` (seconds form), when the receiver sent one.
+        var retryAfter: Duration?
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    let group: EventLoopGroup
+
+    func post(_ target: RemoteWriteTarget, body: [UInt8], headers: [(String, String)], timeout: Duration) async throws -> Response {
+        let loop = group.next()
+        let promise = loop.makePromise(of: Response.self)
+        let connect = ClientBootstrap(group: loop)
+            .connectTimeout(.nanoseconds(timeout.nanoseconds))
+            .channelInitializer { channel in
+                channel.pipeline.addHTTPClientHandlers().flatMap {
+                    channel.pipeline.addHandler(ResponseHandler(promise: promise))
+                }
+            }
+            .connect(host: target.host, port: target.port)
+        let channel: Channel
+        do {
+            channel = try await connect.get()
+        } catch {
+            promise.fail(error)
+            throw Failure(description: "connect to \(target.host):\(target.port): \(error)")
+        }
+        let deadline = loop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+            promise.fail(Failure(description: "no response within \(timeout)"))
+            channel.close(promise: nil)
+        }
+        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: target.path)
+        head.headers.add(name: "Host", value: target.port == 80 ? target.host : "\(target.host):\(target.port)")
+        head.headers.add(name: "Content-Length", value: String(body.count))
+        head.headers.add(name: "Connection", value: "close")
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        channel.write(HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(bytes: body))), promise: nil)
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        defer {
+            deadline.cancel()
+            channel.close(promise: nil)
+        }
+        return try await promise.futureResult.get()
+    }
+
+    private final class ResponseHandler: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPClientResponsePart
+        private let promise: EventLoopPromise<Response>
+        private var response: Response?
+
+        init(promise: EventLoopPromise<Response>) { self.promise = promise }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                let retryAfter = head.headers.first(name: "Retry-After").flatMap(Int.init).map { Duration.seconds(max(0, $0)) }
+                response = Response(status: Int(head.status.code), retryAfter: retryAfter)
+            case .body:
+                break // the receiver's message is not needed; the status says what to do
+            case .end:
+                if let response { promise.succeed(response) }
+                context.close(promise: nil)
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            promise.fail(Failure(description: "the receiver closed the connection before a complete response"))
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            promise.fail(error)
+            context.close(promise: nil)
+        }
+    }
+}

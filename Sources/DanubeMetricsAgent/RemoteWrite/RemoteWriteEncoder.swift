@@ -1,0 +1,95 @@
+import DanubeMetricsWire
+
+/// Prometheus remote write 1.0 `WriteRequest` bodies (before snappy), encoded straight from a captured store
+/// state: every counter, visible gauge and histogram (`_bucket` with `le`, `_sum`, `_count`) as /metrics shows
+/// them, one sample each at `timestamp` (milliseconds).
+///
+/// Written by hand rather than through swift-protobuf's generated messages: a push of a large store would first
+/// build a message object per series and label (millions of allocations), only to serialize them at once. The
+/// wire format of the three messages involved is small and fixed (types.proto: `TimeSeries{labels=1, samples=2}`,
+/// `Label{name=1, value=2}`, `Sample{value=1 double, timestamp=2 int64}`; remote.proto: `WriteRequest{timeseries=1}`).
+struct RemoteWriteEncoder {
+    struct Request {
+        var body: [UInt8]
+        var samples: Int
+    }
+
+    let maxSeriesPerRequest: Int
+
+    /// The requests for `state` (at most `maxSeriesPerRequest` time series each).
+    func requests(_ state: AggregationStore.State, table: SeriesTable, timestamp: Int64) -> [Request] {
+        var requests: [Request] = []
+        var writer = ByteWriter(capacity: 64 * maxSeriesPerRequest)
+        var count = 0
+        func add(_ name: String, _ labels: [Label], _ value: Double) {
+            Self.timeSeries(name: name, labels: labels, value: value, timestamp: timestamp, into: &writer)
+            count += 1
+            if count == maxSeriesPerRequest {
+                requests.append(Request(body: writer.bytes, samples: count))
+                writer.removeAll()
+                count = 0
+            }
+        }
+        for family in state.families {
+            for index in family.slots.lazy.map(Int.init) {
+                let value = state.values[index]
+                switch family.kind {
+                case .counter:
+                    add(family.name, table.labels(index), Double(value.counterInteger) + value.counterFloat)
+                case .gauge:
+                    if value.gaugeVisible { add(family.name, table.labels(index), value.gauge) }
+                case .histogram:
+                    let labels = table.labels(index)
+                    let start = Int(table[index].bucketStart)
+                    var cumulative: UInt64 = 0
+                    for (bucket, bound) in (family.bounds.map(ExpositionWriter.boundText) + ["+Inf"]).enumerated() {
+                        cumulative &+= state.buckets[start + bucket]
+                        add(family.name + "_bucket", labels + [Label("le", bound)], Double(cumulative))
+                    }
+                    add(family.name + "_sum", labels, value.sum)
+                    add(family.name + "_count", labels, Double(cumulative))
+                }
+            }
+        }
+        if count > 0 { requests.append(Request(body: writer.bytes, samples: count)) }
+        return requests
+    }
+
+    /// One `WriteRequest.timeseries` entry: labels sorted by name (`__name__` among them), one sample.
+    static func timeSeries(name: String, labels: [Label], value: Double, timestamp: Int64, into writer: inout ByteWriter) {
+        var all = labels
+        all.append(Label("__name__", name))
+        all.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        let labelSizes = all.map { 2 + varintSize($0.name.utf8.count) + $0.name.utf8.count + varintSize($0.value.utf8.count) + $0.value.utf8.count }
+        let sampleSize = 1 + 8 + 1 + varintSize(UInt64(bitPattern: timestamp))
+        let size = labelSizes.reduce(0) { $0 + 1 + varintSize($1) + $1 } + 1 + varintSize(sampleSize) + sampleSize
+        writer.u8(0x0A) // WriteRequest.timeseries, length-delimited
+        writer.uvarint(UInt64(size))
+        for (label, labelSize) in zip(all, labelSizes) {
+            writer.u8(0x0A) // TimeSeries.labels
+            writer.uvarint(UInt64(labelSize))
+            writer.u8(0x0A) // Label.name
+            writer.string(label.name)
+            writer.u8(0x12) // Label.value
+            writer.string(label.value)
+        }
+        writer.u8(0x12) // TimeSeries.samples
+        writer.uvarint(UInt64(sampleSize))
+        writer.u8(0x09) // Sample.value, fixed64
+        writer.f64(value)
+        writer.u8(0x10) // Sample.timestamp, varint (int64: negative values take ten bytes)
+        writer.uvarint(UInt64(bitPattern: timestamp))
+    }
+
+    static func varintSize(_ value: Int) -> Int { varintSize(UInt64(value)) }
+
+    static func varintSize(_ value: UInt64) -> Int {
+        var size = 1
+        var v = value >> 7
+        while v != 0 {
+            size += 1
+            v >>= 7
+        }
+        return size
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+
+/// Where remote write requests go, and how: checked at start, so a bad URL or an unreadable token file stops
+/// the agent with one line instead of failing every push later.
+public struct RemoteWriteConfiguration: Sendable {
+    /// Receivers (`http://host:port/path`); each gets every sample, through a queue of its own.
+    public var urls: [String] = []
+    /// How often the whole store is pushed (one sample per series each time).
+    public var interval: Duration = .seconds(15)
+    /// Read before every request (so a rotated token is picked up); sent as `Authorization: Bearer`.
+    public var bearerTokenFile: String?
+    /// Samples queued per receiver while it is down or slow; beyond it the oldest requests are dropped (values
+    /// are cumulative: a later sample carries everything, so only resolution is lost) and counted as failed.
+    public var maxPendingSamples = 2_000_000
+    /// Time series per request (Prometheus' own `max_samples_per_send` is 2,000 by default).
+    public var maxSeriesPerRequest = 2_000
+    public var requestTimeout: Duration = .seconds(30)
+
+    public init() {}
+
+    /// The receivers, parsed; throws a one-line reason for the first bad one, or for a token file that cannot be read.
+    public func targets() throws(AgentConfigurationError) -> [RemoteWriteTarget] {
+        if let bearerTokenFile { _ = try Self.readToken(bearerTokenFile) }
+        guard interval > .zero, maxPendingSamples > 0, maxSeriesPerRequest > 0, requestTimeout > .zero else {
+            throw AgentConfigurationError("remote write: interval, queue size, request size and timeout must be positive")
+        }
+        return try urls.map { url throws(AgentConfigurationError) in try RemoteWriteTarget(url) }
+    }
+
+    static func readToken(_ path: String) throws(AgentConfigurationError) -> String {
+        do {
+            let token = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !token.isEmpty else { throw AgentConfigurationError("remote write bearer token file \(path) is empty") }
+            return token
+        } catch let error as AgentConfigurationError {
+            throw error
+        } catch {
+            throw AgentConfigurationError("remote write bearer token file \(path) cannot be read: \(error.localizedDescription)")
+        }
+    }
+}
+
+/// One receiver's address.
+public struct RemoteWriteTarget: Sendable, Equatable {
+    public let url: String
+    let host: String
+    let port: Int
+    /// Path and query, as sent in the request line.
+    let path: String
+
+    init(_ url: String) throws(AgentConfigurationError) {
+        guard let parsed = URLComponents(string: url), let scheme = parsed.scheme?.lowercased(), let host = parsed.host, !host.isEmpty else {
+            throw AgentConfigurationError("--remote-write-url \(url) is not a URL such as http://mimir:9009/api/v1/push")
+        }
+        guard scheme == "http" else {
+            throw AgentConfigurationError("--remote-write-url \(url): only http is supported; put a TLS proxy on the same host in front of an https receiver")
+        }
+        guard parsed.user == nil, parsed.password == nil else {
+            throw AgentConfigurationError("--remote-write-url \(url): credentials in the URL would be logged; use --remote-write-bearer-token-file")
+        }
+        self.url = url
+        self.host = host
+        port = parsed.port ?? 80
+        let query = parsed.percentEncodedQuery.map { "?" + $0 } ?? ""
+        path = (parsed.percentEncodedPath.isEmpty ? "/" : parsed.percentEncodedPath) + query
+    }
+}

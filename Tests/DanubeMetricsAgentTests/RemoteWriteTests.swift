@@ -1,0 +1,117 @@
+@testable import DanubeMetricsAgent
+import DanubeMetricsTestKit
+import DanubeMetricsWire
+import Foundation
+import Testing
+
+/// Remote write into a real Prometheus (Debian's 2.42, `--web.enable-remote-write-receiver`).
+@Suite(.serialized) struct RemoteWriteTests {
+    private static func prometheusValue(_ prometheus: PrometheusServer, _ query: String) throws -> Double? {
+        guard let first = try prometheus.query(query).first, let value = first["value"] as? [Any], let text = value.last as? String else { return nil }
+        return Double(text)
+    }
+
+    /// What Prometheus stores equals /metrics; a receiver that is down for a while loses nothing still queued.
+    @Test func aReceiverDownForAWhileGetsEverythingQueuedAndEqualsMetrics() async throws {
+        let port = Int.random(in: 50_000..<60_000)
+        let agent = try await TestAgent { configuration in
+            configuration.remoteWrite.urls = ["http://127.0.0.1:\(port)/api/v1/write"]
+            configuration.remoteWrite.interval = .milliseconds(300)
+        }
+        let emitter = agent.emitter()
+        try emitter.counter("rw_requests_total", labels: [("path", "/a \"quoted\"")]).increment(by: 41)
+        try emitter.gauge("rw_queue_depth", labels: [("queue", "q1")]).set(2.5)
+        let latency = try emitter.histogram("rw_latency_ms", buckets: [1, 10], labels: [("op", "put")])
+        for value in [0.5, 3, 3, 50] { latency.observe(value) }
+        #expect(emitter.waitUntilDelivered())
+
+        // Nobody listens yet: pushes are queued and retried.
+        #expect(try eventually { try agent.samples()["danube_agent_remote_write_samples_retried_total{url=\"http://127.0.0.1:\(port)/api/v1/write\"}"] ?? 0 > 0 })
+        try await Task.sleep(for: .seconds(1.5))
+        let pendingWhileDown = try agent.samples()["danube_agent_remote_write_samples_pending{url=\"http://127.0.0.1:\(port)/api/v1/write\"}"] ?? 0
+        #expect(pendingWhileDown >= 3 * 7, "several pushes of 7 samples each are waiting")
+
+        let prometheus = try PrometheusServer(remoteWriteReceiverOn: port)
+        defer { prometheus.stop() }
+        let url = "url=\"http://127.0.0.1:\(port)/api/v1/write\""
+        #expect(try eventually(timeout: .seconds(30)) {
+            try agent.samples()["danube_agent_remote_write_samples_pending{\(url)}"] == 0
+                && (try agent.samples()["danube_agent_remote_write_samples_sent_total{\(url)}"] ?? 0) >= pendingWhileDown
+        }, "\(prometheus.log)")
+        #expect(try agent.samples()["danube_agent_remote_write_samples_failed_total{\(url)}"] == 0)
+
+        // Every push queued while Prometheus was down arrived (one sample each, 300 ms apart).
+        let pushesWhileDown = pendingWhileDown / 7
+        let stored = try Self.prometheusValue(prometheus, "count_over_time(rw_requests_total[10m])") ?? 0
+        #expect(stored >= pushesWhileDown, "stored \(stored) samples, \(pushesWhileDown) pushes were queued")
+
+        // Every series of the emitter equals /metrics.
+        let shown = try agent.samples()
+        let compared = shown.values.keys.filter { $0.hasPrefix("rw_") }
+        let expectedSeries = 7 // counter, gauge, and the histogram's buckets le 1, 10, +Inf, sum and count
+        #expect(compared.count == expectedSeries, "\(compared)")
+        for key in compared {
+            let value = try Self.prometheusValue(prometheus, key)
+            #expect(value == shown[key], "\(key): Prometheus \(String(describing: value)), /metrics \(String(describing: shown[key]))")
+        }
+        emitter.shutdown()
+        await agent.stop()
+    }
+
+    @Test func aRefusingReceiverDropsInsteadOfRetrying() async throws {
+        // A Prometheus without the receiver answers 404 to /api/v1/write: a 4xx other than 429 is not retried.
+        let prometheus = try PrometheusServer(remoteWriteReceiverOn: Int.random(in: 50_000..<60_000), enabled: false)
+        defer { prometheus.stop() }
+        #expect(try eventually { (try? HTTPClient.get(port: prometheus.port, path: "/-/ready"))?.status == 200 })
+        let url = "http://127.0.0.1:\(prometheus.port)/api/v1/write"
+        let agent = try await TestAgent { $0.remoteWrite.urls = [url]; $0.remoteWrite.interval = .milliseconds(200) }
+        let emitter = agent.emitter()
+        try emitter.counter("rw_refused_total").increment()
+        #expect(emitter.waitUntilDelivered())
+        #expect(try eventually { try agent.samples()["danube_agent_remote_write_samples_failed_total{url=\"\(url)\"}"] ?? 0 > 0 })
+        let samples = try agent.samples()
+        #expect(samples["danube_agent_remote_write_samples_retried_total{url=\"\(url)\"}"] == 0)
+        #expect(samples["danube_agent_remote_write_samples_sent_total{url=\"\(url)\"}"] == 0)
+        #expect(agent.logs.contains("remote write request dropped", "HTTP 404"))
+        emitter.shutdown()
+        await agent.stop()
+    }
+
+    @Test func badSettingsFailAtStartWithOneLine() throws {
+        func error(_ configure: (inout RemoteWriteConfiguration) -> Void) -> String {
+            var configuration = RemoteWriteConfiguration()
+            configure(&configuration)
+            do {
+                _ = try configuration.targets()
+                return ""
+            } catch {
+                return error.description
+            }
+        }
+        #expect(error { $0.urls = ["https://mimir/api/v1/push"] }.contains("only http is supported"))
+        #expect(error { $0.urls = ["mimir:9009"] }.contains("is not a URL"))
+        #expect(error { $0.urls = ["http://user:secret@mimir/api/v1/push"] }.contains("credentials in the URL"))
+        #expect(error { $0.urls = ["http://mimir/x"]; $0.bearerTokenFile = "/nonexistent/token" }.contains("cannot be read"))
+        #expect(error { $0.urls = ["http://mimir:9009/api/v1/push?tenant=a"] }.isEmpty)
+        let target = try RemoteWriteTarget("http://mimir:9009/api/v1/push?tenant=a")
+        #expect(target.host == "mimir" && target.port == 9009 && target.path == "/api/v1/push?tenant=a")
+    }
+
+    /// The body is a snappy block of a WriteRequest whose labels are sorted with `__name__` among them.
+    @Test func requestsAreSnappyBlocksOfSortedTimeSeries() throws {
+        var writer = ByteWriter()
+        RemoteWriteEncoder.timeSeries(name: "m_total", labels: [Label("b", "2"), Label("A", "1")], value: 1.5, timestamp: 1_000, into: &writer)
+        let body = writer.bytes
+        #expect(Snappy.uncompress(Snappy.compress(body)) == body)
+        #expect(Snappy.uncompress([0xff, 0xff, 0xff]) == nil)
+        // WriteRequest.timeseries(1) { labels(1) { name(1) value(2) } ... samples(2) { value(1) fixed64, timestamp(2) } }
+        let text = String(decoding: body.filter { $0 >= 0x20 && $0 < 0x7f }, as: UTF8.self)
+        #expect(text.range(of: "A1")!.lowerBound < text.range(of: "__name__m_total")!.lowerBound)
+        #expect(text.range(of: "__name__m_total")!.lowerBound < text.range(of: "b2")!.lowerBound)
+        #expect(body.first == 0x0A && Int(body[1]) == body.count - 2)
+        // samples: tag, length 12, value tag + 8 bytes, timestamp tag + varint 1000 (2 bytes)
+        let sample = Array(body.suffix(14))
+        #expect(sample[0] == 0x12 && sample[1] == 12 && sample[2] == 0x09 && sample[11] == 0x10 && Array(sample[12...]) == [0xE8, 0x07])
+        #expect(Double(bitPattern: sample[3..<11].reversed().reduce(0) { $0 << 8 | UInt64($1) }) == 1.5)
+    }
+}
