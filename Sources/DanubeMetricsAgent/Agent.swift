@@ -295,7 +295,7 @@ public final class Agent: Service, Sendable {
         // The last checkpoint, after every connection closed: what was applied is durable, and the WELCOME of a
         // restarted agent tells each emitter so.
         checkpointer?.stop()
-        await remoteWriter?.stop()
+        remoteWriter?.stop()
         try? await group.shutdownGracefully()
         try? await threadPool.shutdownGracefully()
         if !afterFailedStart { logger.info("agent stopped") }

@@ -6,6 +6,16 @@ import Testing
 
 /// Remote write into a real Prometheus (Debian's 2.42, `--web.enable-remote-write-receiver`).
 @Suite(.serialized) struct RemoteWriteTests {
+    /// Waits without blocking a thread of Swift's cooperative pool (other suites' agents need it meanwhile).
+    private static func waitFor(_ timeout: Duration = .seconds(10), _ condition: () throws -> Bool) async rethrows -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return try condition()
+    }
+
     private static func prometheusValue(_ prometheus: PrometheusServer, _ query: String) throws -> Double? {
         guard let first = try prometheus.query(query).first, let value = first["value"] as? [Any], let text = value.last as? String else { return nil }
         return Double(text)
@@ -13,7 +23,7 @@ import Testing
 
     /// What Prometheus stores equals /metrics; a receiver that is down for a while loses nothing still queued.
     @Test func aReceiverDownForAWhileGetsEverythingQueuedAndEqualsMetrics() async throws {
-        let port = Int.random(in: 50_000..<60_000)
+        let port = Int.random(in: 20_000..<30_000) // below the ephemeral range: no other test's listener is there
         let agent = try await TestAgent { configuration in
             configuration.remoteWrite.urls = ["http://127.0.0.1:\(port)/api/v1/write"]
             configuration.remoteWrite.interval = .milliseconds(300)
@@ -26,7 +36,7 @@ import Testing
         #expect(emitter.waitUntilDelivered())
 
         // Nobody listens yet: pushes are queued and retried.
-        #expect(try eventually { try agent.samples()["danube_agent_remote_write_samples_retried_total{url=\"http://127.0.0.1:\(port)/api/v1/write\"}"] ?? 0 > 0 })
+        #expect(try await Self.waitFor { try agent.samples()["danube_agent_remote_write_samples_retried_total{url=\"http://127.0.0.1:\(port)/api/v1/write\"}"] ?? 0 > 0 })
         try await Task.sleep(for: .seconds(1.5))
         let pendingWhileDown = try agent.samples()["danube_agent_remote_write_samples_pending{url=\"http://127.0.0.1:\(port)/api/v1/write\"}"] ?? 0
         #expect(pendingWhileDown >= 3 * 7, "several pushes of 7 samples each are waiting")
@@ -34,7 +44,7 @@ import Testing
         let prometheus = try PrometheusServer(remoteWriteReceiverOn: port)
         defer { prometheus.stop() }
         let url = "url=\"http://127.0.0.1:\(port)/api/v1/write\""
-        #expect(try eventually(timeout: .seconds(30)) {
+        #expect(try await Self.waitFor(.seconds(30)) {
             try agent.samples()["danube_agent_remote_write_samples_pending{\(url)}"] == 0
                 && (try agent.samples()["danube_agent_remote_write_samples_sent_total{\(url)}"] ?? 0) >= pendingWhileDown
         }, "\(prometheus.log)")
@@ -60,15 +70,15 @@ import Testing
 
     @Test func aRefusingReceiverDropsInsteadOfRetrying() async throws {
         // A Prometheus without the receiver answers 404 to /api/v1/write: a 4xx other than 429 is not retried.
-        let prometheus = try PrometheusServer(remoteWriteReceiverOn: Int.random(in: 50_000..<60_000), enabled: false)
+        let prometheus = try PrometheusServer(remoteWriteReceiverOn: Int.random(in: 20_000..<30_000), enabled: false)
         defer { prometheus.stop() }
-        #expect(try eventually { (try? HTTPClient.get(port: prometheus.port, path: "/-/ready"))?.status == 200 })
+        #expect(await Self.waitFor { (try? HTTPClient.get(port: prometheus.port, path: "/-/ready"))?.status == 200 })
         let url = "http://127.0.0.1:\(prometheus.port)/api/v1/write"
         let agent = try await TestAgent { $0.remoteWrite.urls = [url]; $0.remoteWrite.interval = .milliseconds(200) }
         let emitter = agent.emitter()
         try emitter.counter("rw_refused_total").increment()
         #expect(emitter.waitUntilDelivered())
-        #expect(try eventually { try agent.samples()["danube_agent_remote_write_samples_failed_total{url=\"\(url)\"}"] ?? 0 > 0 })
+        #expect(try await Self.waitFor { try agent.samples()["danube_agent_remote_write_samples_failed_total{url=\"\(url)\"}"] ?? 0 > 0 })
         let samples = try agent.samples()
         #expect(samples["danube_agent_remote_write_samples_retried_total{url=\"\(url)\"}"] == 0)
         #expect(samples["danube_agent_remote_write_samples_sent_total{url=\"\(url)\"}"] == 0)

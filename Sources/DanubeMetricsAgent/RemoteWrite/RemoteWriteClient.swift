@@ -17,10 +17,14 @@ struct RemoteWriteClient: Sendable {
 
     let group: EventLoopGroup
 
-    func post(_ target: RemoteWriteTarget, body: [UInt8], headers: [(String, String)], timeout: Duration) async throws -> Response {
+    /// The response to one POST; fails on connection errors and after `timeout`.
+    func post(_ target: RemoteWriteTarget, body: [UInt8], headers: [(String, String)], timeout: Duration) -> EventLoopFuture<Response> {
         let loop = group.next()
         let promise = loop.makePromise(of: Response.self)
-        let connect = ClientBootstrap(group: loop)
+        let deadline = loop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+            promise.fail(Failure(description: "no response within \(timeout)"))
+        }
+        ClientBootstrap(group: loop)
             .connectTimeout(.nanoseconds(timeout.nanoseconds))
             .channelInitializer { channel in
                 channel.pipeline.addHTTPClientHandlers().flatMap {
@@ -28,30 +32,23 @@ struct RemoteWriteClient: Sendable {
                 }
             }
             .connect(host: target.host, port: target.port)
-        let channel: Channel
-        do {
-            channel = try await connect.get()
-        } catch {
-            promise.fail(error)
-            throw Failure(description: "connect to \(target.host):\(target.port): \(error)")
-        }
-        let deadline = loop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
-            promise.fail(Failure(description: "no response within \(timeout)"))
-            channel.close(promise: nil)
-        }
-        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: target.path)
-        head.headers.add(name: "Host", value: target.port == 80 ? target.host : "\(target.host):\(target.port)")
-        head.headers.add(name: "Content-Length", value: String(body.count))
-        head.headers.add(name: "Connection", value: "close")
-        for (name, value) in headers { head.headers.add(name: name, value: value) }
-        channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        channel.write(HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(bytes: body))), promise: nil)
-        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-        defer {
-            deadline.cancel()
-            channel.close(promise: nil)
-        }
-        return try await promise.futureResult.get()
+            .whenComplete { result in
+                switch result {
+                case .failure(let error):
+                    promise.fail(Failure(description: "connect to \(target.host):\(target.port): \(error)"))
+                case .success(let channel):
+                    var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: target.path)
+                    head.headers.add(name: "Host", value: target.port == 80 ? target.host : "\(target.host):\(target.port)")
+                    head.headers.add(name: "Content-Length", value: String(body.count))
+                    head.headers.add(name: "Connection", value: "close")
+                    for (name, value) in headers { head.headers.add(name: name, value: value) }
+                    channel.write(HTTPClientRequestPart.head(head), promise: nil)
+                    channel.write(HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(bytes: body))), promise: nil)
+                    channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                    promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                }
+            }
+        return promise.futureResult.always { _ in deadline.cancel() }
     }
 
     private final class ResponseHandler: ChannelInboundHandler, @unchecked Sendable {
