@@ -5,6 +5,9 @@ import Foundation
 // render time as the agent reports it, `GET /metrics` as curl sees it (plain and gzip), memory per series, and
 // checkpoints while 1% of the series change per interval. Prints a markdown table.
 //   ScaleBench [series ...]        (default: 100000 1000000; needs ../.build/release/danube-metrics-agent)
+// With REMOTE_WRITE=1 the agent also pushes to a Prometheus remote write receiver (Debian's /usr/bin/prometheus)
+// every 5 s, and a last row gives the agent's CPU per push and per series pushed.
+let remoteWrite = ProcessInfo.processInfo.environment["REMOTE_WRITE"] == "1"
 let agentPath = ProcessInfo.processInfo.environment["AGENT"] ?? "../.build/release/danube-metrics-agent"
 let sizes = CommandLine.arguments.dropFirst().compactMap { Int($0) }
 let sourceCount = 10
@@ -36,6 +39,14 @@ func sample(_ text: String, _ name: String) -> Double {
     return .nan
 }
 
+/// The value of the first sample whose name (with its labels) starts with `prefix`.
+func sample(_ text: String, startingWith prefix: String) -> Double {
+    for line in text.split(separator: "\n") where line.hasPrefix(prefix) {
+        return Double(line.split(separator: " ").last!) ?? .nan
+    }
+    return .nan
+}
+
 func scrape(_ port: Int) -> String { shell(["curl", "-s", "http://127.0.0.1:\(port)/metrics"]) }
 
 func rssBytes(_ pid: Int32) -> Double {
@@ -52,16 +63,26 @@ func cpuSeconds(_ pid: Int32) -> Double {
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
-struct Row { var series: Int; var render, get, getGzip, rssEmpty, rssLoaded, rssScraped, heapEmpty, heapLoaded, heapScraped, checkpoint, checkpointCPU, checkpointCPUEach: Double; var bytes, gzipBytes: Int }
+struct Row { var series: Int; var render, get, getGzip, rssEmpty, rssLoaded, rssScraped, heapEmpty, heapLoaded, heapScraped, checkpoint, checkpointCPU, checkpointCPUEach, pushCPU: Double; var bytes, gzipBytes: Int }
 
 func measure(series: Int) -> Row {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("scale-\(getpid())-\(series)").path
     try? FileManager.default.removeItem(atPath: directory)
     try! FileManager.default.createDirectory(atPath: "\(directory)/state", withIntermediateDirectories: true)
     let port = Int.random(in: 30_000..<40_000)
+    let receiverPort = Int.random(in: 20_000..<30_000)
+    let receiver = Process()
+    if remoteWrite {
+        try! "global:\n  scrape_interval: 1m\n".write(toFile: "\(directory)/prometheus.yml", atomically: true, encoding: .utf8)
+        receiver.executableURL = URL(fileURLWithPath: "/usr/bin/prometheus")
+        receiver.arguments = ["--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/tsdb",
+                              "--web.listen-address=127.0.0.1:\(receiverPort)", "--web.enable-remote-write-receiver", "--log.level=error"]
+        try! receiver.run()
+    }
+    defer { if remoteWrite { receiver.terminate(); receiver.waitUntilExit() } }
     let agent = Process()
     agent.executableURL = URL(fileURLWithPath: agentPath)
-    agent.arguments = ["--ingest-socket", "\(directory)/ingest.sock", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(directory)/state",
+    agent.arguments = (remoteWrite ? ["--remote-write-url", "http://127.0.0.1:\(receiverPort)/api/v1/write", "--remote-write-interval", "5s"] : []) + ["--ingest-socket", "\(directory)/ingest.sock", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(directory)/state",
                        "--log-level", "error", "--log-format", "text", "--max-series-per-family", "10000"]
     try! agent.run()
     defer {
@@ -119,8 +140,21 @@ func measure(series: Int) -> Row {
     let checkpoints = [sample(afterWindow, "danube_agent_last_checkpoint_duration_seconds")]
     let checkpointCPUEach = (sample(afterWindow, "danube_agent_checkpoint_cpu_seconds_total") - checkpointCPUBefore)
         / max(1, sample(afterWindow, "danube_agent_checkpoints_total") - checkpointsBefore)
+    // Remote write: with nothing changing, the agent's CPU is its pushes (every 5 s) to the receiver.
+    var pushCPU = Double.nan
+    if remoteWrite {
+        let url = "{url=\"http://127.0.0.1:\(receiverPort)/api/v1/write\"}"
+        let sentBefore = sample(scrape(port), startingWith: "danube_agent_remote_write_samples_sent_total" + url)
+        let pushCPUBefore = cpuSeconds(pid)
+        sleep(30)
+        let pushCPUUsed = cpuSeconds(pid) - pushCPUBefore
+        let sent = sample(scrape(port), startingWith: "danube_agent_remote_write_samples_sent_total" + url) - sentBefore
+        pushCPU = pushCPUUsed / 6 // six pushes in 30 s
+        print(String(format: "remote write: %.0f samples accepted in 30 s, agent CPU %.2f s, pending %.0f", sent, pushCPUUsed,
+                     sample(scrape(port), startingWith: "danube_agent_remote_write_samples_pending" + url)))
+    }
     return Row(series: series, render: render, get: median(gets), getGzip: median(gzipGets), rssEmpty: rssEmpty, rssLoaded: rssLoaded,
-               rssScraped: rssScraped, heapEmpty: heapEmpty, heapLoaded: heapLoaded, heapScraped: heapScraped, checkpoint: median(checkpoints), checkpointCPU: cpuPerSecond, checkpointCPUEach: checkpointCPUEach, bytes: bytes, gzipBytes: gzipBytes)
+               rssScraped: rssScraped, heapEmpty: heapEmpty, heapLoaded: heapLoaded, heapScraped: heapScraped, checkpoint: median(checkpoints), checkpointCPU: cpuPerSecond, checkpointCPUEach: checkpointCPUEach, pushCPU: pushCPU, bytes: bytes, gzipBytes: gzipBytes)
 }
 
 let rows = (sizes.isEmpty ? [100_000, 1_000_000] : sizes).map { measure(series: $0) }
@@ -136,3 +170,7 @@ print("| agent RSS above the empty agent, per series: loaded / after 10 scrapes 
       + rows.map { String(format: "%.0f B / %.0f B", ($0.rssLoaded - $0.rssEmpty) / Double($0.series), ($0.rssScraped - $0.rssEmpty) / Double($0.series)) }.joined(separator: " | ") + " |")
 print("| 1% of series changing per second: CPU per checkpoint (mean) / last checkpoint's duration / agent CPU (ingest and checkpoints) | "
       + rows.map { String(format: "%@ / %@ / %.0f%% of a core", ms($0.checkpointCPUEach), ms($0.checkpoint), $0.checkpointCPU * 100) }.joined(separator: " | ") + " |")
+if remoteWrite {
+    print("| remote write every 5 s: agent CPU per push / per series pushed | "
+          + rows.map { String(format: "%.0f ms / %.0f ns", $0.pushCPU * 1_000, $0.pushCPU / Double($0.series) * 1e9) }.joined(separator: " | ") + " |")
+}
