@@ -48,7 +48,7 @@ import Testing
     @Test func idleConnectionsBeyondTheDescriptorLimitStarveNothing() async throws {
         let socket = TestAgent.temporarySocketPath()
         let state = Scratch.makeDirectory("state")
-        let port = Int.random(in: 50_000..<60_000)
+        let port = unusedPort()
         let agent = try ChildProcess("/bin/sh", ["-c", "ulimit -n 300 && exec \"$0\" \"$@\"", Executables.agent.path,
             "--ingest-socket", socket, "--listen", "127.0.0.1:\(port)", "--state-dir", state, "--log-format", "text",
             "--http-max-connections", "8", "--hello-timeout", "5s", "--checkpoint-interval", "200ms",

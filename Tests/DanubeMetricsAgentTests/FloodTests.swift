@@ -38,7 +38,7 @@ import Testing
 
     @Test func malformedFloodLeavesMemoryFlatAndOtherSourcesExact() async throws {
         let socket = TestAgent.temporarySocketPath()
-        let port = Int.random(in: 50_000..<60_000)
+        let port = unusedPort()
         let agent = try ChildProcess(Executables.agent.path, [
             "--ingest-socket", socket, "--listen", "127.0.0.1:\(port)", "--log-format", "text", "--log-level", "error",
         ], output: socket + ".log")

@@ -13,7 +13,7 @@ import Testing
 @Suite struct HostileRunTests {
     @Test func theAgentSurvivesEveryAttackAtOnceAndBystandersStayExact() async throws {
         let socket = TestAgent.temporarySocketPath()
-        let port = Int.random(in: 50_000..<60_000)
+        let port = unusedPort()
         let agent = try ChildProcess(Executables.agent.path, [
             "--ingest-socket", socket, "--listen", "127.0.0.1:\(port)", "--log-format", "text", "--log-level", "error",
             "--state-dir", Scratch.makeDirectory("hostile-state"), "--hello-timeout", "1s", "--http-request-timeout", "2s",

@@ -172,7 +172,7 @@ final class PrometheusServer {
             scrape_configs:
 
             """ + job
-        try self.init(config: config, port: Int.random(in: 40_000..<50_000), flags: [])
+        try self.init(config: config, port: unusedPort(), flags: [])
     }
 
     /// Scraping nothing, receiving remote write on `port` (`/api/v1/write`).

@@ -23,7 +23,7 @@ import Testing
 
     /// What Prometheus stores equals /metrics; a receiver that is down for a while loses nothing still queued.
     @Test func aReceiverDownForAWhileGetsEverythingQueuedAndEqualsMetrics() async throws {
-        let port = Int.random(in: 20_000..<30_000) // below the ephemeral range: no other test's listener is there
+        let port = unusedPort()
         let agent = try await TestAgent { configuration in
             configuration.remoteWrite.urls = ["http://127.0.0.1:\(port)/api/v1/write"]
             configuration.remoteWrite.interval = .milliseconds(300)
@@ -70,7 +70,7 @@ import Testing
 
     @Test func aRefusingReceiverDropsInsteadOfRetrying() async throws {
         // A Prometheus without the receiver answers 404 to /api/v1/write: a 4xx other than 429 is not retried.
-        let prometheus = try PrometheusServer(remoteWriteReceiverOn: Int.random(in: 20_000..<30_000), enabled: false)
+        let prometheus = try PrometheusServer(remoteWriteReceiverOn: unusedPort(), enabled: false)
         defer { prometheus.stop() }
         #expect(await Self.waitFor { (try? HTTPClient.get(port: prometheus.port, path: "/-/ready"))?.status == 200 })
         let url = "http://127.0.0.1:\(prometheus.port)/api/v1/write"

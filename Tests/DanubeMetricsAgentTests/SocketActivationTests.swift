@@ -6,7 +6,7 @@ import Testing
 /// The agent binary under `systemd-socket-activate` (systemd's own tool for passing LISTEN_FDS) and with a
 /// NOTIFY_SOCKET it reports to: real sockets, real processes.
 @Suite(.serialized) struct SocketActivationTests {
-    private static func freePort() -> Int { Int.random(in: 20_000..<40_000) }
+    private static func freePort() -> Int { unusedPort() }
 
     private static func log(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 

@@ -52,7 +52,7 @@ import Testing
     /// journald outside the e2e test's namespaces; where one runs, the agent must start and serve instead).
     @Test func journalLoggingWithoutAJournalIsRefusedAtStart() throws {
         let output = Scratch.path("journal", suffix: ".log")
-        let port = Int.random(in: 50_000..<60_000)
+        let port = unusedPort()
         let agent = try ChildProcess(Executables.agent.path, [
             "--ingest-socket", TestAgent.temporarySocketPath(), "--listen", "127.0.0.1:\(port)", "--log-format", "journal",
         ], output: output)

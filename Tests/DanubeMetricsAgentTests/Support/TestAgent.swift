@@ -101,3 +101,21 @@ func eventually(timeout: Duration = .seconds(10), _ condition: () throws -> Bool
     }
     return try condition()
 }
+
+/// A TCP port on 127.0.0.1 nobody listens on now, below Linux's ephemeral range (32768 and up), so that no other
+/// test's outgoing connection or port-0 listener can take it before the caller binds it.
+func unusedPort() -> Int {
+    while true {
+        let port = Int.random(in: 10_000..<32_000)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        close(fd)
+        if bound == 0 { return port }
+    }
+}
