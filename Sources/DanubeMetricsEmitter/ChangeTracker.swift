@@ -73,6 +73,16 @@ struct ChangeTracker {
         }
     }
 
+    /// The index of the series whose first cell is `cell`, if this emitter has one.
+    func series(startingAt cell: UInt32) -> Int? {
+        var i = firstSeries(onOrAfter: cell / DM_LINE_CELLS)
+        while i < cellSeries.count, cellSeries[i].first <= cell {
+            if cellSeries[i].first == cell { return cellSeries[i].index }
+            i += 1
+        }
+        return nil
+    }
+
     /// Position in `cellSeries` of the first series starting on line `line` or later.
     private func firstSeries(onOrAfter line: UInt32) -> Int {
         guard line >= firstLine else { return 0 }

@@ -92,6 +92,7 @@ final class Flusher {
         } else if receiveFrames(), sendDefinitions(series) {
             if unacknowledged.count < configuration.maxUnacknowledgedFrames {
                 sendDeltas(series)
+                sendExemplars()
             } else {
                 stats.flushesThrottled += 1
             }
@@ -302,6 +303,26 @@ final class Flusher {
             updates.append(update)
         }
         if !stopped, !updates.isEmpty { _ = commit(builder, updates: updates, deltas: updates.count) }
+    }
+
+    /// Sends the exemplars recorded since the last flush (protocol version 2; an older agent gets none and they
+    /// are dropped). Not sequenced: a lost one is replaced by the next.
+    private func sendExemplars() {
+        guard let connection, connection.welcome.version >= WireFormat.exemplarsVersion else { return }
+        let taken = PendingExemplars.take(in: registry.cellSpans())
+        guard !taken.isEmpty else { return }
+        var builder = FrameBuilder(type: .exemplars, maxFrameBytes: maxFrameBytes)
+        for item in taken {
+            guard let index = changes.series(startingAt: item.cell), index < definedCount, !states[index].refused else { continue }
+            let update = ExemplarUpdate(seriesID: UInt32(index), bucket: item.bucket, value: item.entry.value,
+                                        timestampMillis: item.entry.timestampMillis, labels: item.entry.labels)
+            if !builder.append({ FrameEncoder.encode(update, into: &$0) }) {
+                guard case .sent = connection.send(builder.finish()) else { return }
+                builder = FrameBuilder(type: .exemplars, maxFrameBytes: maxFrameBytes)
+                _ = builder.append { FrameEncoder.encode(update, into: &$0) }
+            }
+        }
+        if builder.items > 0 { _ = connection.send(builder.finish()) }
     }
 
     /// The update and encoded delta for one series, or nil when it has not changed since it was last sent.

@@ -11,6 +11,12 @@ public struct Counter: Sendable, Hashable {
     public func increment(by amount: UInt64 = 1) {
         dm_cell_add_u64(cell, amount)
     }
+
+    /// As `increment(by:)`, and `exemplar` becomes this counter's latest (shown with it in OpenMetrics scrapes).
+    public func increment(by amount: UInt64 = 1, exemplar: Exemplar) {
+        dm_cell_add_u64(cell, amount)
+        PendingExemplars.record(cell: cell, bucket: 0, value: Double(amount), exemplar: exemplar)
+    }
 }
 
 /// A value that goes up and down. `set` is last-writer-wins on one shared word; `add` is a lock-free CAS loop.
@@ -55,13 +61,27 @@ public struct Histogram: @unchecked Sendable, Hashable {
     @inlinable
     public func observe(_ value: Double) {
         if value.isNaN { return }
+        dm_histogram_observe(firstCell, bucket(of: value), boundCount &+ 1, value)
+    }
+
+    /// As `observe(_:)`, and `exemplar` becomes the latest of the bucket `value` falls in.
+    public func observe(_ value: Double, exemplar: Exemplar) {
+        if value.isNaN { return }
+        let bucket = bucket(of: value)
+        dm_histogram_observe(firstCell, bucket, boundCount &+ 1, value)
+        PendingExemplars.record(cell: firstCell, bucket: bucket, value: value, exemplar: exemplar)
+    }
+
+    /// The bucket `value` falls in: the first bound it does not exceed, or +Inf (binary search).
+    @inlinable
+    func bucket(of value: Double) -> UInt32 {
         var low = 0
         var high = Int(boundCount)
         while low < high {
             let mid = (low &+ high) >> 1
             if value <= bounds[mid] { high = mid } else { low = mid &+ 1 }
         }
-        dm_histogram_observe(firstCell, UInt32(truncatingIfNeeded: low), boundCount &+ 1, value)
+        return UInt32(truncatingIfNeeded: low)
     }
 }
 

@@ -91,6 +91,7 @@ public struct FrameDecoder: Sendable {
             frame = .seriesRefused(SeriesRefusal(
                 seriesID: try reader.uvarint32("series id"), code: try refusalCode(&reader),
                 message: try reader.string("message", limit: 4096)))
+        case .exemplars: frame = .exemplars(try decodeExemplars(&reader))
         }
         if !reader.isAtEnd {
             throw WireError(.malformed, "\(reader.remaining) unexpected bytes after a \(type) frame")
@@ -155,6 +156,32 @@ public struct FrameDecoder: Sendable {
             batch.definitions.append(SeriesDefinition(id: id, kind: kind, name: name, help: help, labels: labels, bounds: bounds))
         }
         return batch
+    }
+
+    private func decodeExemplars(_ reader: inout ByteReader) throws(WireError) -> [ExemplarUpdate] {
+        var exemplars: [ExemplarUpdate] = []
+        while !reader.isAtEnd {
+            let seriesID = try reader.uvarint32("series id")
+            let bucket = try reader.uvarint32("bucket")
+            guard bucket <= UInt32(limits.maxBucketsPerHistogram) else {
+                throw WireError(.limitExceeded, "exemplar bucket \(bucket) is beyond \(limits.maxBucketsPerHistogram) buckets")
+            }
+            let value = try reader.f64("exemplar value")
+            guard value.isFinite else { throw WireError(.malformed, "exemplar value \(value) is not finite") }
+            let timestamp = try reader.uvarint("exemplar timestamp")
+            let count = try reader.uvarint("exemplar label count")
+            guard count <= UInt64(WireFormat.maxExemplarLabelCodePoints / 2) else {
+                throw WireError(.limitExceeded, "\(count) exemplar labels")
+            }
+            var labels: [Label] = []
+            for _ in 0..<count {
+                let limit = WireFormat.maxExemplarLabelCodePoints * 4 // UTF-8 bytes of 128 code points at most
+                labels.append(Label(try reader.string("exemplar label name", limit: limit), try reader.string("exemplar label value", limit: limit)))
+            }
+            if let problem = ExemplarUpdate.problem(with: labels) { throw WireError(.limitExceeded, problem) }
+            exemplars.append(ExemplarUpdate(seriesID: seriesID, bucket: bucket, value: value, timestampMillis: timestamp, labels: labels))
+        }
+        return exemplars
     }
 
     private func decodeDeltas(_ reader: inout ByteReader) throws(WireError) -> DeltaBatch {

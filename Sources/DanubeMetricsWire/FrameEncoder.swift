@@ -35,8 +35,22 @@ public enum FrameEncoder {
             builder.writer.uvarint(UInt64(refusal.seriesID))
             builder.writer.u8(refusal.code.rawValue)
             builder.writer.string(refusal.message)
+        case .exemplars(let exemplars):
+            for exemplar in exemplars { encode(exemplar, into: &builder.writer) }
         }
         return builder.finish()
+    }
+
+    public static func encode(_ exemplar: ExemplarUpdate, into writer: inout ByteWriter) {
+        writer.uvarint(UInt64(exemplar.seriesID))
+        writer.uvarint(UInt64(exemplar.bucket))
+        writer.f64(exemplar.value)
+        writer.uvarint(exemplar.timestampMillis)
+        writer.uvarint(UInt64(exemplar.labels.count))
+        for label in exemplar.labels {
+            writer.string(label.name)
+            writer.string(label.value)
+        }
     }
 
     public static func encode(_ definition: SeriesDefinition, into writer: inout ByteWriter) {

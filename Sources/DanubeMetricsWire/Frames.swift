@@ -161,7 +161,39 @@ public struct SeriesRefusal: Sendable, Equatable {
     }
 }
 
-/// Any frame of protocol v1.
+/// The latest exemplar of a counter or of one histogram bucket (protocol version 2): the observation or
+/// increment that a trace points at.
+public struct ExemplarUpdate: Sendable, Equatable {
+    public var seriesID: UInt32
+    /// A histogram's bucket index (its bound count means +Inf); 0 for a counter.
+    public var bucket: UInt32
+    public var value: Double
+    /// When it was recorded, Unix milliseconds.
+    public var timestampMillis: UInt64
+    /// Usually `trace_id` and `span_id`; at most `WireFormat.maxExemplarLabelCodePoints` code points in all.
+    public var labels: [Label]
+
+    public init(seriesID: UInt32, bucket: UInt32, value: Double, timestampMillis: UInt64, labels: [Label]) {
+        self.seriesID = seriesID
+        self.bucket = bucket
+        self.value = value
+        self.timestampMillis = timestampMillis
+        self.labels = labels
+    }
+
+    /// Why these labels cannot be an exemplar's (OpenMetrics' rules), or nil.
+    public static func problem(with labels: [Label]) -> String? {
+        let codePoints = labels.reduce(0) { $0 + $1.name.unicodeScalars.count + $1.value.unicodeScalars.count }
+        if codePoints > WireFormat.maxExemplarLabelCodePoints {
+            return "exemplar labels have \(codePoints) code points, OpenMetrics allows \(WireFormat.maxExemplarLabelCodePoints)"
+        }
+        if let bad = labels.first(where: { !SeriesRules.isValidLabelName($0.name) }) { return "\"\(bad.name)\" is not a label name" }
+        if Set(labels.map(\.name)).count != labels.count { return "exemplar label names repeat" }
+        return nil
+    }
+}
+
+/// Any frame of protocol v1 and v2.
 public enum Frame: Sendable, Equatable {
     case hello(Hello)
     case welcome(Welcome)
@@ -173,6 +205,9 @@ public enum Frame: Sendable, Equatable {
     case seriesRefused(SeriesRefusal)
     /// Emitter -> agent: a clean shutdown; the last frame sent had this sequence.
     case goodbye(UInt64)
+    /// Emitter -> agent, version 2: latest exemplars. Not sequenced or acknowledged: they are samples of traffic,
+    /// and a newer one replaces an older one.
+    case exemplars([ExemplarUpdate])
 
     public var type: FrameType {
         switch self {
@@ -184,6 +219,7 @@ public enum Frame: Sendable, Equatable {
         case .ack: return .ack
         case .seriesRefused: return .seriesRefused
         case .goodbye: return .goodbye
+        case .exemplars: return .exemplars
         }
     }
 }

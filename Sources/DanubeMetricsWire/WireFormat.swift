@@ -2,8 +2,12 @@
 public enum WireFormat {
     /// The first four bytes of every HELLO body: "DNBM".
     public static let magic: [UInt8] = [0x44, 0x4E, 0x42, 0x4D]
-    /// Protocol versions this build speaks.
-    public static let supportedVersions: ClosedRange<UInt16> = 1...1
+    /// Protocol versions this build speaks. Version 2 adds EXEMPLARS frames; everything else is as in version 1.
+    public static let supportedVersions: ClosedRange<UInt16> = 1...2
+    /// The first version with EXEMPLARS frames.
+    public static let exemplarsVersion: UInt16 = 2
+    /// OpenMetrics' limit on an exemplar's label set: names and values together, in code points.
+    public static let maxExemplarLabelCodePoints = 128
     /// Bytes in front of every frame body: u32 length (LE) + u8 type + u8 flags.
     public static let headerSize = 6
 }
@@ -18,6 +22,7 @@ public enum FrameType: UInt8, Sendable, CaseIterable {
     case ack = 0x12
     case seriesRefused = 0x13
     case goodbye = 0x14
+    case exemplars = 0x15
 }
 
 /// What a series is. The agent keeps counters as sums, gauges as last values, histograms as bucket counts.

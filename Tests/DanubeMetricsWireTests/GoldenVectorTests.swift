@@ -13,7 +13,7 @@ import Testing
 
     /// One record per file: the frames it holds.
     static let records: [(String, [Frame])] = [
-        ("hello", [.hello(Hello(sourceName: "danube-broker", pid: 4242, processStartMillis: 1_764_400_000_000,
+        ("hello", [.hello(Hello(minVersion: 1, maxVersion: 1, sourceName: "danube-broker", pid: 4242, processStartMillis: 1_764_400_000_000,
                                 instanceID: 0x0123_4567_89AB_CDEF, firstSequence: 1))]),
         ("hello-version-range-unicode-name", [.hello(Hello(
             minVersion: 1, maxVersion: 3, sourceName: "wal-schreiber-ü", pid: 0, processStartMillis: 0,
@@ -64,7 +64,7 @@ import Testing
         ("bad-malformed-non-minimal-varint", [0x04, 0, 0, 0, 0x12, 0x00, 0x81, 0x00]),
         ("bad-malformed-trailing-bytes", [0x04, 0, 0, 0, 0x12, 0x00, 0x01, 0x00]),
         ("bad-malformed-length-below-two", [0x01, 0, 0, 0, 0x12, 0x00]),
-        ("bad-malformed-bad-magic", FrameEncoder.encode(.hello(Hello(sourceName: "x", pid: 1, processStartMillis: 1, instanceID: 1, firstSequence: 1))).enumerated().map { $0.offset == 6 ? 0x58 : $0.element }),
+        ("bad-malformed-bad-magic", FrameEncoder.encode(.hello(Hello(minVersion: 1, maxVersion: 1, sourceName: "x", pid: 1, processStartMillis: 1, instanceID: 1, firstSequence: 1))).enumerated().map { $0.offset == 6 ? 0x58 : $0.element }),
         ("bad-malformed-unknown-delta-op", [0x05, 0, 0, 0, 0x11, 0x00, 0x01, 0x09, 0x00]),
         ("bad-malformed-decreasing-buckets", [0x0C, 0, 0, 0, 0x11, 0x00, 0x01, 0x05, 0x00, 0x02, 0x03, 0x01, 0x01, 0x01, 0, 0]),
         ("bad-malformed-invalid-utf8", [0x05, 0, 0, 0, 0x03, 0x00, 0x01, 0x01, 0xFF]),

@@ -56,6 +56,8 @@ final class SourceHandler: ChannelInboundHandler {
     private var lastApplied: UInt64 = 0
     private var lastAcknowledged: UInt64 = 0
     private var bindings: [SeriesBinding?] = []
+    /// The protocol version agreed in WELCOME.
+    private var version: UInt16 = 0
     private var defined: [Bool] = []
     private var definedCount = 0
     private var saidGoodbye = false
@@ -215,6 +217,9 @@ final class SourceHandler: ChannelInboundHandler {
         case (.active, .goodbye):
             stats.controlFrames.add(1, ordering: .relaxed)
             saidGoodbye = true
+        case (.active, .exemplars(let updates)) where version >= WireFormat.exemplarsVersion:
+            stats.controlFrames.add(1, ordering: .relaxed)
+            try record(updates)
         case (.active, _):
             throw WireError(.unexpectedFrame, "\(frame.type) is not a frame an emitter sends")
         case (.closing, _):
@@ -242,7 +247,7 @@ final class SourceHandler: ChannelInboundHandler {
         expectedSequence = hello.firstSequence
         lastApplied = held
         lastAcknowledged = held
-        let version = min(hello.maxVersion, supported.upperBound)
+        version = min(hello.maxVersion, supported.upperBound)
         let welcome = Welcome(version: version, maxFrameBytes: UInt64(limits.maxFrameBytes),
                               maxSeries: UInt64(limits.maxSeriesPerConnection), lastAppliedSequence: held)
         guard let checkpointer else { return welcomed(welcome, context: context) }
@@ -331,6 +336,26 @@ final class SourceHandler: ChannelInboundHandler {
                 }
                 let message = String("\(rejection.reason.rawValue): \(rejection.message)".prefix(1_024))
                 send(.seriesRefused(SeriesRefusal(seriesID: definition.id, code: rejection.reason.refusalCode, message: message)), context: context)
+            }
+        }
+    }
+
+    /// Keeps the latest exemplars of counters and histogram buckets defined on this connection (refused series'
+    /// are dropped, as their deltas are).
+    private func record(_ updates: [ExemplarUpdate]) throws(WireError) {
+        for update in updates {
+            let index = Int(update.seriesID)
+            guard index < defined.count, defined[index] else {
+                throw WireError(.unknownSeries, "exemplar for series \(update.seriesID), which this connection did not define")
+            }
+            guard let binding = bindings[index] else { continue }
+            switch binding.kind {
+            case .counter where update.bucket == 0:
+                store.exemplars.record(update, slot: binding.slot, buckets: 0)
+            case .histogram where Int(update.bucket) < binding.bucketCount:
+                store.exemplars.record(update, slot: binding.slot, buckets: binding.bucketCount)
+            default:
+                throw WireError(.kindMismatch, "exemplar for bucket \(update.bucket) of series \(update.seriesID), a \(binding.kind)")
             }
         }
     }

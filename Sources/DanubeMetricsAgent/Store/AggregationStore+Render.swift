@@ -41,7 +41,9 @@ extension AggregationStore {
                 pieces.append(.samples(layout, shown[start..<min(shown.count, start + layout.seriesPerPiece)]))
             }
         }
-        writer.append(RenderPiece.render(pieces, table: table, values: values, buckets: buckets))
+        // Exemplars exist only in OpenMetrics.
+        let exemplars = writer.format == .openMetrics ? self.exemplars.all : [:]
+        writer.append(RenderPiece.render(pieces, table: table, values: values, buckets: buckets, exemplars: exemplars))
     }
 
     /// A gauge family with derived series: its visible reported series, plus derived series whose labels no
@@ -91,32 +93,40 @@ struct SampleLayout: Sendable {
     }
 
     /// The most bytes the sample lines of `series` take.
-    func byteBound(_ series: ArraySlice<UInt32>, table: SeriesTable) -> Int {
+    func byteBound(_ series: ArraySlice<UInt32>, table: SeriesTable, exemplars: [Int: [ExemplarStore.Exemplar?]]) -> Int {
         let number = SampleWriter.maxNumberBytes
         var labelBytes = 0
         for index in series { labelBytes += table.text(Int(index)).count }
+        var exemplarBytes = 0
+        if !exemplars.isEmpty {
+            for index in series {
+                for exemplar in exemplars[Int(index)] ?? [] { exemplarBytes += exemplar.map { $0.labelText.utf8.count + 6 + 2 * number } ?? 0 }
+            }
+        }
         switch kind {
         case .counter, .gauge:
-            return labelBytes + series.count * (sampleName.count + 4 + number)
+            return exemplarBytes + labelBytes + series.count * (sampleName.count + 4 + number)
         case .histogram:
             let lines = bucketSuffixes.count
             let perBucketLine = bucketPrefix.count + 1 + number + 1
             let suffixes = bucketSuffixes.reduce(0) { $0 + $1.count }
             let perSeries = lines * perBucketLine + suffixes + sumName.count + countName.count + 2 * (4 + number)
-            return labelBytes * (lines + 2) + series.count * perSeries
+            return exemplarBytes + labelBytes * (lines + 2) + series.count * perSeries
         }
     }
 
     /// Writes the sample lines of `series`.
     func write(_ series: ArraySlice<UInt32>, table: SeriesTable, values: UnsafeBufferPointer<AggregationStore.Value>,
-               buckets: UnsafeBufferPointer<UInt64>, into writer: inout SampleWriter) {
+               buckets: UnsafeBufferPointer<UInt64>, exemplars: [Int: [ExemplarStore.Exemplar?]], into writer: inout SampleWriter) {
         for index in series.lazy.map(Int.init) {
             let labels = table.text(index)
+            let seriesExemplars = exemplars.isEmpty ? nil : exemplars[index]
             switch kind {
             case .counter:
                 start(sampleName, labels, &writer)
                 let fraction = values[index].counterFloat
                 if fraction == 0 { writer.integer(values[index].counterInteger) } else { writer.double(Double(values[index].counterInteger) + fraction) }
+                if let exemplar = seriesExemplars?[0] { Self.write(exemplar, &writer) }
                 writer.byte(UInt8(ascii: "\n"))
             case .gauge:
                 start(sampleName, labels, &writer)
@@ -134,6 +144,7 @@ struct SampleLayout: Sendable {
                     }
                     writer.write(suffix)
                     writer.integer(cumulative)
+                    if let exemplar = seriesExemplars?[bucket] { Self.write(exemplar, &writer) }
                     writer.byte(UInt8(ascii: "\n"))
                 }
                 start(sumName, labels, &writer)
@@ -144,6 +155,18 @@ struct SampleLayout: Sendable {
                 writer.byte(UInt8(ascii: "\n"))
             }
         }
+    }
+
+    /// ` # {labels} value timestamp`: an OpenMetrics exemplar, after a sample's value.
+    private static func write(_ exemplar: ExemplarStore.Exemplar, _ writer: inout SampleWriter) {
+        for byte in " # {".utf8 { writer.byte(byte) }
+        var text = exemplar.labelText
+        text.withUTF8 { writer.write($0) }
+        writer.byte(UInt8(ascii: "}"))
+        writer.byte(UInt8(ascii: " "))
+        writer.double(exemplar.value)
+        writer.byte(UInt8(ascii: " "))
+        writer.double(exemplar.timestamp)
     }
 
     /// `name{labels} ` (or `name ` without labels).
@@ -165,7 +188,8 @@ enum RenderPiece: Sendable {
     case samples(SampleLayout, ArraySlice<UInt32>)
 
     /// Renders the pieces on every core and returns their bytes in order.
-    static func render(_ pieces: [RenderPiece], table: SeriesTable, values: [AggregationStore.Value], buckets: [UInt64]) -> [[UInt8]] {
+    static func render(_ pieces: [RenderPiece], table: SeriesTable, values: [AggregationStore.Value], buckets: [UInt64],
+                       exemplars: [Int: [ExemplarStore.Exemplar?]]) -> [[UInt8]] {
         let results = ConcurrentResults<[UInt8]>(count: pieces.count, initial: [])
         @Sendable func work(_ i: Int) {
             switch pieces[i] {
@@ -174,9 +198,9 @@ enum RenderPiece: Sendable {
             case .samples(let layout, let series):
                 results[i] = values.withUnsafeBufferPointer { values in
                     buckets.withUnsafeBufferPointer { buckets in
-                        [UInt8](unsafeUninitializedCapacity: layout.byteBound(series, table: table)) { output, count in
+                        [UInt8](unsafeUninitializedCapacity: layout.byteBound(series, table: table, exemplars: exemplars)) { output, count in
                             var writer = SampleWriter(output.baseAddress!)
-                            layout.write(series, table: table, values: values, buckets: buckets, into: &writer)
+                            layout.write(series, table: table, values: values, buckets: buckets, exemplars: exemplars, into: &writer)
                             count = writer.cursor - output.baseAddress!
                         }
                     }

@@ -110,6 +110,8 @@ public final class AggregationStore: Sendable {
     let table = SeriesTable()
     /// Finds a series by family and label text; only under `state`'s lock.
     private let index = SeriesIndex()
+    /// Latest exemplars of counters and histogram buckets, for OpenMetrics scrapes.
+    let exemplars = ExemplarStore()
     /// The state `/metrics` shows when the agent checkpoints: the last one written to the state file.
     let exposed = Mutex<State?>(nil)
     public let gaugeGrace: Duration
