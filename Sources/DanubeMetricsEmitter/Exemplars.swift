@@ -39,17 +39,19 @@ enum PendingExemplars {
         entries.withLock { $0[UInt64(cell) << 32 | UInt64(bucket)] = entry }
     }
 
-    /// Removes and returns the entries whose cell is in `spans`, as (first cell, bucket, entry).
-    static func take(in spans: [CellSpan]) -> [(cell: UInt32, bucket: UInt32, entry: Entry)] {
+    /// Removes and returns the entries for which `series` names a series (from its first cell): each flusher
+    /// takes the cells it owns and has defined, and leaves the rest.
+    static func take(_ series: (UInt32) -> Int?) -> [(index: Int, bucket: UInt32, entry: Entry)] {
         entries.withLock { entries in
             guard !entries.isEmpty else { return [] }
-            var taken: [(cell: UInt32, bucket: UInt32, entry: Entry)] = []
+            var taken: [(index: Int, bucket: UInt32, entry: Entry)] = []
+            var keys: [UInt64] = []
             for (key, entry) in entries {
-                let cell = UInt32(key >> 32)
-                guard spans.contains(where: { cell >= $0.first && cell < $0.first + $0.count }) else { continue }
-                taken.append((cell, UInt32(truncatingIfNeeded: key), entry))
+                guard let index = series(UInt32(key >> 32)) else { continue }
+                taken.append((index, UInt32(truncatingIfNeeded: key), entry))
+                keys.append(key)
             }
-            for item in taken { entries.removeValue(forKey: UInt64(item.cell) << 32 | UInt64(item.bucket)) }
+            for key in keys { entries.removeValue(forKey: key) }
             return taken
         }
     }

@@ -309,11 +309,15 @@ final class Flusher {
     /// are dropped). Not sequenced: a lost one is replaced by the next.
     private func sendExemplars() {
         guard let connection, connection.welcome.version >= WireFormat.exemplarsVersion else { return }
-        let taken = PendingExemplars.take(in: registry.cellSpans())
+        // Exemplars of series defined on this connection; those of series not defined yet wait for a later flush.
+        let taken = PendingExemplars.take { cell in
+            guard let index = changes.series(startingAt: cell), index < definedCount else { return nil }
+            return index
+        }
         guard !taken.isEmpty else { return }
         var builder = FrameBuilder(type: .exemplars, maxFrameBytes: maxFrameBytes)
-        for item in taken {
-            guard let index = changes.series(startingAt: item.cell), index < definedCount, !states[index].refused else { continue }
+        for item in taken where !states[item.index].refused {
+            let index = item.index
             let update = ExemplarUpdate(seriesID: UInt32(index), bucket: item.bucket, value: item.entry.value,
                                         timestampMillis: item.entry.timestampMillis, labels: item.entry.labels)
             if !builder.append({ FrameEncoder.encode(update, into: &$0) }) {

@@ -160,7 +160,7 @@ final class PrometheusServer {
     private let process: ChildProcess
 
     /// Scraping the agent on `agentPort` every second through the shipped job, with the given rule files.
-    convenience init(agentPort: Int, ruleFiles: [String]) throws {
+    convenience init(agentPort: Int, ruleFiles: [String], flags: [String] = []) throws {
         // The shipped scrape job (with its cluster label), pointed at this agent.
         let job = try String(contentsOf: PackagingTests.prometheusFiles.appendingPathComponent("scrape-job.yml"), encoding: .utf8)
             .replacingOccurrences(of: "\"localhost:9470\"", with: "\"127.0.0.1:\(agentPort)\"")
@@ -172,7 +172,7 @@ final class PrometheusServer {
             scrape_configs:
 
             """ + job
-        try self.init(config: config, port: unusedPort(), flags: [])
+        try self.init(config: config, port: unusedPort(), flags: flags)
     }
 
     /// Scraping nothing, receiving remote write on `port` (`/api/v1/write`).
@@ -217,6 +217,11 @@ final class PrometheusServer {
     func query(_ expression: String) throws -> [[String: Any]] {
         let data = try get("/api/v1/query?query=\(Self.encode(expression))")["data"] as! [String: Any]
         return data["result"] as? [[String: Any]] ?? []
+    }
+
+    /// `/api/v1/query_exemplars` for `query` between two Unix times.
+    func exemplars(_ query: String, start: Double, end: Double) throws -> [[String: Any]] {
+        try get("/api/v1/query_exemplars?query=\(Self.encode(query))&start=\(start)&end=\(end)")["data"] as? [[String: Any]] ?? []
     }
 
     /// Values of Grafana's `label_values(selector, label)`.

@@ -64,6 +64,17 @@ import Testing
         }
     }
 
+    /// A version 1 emitter is still served (WELCOME says 1), and an EXEMPLARS frame is not part of version 1.
+    @Test func exemplarsOnAVersion1ConnectionAreUnexpected() async throws {
+        try await withBystander { agent in
+            let source = try RawSource(path: agent.socketPath)
+            #expect(source.handshake(versions: 1...1)?.version == 1)
+            source.send(.define(DefineBatch(sequence: 1, definitions: [SeriesDefinition(id: 0, kind: .counter, name: "v1_total", help: "", labels: [])])))
+            source.send(.exemplars([ExemplarUpdate(seriesID: 0, bucket: 0, value: 1, timestampMillis: 1, labels: [Label("trace_id", "a")])]))
+            expectRefusal(source, .unexpectedFrame)
+        }
+    }
+
     @Test func oversizedFrame() async throws {
         try await withBystander { agent in
             let source = try RawSource(path: agent.socketPath)

@@ -46,8 +46,9 @@ final class RawSource {
 
     /// HELLO + WELCOME with sequences starting at 1.
     @discardableResult
-    func handshake(name: String = "raw-source") -> Welcome? {
-        send(.hello(Hello(sourceName: name, pid: UInt64(getpid()), processStartMillis: 1, instanceID: 42, firstSequence: 1)))
+    func handshake(name: String = "raw-source", versions: ClosedRange<UInt16> = WireFormat.supportedVersions) -> Welcome? {
+        send(.hello(Hello(minVersion: versions.lowerBound, maxVersion: versions.upperBound, sourceName: name, pid: UInt64(getpid()),
+                          processStartMillis: 1, instanceID: 42, firstSequence: 1)))
         if case .welcome(let welcome) = receive() { return welcome }
         return nil
     }
