@@ -55,6 +55,12 @@ import Testing
         ("series-refused-unknown-code", [.seriesRefused(SeriesRefusal(seriesID: 0, code: .other, message: "?"))]),
         ("goodbye", [.goodbye(77)]),
         ("record-several-frames", [.ack(5), .seriesRefused(SeriesRefusal(seriesID: 1, code: .cardinalityLimit, message: "full")), .ack(6)]),
+        ("exemplars", [.exemplars([
+            ExemplarUpdate(seriesID: 2, bucket: 4, value: 0.67, timestampMillis: 1_764_400_000_123,
+                           labels: [Label("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"), Label("span_id", "00f067aa0ba902b7")]),
+            ExemplarUpdate(seriesID: 0, bucket: 0, value: 3, timestampMillis: 0, labels: [Label("trace_id", "ü")]),
+            ExemplarUpdate(seriesID: 300, bucket: 0, value: -0.0, timestampMillis: .max, labels: []),
+        ])]),
     ]
 
     /// Byte strings both decoders must refuse, named by the refusal code.
@@ -71,6 +77,10 @@ import Testing
         ("bad-truncated-short-header", [0x03, 0, 0]),
         ("bad-truncated-body", [0x09, 0, 0, 0, 0x12, 0x00, 0x01]),
         ("bad-truncated-field", [0x03, 0, 0, 0, 0x02, 0x00, 0x01]),
+        ("bad-limit_exceeded-exemplar-labels", FrameEncoder.encode(.exemplars([ExemplarUpdate(
+            seriesID: 0, bucket: 0, value: 1, timestampMillis: 1, labels: [Label("trace_id", String(repeating: "a", count: 121))])]))),
+        ("bad-malformed-exemplar-not-finite", FrameEncoder.encode(.exemplars([ExemplarUpdate(
+            seriesID: 0, bucket: 0, value: .nan, timestampMillis: 1, labels: [])]))),
     ]
 
     static func file(_ name: String) -> URL { directory.appendingPathComponent(name) }

@@ -2,7 +2,8 @@
 //! bad frame is refused as a whole with the code the protocol gives it.
 
 use super::{
-    frame_type, Definition, Delta, Frame, Hello, Kind, Limits, RefusalCode, Welcome, WireError, HEADER_SIZE, MAGIC,
+    frame_type, Definition, Delta, Exemplar, Frame, Hello, Kind, Limits, RefusalCode, Welcome, WireError, HEADER_SIZE,
+    MAGIC, MAX_EXEMPLAR_LABEL_CODE_POINTS,
 };
 
 struct Reader<'a> {
@@ -102,7 +103,7 @@ fn decode_frame(bytes: &[u8], limits: &Limits) -> Result<Frame, WireError> {
     let mut r = Reader { bytes, at: 0 };
     let frame_type = r.u8("frame type")?;
     let flags = r.u8("flags")?;
-    if !matches!(frame_type, 0x01..=0x03 | 0x10..=0x14) {
+    if !matches!(frame_type, 0x01..=0x03 | 0x10..=0x15) {
         return Err(WireError::new(RefusalCode::Malformed, format!("unknown frame type 0x{frame_type:x}")));
     }
     if flags != 0 {
@@ -141,6 +142,7 @@ fn decode_frame(bytes: &[u8], limits: &Limits) -> Result<Frame, WireError> {
         frame_type::DELTAS => decode_deltas(&mut r, limits)?,
         frame_type::ACK => Frame::Ack(r.uvarint("sequence")?),
         frame_type::GOODBYE => Frame::Goodbye(r.uvarint("sequence")?),
+        frame_type::EXEMPLARS => decode_exemplars(&mut r, limits)?,
         _ => Frame::SeriesRefused {
             id: r.uvarint32("series id")?,
             code: RefusalCode::from_byte(r.u8("refusal code")?),
@@ -151,6 +153,36 @@ fn decode_frame(bytes: &[u8], limits: &Limits) -> Result<Frame, WireError> {
         return Err(WireError::new(RefusalCode::Malformed, "unexpected bytes after the frame"));
     }
     Ok(frame)
+}
+
+fn decode_exemplars(r: &mut Reader<'_>, limits: &Limits) -> Result<Frame, WireError> {
+    let mut exemplars = Vec::new();
+    while !r.at_end() {
+        let id = r.uvarint32("series id")?;
+        let bucket = r.uvarint32("bucket")?;
+        if bucket as usize > limits.max_buckets {
+            return Err(WireError::new(RefusalCode::LimitExceeded, format!("exemplar bucket {bucket}")));
+        }
+        let value = f64::from_bits(r.u64("exemplar value")?);
+        if !value.is_finite() {
+            return Err(WireError::new(RefusalCode::Malformed, "exemplar value is not finite"));
+        }
+        let timestamp_millis = r.uvarint("exemplar timestamp")?;
+        let count = r.uvarint("exemplar label count")?;
+        if count > (MAX_EXEMPLAR_LABEL_CODE_POINTS / 2) as u64 {
+            return Err(WireError::new(RefusalCode::LimitExceeded, format!("{count} exemplar labels")));
+        }
+        let limit = MAX_EXEMPLAR_LABEL_CODE_POINTS * 4;
+        let mut labels = Vec::new();
+        for _ in 0..count {
+            labels.push((r.string("exemplar label name", limit)?, r.string("exemplar label value", limit)?));
+        }
+        if let Some(problem) = Exemplar::problem(&labels) {
+            return Err(WireError::new(RefusalCode::LimitExceeded, problem));
+        }
+        exemplars.push(Exemplar { id, bucket, value, timestamp_millis, labels });
+    }
+    Ok(Frame::Exemplars(exemplars))
 }
 
 fn decode_define(r: &mut Reader<'_>, limits: &Limits) -> Result<Frame, WireError> {

@@ -108,6 +108,7 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
         Frame::Ack(_) => frame_type::ACK,
         Frame::SeriesRefused { .. } => frame_type::SERIES_REFUSED,
         Frame::Goodbye(_) => frame_type::GOODBYE,
+        Frame::Exemplars(_) => frame_type::EXEMPLARS,
     };
     begin(&mut w, frame_type);
     match frame {
@@ -144,6 +145,19 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
             w.uvarint(u64::from(*id));
             w.u8(code.byte());
             w.string(message);
+        }
+        Frame::Exemplars(exemplars) => {
+            for e in exemplars {
+                w.uvarint(u64::from(e.id));
+                w.uvarint(u64::from(e.bucket));
+                w.u64(e.value.to_bits());
+                w.uvarint(e.timestamp_millis);
+                w.uvarint(e.labels.len() as u64);
+                for (k, v) in &e.labels {
+                    w.string(k);
+                    w.string(v);
+                }
+            }
         }
     }
     finish(&mut w, 0);

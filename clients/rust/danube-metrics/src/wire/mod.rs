@@ -15,6 +15,10 @@ pub use encode::{begin, encode, encode_definition, encode_delta, finish, FrameBu
 pub const MAGIC: [u8; 4] = *b"DNBM";
 /// Protocol versions this crate speaks.
 pub const VERSION: u16 = 1;
+/// The first version with EXEMPLARS frames (this crate decodes and encodes them; its emitter speaks version 1).
+pub const EXEMPLARS_VERSION: u16 = 2;
+/// OpenMetrics' limit on an exemplar's labels: names and values together, in code points.
+pub const MAX_EXEMPLAR_LABEL_CODE_POINTS: usize = 128;
 /// Bytes in front of every frame body: u32 length + u8 type + u8 flags.
 pub const HEADER_SIZE: usize = 6;
 
@@ -28,6 +32,7 @@ pub mod frame_type {
     pub const ACK: u8 = 0x12;
     pub const SERIES_REFUSED: u8 = 0x13;
     pub const GOODBYE: u8 = 0x14;
+    pub const EXEMPLARS: u8 = 0x15;
 }
 
 /// What a series is.
@@ -179,17 +184,62 @@ pub enum Delta {
     },
 }
 
-/// Any frame of protocol v1.
+/// The latest exemplar of a counter (bucket 0) or of one histogram bucket (protocol version 2).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exemplar {
+    pub id: u32,
+    pub bucket: u32,
+    pub value: f64,
+    /// When it was recorded, Unix milliseconds.
+    pub timestamp_millis: u64,
+    pub labels: Vec<(String, String)>,
+}
+
+impl Exemplar {
+    /// Why `labels` cannot be an exemplar's (OpenMetrics' rules), if they cannot.
+    pub fn problem(labels: &[(String, String)]) -> Option<String> {
+        let code_points: usize = labels.iter().map(|(k, v)| k.chars().count() + v.chars().count()).sum();
+        if code_points > MAX_EXEMPLAR_LABEL_CODE_POINTS {
+            return Some(format!(
+                "exemplar labels have {code_points} code points, OpenMetrics allows {MAX_EXEMPLAR_LABEL_CODE_POINTS}"
+            ));
+        }
+        if let Some((bad, _)) = labels.iter().find(|(k, _)| !crate::registry::valid_name(k, false)) {
+            return Some(format!("\"{bad}\" is not a label name"));
+        }
+        let mut names: Vec<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        (names.len() != labels.len()).then(|| "exemplar label names repeat".to_owned())
+    }
+}
+
+/// Any frame of protocol v1 and v2.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Frame {
     Hello(Hello),
     Welcome(Welcome),
-    Refuse { code: RefusalCode, message: String },
-    Define { sequence: u64, definitions: Vec<Definition> },
-    Deltas { sequence: u64, deltas: Vec<Delta> },
+    Refuse {
+        code: RefusalCode,
+        message: String,
+    },
+    Define {
+        sequence: u64,
+        definitions: Vec<Definition>,
+    },
+    Deltas {
+        sequence: u64,
+        deltas: Vec<Delta>,
+    },
     Ack(u64),
-    SeriesRefused { id: u32, code: RefusalCode, message: String },
+    SeriesRefused {
+        id: u32,
+        code: RefusalCode,
+        message: String,
+    },
     Goodbye(u64),
+    /// Version 2: latest exemplars; not sequenced.
+    Exemplars(Vec<Exemplar>),
 }
 
 /// Per-item limits of protocol v1 (the agent's defaults).
