@@ -106,6 +106,15 @@ impl ChangeTracker {
         }
     }
 
+    /// The index of the series whose first cell is `cell`, if the flusher knows one.
+    pub fn series_starting_at(&self, cell: u32) -> Option<usize> {
+        self.cell_series[self.first_series(cell >> LINE_SHIFT)..]
+            .iter()
+            .take_while(|s| s.first <= cell)
+            .find(|s| s.first == cell)
+            .map(|s| s.index)
+    }
+
     /// Position in `cell_series` of the first series starting on line `line` or later.
     fn first_series(&self, line: u32) -> usize {
         match line.checked_sub(self.first_line) {

@@ -110,6 +110,7 @@ impl Flusher {
         } else if self.receive() && self.send_definitions(&series) {
             if self.unacked.len() < self.settings.max_unacknowledged_frames {
                 self.send_deltas(&series);
+                self.send_exemplars();
             } else {
                 self.stats.flushes_throttled += 1;
             }
@@ -157,7 +158,7 @@ impl Flusher {
             return false;
         }
         let hello = Hello {
-            min_version: wire::VERSION,
+            min_version: wire::MIN_VERSION,
             max_version: wire::VERSION,
             source_name: self.settings.source_name.clone(),
             pid: u64::from(std::process::id()),
@@ -356,6 +357,32 @@ impl Flusher {
         }
         if !updates.is_empty() {
             self.commit(frame, updates);
+        }
+    }
+
+    /// Sends the exemplars recorded since the last flush on a version 2 connection (an older agent gets none).
+    /// Not sequenced: a lost one is replaced by the next.
+    fn send_exemplars(&mut self) {
+        let Some(connection) = self.connection.as_ref() else { return };
+        if connection.welcome.version < wire::EXEMPLARS_VERSION {
+            return;
+        }
+        let (changes, states, defined) = (&self.changes, &self.states, self.defined);
+        let updates = crate::exemplars::take(|cell| {
+            changes.series_starting_at(cell).filter(|&i| i < defined && !states[i].refused).map(|i| i as u32)
+        });
+        let mut frame = FrameBuilder::unsequenced(wire::frame_type::EXEMPLARS, self.max_frame_bytes);
+        for update in &updates {
+            if !frame.append(|w| wire::encode_exemplar(w, update)) {
+                if !matches!(connection.send(&frame.finish()), SendResult::Sent) {
+                    return;
+                }
+                frame = FrameBuilder::unsequenced(wire::frame_type::EXEMPLARS, self.max_frame_bytes);
+                frame.append(|w| wire::encode_exemplar(w, update));
+            }
+        }
+        if !updates.is_empty() {
+            let _ = connection.send(&frame.finish());
         }
     }
 

@@ -53,6 +53,13 @@ impl Counter {
         cells::add(self.cell, value);
     }
 
+    /// As [`Counter::increment`], and `exemplar` becomes this counter's latest (shown with it in OpenMetrics
+    /// scrapes, protocol version 2). Takes a lock: sample it.
+    pub fn increment_with_exemplar(&self, value: u64, exemplar: &crate::Exemplar) {
+        cells::add(self.cell, value);
+        crate::exemplars::record(self.cell, 0, value as f64, exemplar);
+    }
+
     /// Raises the counter to at least `value` (what `metrics` exporters do with an absolute value: a counter
     /// never goes down). The counter shows the larger of its increments and the highest absolute value.
     #[inline]
@@ -143,6 +150,18 @@ impl Histogram {
         }
         let bucket = self.bounds.partition_point(|bound| *bound < value);
         cells::observe(self.first_cell, bucket as u32, self.bounds.len() as u32 + 1, value);
+    }
+
+    /// As [`Histogram::record`], and `exemplar` becomes the latest of the bucket `value` falls in (shown in
+    /// OpenMetrics scrapes, protocol version 2). Takes a lock: sample it.
+    pub fn record_with_exemplar<T: IntoF64>(&self, value: T, exemplar: &crate::Exemplar) {
+        let value = value.into_f64();
+        if value.is_nan() {
+            return;
+        }
+        let bucket = self.bounds.partition_point(|bound| *bound < value) as u32;
+        cells::observe(self.first_cell, bucket, self.bounds.len() as u32 + 1, value);
+        crate::exemplars::record(self.first_cell, bucket, value, exemplar);
     }
 
     /// Records `count` observations of `value`.

@@ -27,6 +27,7 @@ mod changes;
 mod config;
 mod connection;
 mod emitter;
+mod exemplars;
 mod flusher;
 mod handles;
 mod identity;
@@ -40,6 +41,7 @@ pub mod wire;
 
 pub use config::{Config, Error};
 pub use emitter::{install, Handle};
+pub use exemplars::Exemplar;
 pub use totals::{recorded_totals, RecordedTotal};
 
 pub use handles::{Counter, Gauge, Histogram, IntoF64};

@@ -51,6 +51,25 @@ fn every_value_is_exact_across_a_late_agent_refusals_and_sigkills() {
     assert!(handle.wait_until_delivered(Duration::from_secs(20)), "{:?}", handle.stats());
     let shown = agent.samples();
     assert_eq!(shown.get("danube_topic_messages_in_total{broker=\"3\",topic=\"/default/orders\"}"), Some(&5_000.0));
+    // Exemplars (protocol version 2): the latest of a bucket is shown in OpenMetrics scrapes.
+    let exemplar =
+        danube_metrics::Exemplar::trace("4bf92f3577b34da6a3ce929d0e0e4736", Some("00f067aa0ba902b7")).unwrap();
+    histogram!("danube_wal_flush_latency_ms", "topic" => "/default/orders").record_with_exemplar(3.5, &exemplar);
+    assert!(danube_metrics::Exemplar::trace(&"a".repeat(130), None).is_err(), "OpenMetrics' 128 code points");
+    assert!(handle.wait_until_delivered(Duration::from_secs(20)), "{:?}", handle.stats());
+    let accept = "application/openmetrics-text; version=1.0.0";
+    let shown_exemplar = (0..100).any(|_| {
+        let text = support::get_accepting(agent.port, "/metrics", accept).unwrap_or_default();
+        let found = text.lines().any(|l| {
+            l.starts_with("danube_wal_flush_latency_ms_bucket")
+                && l.contains("# {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\",span_id=\"00f067aa0ba902b7\"} 3.5 ")
+        });
+        if !found {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        found
+    });
+    assert!(shown_exemplar, "no exemplar in the OpenMetrics scrape");
     let before_refusal = support::expected().len();
 
     // A series the strict catalog refuses is settled alone; the rest stays exact.

@@ -2,8 +2,8 @@
 //! bad frame is refused as a whole with the code the protocol gives it.
 
 use super::{
-    frame_type, Definition, Delta, Exemplar, Frame, Hello, Kind, Limits, RefusalCode, Welcome, WireError, HEADER_SIZE,
-    MAGIC, MAX_EXEMPLAR_LABEL_CODE_POINTS,
+    frame_type, Definition, Delta, ExemplarUpdate, Frame, Hello, Kind, Limits, RefusalCode, Welcome, WireError,
+    HEADER_SIZE, MAGIC, MAX_EXEMPLAR_LABEL_CODE_POINTS,
 };
 
 struct Reader<'a> {
@@ -177,10 +177,10 @@ fn decode_exemplars(r: &mut Reader<'_>, limits: &Limits) -> Result<Frame, WireEr
         for _ in 0..count {
             labels.push((r.string("exemplar label name", limit)?, r.string("exemplar label value", limit)?));
         }
-        if let Some(problem) = Exemplar::problem(&labels) {
+        if let Some(problem) = ExemplarUpdate::problem(&labels) {
             return Err(WireError::new(RefusalCode::LimitExceeded, problem));
         }
-        exemplars.push(Exemplar { id, bucket, value, timestamp_millis, labels });
+        exemplars.push(ExemplarUpdate { id, bucket, value, timestamp_millis, labels });
     }
     Ok(Frame::Exemplars(exemplars))
 }

@@ -1,6 +1,6 @@
 //! Encoding: primitives, whole frames, and the pieces the flusher fills DEFINE and DELTAS frames with.
 
-use super::{frame_type, Definition, Delta, Frame, Kind, MAGIC};
+use super::{frame_type, Definition, Delta, ExemplarUpdate, Frame, Kind, MAGIC};
 
 /// Appends protocol primitives to a byte vector.
 #[derive(Default, Debug)]
@@ -96,6 +96,19 @@ pub fn encode_delta(w: &mut Writer, d: &Delta) {
     }
 }
 
+/// One item of an EXEMPLARS frame.
+pub fn encode_exemplar(w: &mut Writer, e: &ExemplarUpdate) {
+    w.uvarint(u64::from(e.id));
+    w.uvarint(u64::from(e.bucket));
+    w.u64(e.value.to_bits());
+    w.uvarint(e.timestamp_millis);
+    w.uvarint(e.labels.len() as u64);
+    for (k, v) in &e.labels {
+        w.string(k);
+        w.string(v);
+    }
+}
+
 /// Encodes one whole frame.
 pub fn encode(frame: &Frame) -> Vec<u8> {
     let mut w = Writer::default();
@@ -146,19 +159,7 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
             w.u8(code.byte());
             w.string(message);
         }
-        Frame::Exemplars(exemplars) => {
-            for e in exemplars {
-                w.uvarint(u64::from(e.id));
-                w.uvarint(u64::from(e.bucket));
-                w.u64(e.value.to_bits());
-                w.uvarint(e.timestamp_millis);
-                w.uvarint(e.labels.len() as u64);
-                for (k, v) in &e.labels {
-                    w.string(k);
-                    w.string(v);
-                }
-            }
-        }
+        Frame::Exemplars(exemplars) => exemplars.iter().for_each(|e| encode_exemplar(&mut w, e)),
     }
     finish(&mut w, 0);
     w.bytes
@@ -175,6 +176,13 @@ impl FrameBuilder {
         let mut writer = Writer::default();
         begin(&mut writer, frame_type);
         writer.uvarint(sequence);
+        FrameBuilder { writer, max_bytes }
+    }
+
+    /// A frame without a sequence (EXEMPLARS).
+    pub fn unsequenced(frame_type: u8, max_bytes: usize) -> FrameBuilder {
+        let mut writer = Writer::default();
+        begin(&mut writer, frame_type);
         FrameBuilder { writer, max_bytes }
     }
 

@@ -9,13 +9,15 @@ mod decode;
 mod encode;
 
 pub use decode::decode_record;
-pub use encode::{begin, encode, encode_definition, encode_delta, finish, FrameBuilder, Writer};
+pub use encode::{begin, encode, encode_definition, encode_delta, encode_exemplar, finish, FrameBuilder, Writer};
 
 /// The first four bytes of every HELLO body.
 pub const MAGIC: [u8; 4] = *b"DNBM";
-/// Protocol versions this crate speaks.
-pub const VERSION: u16 = 1;
-/// The first version with EXEMPLARS frames (this crate decodes and encodes them; its emitter speaks version 1).
+/// Protocol versions this crate speaks: 1, and 2 (EXEMPLARS frames).
+pub const VERSION: u16 = 2;
+/// The lowest version this crate speaks.
+pub const MIN_VERSION: u16 = 1;
+/// The first version with EXEMPLARS frames.
 pub const EXEMPLARS_VERSION: u16 = 2;
 /// OpenMetrics' limit on an exemplar's labels: names and values together, in code points.
 pub const MAX_EXEMPLAR_LABEL_CODE_POINTS: usize = 128;
@@ -186,7 +188,7 @@ pub enum Delta {
 
 /// The latest exemplar of a counter (bucket 0) or of one histogram bucket (protocol version 2).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Exemplar {
+pub struct ExemplarUpdate {
     pub id: u32,
     pub bucket: u32,
     pub value: f64,
@@ -195,7 +197,7 @@ pub struct Exemplar {
     pub labels: Vec<(String, String)>,
 }
 
-impl Exemplar {
+impl ExemplarUpdate {
     /// Why `labels` cannot be an exemplar's (OpenMetrics' rules), if they cannot.
     pub fn problem(labels: &[(String, String)]) -> Option<String> {
         let code_points: usize = labels.iter().map(|(k, v)| k.chars().count() + v.chars().count()).sum();
@@ -239,7 +241,7 @@ pub enum Frame {
     },
     Goodbye(u64),
     /// Version 2: latest exemplars; not sequenced.
-    Exemplars(Vec<Exemplar>),
+    Exemplars(Vec<ExemplarUpdate>),
 }
 
 /// Per-item limits of protocol v1 (the agent's defaults).

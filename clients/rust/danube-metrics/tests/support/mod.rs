@@ -98,9 +98,14 @@ impl Drop for Agent {
 
 /// The body of `GET path`, or None when the agent does not answer 200.
 pub fn get(port: u16, path: &str) -> Option<String> {
+    get_accepting(port, path, "text/plain")
+}
+
+/// As `get`, asking for the format `accept` names.
+pub fn get_accepting(port: u16, path: &str, accept: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: {accept}\r\nConnection: close\r\n\r\n").ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
