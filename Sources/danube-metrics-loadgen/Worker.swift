@@ -64,13 +64,32 @@ struct Worker {
         return tally
     }
 
+    /// One message in `tracedEvery` carries a W3C trace id: its publish, WAL append, dispatch and ack latencies
+    /// get that trace's exemplar (as a traced broker would record them), so a slow bucket leads to the trace.
+    static let tracedEvery: UInt64 = 1_000
+
+    /// A W3C trace context for a sampled message: 16 random bytes of trace id, 8 of span id, in hex.
+    private mutating func traceExemplar() -> Exemplar? {
+        func hex(_ words: Int) -> String {
+            (0..<words).map { _ in
+                let word = random.next(below: .max) | 1 // an all-zero id is invalid in W3C trace context
+                return String(repeating: "0", count: 16 - String(word, radix: 16).count) + String(word, radix: 16)
+            }.joined()
+        }
+        return try? Exemplar(traceID: hex(2), spanID: hex(1))
+    }
+
     private mutating func publish(_ index: Int) {
         let partition = simulation.partitions[index]
         let size = 64 + random.next(below: 4_000)
+        let trace = random.next(below: Self.tracedEvery) == 0 ? traceExemplar() : nil
+        func observe(_ histogram: Histogram, _ value: Double) {
+            if let trace { histogram.observe(value, exemplar: trace) } else { histogram.observe(value) }
+        }
         partition.metrics.messagesIn.increment()
         partition.metrics.bytesIn.increment(by: size)
         partition.metrics.messageSize.observe(Double(size))
-        partition.metrics.sendLatency.observe(latency(median: partition.reliable ? 3 : 0.6))
+        observe(partition.metrics.sendLatency, latency(median: partition.reliable ? 3 : 0.6))
         simulation.sendRPCDuration.observe(latency(median: partition.reliable ? 0.003 : 0.0006))
         tally.messages[index] += 1
         tally.bytes[index] += size
@@ -82,15 +101,15 @@ struct Worker {
             partition.metrics.sends.succeeded.increment()
             simulation.sendRPC.increment()
         }
-        if let wal = partition.wal { append(index, size: size, wal: wal) }
+        if let wal = partition.wal { append(index, size: size, wal: wal, trace: trace) }
         for (position, subscriptionIndex) in partition.subscriptions.enumerated() {
             let subscription = simulation.subscriptions[subscriptionIndex]
             subscription.enqueued.increment()
-            subscription.dispatchLatency.observe(latency(median: partition.reliable ? 1.5 : 0.2))
+            observe(subscription.dispatchLatency, latency(median: partition.reliable ? 1.5 : 0.2))
             subscription.dequeued.increment()
             subscription.received.increment()
             subscription.bytesOut.increment(by: size)
-            subscription.commitLatency.observe(latency(median: partition.reliable ? 4 : 0.3))
+            observe(subscription.commitLatency, latency(median: partition.reliable ? 4 : 0.3))
             if random.next(below: 200) == 0 {
                 subscription.redeliveries[random.next(below: 3) == 0 ? .nack : .timeout].increment()
                 if random.next(below: 4) == 0 { subscription.acks[.error].increment() }
@@ -105,10 +124,11 @@ struct Worker {
         }
     }
 
-    private mutating func append(_ index: Int, size: UInt64, wal: WALMetrics) {
+    private mutating func append(_ index: Int, size: UInt64, wal: WALMetrics, trace: Exemplar?) {
         wal.appends.increment()
         wal.appendBytes.increment(by: size + 24)
-        wal.appendLatency.observe(latency(median: 2))
+        let appendLatency = latency(median: 2)
+        if let trace { wal.appendLatency.observe(appendLatency, exemplar: trace) } else { wal.appendLatency.observe(appendLatency) }
         wal.endOffset.add(1)
         wal.diskBytes.add(Double(size + 24))
         pendingFsyncBytes[index] += size + 24

@@ -69,4 +69,24 @@ import Testing
         emitter.shutdown()
         await agent.stop()
     }
+
+    /// The load generator traces one message in a thousand: the same trace id on its publish, WAL append and
+    /// dispatch latencies, so a slow bucket of any of them leads to the same trace.
+    @Test func theLoadGeneratorTracesAMessageAcrossItsPath() async throws {
+        let agent = try await TestAgent()
+        let loadgen = try ChildProcess(Executables.loadgen.path, [
+            "--socket", agent.socketPath, "--messages", "20000", "--rate", "0", "--threads", "1", "--flush-interval-ms", "20",
+        ], output: Scratch.path("loadgen-traces", suffix: ".log"))
+        #expect(ChildProcess.exitedCleanly(loadgen.wait(timeout: .seconds(60))))
+        let text = try agent.scrape(accept: "application/openmetrics-text; version=1.0.0").text
+        var families: [String: Set<String>] = [:] // trace id -> families showing it
+        for line in text.split(separator: "\n") {
+            guard let marker = line.range(of: "# {trace_id=\""), let end = line[marker.upperBound...].firstIndex(of: "\"") else { continue }
+            let family = String(line[..<(line.range(of: "_bucket{")?.lowerBound ?? line.startIndex)])
+            families[String(line[marker.upperBound..<end]), default: []].insert(family)
+        }
+        let path: Set = ["danube_producer_send_latency_ms", "danube_wal_append_latency_ms", "danube_topic_dispatch_latency_ms"]
+        #expect(families.values.contains { path.isSubset(of: $0) }, "\(families.values.map { $0.sorted() }.prefix(5))")
+        await agent.stop()
+    }
 }
