@@ -46,8 +46,13 @@ public enum FrameEncoder {
         writer.uvarint(UInt64(exemplar.bucket))
         writer.f64(exemplar.value)
         writer.uvarint(exemplar.timestampMillis)
-        writer.uvarint(UInt64(exemplar.labels.count))
-        for label in exemplar.labels {
+        encode(exemplar.labels, into: &writer)
+    }
+
+    /// A label count, then each name and value.
+    static func encode(_ labels: [Label], into writer: inout ByteWriter) {
+        writer.uvarint(UInt64(labels.count))
+        for label in labels {
             writer.string(label.name)
             writer.string(label.value)
         }
@@ -58,11 +63,7 @@ public enum FrameEncoder {
         writer.u8(definition.kind.rawValue)
         writer.string(definition.name)
         writer.string(definition.help)
-        writer.uvarint(UInt64(definition.labels.count))
-        for label in definition.labels {
-            writer.string(label.name)
-            writer.string(label.value)
-        }
+        encode(definition.labels, into: &writer)
         if definition.kind == .histogram {
             writer.uvarint(UInt64(definition.bounds.count))
             for bound in definition.bounds { writer.f64(bound) }
