@@ -47,6 +47,8 @@ public struct ByteWriter {
 
     public mutating func raw(_ data: [UInt8]) { bytes.append(contentsOf: data) }
 
+    public mutating func raw(_ data: ArraySlice<UInt8>) { bytes.append(contentsOf: data) }
+
     /// Overwrites four bytes at `offset` with `value` (little-endian); used to patch a frame's length.
     public mutating func patchU32(at offset: Int, _ value: UInt32) {
         for i in 0..<4 { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> UInt32(8 * i)) }

@@ -124,4 +124,23 @@ import Testing
         #expect(sample[0] == 0x12 && sample[1] == 12 && sample[2] == 0x09 && sample[11] == 0x10 && Array(sample[12...]) == [0xE8, 0x07])
         #expect(Double(bitPattern: sample[3..<11].reversed().reduce(0) { $0 << 8 | UInt64($1) }) == 1.5)
     }
+
+    /// The fast path (labels encoded once per series, `__name__` and `le` spliced in) writes exactly what encoding
+    /// each sample's sorted label set from scratch writes.
+    @Test func labelsEncodedOncePerSeriesEqualSortingEverySample() {
+        let sets: [[Label]] = [
+            [], [Label("A", "upper")], [Label("A", "1"), Label("a", "2"), Label("ka", "3"), Label("topic", "/t \"q\"")],
+            [Label("lf", "x"), Label("m", "ü")], [Label("Z", "z"), Label("zz", "")],
+        ]
+        for labels in sets {
+            for extra in [nil, Label("le", "2.5")] {
+                var reference = ByteWriter(), fast = ByteWriter()
+                RemoteWriteEncoder.timeSeries(name: "m_bucket", labels: labels + (extra.map { [$0] } ?? []), value: 7, timestamp: 1_700_000_000_000, into: &reference)
+                RemoteWriteEncoder.SeriesLabels(labels).timeSeries(
+                    name: RemoteWriteEncoder.label("__name__", "m_bucket"), extra: extra.map { RemoteWriteEncoder.label($0.name, $0.value) } ?? [],
+                    value: 7, timestamp: 1_700_000_000_000, into: &fast)
+                #expect(fast.bytes == reference.bytes, "\(labels) \(String(describing: extra))")
+            }
+        }
+    }
 }

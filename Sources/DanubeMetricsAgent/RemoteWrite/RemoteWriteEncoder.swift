@@ -21,8 +21,8 @@ struct RemoteWriteEncoder {
         var requests: [Request] = []
         var writer = ByteWriter(capacity: 64 * maxSeriesPerRequest)
         var count = 0
-        func add(_ name: String, _ labels: [Label], _ value: Double) {
-            Self.timeSeries(name: name, labels: labels, value: value, timestamp: timestamp, into: &writer)
+        func add(_ labels: SeriesLabels, _ name: [UInt8], _ extra: [UInt8] = [], value: Double) {
+            labels.timeSeries(name: name, extra: extra, value: value, timestamp: timestamp, into: &writer)
             count += 1
             if count == maxSeriesPerRequest {
                 requests.append(Request(body: writer.bytes, samples: count))
@@ -31,23 +31,27 @@ struct RemoteWriteEncoder {
             }
         }
         for family in state.families {
+            let name = Self.label("__name__", family.name)
+            let bucketName = Self.label("__name__", family.name + "_bucket")
+            let sumName = Self.label("__name__", family.name + "_sum"), countName = Self.label("__name__", family.name + "_count")
+            let bounds = (family.bounds.map(ExpositionWriter.boundText) + ["+Inf"]).map { Self.label("le", $0) }
             for index in family.slots.lazy.map(Int.init) {
                 let value = state.values[index]
                 switch family.kind {
                 case .counter:
-                    add(family.name, table.labels(index), Double(value.counterInteger) + value.counterFloat)
+                    add(SeriesLabels(table.labels(index)), name, value: Double(value.counterInteger) + value.counterFloat)
                 case .gauge:
-                    if value.gaugeVisible { add(family.name, table.labels(index), value.gauge) }
+                    if value.gaugeVisible { add(SeriesLabels(table.labels(index)), name, value: value.gauge) }
                 case .histogram:
-                    let labels = table.labels(index)
+                    let labels = SeriesLabels(table.labels(index))
                     let start = Int(table[index].bucketStart)
                     var cumulative: UInt64 = 0
-                    for (bucket, bound) in (family.bounds.map(ExpositionWriter.boundText) + ["+Inf"]).enumerated() {
+                    for (bucket, bound) in bounds.enumerated() {
                         cumulative &+= state.buckets[start + bucket]
-                        add(family.name + "_bucket", labels + [Label("le", bound)], Double(cumulative))
+                        add(labels, bucketName, bound, value: Double(cumulative))
                     }
-                    add(family.name + "_sum", labels, value.sum)
-                    add(family.name + "_count", labels, Double(cumulative))
+                    add(labels, sumName, value: value.sum)
+                    add(labels, countName, value: Double(cumulative))
                 }
             }
         }
@@ -79,6 +83,64 @@ struct RemoteWriteEncoder {
         writer.f64(value)
         writer.u8(0x10) // Sample.timestamp, varint (int64: negative values take ten bytes)
         writer.uvarint(UInt64(bitPattern: timestamp))
+    }
+
+    /// One `TimeSeries.labels` entry (tag, length, `Label{name, value}`), encoded.
+    static func label(_ name: String, _ value: String) -> [UInt8] {
+        var writer = ByteWriter(capacity: 8 + name.utf8.count + value.utf8.count)
+        let size = 2 + varintSize(name.utf8.count) + name.utf8.count + varintSize(value.utf8.count) + value.utf8.count
+        writer.u8(0x0A)
+        writer.uvarint(UInt64(size))
+        writer.u8(0x0A)
+        writer.string(name)
+        writer.u8(0x12)
+        writer.string(value)
+        return writer.bytes
+    }
+
+    /// A series' labels encoded once (sorted by name, as stored), with where `__name__` and `le` go among them:
+    /// every sample of the series (22 for a histogram of 19 bounds) copies them instead of sorting and encoding.
+    struct SeriesLabels {
+        let encoded: [UInt8]
+        /// Byte offsets in `encoded` before which `__name__` and `le` sort.
+        let nameAt: Int
+        let leAt: Int
+
+        init(_ labels: [Label]) {
+            var encoded: [UInt8] = []
+            var nameAt: Int?, leAt: Int?
+            for label in labels {
+                if nameAt == nil, "__name__".utf8.lexicographicallyPrecedes(label.name.utf8) { nameAt = encoded.count }
+                if leAt == nil, "le".utf8.lexicographicallyPrecedes(label.name.utf8) { leAt = encoded.count }
+                encoded += RemoteWriteEncoder.label(label.name, label.value)
+            }
+            self.encoded = encoded
+            self.nameAt = nameAt ?? encoded.count
+            self.leAt = leAt ?? encoded.count
+        }
+
+        /// One `WriteRequest.timeseries` entry: these labels, `name` (an encoded `__name__` label) and `extra` (an
+        /// encoded `le` label, or nothing) in name order, and one sample.
+        func timeSeries(name: [UInt8], extra: [UInt8], value: Double, timestamp: Int64, into writer: inout ByteWriter) {
+            let sampleSize = 1 + 8 + 1 + varintSize(UInt64(bitPattern: timestamp))
+            let size = encoded.count + name.count + extra.count + 1 + varintSize(sampleSize) + sampleSize
+            writer.u8(0x0A) // WriteRequest.timeseries
+            writer.uvarint(UInt64(size))
+            // `__name__` sorts before every lowercase name, so it never comes after `le`.
+            var position = 0
+            for (at, bytes) in [(nameAt, name), (extra.isEmpty ? encoded.count : leAt, extra)] where !bytes.isEmpty {
+                writer.raw(encoded[position..<max(position, at)])
+                writer.raw(bytes)
+                position = max(position, at)
+            }
+            writer.raw(encoded[position...])
+            writer.u8(0x12) // TimeSeries.samples
+            writer.uvarint(UInt64(sampleSize))
+            writer.u8(0x09)
+            writer.f64(value)
+            writer.u8(0x10)
+            writer.uvarint(UInt64(bitPattern: timestamp))
+        }
     }
 
     static func varintSize(_ value: Int) -> Int { varintSize(UInt64(value)) }
