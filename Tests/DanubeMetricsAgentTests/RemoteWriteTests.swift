@@ -143,4 +143,40 @@ import Testing
             }
         }
     }
+
+    /// A receiver that accepts connections and never answers holds a request for `requestTimeout` only, and the
+    /// queue behind it stays within `maxPendingSamples` (the oldest requests are dropped and counted).
+    @Test func aHungReceiverHoldsNeitherARequestNorTheQueueForever() async throws {
+        let port = unusedPort()
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(bound == 0 && listen(listener, 64) == 0) // never accepted: the kernel completes handshakes, nobody reads
+        let url = "http://127.0.0.1:\(port)/api/v1/write"
+        let agent = try await TestAgent { configuration in
+            configuration.remoteWrite.urls = [url]
+            configuration.remoteWrite.interval = .milliseconds(100)
+            configuration.remoteWrite.requestTimeout = .milliseconds(300)
+            configuration.remoteWrite.maxPendingSamples = 5
+        }
+        let emitter = agent.emitter()
+        try emitter.counter("rw_hung_total").increment()
+        #expect(emitter.waitUntilDelivered())
+        let labels = "{url=\"\(url)\"}"
+        #expect(try await Self.waitFor {
+            let samples = try agent.samples()
+            return (samples["danube_agent_remote_write_samples_retried_total\(labels)"] ?? 0) >= 2
+                && (samples["danube_agent_remote_write_samples_failed_total\(labels)"] ?? 0) > 0
+        })
+        #expect(try agent.samples()["danube_agent_remote_write_samples_pending\(labels)"] ?? .infinity <= 5)
+        #expect(agent.logs.contains("remote write failing", "no response within"))
+        emitter.shutdown()
+        await agent.stop()
+    }
 }
