@@ -56,11 +56,16 @@ start_agent
 "$work/emit" "$work/ingest.sock" || fail "the C program"
 metrics="$(curl -fs "http://127.0.0.1:$port/metrics")"
 expect() { grep -qxF "$1" <<<"$metrics" || fail "/metrics lacks: $1"; }
-expect 'danube_topic_messages_in_total{broker="c",topic="/c/orders"} 200000'
-expect 'danube_producer_send_latency_ms_count{broker="c",topic="/c/orders"} 200000'
-expect 'danube_producer_send_latency_ms_bucket{broker="c",topic="/c/orders",le="1.0"} 22000'
+expect 'danube_topic_messages_in_total{broker="c",topic="/c/orders"} 200001'
+expect 'danube_producer_send_latency_ms_count{broker="c",topic="/c/orders"} 200001'
+expect 'danube_producer_send_latency_ms_bucket{broker="c",topic="/c/orders",le="1.0"} 22001'
 expect 'danube_broker_topics_owned{broker="c"} 5'
-echo "interop: ok: the C ABI delivered 200000 increments and observations from 2 threads exactly"
+openmetrics="$(curl -fs -H 'Accept: application/openmetrics-text; version=1.0.0' "http://127.0.0.1:$port/metrics")"
+grep -q '^danube_producer_send_latency_ms_bucket{broker="c",topic="/c/orders",le="1.0"} 22001 # {trace_id="4bf92f3577b34da6a3ce929d0e0e4736",span_id="00f067aa0ba902b7"} 0.55 ' <<<"$openmetrics" \
+    || fail "the C program's histogram exemplar is not in the OpenMetrics scrape"
+grep -q '^danube_topic_messages_in_total{broker="c",topic="/c/orders"} 200001 # {trace_id="4bf92f3577b34da6a3ce929d0e0e4736"} 1 ' <<<"$openmetrics" \
+    || fail "the C program's counter exemplar is not in the OpenMetrics scrape"
+echo "interop: ok: the C ABI delivered 200001 increments and observations from 2 threads exactly, with exemplars"
 
 # The one-line switch: a crate that depends on danube-metrics renamed to `metrics`, with Danube's call sites.
 (cd ../rename-check && cargo build --offline -q && target/debug/rename-check "$work/ingest.sock") || fail "rename-check"

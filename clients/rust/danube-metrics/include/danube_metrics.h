@@ -66,6 +66,12 @@ void dm_gauge_set(dm_gauge_t gauge, double value);
 void dm_gauge_add(dm_gauge_t gauge, double delta);
 void dm_histogram_record(dm_histogram_t histogram, double value);
 
+/* As above, and the trace becomes the latest exemplar of the counter or of the value's bucket (OpenMetrics, protocol
+ * version 2). span_id may be NULL. DM_EINVAL (nothing recorded) when the ids are not UTF-8 or exceed OpenMetrics'
+ * 128 code points. These take a lock: use them for sampled requests. */
+int dm_counter_increment_with_exemplar(dm_counter_t counter, uint64_t value, const char *trace_id, const char *span_id);
+int dm_histogram_record_with_exemplar(dm_histogram_t histogram, double value, const char *trace_id, const char *span_id);
+
 #ifdef __cplusplus
 }
 #endif

@@ -279,3 +279,58 @@ pub unsafe extern "C" fn dm_gauge_add(g: DmGauge, delta: f64) {
 pub unsafe extern "C" fn dm_histogram_record(h: DmHistogram, value: f64) {
     histogram(h).record(value);
 }
+
+/// The exemplar of `trace_id` (and `span_id`, which may be NULL); `DM_EINVAL` when they are not UTF-8 or break
+/// OpenMetrics' limits (the update is then not recorded either, so the caller can record it plainly).
+///
+/// # Safety
+/// `trace_id` is a valid NUL-terminated string; `span_id` is NULL or one.
+unsafe fn exemplar(trace_id: *const c_char, span_id: *const c_char) -> Option<crate::Exemplar> {
+    // SAFETY: the caller's promises, passed on.
+    let trace = unsafe { text(trace_id) }?;
+    let span = if span_id.is_null() {
+        None
+    } else {
+        // SAFETY: as above.
+        Some(unsafe { text(span_id) }?)
+    };
+    crate::Exemplar::trace(trace, span).ok()
+}
+
+/// Adds `value` to the counter and makes the trace its latest exemplar (sample these: this takes a lock).
+///
+/// # Safety
+/// `c` was filled by `dm_counter`; `trace_id` is a valid NUL-terminated string; `span_id` is NULL or one.
+#[no_mangle]
+pub unsafe extern "C" fn dm_counter_increment_with_exemplar(
+    c: DmCounter,
+    value: u64,
+    trace_id: *const c_char,
+    span_id: *const c_char,
+) -> c_int {
+    // SAFETY: the caller's promises, passed on.
+    match unsafe { exemplar(trace_id, span_id) } {
+        Some(e) => catch_unwind(AssertUnwindSafe(|| counter(c).increment_with_exemplar(value, &e)))
+            .map_or(DM_EINTERNAL, |()| DM_OK),
+        None => DM_EINVAL,
+    }
+}
+
+/// Records `value` and makes the trace the latest exemplar of its bucket (sample these: this takes a lock).
+///
+/// # Safety
+/// `h` was filled by `dm_histogram`; `trace_id` is a valid NUL-terminated string; `span_id` is NULL or one.
+#[no_mangle]
+pub unsafe extern "C" fn dm_histogram_record_with_exemplar(
+    h: DmHistogram,
+    value: f64,
+    trace_id: *const c_char,
+    span_id: *const c_char,
+) -> c_int {
+    // SAFETY: the caller's promises, passed on.
+    match unsafe { exemplar(trace_id, span_id) } {
+        Some(e) => catch_unwind(AssertUnwindSafe(|| histogram(h).record_with_exemplar(value, &e)))
+            .map_or(DM_EINTERNAL, |()| DM_OK),
+        None => DM_EINVAL,
+    }
+}

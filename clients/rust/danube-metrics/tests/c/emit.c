@@ -50,6 +50,17 @@ int main(int argc, char **argv) {
     pthread_t threads[2];
     for (int t = 0; t < 2; t++) pthread_create(&threads[t], NULL, worker, NULL);
     for (int t = 0; t < 2; t++) pthread_join(threads[t], NULL);
+    /* One traced request: its increment and observation carry the trace as exemplars. */
+    const char *trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    char too_long[200];
+    memset(too_long, 'a', sizeof too_long - 1);
+    too_long[sizeof too_long - 1] = 0;
+    if (dm_counter_increment_with_exemplar(messages, 1, trace, NULL) != DM_OK ||
+        dm_histogram_record_with_exemplar(latency, 0.55, trace, "00f067aa0ba902b7") != DM_OK ||
+        dm_histogram_record_with_exemplar(latency, 0.55, too_long, NULL) != DM_EINVAL) {
+        fprintf(stderr, "emit: exemplars were refused, or a 199-character trace id was accepted\n");
+        return 1;
+    }
     dm_stats_t stats;
     memset(&stats, 0, sizeof stats);
     if (dm_shutdown(10000, &stats) != DM_OK || stats.undelivered_series != 0 || stats.connects == 0) {
