@@ -422,7 +422,11 @@ public final class Agent: Service, Sendable {
     private func httpBootstrap() -> ServerBootstrap {
         let threadPool = self.threadPool
         let render: MetricsHTTPHandler.Renderer = { [self] format, gzip in
-            let chunks = renderMetricsWriter(format: format).output
+            let chunks: [[UInt8]]
+            switch format {
+            case .text(let text): chunks = renderMetricsWriter(format: text).output
+            case .protobuf: chunks = [ProtobufExposition.encode(openMetrics: renderMetricsWriter(format: .openMetrics).bytes)]
+            }
             if gzip { return ByteBuffer(bytes: GzipEncoder.gzip(chunks)) }
             var body = ByteBuffer()
             body.reserveCapacity(chunks.reduce(0) { $0 + $1.count })

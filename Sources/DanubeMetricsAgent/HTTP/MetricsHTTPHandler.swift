@@ -11,7 +11,7 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
     /// Renders the whole exposition in the given format, gzipped when asked (`GzipEncoder`), into the buffer the
     /// response sends: on the thread pool, since copying or compressing a large scrape on the event loop would
     /// stall every connection it serves.
-    typealias Renderer = @Sendable (ExpositionFormat, _ gzip: Bool) -> ByteBuffer
+    typealias Renderer = @Sendable (ScrapeFormat, _ gzip: Bool) -> ByteBuffer
 
     private let render: Renderer
     private let threadPool: NIOThreadPool
@@ -44,7 +44,7 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         }
         switch path {
         case "/metrics":
-            let format = ContentNegotiation.format(forAccept: head.headers.first(name: "accept"))
+            let format = ContentNegotiation.scrapeFormat(forAccept: head.headers.first(name: "accept"))
             let gzip = ContentNegotiation.acceptsGzip(head.headers[canonicalForm: "accept-encoding"].joined(separator: ","))
             let render = self.render
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
