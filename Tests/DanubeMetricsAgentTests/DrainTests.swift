@@ -23,8 +23,10 @@ import Testing
         try emitter.counter("test_late_agent_total").increment(by: 11)
         let done = DispatchSemaphore(value: 0)
         let result = ManagedStats()
+        // A generous drain: the agent below starts on Swift's cooperative pool, which other suites' blocking waits
+        // can hold for many seconds on a 2-core machine; the drain ends as soon as everything is delivered.
         Thread {
-            result.stats = emitter.shutdown(timeout: .seconds(10))
+            result.stats = emitter.shutdown(timeout: .seconds(60))
             done.signal()
         }.start()
         try await Task.sleep(for: .milliseconds(500))
