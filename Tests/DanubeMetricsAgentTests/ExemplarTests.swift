@@ -18,7 +18,7 @@ import Testing
         latency.observe(50)
         sent.increment(by: 3, exemplar: try Exemplar(traceID: Self.traceID))
         #expect(emitter.waitUntilDelivered())
-        #expect(try eventually { try agent.scrape(accept: "application/openmetrics-text; version=1.0.0").text.contains("ex_sent_total 3 # {") })
+        #expect(try await eventuallyAsync { try agent.scrape(accept: "application/openmetrics-text; version=1.0.0").text.contains("ex_sent_total 3 # {") })
         let text = try agent.scrape(accept: "application/openmetrics-text; version=1.0.0").text
         let bucket = text.split(separator: "\n").first { $0.hasPrefix("ex_latency_ms_bucket{op=\"put\",le=\"1.0\"}") } ?? ""
         #expect(bucket.hasPrefix("ex_latency_ms_bucket{op=\"put\",le=\"1.0\"} 2 # {trace_id=\"\(Self.traceID)\",span_id=\"00f067aa0ba902b7\"} 0.7 1"), "\(bucket)")

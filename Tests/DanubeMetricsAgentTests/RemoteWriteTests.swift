@@ -6,16 +6,6 @@ import Testing
 
 /// Remote write into a real Prometheus (Debian's 2.42, `--web.enable-remote-write-receiver`).
 @Suite(.serialized) struct RemoteWriteTests {
-    /// Waits without blocking a thread of Swift's cooperative pool (other suites' agents need it meanwhile).
-    private static func waitFor(_ timeout: Duration = .seconds(10), _ condition: () throws -> Bool) async rethrows -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try condition() { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return try condition()
-    }
-
     private static func prometheusValue(_ prometheus: PrometheusServer, _ query: String) throws -> Double? {
         guard let first = try prometheus.query(query).first, let value = first["value"] as? [Any], let text = value.last as? String else { return nil }
         return Double(text)
@@ -36,7 +26,7 @@ import Testing
         #expect(emitter.waitUntilDelivered())
 
         // Nobody listens yet: pushes are queued and retried.
-        #expect(try await Self.waitFor { try agent.samples()["danube_agent_remote_write_samples_retried_total{url=\"http://127.0.0.1:\(port)/api/v1/write\"}"] ?? 0 > 0 })
+        #expect(try await eventuallyAsync { try agent.samples()["danube_agent_remote_write_samples_retried_total{url=\"http://127.0.0.1:\(port)/api/v1/write\"}"] ?? 0 > 0 })
         try await Task.sleep(for: .seconds(1.5))
         let pendingWhileDown = try agent.samples()["danube_agent_remote_write_samples_pending{url=\"http://127.0.0.1:\(port)/api/v1/write\"}"] ?? 0
         #expect(pendingWhileDown >= 3 * 7, "several pushes of 7 samples each are waiting")
@@ -44,7 +34,7 @@ import Testing
         let prometheus = try PrometheusServer(remoteWriteReceiverOn: port)
         defer { prometheus.stop() }
         let url = "url=\"http://127.0.0.1:\(port)/api/v1/write\""
-        #expect(try await Self.waitFor(.seconds(30)) {
+        #expect(try await eventuallyAsync(timeout: .seconds(30)) {
             try agent.samples()["danube_agent_remote_write_samples_pending{\(url)}"] == 0
                 && (try agent.samples()["danube_agent_remote_write_samples_sent_total{\(url)}"] ?? 0) >= pendingWhileDown
         }, "\(prometheus.log)")
@@ -72,13 +62,13 @@ import Testing
         // A Prometheus without the receiver answers 404 to /api/v1/write: a 4xx other than 429 is not retried.
         let prometheus = try PrometheusServer(remoteWriteReceiverOn: unusedPort(), enabled: false)
         defer { prometheus.stop() }
-        #expect(await Self.waitFor { (try? HTTPClient.get(port: prometheus.port, path: "/-/ready"))?.status == 200 })
+        #expect(await eventuallyAsync { (try? HTTPClient.get(port: prometheus.port, path: "/-/ready"))?.status == 200 })
         let url = "http://127.0.0.1:\(prometheus.port)/api/v1/write"
         let agent = try await TestAgent { $0.remoteWrite.urls = [url]; $0.remoteWrite.interval = .milliseconds(200) }
         let emitter = agent.emitter()
         try emitter.counter("rw_refused_total").increment()
         #expect(emitter.waitUntilDelivered())
-        #expect(try await Self.waitFor { try agent.samples()["danube_agent_remote_write_samples_failed_total{url=\"\(url)\"}"] ?? 0 > 0 })
+        #expect(try await eventuallyAsync { try agent.samples()["danube_agent_remote_write_samples_failed_total{url=\"\(url)\"}"] ?? 0 > 0 })
         let samples = try agent.samples()
         #expect(samples["danube_agent_remote_write_samples_retried_total{url=\"\(url)\"}"] == 0)
         #expect(samples["danube_agent_remote_write_samples_sent_total{url=\"\(url)\"}"] == 0)
@@ -169,7 +159,7 @@ import Testing
         try emitter.counter("rw_hung_total").increment()
         #expect(emitter.waitUntilDelivered())
         let labels = "{url=\"\(url)\"}"
-        #expect(try await Self.waitFor {
+        #expect(try await eventuallyAsync {
             let samples = try agent.samples()
             return (samples["danube_agent_remote_write_samples_retried_total\(labels)"] ?? 0) >= 2
                 && (samples["danube_agent_remote_write_samples_failed_total\(labels)"] ?? 0) > 0

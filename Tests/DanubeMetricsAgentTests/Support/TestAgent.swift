@@ -119,3 +119,14 @@ func unusedPort() -> Int {
         if bound == 0 { return port }
     }
 }
+
+/// As `eventually`, for async tests: waits with `Task.sleep`, so it does not hold a thread of Swift's cooperative
+/// pool, which other suites' agents need meanwhile (a 2-core machine has two).
+func eventuallyAsync(timeout: Duration = .seconds(10), _ condition: () throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return try condition()
+}
