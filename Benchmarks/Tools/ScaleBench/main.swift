@@ -25,9 +25,10 @@ func shell(_ arguments: [String]) -> String {
 }
 
 /// Seconds `curl` takes for one GET, and the bytes it received.
-func curlGet(_ port: Int, gzip: Bool) -> (seconds: Double, bytes: Int) {
+func curlGet(_ port: Int, gzip: Bool, accept: String? = nil) -> (seconds: Double, bytes: Int) {
     let out = shell(["curl", "-s", "-o", "/dev/null", "-w", "%{time_total} %{size_download}"]
-        + (gzip ? ["-H", "Accept-Encoding: gzip"] : []) + ["http://127.0.0.1:\(port)/metrics"])
+        + (gzip ? ["-H", "Accept-Encoding: gzip"] : []) + (accept.map { ["-H", "Accept: \($0)"] } ?? [])
+        + ["http://127.0.0.1:\(port)/metrics"])
     let parts = out.split(separator: " ")
     return (Double(parts[0]) ?? .nan, Int(parts.count > 1 ? parts[1] : "0") ?? 0)
 }
@@ -63,7 +64,7 @@ func cpuSeconds(_ pid: Int32) -> Double {
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
-struct Row { var series: Int; var render, get, getGzip, rssEmpty, rssLoaded, rssScraped, heapEmpty, heapLoaded, heapScraped, checkpoint, checkpointCPU, checkpointCPUEach, pushCPU: Double; var bytes, gzipBytes: Int }
+struct Row { var series: Int; var render, get, getGzip, getProtobuf, rssEmpty, rssLoaded, rssScraped, heapEmpty, heapLoaded, heapScraped, checkpoint, checkpointCPU, checkpointCPUEach, pushCPU: Double; var bytes, gzipBytes, protobufBytes: Int }
 
 func measure(series: Int) -> Row {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("scale-\(getpid())-\(series)").path
@@ -120,6 +121,9 @@ func measure(series: Int) -> Row {
     let after = scrapeStats()
     // The render inside each GET, as the agent measured it (11 renders between the two readings: 10 GETs and one scrape).
     let render = (after.sum - before.sum) / max(1, after.count - before.count)
+    // What Prometheus with native histograms asks for: the protobuf exposition (after the text measurements).
+    let protobuf = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+    let protobufGets = (0..<3).map { _ in curlGet(port, gzip: false, accept: protobuf) }
     sleep(2)
     let rssScraped = rssBytes(pid)
     let heapScraped = sample(scrape(port), "danube_agent_heap_in_use_bytes")
@@ -153,8 +157,9 @@ func measure(series: Int) -> Row {
         print(String(format: "remote write: %.0f samples accepted in 30 s, agent CPU %.2f s, pending %.0f", sent, pushCPUUsed,
                      sample(scrape(port), startingWith: "danube_agent_remote_write_samples_pending" + url)))
     }
-    return Row(series: series, render: render, get: median(gets), getGzip: median(gzipGets), rssEmpty: rssEmpty, rssLoaded: rssLoaded,
-               rssScraped: rssScraped, heapEmpty: heapEmpty, heapLoaded: heapLoaded, heapScraped: heapScraped, checkpoint: median(checkpoints), checkpointCPU: cpuPerSecond, checkpointCPUEach: checkpointCPUEach, pushCPU: pushCPU, bytes: bytes, gzipBytes: gzipBytes)
+    return Row(series: series, render: render, get: median(gets), getGzip: median(gzipGets),
+               getProtobuf: median(protobufGets.map(\.seconds)), rssEmpty: rssEmpty, rssLoaded: rssLoaded,
+               rssScraped: rssScraped, heapEmpty: heapEmpty, heapLoaded: heapLoaded, heapScraped: heapScraped, checkpoint: median(checkpoints), checkpointCPU: cpuPerSecond, checkpointCPUEach: checkpointCPUEach, pushCPU: pushCPU, bytes: bytes, gzipBytes: gzipBytes, protobufBytes: protobufGets.last?.bytes ?? 0)
 }
 
 let rows = (sizes.isEmpty ? [100_000, 1_000_000] : sizes).map { measure(series: $0) }
@@ -163,6 +168,7 @@ print("| measure | " + rows.map { "\($0.series / 1_000)k series" }.joined(separa
 print("| --- |" + String(repeating: " --- |", count: rows.count))
 print("| render, server side (`danube_agent_scrape_duration_seconds`, mean) | " + rows.map { ms($0.render) }.joined(separator: " | ") + " |")
 print("| `GET /metrics` as curl sees it (median of 5) | " + rows.map { "\(ms($0.get)) (\($0.bytes / 1_000_000) MB)" }.joined(separator: " | ") + " |")
+print("| `GET /metrics` as protobuf (median of 3) | " + rows.map { "\(ms($0.getProtobuf)) (\($0.protobufBytes / 1_000_000) MB)" }.joined(separator: " | ") + " |")
 print("| `GET /metrics` with `Accept-Encoding: gzip` (median of 5) | " + rows.map { "\(ms($0.getGzip)) (\(String(format: "%.1f", Double($0.gzipBytes) / 1e6)) MB)" }.joined(separator: " | ") + " |")
 print("| agent heap in use above the empty agent (`danube_agent_heap_in_use_bytes`), per series: loaded / after 10 scrapes | "
       + rows.map { String(format: "%.0f B / %.0f B", ($0.heapLoaded - $0.heapEmpty) / Double($0.series), ($0.heapScraped - $0.heapEmpty) / Double($0.series)) }.joined(separator: " | ") + " |")
