@@ -8,95 +8,169 @@ import DanubeMetricsWire
 ///
 /// Hand-written rather than through swift-protobuf's generated messages, like the remote write encoder: the few
 /// messages involved (metrics.proto: MetricFamily, Metric, LabelPair, Counter, Gauge, Histogram, Bucket, Exemplar,
-/// Timestamp) are small and fixed, and a scrape of a large store would otherwise build an object per series.
+/// Timestamp) are small and fixed, and a scrape of a large store would otherwise build an object per series. It
+/// works on the text's bytes (label values are copied as they are unless escaped), one line at a time, with a
+/// histogram's lines grouped as the writer emits them: consecutive, with the same labels.
 enum ProtobufExposition {
     static let contentType = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
 
-    private struct Sample {
-        var labels: [Label]
-        var value: Double
-        var exemplar: (labels: [Label], value: Double, timestamp: Double?)?
-    }
-
     /// Translates a complete OpenMetrics exposition written by `ExpositionWriter` (not arbitrary text).
     static func encode(openMetrics text: [UInt8]) -> [UInt8] {
-        var output: [UInt8] = []
-        var name = "", help = "", kind = ""
-        var samples: [(suffix: String, sample: Sample)] = []
-        func flush() {
-            if !name.isEmpty { output += family(name: name, help: help, kind: kind, samples: samples) }
-            samples.removeAll(keepingCapacity: true)
-        }
-        for line in text.split(separator: UInt8(ascii: "\n")) {
-            if line.starts(with: "# TYPE ".utf8) {
-                flush()
-                let fields = String(decoding: line.dropFirst(7), as: UTF8.self).split(separator: " ", maxSplits: 1)
-                name = String(fields[0])
-                kind = fields.count > 1 ? String(fields[1]) : "unknown"
-                help = ""
-            } else if line.starts(with: "# HELP ".utf8) {
-                let rest = String(decoding: line.dropFirst(7), as: UTF8.self)
-                help = unescapeHelp(String(rest.dropFirst(name.utf8.count + 1)))
-            } else if line.first == UInt8(ascii: "#") {
-                continue // # EOF, # UNIT
-            } else if let (sampleName, sample) = parseSample(line) {
-                samples.append((String(sampleName.dropFirst(name.count)), sample))
+        var encoder = Encoder()
+        text.withUnsafeBufferPointer { bytes in
+            var start = 0
+            while start < bytes.count {
+                var end = start
+                while end < bytes.count, bytes[end] != UInt8(ascii: "\n") { end += 1 }
+                encoder.line(UnsafeBufferPointer(rebasing: bytes[start..<end]))
+                start = end + 1
             }
         }
-        flush()
-        return output
+        encoder.finishFamily()
+        return encoder.output
     }
 
-    /// `name{labels} value [# {labels} value [timestamp]]`, as `ExpositionWriter` writes it.
-    private static func parseSample(_ line: ArraySlice<UInt8>) -> (String, Sample)? {
-        let text = String(decoding: line, as: UTF8.self)
-        var rest = Substring(text)
-        let nameEnd = rest.firstIndex { $0 == "{" || $0 == " " } ?? rest.endIndex
-        let sampleName = String(rest[..<nameEnd])
-        rest = rest[nameEnd...]
-        var labels: [Label] = []
-        if rest.first == "{" {
-            guard let (parsed, after) = parseLabels(rest) else { return nil }
-            labels = parsed
-            rest = after
+    private struct Encoder {
+        var output: [UInt8] = []
+        var name: [UInt8] = []
+        var help: [UInt8] = []
+        var kind = Kind.untyped
+        var family: [UInt8] = []
+        var metric: [UInt8] = []
+        /// The histogram being collected: its label set's bytes (without `le`), buckets, sum.
+        var histogramKey: [UInt8] = []
+        var histogramLabels: [UInt8] = []
+        var buckets: [UInt8] = []
+        var sum = 0.0
+        var open = false
+
+        enum Kind { case counter, gauge, histogram, untyped }
+
+        mutating func line(_ line: UnsafeBufferPointer<UInt8>) {
+            guard let first = line.first else { return }
+            if first == UInt8(ascii: "#") {
+                if starts(line, "# TYPE ") {
+                    finishFamily()
+                    let rest = UnsafeBufferPointer(rebasing: line[7...])
+                    let space = rest.firstIndex(of: UInt8(ascii: " ")) ?? rest.endIndex
+                    name = Array(rest[..<space])
+                    let type = String(decoding: rest[min(rest.endIndex, space + 1)...], as: UTF8.self)
+                    kind = type == "counter" ? .counter : type == "gauge" ? .gauge : type == "histogram" ? .histogram : .untyped
+                    help = []
+                } else if starts(line, "# HELP "), line.count >= 8 + name.count {
+                    help = unescape(UnsafeBufferPointer(rebasing: line[(8 + name.count)...]), help: true)
+                }
+                return
+            }
+            sample(line)
         }
-        rest = rest.drop { $0 == " " }
-        let valueEnd = rest.firstIndex(of: " ") ?? rest.endIndex
-        guard let value = parseDouble(rest[..<valueEnd]) else { return nil }
-        rest = rest[valueEnd...]
-        var sample = Sample(labels: labels, value: value)
-        if let marker = rest.range(of: " # ") {
-            var exemplar = rest[marker.upperBound...]
-            guard let (exemplarLabels, after) = parseLabels(exemplar) else { return nil }
-            exemplar = after.drop { $0 == " " }
-            let fields = exemplar.split(separator: " ")
-            guard let first = fields.first, let exemplarValue = parseDouble(first) else { return nil }
-            sample.exemplar = (exemplarLabels, exemplarValue, fields.count > 1 ? parseDouble(fields[1]) : nil)
+
+        mutating func sample(_ line: UnsafeBufferPointer<UInt8>) {
+            var at = 0
+            while at < line.count, line[at] != UInt8(ascii: "{"), line[at] != UInt8(ascii: " ") { at += 1 }
+            let suffix = UnsafeBufferPointer(rebasing: line[min(name.count, at)..<at])
+            var labels = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
+            if at < line.count, line[at] == UInt8(ascii: "{") {
+                let close = closingBrace(line, from: at)
+                labels = UnsafeBufferPointer(rebasing: line[(at + 1)..<close])
+                at = close + 1
+            }
+            while at < line.count, line[at] == UInt8(ascii: " ") { at += 1 }
+            var valueEnd = at
+            while valueEnd < line.count, line[valueEnd] != UInt8(ascii: " ") { valueEnd += 1 }
+            guard let value = number(UnsafeBufferPointer(rebasing: line[at..<valueEnd])) else { return }
+            let exemplar = valueEnd + 3 < line.count ? encodedExemplar(UnsafeBufferPointer(rebasing: line[(valueEnd + 3)...])) : nil
+            switch kind {
+            case .counter:
+                guard equal(suffix, "_total") else { return }
+                metric.removeAll(keepingCapacity: true)
+                encodeLabels(labels, skippingLe: false, into: &metric)
+                var body = field(1, double: value)
+                if let exemplar { delimited(2, exemplar, into: &body) }
+                delimited(3, body, into: &metric)
+                delimited(4, metric, into: &family)
+            case .gauge, .untyped:
+                guard suffix.isEmpty else { return }
+                metric.removeAll(keepingCapacity: true)
+                encodeLabels(labels, skippingLe: false, into: &metric)
+                delimited(kind == .gauge ? 2 : 5, field(1, double: value), into: &metric)
+                delimited(4, metric, into: &family)
+            case .histogram:
+                if equal(suffix, "_bucket") {
+                    let (key, bound) = splitLe(labels)
+                    if !open || !key.elementsEqual(histogramKey) { startHistogram(key, labels) }
+                    var bucket = field(1, varint: UInt64(value)) + field(2, double: bound)
+                    if let exemplar { delimited(3, exemplar, into: &bucket) }
+                    delimited(3, bucket, into: &buckets)
+                } else if equal(suffix, "_sum") {
+                    if !open || !labels.elementsEqual(histogramKey) { startHistogram(labels, labels) }
+                    sum = value
+                } else if equal(suffix, "_count") {
+                    if !open || !labels.elementsEqual(histogramKey) { startHistogram(labels, labels) }
+                    metric.removeAll(keepingCapacity: true)
+                    metric += histogramLabels
+                    var body = field(1, varint: UInt64(value)) + field(2, double: sum)
+                    body += buckets
+                    delimited(7, body, into: &metric)
+                    delimited(4, metric, into: &family)
+                    open = false
+                }
+            }
         }
-        return (sampleName, sample)
-    }
 
-    /// `{a="x",b="y"}` at the start of `text`, and what follows it.
-    private static func parseLabels(_ text: Substring) -> ([Label], Substring)? {
-        guard text.first == "{", let close = closingBrace(text) else { return nil }
-        let inner = text[text.index(after: text.startIndex)..<close]
-        let labels = ExpositionWriter.labels(fromText: String(inner))
-        return labels.map { ($0, text[text.index(after: close)...]) }
-    }
-
-    /// The `}` closing the label set at the start of `text` (braces inside quoted values do not count).
-    private static func closingBrace(_ text: Substring) -> Substring.Index? {
-        var quoted = false, escaped = false
-        for index in text.indices {
-            let character = text[index]
-            if escaped { escaped = false } else if character == "\\" { escaped = quoted } else if character == "\"" {
-                quoted.toggle()
-            } else if character == "}" && !quoted { return index }
+        mutating func startHistogram(_ key: UnsafeBufferPointer<UInt8>, _ labels: UnsafeBufferPointer<UInt8>) {
+            histogramKey = Array(key)
+            histogramLabels.removeAll(keepingCapacity: true)
+            encodeLabels(labels, skippingLe: true, into: &histogramLabels)
+            buckets.removeAll(keepingCapacity: true)
+            sum = 0
+            open = true
         }
-        return nil
+
+        mutating func finishFamily() {
+            guard !name.isEmpty else { return }
+            var message: [UInt8] = []
+            delimited(1, kind == .counter ? name + Array("_total".utf8) : name, into: &message)
+            if !help.isEmpty { delimited(2, help, into: &message) }
+            message += field(3, varint: kind == .counter ? 0 : kind == .gauge ? 1 : kind == .histogram ? 4 : 3)
+            message += family
+            appendVarint(UInt64(message.count), to: &output)
+            output += message
+            family.removeAll(keepingCapacity: true)
+            name = []
+            open = false
+        }
     }
 
-    private static func parseDouble(_ text: Substring) -> Double? {
+    // MARK: reading the text
+
+    private static func starts(_ line: UnsafeBufferPointer<UInt8>, _ prefix: StaticString) -> Bool {
+        let count = prefix.utf8CodeUnitCount
+        guard line.count >= count else { return false }
+        return (0..<count).allSatisfy { line[$0] == prefix.utf8Start[$0] }
+    }
+
+    private static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ text: StaticString) -> Bool {
+        bytes.count == text.utf8CodeUnitCount && (0..<bytes.count).allSatisfy { bytes[$0] == text.utf8Start[$0] }
+    }
+
+    /// The index of the `}` closing the label set that opens at `open` (braces inside quoted values do not count).
+    private static func closingBrace(_ line: UnsafeBufferPointer<UInt8>, from open: Int) -> Int {
+        var quoted = false, index = open + 1
+        while index < line.count {
+            switch line[index] {
+            case UInt8(ascii: "\\") where quoted: index += 1
+            case UInt8(ascii: "\""): quoted.toggle()
+            case UInt8(ascii: "}") where !quoted: return index
+            default: break
+            }
+            index += 1
+        }
+        return line.count - 1
+    }
+
+    private static func number(_ bytes: UnsafeBufferPointer<UInt8>) -> Double? {
+        let text = String(decoding: bytes, as: UTF8.self)
         switch text {
         case "+Inf": return .infinity
         case "-Inf": return -.infinity
@@ -105,124 +179,102 @@ enum ProtobufExposition {
         }
     }
 
-    private static func unescapeHelp(_ text: String) -> String {
-        guard text.contains("\\") else { return text }
-        var result = "", escaped = false
-        for character in text {
-            if escaped {
-                result.append(character == "n" ? "\n" : character)
-                escaped = false
-            } else if character == "\\" {
-                escaped = true
-            } else {
-                result.append(character)
+    /// The label text without its `le` pair (the writer puts `le` last), and the bound.
+    private static func splitLe(_ labels: UnsafeBufferPointer<UInt8>) -> (UnsafeBufferPointer<UInt8>, Double) {
+        var index = labels.count - 1
+        while index >= 0, !(labels[index] == UInt8(ascii: "l") && index + 3 < labels.count && labels[index + 1] == UInt8(ascii: "e")
+                               && labels[index + 2] == UInt8(ascii: "=") && (index == 0 || labels[index - 1] == UInt8(ascii: ","))) { index -= 1 }
+        guard index >= 0 else { return (labels, .infinity) }
+        let bound = number(UnsafeBufferPointer(rebasing: labels[(index + 4)..<(labels.count - 1)])) ?? .infinity
+        return (UnsafeBufferPointer(rebasing: labels[..<max(0, index - 1)]), bound)
+    }
+
+    /// `Metric.label` entries for `a="x",b="y"` (values unescaped), `le` left out when asked.
+    private static func encodeLabels(_ labels: UnsafeBufferPointer<UInt8>, skippingLe: Bool, into out: inout [UInt8]) {
+        var at = 0
+        while at < labels.count {
+            var equals = at
+            while equals < labels.count, labels[equals] != UInt8(ascii: "=") { equals += 1 }
+            let nameBytes = UnsafeBufferPointer(rebasing: labels[at..<equals])
+            var end = equals + 2, escaped = false
+            while end < labels.count, labels[end] != UInt8(ascii: "\"") {
+                if labels[end] == UInt8(ascii: "\\") { escaped = true; end += 1 }
+                end += 1
             }
-        }
-        return result
-    }
-
-    // MARK: encoding
-
-    /// One delimited `MetricFamily`.
-    private static func family(name: String, help: String, kind: String, samples: [(suffix: String, sample: Sample)]) -> [UInt8] {
-        var metrics: [[UInt8]] = []
-        var familyName = name
-        var type: UInt64 = 3 // UNTYPED
-        switch kind {
-        case "counter":
-            type = 0
-            familyName = name + "_total"
-            metrics = samples.filter { $0.suffix == "_total" }.map { metric($0.sample.labels, field: 3, body: counter($0.sample)) }
-        case "gauge":
-            type = 1
-            metrics = samples.filter { $0.suffix.isEmpty }.map { metric($0.sample.labels, field: 2, body: double(1, $0.sample.value)) }
-        case "histogram":
-            type = 4
-            metrics = histograms(samples)
-        default:
-            metrics = samples.filter { $0.suffix.isEmpty }.map { metric($0.sample.labels, field: 5, body: double(1, $0.sample.value)) }
-        }
-        var message = string(1, familyName) + (help.isEmpty ? [] : string(2, help)) + varint(3, type)
-        for metric in metrics { message += delimited(4, metric) }
-        var output: [UInt8] = []
-        appendVarint(UInt64(message.count), to: &output)
-        return output + message
-    }
-
-    private static func counter(_ sample: Sample) -> [UInt8] {
-        double(1, sample.value) + (sample.exemplar.map { delimited(2, exemplar($0)) } ?? [])
-    }
-
-    /// One `Metric` per label set: its `_bucket` samples (cumulative, with exemplars), `_sum` and `_count`.
-    private static func histograms(_ samples: [(suffix: String, sample: Sample)]) -> [[UInt8]] {
-        var order: [[Label]] = []
-        var parts: [[Label]: (buckets: [UInt8], sum: Double, count: Double)] = [:]
-        for (suffix, sample) in samples {
-            let labels = sample.labels.filter { $0.name != "le" }
-            if parts[labels] == nil {
-                order.append(labels)
-                parts[labels] = ([], 0, 0)
+            let raw = UnsafeBufferPointer(rebasing: labels[min(equals + 2, end)..<min(end, labels.count)])
+            if !(skippingLe && equal(nameBytes, "le")) {
+                let value = escaped ? unescape(raw, help: false) : Array(raw)
+                var pair: [UInt8] = []
+                delimited(1, Array(nameBytes), into: &pair)
+                delimited(2, value, into: &pair)
+                delimited(1, pair, into: &out)
             }
-            switch suffix {
-            case "_bucket":
-                guard let bound = sample.labels.first(where: { $0.name == "le" }).flatMap({ parseDouble(Substring($0.value)) }) else { continue }
-                var bucket = varint(1, UInt64(sample.value)) + double(2, bound)
-                if let example = sample.exemplar { bucket += delimited(3, exemplar(example)) }
-                parts[labels]!.buckets += delimited(3, bucket)
-            case "_sum": parts[labels]!.sum = sample.value
-            case "_count": parts[labels]!.count = sample.value
-            default: break
-            }
-        }
-        return order.map { labels in
-            let part = parts[labels]!
-            return metric(labels, field: 7, body: varint(1, UInt64(part.count)) + double(2, part.sum) + part.buckets)
+            at = end + 2 // past `",`
         }
     }
 
-    private static func exemplar(_ exemplar: (labels: [Label], value: Double, timestamp: Double?)) -> [UInt8] {
-        var message = exemplar.labels.flatMap { delimited(1, string(1, $0.name) + string(2, $0.value)) } + double(2, exemplar.value)
-        if let timestamp = exemplar.timestamp {
+    /// `{labels} value [timestamp]` after ` # `, as an encoded `Exemplar`.
+    private static func encodedExemplar(_ text: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        guard text.first == UInt8(ascii: "{") else { return nil }
+        let close = closingBrace(text, from: 0)
+        var message: [UInt8] = []
+        encodeLabels(UnsafeBufferPointer(rebasing: text[1..<close]), skippingLe: false, into: &message)
+        let fields = String(decoding: text[(close + 1)...], as: UTF8.self).split(separator: " ")
+        guard let first = fields.first, let value = Double(first) else { return nil }
+        message += field(2, double: value)
+        if fields.count > 1, let timestamp = Double(fields[1]) {
             let seconds = timestamp.rounded(.down)
-            let nanos = ((timestamp - seconds) * 1e9).rounded()
-            message += delimited(3, varint(1, UInt64(bitPattern: Int64(seconds))) + varint(2, UInt64(max(0, min(999_999_999, nanos)))))
+            let nanos = max(0, min(999_999_999, ((timestamp - seconds) * 1e9).rounded()))
+            delimited(3, field(1, varint: UInt64(bitPattern: Int64(seconds))) + field(2, varint: UInt64(nanos)), into: &message)
         }
         return message
     }
 
-    private static func metric(_ labels: [Label], field: UInt64, body: [UInt8]) -> [UInt8] {
-        labels.flatMap { delimited(1, string(1, $0.name) + string(2, $0.value)) } + delimited(field, body)
+    /// Escapes undone: `\\`, `\"` and `\n` in label values; `\\` and `\n` in HELP.
+    private static func unescape(_ raw: UnsafeBufferPointer<UInt8>, help: Bool) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(raw.count)
+        var index = 0
+        while index < raw.count {
+            if raw[index] == UInt8(ascii: "\\"), index + 1 < raw.count {
+                index += 1
+                out.append(raw[index] == UInt8(ascii: "n") ? UInt8(ascii: "\n") : raw[index])
+            } else {
+                out.append(raw[index])
+            }
+            index += 1
+        }
+        return out
     }
 
-    private static func delimited(_ field: UInt64, _ body: [UInt8]) -> [UInt8] {
-        var output: [UInt8] = []
-        appendVarint(field << 3 | 2, to: &output)
-        appendVarint(UInt64(body.count), to: &output)
-        return output + body
+    // MARK: protobuf
+
+    private static func delimited(_ field: UInt64, _ body: [UInt8], into out: inout [UInt8]) {
+        appendVarint(field << 3 | 2, to: &out)
+        appendVarint(UInt64(body.count), to: &out)
+        out += body
     }
 
-    private static func string(_ field: UInt64, _ text: String) -> [UInt8] { delimited(field, Array(text.utf8)) }
-
-    private static func varint(_ field: UInt64, _ value: UInt64) -> [UInt8] {
-        var output: [UInt8] = []
-        appendVarint(field << 3, to: &output)
-        appendVarint(value, to: &output)
-        return output
+    private static func field(_ field: UInt64, varint value: UInt64) -> [UInt8] {
+        var out: [UInt8] = []
+        appendVarint(field << 3, to: &out)
+        appendVarint(value, to: &out)
+        return out
     }
 
-    private static func double(_ field: UInt64, _ value: Double) -> [UInt8] {
-        var output: [UInt8] = []
-        appendVarint(field << 3 | 1, to: &output)
-        for shift in stride(from: 0, to: 64, by: 8) { output.append(UInt8(truncatingIfNeeded: value.bitPattern >> UInt64(shift))) }
-        return output
+    private static func field(_ field: UInt64, double value: Double) -> [UInt8] {
+        var out: [UInt8] = []
+        appendVarint(field << 3 | 1, to: &out)
+        for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8(truncatingIfNeeded: value.bitPattern >> UInt64(shift))) }
+        return out
     }
 
-    private static func appendVarint(_ value: UInt64, to output: inout [UInt8]) {
+    private static func appendVarint(_ value: UInt64, to out: inout [UInt8]) {
         var v = value
         while v >= 0x80 {
-            output.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
             v >>= 7
         }
-        output.append(UInt8(v))
+        out.append(UInt8(v))
     }
 }
