@@ -138,16 +138,9 @@ import Testing
     /// queue behind it stays within `maxPendingSamples` (the oldest requests are dropped and counted).
     @Test func aHungReceiverHoldsNeitherARequestNorTheQueueForever() async throws {
         let port = unusedPort()
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let listener = try #require(boundLoopbackSocket(port: port))
         defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        #expect(bound == 0 && listen(listener, 64) == 0) // never accepted: the kernel completes handshakes, nobody reads
+        #expect(listen(listener, 64) == 0) // never accepted: the kernel completes handshakes, nobody reads
         let url = "http://127.0.0.1:\(port)/api/v1/write"
         let agent = try await TestAgent { configuration in
             configuration.remoteWrite.urls = [url]
