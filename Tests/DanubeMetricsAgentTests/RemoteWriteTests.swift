@@ -6,6 +6,33 @@ import Testing
 
 /// Remote write into a real Prometheus (Debian's 2.42, `--web.enable-remote-write-receiver`).
 @Suite(.serialized) struct RemoteWriteTests {
+    /// The straightforward encoding the encoder's per-series splicing must equal: one `WriteRequest.timeseries`
+    /// entry with the sample's whole label set sorted by name (`__name__` among them) and encoded from scratch.
+    private static func referenceTimeSeries(name: String, labels: [Label], value: Double, timestamp: Int64, into writer: inout ByteWriter) {
+        var all = labels
+        all.append(Label("__name__", name))
+        all.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        let labelSizes = all.map { 2 + RemoteWriteEncoder.varintSize($0.name.utf8.count) + $0.name.utf8.count + RemoteWriteEncoder.varintSize($0.value.utf8.count) + $0.value.utf8.count }
+        let sampleSize = 1 + 8 + 1 + RemoteWriteEncoder.varintSize(UInt64(bitPattern: timestamp))
+        let size = labelSizes.reduce(0) { $0 + 1 + RemoteWriteEncoder.varintSize($1) + $1 } + 1 + RemoteWriteEncoder.varintSize(sampleSize) + sampleSize
+        writer.u8(0x0A) // WriteRequest.timeseries, length-delimited
+        writer.uvarint(UInt64(size))
+        for (label, labelSize) in zip(all, labelSizes) {
+            writer.u8(0x0A) // TimeSeries.labels
+            writer.uvarint(UInt64(labelSize))
+            writer.u8(0x0A) // Label.name
+            writer.string(label.name)
+            writer.u8(0x12) // Label.value
+            writer.string(label.value)
+        }
+        writer.u8(0x12) // TimeSeries.samples
+        writer.uvarint(UInt64(sampleSize))
+        writer.u8(0x09) // Sample.value, fixed64
+        writer.f64(value)
+        writer.u8(0x10) // Sample.timestamp, varint (int64: negative values take ten bytes)
+        writer.uvarint(UInt64(bitPattern: timestamp))
+    }
+
     private static func prometheusValue(_ prometheus: PrometheusServer, _ query: String) throws -> Double? {
         guard let first = try prometheus.query(query).first, let value = first["value"] as? [Any], let text = value.last as? String else { return nil }
         return Double(text)
@@ -100,7 +127,7 @@ import Testing
     /// The body is a snappy block of a WriteRequest whose labels are sorted with `__name__` among them.
     @Test func requestsAreSnappyBlocksOfSortedTimeSeries() throws {
         var writer = ByteWriter()
-        RemoteWriteEncoder.timeSeries(name: "m_total", labels: [Label("b", "2"), Label("A", "1")], value: 1.5, timestamp: 1_000, into: &writer)
+        Self.referenceTimeSeries(name: "m_total", labels: [Label("b", "2"), Label("A", "1")], value: 1.5, timestamp: 1_000, into: &writer)
         let body = writer.bytes
         #expect(Snappy.uncompress(Snappy.compress(body)) == body)
         #expect(Snappy.uncompress([0xff, 0xff, 0xff]) == nil)
@@ -125,7 +152,7 @@ import Testing
         for labels in sets {
             for extra in [nil, Label("le", "2.5")] {
                 var reference = ByteWriter(), fast = ByteWriter()
-                RemoteWriteEncoder.timeSeries(name: "m_bucket", labels: labels + (extra.map { [$0] } ?? []), value: 7, timestamp: 1_700_000_000_000, into: &reference)
+                Self.referenceTimeSeries(name: "m_bucket", labels: labels + (extra.map { [$0] } ?? []), value: 7, timestamp: 1_700_000_000_000, into: &reference)
                 RemoteWriteEncoder.SeriesLabels(labels).timeSeries(
                     name: RemoteWriteEncoder.label("__name__", "m_bucket"), extra: extra.map { RemoteWriteEncoder.label($0.name, $0.value) } ?? [],
                     value: 7, timestamp: 1_700_000_000_000, into: &fast)

@@ -59,32 +59,6 @@ struct RemoteWriteEncoder {
         return requests
     }
 
-    /// One `WriteRequest.timeseries` entry: labels sorted by name (`__name__` among them), one sample.
-    static func timeSeries(name: String, labels: [Label], value: Double, timestamp: Int64, into writer: inout ByteWriter) {
-        var all = labels
-        all.append(Label("__name__", name))
-        all.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
-        let labelSizes = all.map { 2 + varintSize($0.name.utf8.count) + $0.name.utf8.count + varintSize($0.value.utf8.count) + $0.value.utf8.count }
-        let sampleSize = 1 + 8 + 1 + varintSize(UInt64(bitPattern: timestamp))
-        let size = labelSizes.reduce(0) { $0 + 1 + varintSize($1) + $1 } + 1 + varintSize(sampleSize) + sampleSize
-        writer.u8(0x0A) // WriteRequest.timeseries, length-delimited
-        writer.uvarint(UInt64(size))
-        for (label, labelSize) in zip(all, labelSizes) {
-            writer.u8(0x0A) // TimeSeries.labels
-            writer.uvarint(UInt64(labelSize))
-            writer.u8(0x0A) // Label.name
-            writer.string(label.name)
-            writer.u8(0x12) // Label.value
-            writer.string(label.value)
-        }
-        writer.u8(0x12) // TimeSeries.samples
-        writer.uvarint(UInt64(sampleSize))
-        writer.u8(0x09) // Sample.value, fixed64
-        writer.f64(value)
-        writer.u8(0x10) // Sample.timestamp, varint (int64: negative values take ten bytes)
-        writer.uvarint(UInt64(bitPattern: timestamp))
-    }
-
     /// One `TimeSeries.labels` entry (tag, length, `Label{name, value}`), encoded.
     static func label(_ name: String, _ value: String) -> [UInt8] {
         var writer = ByteWriter(capacity: 8 + name.utf8.count + value.utf8.count)

@@ -280,21 +280,32 @@ pub unsafe extern "C" fn dm_histogram_record(h: DmHistogram, value: f64) {
     histogram(h).record(value);
 }
 
-/// The exemplar of `trace_id` (and `span_id`, which may be NULL); `DM_EINVAL` when they are not UTF-8 or break
-/// OpenMetrics' limits (the update is then not recorded either, so the caller can record it plainly).
+/// Runs `record` with the exemplar of `trace_id` (and `span_id`, which may be NULL): `DM_EINVAL` without recording
+/// when they are not UTF-8 or break OpenMetrics' limits (so the caller can record plainly), `DM_EINTERNAL` if it
+/// panicked.
 ///
 /// # Safety
 /// `trace_id` is a valid NUL-terminated string; `span_id` is NULL or one.
-unsafe fn exemplar(trace_id: *const c_char, span_id: *const c_char) -> Option<crate::Exemplar> {
+unsafe fn with_exemplar(
+    trace_id: *const c_char,
+    span_id: *const c_char,
+    record: impl FnOnce(&crate::Exemplar),
+) -> c_int {
     // SAFETY: the caller's promises, passed on.
-    let trace = unsafe { text(trace_id) }?;
+    let Some(trace) = (unsafe { text(trace_id) }) else { return DM_EINVAL };
     let span = if span_id.is_null() {
         None
     } else {
         // SAFETY: as above.
-        Some(unsafe { text(span_id) }?)
+        match unsafe { text(span_id) } {
+            Some(span) => Some(span),
+            None => return DM_EINVAL,
+        }
     };
-    crate::Exemplar::trace(trace, span).ok()
+    match crate::Exemplar::trace(trace, span) {
+        Ok(exemplar) => catch_unwind(AssertUnwindSafe(|| record(&exemplar))).map_or(DM_EINTERNAL, |()| DM_OK),
+        Err(_) => DM_EINVAL,
+    }
 }
 
 /// Adds `value` to the counter and makes the trace its latest exemplar (sample these: this takes a lock).
@@ -309,11 +320,7 @@ pub unsafe extern "C" fn dm_counter_increment_with_exemplar(
     span_id: *const c_char,
 ) -> c_int {
     // SAFETY: the caller's promises, passed on.
-    match unsafe { exemplar(trace_id, span_id) } {
-        Some(e) => catch_unwind(AssertUnwindSafe(|| counter(c).increment_with_exemplar(value, &e)))
-            .map_or(DM_EINTERNAL, |()| DM_OK),
-        None => DM_EINVAL,
-    }
+    unsafe { with_exemplar(trace_id, span_id, |e| counter(c).increment_with_exemplar(value, e)) }
 }
 
 /// Records `value` and makes the trace the latest exemplar of its bucket (sample these: this takes a lock).
@@ -328,9 +335,5 @@ pub unsafe extern "C" fn dm_histogram_record_with_exemplar(
     span_id: *const c_char,
 ) -> c_int {
     // SAFETY: the caller's promises, passed on.
-    match unsafe { exemplar(trace_id, span_id) } {
-        Some(e) => catch_unwind(AssertUnwindSafe(|| histogram(h).record_with_exemplar(value, &e)))
-            .map_or(DM_EINTERNAL, |()| DM_OK),
-        None => DM_EINVAL,
-    }
+    unsafe { with_exemplar(trace_id, span_id, |e| histogram(h).record_with_exemplar(value, e)) }
 }

@@ -58,13 +58,14 @@ pub(crate) fn record(cell: u32, bucket: u32, value: f64, exemplar: &Exemplar) {
 pub(crate) fn take(series: impl Fn(u32) -> Option<u32>) -> Vec<ExemplarUpdate> {
     let mut guard = lock();
     let Some(pending) = guard.as_mut() else { return Vec::new() };
-    let ready: Vec<(u32, u32)> = pending.keys().filter(|(cell, _)| series(*cell).is_some()).copied().collect();
+    let ready: Vec<((u32, u32), u32)> =
+        pending.keys().filter_map(|&(cell, bucket)| series(cell).map(|id| ((cell, bucket), id))).collect();
     ready
         .into_iter()
-        .filter_map(|key| {
+        .filter_map(|(key, id)| {
             let entry = pending.remove(&key)?;
             Some(ExemplarUpdate {
-                id: series(key.0)?,
+                id,
                 bucket: key.1,
                 value: entry.value,
                 timestamp_millis: entry.timestamp_millis,
