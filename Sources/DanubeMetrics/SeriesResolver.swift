@@ -21,7 +21,7 @@ struct SeriesResolver: Sendable {
 
     func histogram(_ family: DanubeFamily, _ labels: Labels) throws(EmitterError) -> Histogram {
         let spec = family.spec
-        return try emitter.histogram(family.name, buckets: spec.buckets ?? [], labels: pairs(labels), help: spec.help)
+        return try emitter.histogram(family.name, buckets: spec.buckets ?? [], native: spec.native, labels: pairs(labels), help: spec.help)
     }
 
     /// One counter per value of a closed label, all resolved now (so each starts at 0 on `/metrics`).

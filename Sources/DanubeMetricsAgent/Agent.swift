@@ -315,11 +315,12 @@ public final class Agent: Service, Sendable {
     }
 
     /// The exposition as the chunks it was rendered in (what a response is built from, without joining them).
-    func renderMetricsWriter(format: ExpositionFormat) -> ExpositionWriter {
+    func renderMetricsWriter(format: ExpositionFormat, nativeHistograms: Bool = false) -> ExpositionWriter {
         let started = ContinuousClock.now
         // Read before rendering: memory figures must not count this scrape's own output (200 B per series).
         let process = ProcessMetrics.current()
         var writer = ExpositionWriter(format: format, capacity: 1 << 20)
+        writer.nativeHistograms = nativeHistograms
         store.render(into: &writer)
         stats.render(into: &writer, store: store)
         liveness.render(into: &writer)
@@ -425,7 +426,7 @@ public final class Agent: Service, Sendable {
             let chunks: [[UInt8]]
             switch format {
             case .text(let text): chunks = renderMetricsWriter(format: text).output
-            case .protobuf: chunks = [ProtobufExposition.encode(openMetrics: renderMetricsWriter(format: .openMetrics).bytes)]
+            case .protobuf: chunks = [ProtobufExposition.encode(openMetrics: renderMetricsWriter(format: .openMetrics, nativeHistograms: true).bytes)]
             }
             if gzip { return ByteBuffer(bytes: GzipEncoder.gzip(chunks)) }
             var body = ByteBuffer()

@@ -106,6 +106,9 @@ extension Catalog {
         if spec.type == .histogram, definition.bounds != spec.buckets {
             return refuse(.wrongBuckets, "\(definition.name) must use the catalog's buckets \(spec.buckets ?? [])")
         }
+        if let native = definition.native, native != spec.native {
+            return refuse(.wrongBuckets, "\(definition.name) records native buckets of \(native), the catalog's are \(spec.native.map { "\($0)" } ?? "none")")
+        }
         var admitted = definition
         admitted.labels = kept
         admitted.help = spec.help

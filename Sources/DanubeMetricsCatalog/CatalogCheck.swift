@@ -33,7 +33,8 @@ enum CatalogCheck {
             for (i, bound) in buckets.enumerated() where !bound.isFinite || (i > 0 && buckets[i - 1] >= bound) {
                 throw CatalogError("buckets of \(name) must be finite and strictly increasing")
             }
-        } else if family.buckets != nil {
+            if let problem = family.native?.problem() { throw CatalogError("histogram \(name): \(problem)") }
+        } else if family.buckets != nil || family.native != nil {
             throw CatalogError("\(family.type.rawValue) \(name) cannot have buckets")
         }
         var seen = Set<String>()

@@ -63,6 +63,9 @@ public struct FamilySpec: Codable, Sendable, Equatable {
     public var labels: [LabelSpec]
     /// Histogram upper bounds (+Inf implicit); emitters must use exactly these.
     public var buckets: [Double]?
+    /// Exponential buckets histograms of the family record beside the classic ones (served to scrapers that ask
+    /// for protobuf), or nil for classic buckets only.
+    public var native: NativeHistogramSpec?
     /// The most series the agent keeps for the family; further new series are refused.
     public var maxSeries: Int
     /// Where in Danube the family is recorded, for the generated document.
@@ -70,20 +73,21 @@ public struct FamilySpec: Codable, Sendable, Equatable {
     public var note: String?
 
     public init(_ name: String, _ type: FamilyType, help: String, unit: String, labels: [LabelSpec],
-                buckets: [Double]? = nil, maxSeries: Int, area: String, note: String? = nil) {
+                buckets: [Double]? = nil, native: NativeHistogramSpec? = nil, maxSeries: Int, area: String, note: String? = nil) {
         self.name = name
         self.type = type
         self.help = help
         self.unit = unit
         self.labels = labels
         self.buckets = buckets
+        self.native = native
         self.maxSeries = maxSeries
         self.area = area
         self.note = note
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, type, help, unit, labels, buckets, area, note
+        case name, type, help, unit, labels, buckets, native, area, note
         case maxSeries = "max_series"
     }
 
@@ -100,6 +104,7 @@ public struct FamilySpec: Codable, Sendable, Equatable {
         unit = try container.decodeIfPresent(String.self, forKey: .unit) ?? ""
         labels = try container.decodeIfPresent([LabelSpec].self, forKey: .labels) ?? []
         buckets = try container.decodeIfPresent([Double].self, forKey: .buckets)
+        native = try container.decodeIfPresent(NativeHistogramSpec.self, forKey: .native)
         maxSeries = try container.decodeIfPresent(Int.self, forKey: .maxSeries) ?? Self.defaultMaxSeries
         area = try container.decodeIfPresent(String.self, forKey: .area) ?? "Operator catalog"
         note = try container.decodeIfPresent(String.self, forKey: .note)

@@ -144,7 +144,9 @@ extension UpstreamNames {
             FamilySpec(
                 usage.name, usage.type, help: usage.help, unit: unit(of: usage.name),
                 labels: usage.labels.map { LabelSpec($0, required: false, note: upstreamLabelNote($0)) },
-                buckets: usage.buckets, maxSeries: usage.maxSeries, area: area,
+                buckets: usage.buckets,
+                native: usage.type == .histogram ? BuiltinCatalog.nativeBuckets(unit: unit(of: usage.name), buckets: usage.buckets) : nil,
+                maxSeries: usage.maxSeries, area: area,
                 note: usage.planEquivalent.map { "The plan records this as `\($0)`." })
         }
     }

@@ -99,11 +99,15 @@ public final class Emitter: Sendable {
         Gauge(word: try registry.register(kind: .gauge, name: name, help: help, labels: labels, bounds: []).gaugeWord!)
     }
 
+    /// A histogram with classic `buckets` and, with `native`, exponential buckets recorded beside them (served to
+    /// scrapers that ask for protobuf as Prometheus native histograms). A family's series all use the same
+    /// buckets; the agent's catalog decides them for its families (`DanubeMetrics` resolves them from it).
     public func histogram(
-        _ name: String, buckets: [Double], labels: [(String, String)] = [], help: String = ""
+        _ name: String, buckets: [Double], native: NativeHistogramSpec? = nil, labels: [(String, String)] = [], help: String = ""
     ) throws(EmitterError) -> Histogram {
-        let series = try registry.register(kind: .histogram, name: name, help: help, labels: labels, bounds: buckets)
-        return Histogram(firstCell: series.firstCell, bounds: series.boundsStorage!, boundCount: UInt32(buckets.count))
+        let series = try registry.register(kind: .histogram, name: name, help: help, labels: labels, bounds: buckets, native: native)
+        return Histogram(firstCell: series.firstCell, bounds: series.boundsStorage!, boundCount: UInt32(buckets.count),
+                         sumCell: series.cellCount - 1, native: series.native)
     }
 
     // MARK: delivery

@@ -54,7 +54,7 @@ final class Flusher {
     private var nextConnectAttempt: ContinuousClock.Instant
     private var backoff: Duration
     private var maxFrameBytes: Int
-    private var scratch = [UInt64](repeating: 0, count: 128)
+    private var scratch = [UInt64](repeating: 0, count: Int(DM_CHUNK_CELLS)) // a series' cells share one chunk
     private var changes = ChangeTracker()
     private var refusalsLogged = Set<Int>()
     private(set) var stats = EmitterStats()
@@ -262,12 +262,21 @@ final class Flusher {
 
     // MARK: sending
 
+    /// Native histograms need protocol version 3: an older agent gets their classic buckets only.
+    private var sendsNative: Bool { (connection?.welcome.version ?? 0) >= WireFormat.nativeHistogramsVersion }
+
+    private func definition(_ series: RegisteredSeries) -> SeriesDefinition {
+        var definition = series.definition
+        if !sendsNative { definition.native = nil }
+        return definition
+    }
+
     private func sendDefinitions(_ series: ArraySlice<RegisteredSeries>) -> Bool {
         let limit = min(series.count, Int(clamping: connection?.welcome.maxSeries ?? 0))
         while definedCount < limit {
             var builder = FrameBuilder(type: .define, sequence: nextSequence, maxFrameBytes: maxFrameBytes)
             var end = definedCount
-            while end < limit, builder.append({ FrameEncoder.encode(series[series.startIndex + end].definition, into: &$0) }) {
+            while end < limit, builder.append({ FrameEncoder.encode(definition(series[series.startIndex + end]), into: &$0) }) {
                 end += 1
             }
             guard end > definedCount else {
@@ -347,8 +356,9 @@ final class Flusher {
         case .histogram:
             let current = read(series)
             let buckets = current.count
+            let sent = sendsNative ? buckets : series.definition.bounds.count + 1
             var changed: [BucketDelta] = []
-            for i in 0..<buckets where current[i] != states[index].sent[i] {
+            for i in 0..<sent where current[i] != states[index].sent[i] {
                 changed.append(BucketDelta(index: UInt32(i), count: current[i] &- states[index].sent[i]))
             }
             guard !changed.isEmpty else { return nil }

@@ -44,32 +44,47 @@ public struct Gauge: @unchecked Sendable, Hashable {
     public var value: Double { Double(bitPattern: dm_shared_load(word)) }
 }
 
-/// A distribution with fixed bucket upper bounds (+Inf implicit). `observe` finds the bucket by binary search and
-/// bumps a per-thread bucket cell and a per-thread sum cell. NaN observations are ignored.
+/// A distribution with fixed bucket upper bounds (+Inf implicit), and optionally native (exponential) buckets
+/// beside them. `observe` finds the bucket by binary search and bumps per-thread cells: the bucket, the native
+/// bucket when there are native buckets, and the sum. NaN observations are ignored.
 public struct Histogram: @unchecked Sendable, Hashable {
     @usableFromInline let firstCell: UInt32
     /// Immortal copy of the bounds owned by the registry.
     @usableFromInline let bounds: UnsafePointer<Double>
     @usableFromInline let boundCount: UInt32
+    /// Offset of the sum cell: after the classic buckets and the native ones.
+    @usableFromInline let sumCell: UInt32
+    @usableFromInline let native: NativeBuckets?
 
-    init(firstCell: UInt32, bounds: UnsafePointer<Double>, boundCount: UInt32) {
+    init(firstCell: UInt32, bounds: UnsafePointer<Double>, boundCount: UInt32, sumCell: UInt32, native: NativeBuckets?) {
         self.firstCell = firstCell
         self.bounds = bounds
         self.boundCount = boundCount
+        self.sumCell = sumCell
+        self.native = native
     }
 
     @inlinable
     public func observe(_ value: Double) {
         if value.isNaN { return }
-        dm_histogram_observe(firstCell, bucket(of: value), boundCount &+ 1, value)
+        record(value, bucket: bucket(of: value))
     }
 
     /// As `observe(_:)`, and `exemplar` becomes the latest of the bucket `value` falls in.
     public func observe(_ value: Double, exemplar: Exemplar) {
         if value.isNaN { return }
         let bucket = bucket(of: value)
-        dm_histogram_observe(firstCell, bucket, boundCount &+ 1, value)
+        record(value, bucket: bucket)
         PendingExemplars.record(cell: firstCell, bucket: bucket, value: value, exemplar: exemplar)
+    }
+
+    @inlinable
+    func record(_ value: Double, bucket: UInt32) {
+        if let native {
+            dm_histogram_observe_native(firstCell, bucket, native.cell(of: value), sumCell, value)
+        } else {
+            dm_histogram_observe(firstCell, bucket, sumCell, value)
+        }
     }
 
     /// The bucket `value` falls in: the first bound it does not exceed, or +Inf (binary search).

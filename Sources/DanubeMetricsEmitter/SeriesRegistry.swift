@@ -18,12 +18,15 @@ public struct EmitterError: Error, CustomStringConvertible, Equatable {
 /// One registered series and where its cells live. Immutable once registered.
 struct RegisteredSeries: @unchecked Sendable {
     var definition: SeriesDefinition
-    /// Per-thread cells: 1 for a counter; bucket counts (bounds + 1) then the sum for a histogram; none for a gauge.
+    /// Per-thread cells: 1 for a counter; for a histogram its bucket counts (bounds + 1, then with native buckets
+    /// the zero bucket and the window) and last the sum; none for a gauge.
     var firstCell: UInt32
     var cellCount: UInt32
     /// Shared word of a gauge.
     var gaugeWord: UnsafeMutablePointer<UInt64>?
     var boundsStorage: UnsafeMutablePointer<Double>?
+    /// A histogram's native bucket finder (its bound mantissas owned here, immortal).
+    var native: NativeBuckets?
 }
 
 /// Cells reserved by one registry, inside one chunk and starting on a line: its flusher takes the changed-line
@@ -41,10 +44,21 @@ final class SeriesRegistry: Sendable {
     private struct State {
         var series: [RegisteredSeries] = []
         var byKey: [SeriesKey: Int] = [:]
-        var families: [String: (kind: MetricKind, bounds: [Double])] = [:]
+        var families: [String: (kind: MetricKind, bounds: [Double], native: NativeHistogramSpec?)] = [:]
         var spans: [CellSpan] = []
         /// Next free cell of the last span.
         var nextCell: UInt32 = 0
+        /// Bucket bound mantissas per native schema, shared by every histogram of that schema.
+        var mantissaTables: [Int8: UnsafeMutablePointer<UInt64>] = [:]
+
+        mutating func mantissas(_ schema: Int8) -> UnsafePointer<UInt64> {
+            if let table = mantissaTables[schema] { return UnsafePointer(table) }
+            let values = NativeHistogramSpec.mantissaBounds(schema: schema)
+            let table = UnsafeMutablePointer<UInt64>.allocate(capacity: max(1, values.count))
+            table.initialize(from: values, count: values.count)
+            mantissaTables[schema] = table
+            return UnsafePointer(table)
+        }
 
         /// `count` cells from this registry's spans, reserving a new span when the last one has no room.
         mutating func reserveCells(_ count: UInt32) -> UInt32 {
@@ -84,9 +98,10 @@ final class SeriesRegistry: Sendable {
         state.withLock { $0.spans }
     }
 
-    func register(kind: MetricKind, name: String, help: String, labels: [(String, String)], bounds: [Double]) throws(EmitterError) -> RegisteredSeries {
+    func register(kind: MetricKind, name: String, help: String, labels: [(String, String)], bounds: [Double],
+                  native: NativeHistogramSpec? = nil) throws(EmitterError) -> RegisteredSeries {
         let candidate = SeriesDefinition(
-            id: 0, kind: kind, name: name, help: help, labels: labels.map { Label($0.0, $0.1) }, bounds: bounds)
+            id: 0, kind: kind, name: name, help: help, labels: labels.map { Label($0.0, $0.1) }, bounds: bounds, native: native)
         let definition: SeriesDefinition
         do {
             definition = try SeriesRules.validate(candidate)
@@ -103,6 +118,9 @@ final class SeriesRegistry: Sendable {
                 if family.bounds != definition.bounds {
                     return .failure(EmitterError("\(name) is already registered with buckets \(family.bounds)"))
                 }
+                if family.native != definition.native {
+                    return .failure(EmitterError("\(name) is already registered with \(family.native.map { "native buckets of \($0)" } ?? "no native buckets")"))
+                }
             }
             if let index = state.byKey[key] { return .success(state.series[index]) }
             guard state.series.count < limits.maxSeriesPerConnection else {
@@ -114,7 +132,7 @@ final class SeriesRegistry: Sendable {
             case .counter:
                 entry.cellCount = 1
             case .histogram:
-                entry.cellCount = UInt32(definition.bounds.count + 2)
+                entry.cellCount = UInt32(definition.bucketCount + 1)
                 let storage = UnsafeMutablePointer<Double>.allocate(capacity: max(1, definition.bounds.count))
                 storage.initialize(from: definition.bounds, count: definition.bounds.count)
                 entry.boundsStorage = storage
@@ -129,7 +147,10 @@ final class SeriesRegistry: Sendable {
                     return .failure(EmitterError("cannot register \(name): the process has used all \(DM_MAX_CELLS) metric cells"))
                 }
             }
-            state.families[definition.name] = (kind, definition.bounds)
+            if let spec = definition.native {
+                entry.native = NativeBuckets(spec: spec, zeroCell: UInt32(definition.bounds.count + 1), mantissas: state.mantissas(spec.schema))
+            }
+            state.families[definition.name] = (kind, definition.bounds, definition.native)
             state.byKey[key] = state.series.count
             state.series.append(entry)
             return .success(entry)
@@ -149,6 +170,9 @@ final class SeriesRegistry: Sendable {
         for label in definition.labels {
             try check(label.name, limits.maxLabelNameBytes, "label name \(label.name.prefix(40))")
             try check(label.value, limits.maxLabelValueBytes, "value of label \(label.name)")
+        }
+        if let native = definition.native, let problem = native.problem(limits: limits) {
+            throw WireError(.limitExceeded, "\(definition.name): \(problem)")
         }
         if definition.bounds.count > limits.maxBucketsPerHistogram {
             throw WireError(.limitExceeded, "\(definition.name) has \(definition.bounds.count) buckets, the limit is \(limits.maxBucketsPerHistogram)")

@@ -12,9 +12,11 @@ import Synchronization
 ///   fractions and forwards whole increments (swift-metrics' default); `reset()` is ignored, because the agent
 ///   sums deltas from many processes and a counter only resets when its process restarts.
 /// - `Gauge`/`Meter`/`Recorder(aggregate: false)` -> gauge.
-/// - `Recorder` -> histogram with the catalog's buckets for a catalogued family, else `defaultBuckets`.
+/// - `Recorder` -> histogram with the catalog's buckets (and native buckets) for a catalogued family, else
+///   `defaultBuckets`.
 /// - `Timer` -> histogram in milliseconds when the name ends in `_ms` or the catalog says milliseconds (the
-///   Danube convention), else in seconds with `_seconds` appended when missing.
+///   Danube convention; with the catalog's latency native buckets when it does not know the family), else in
+///   seconds with `_seconds` appended when missing.
 /// A metric the emitter cannot register (a type clash, a full registry) is logged once and records nothing.
 /// `destroy` keeps the series: emitter series live as long as the process.
 public final class DanubeMetricsFactory: MetricsFactory {
@@ -56,8 +58,9 @@ public final class DanubeMetricsFactory: MetricsFactory {
         guard aggregate else { return gauge(label, dimensions) }
         let name = Self.metricName(label)
         let buckets = catalog.family(named: name)?.buckets ?? defaultBuckets
+        let native = catalog.family(named: name)?.native
         let handle = register(name) { () throws(EmitterError) in
-            try emitter.histogram(name, buckets: buckets, labels: Self.labels(dimensions))
+            try emitter.histogram(name, buckets: buckets, native: native, labels: Self.labels(dimensions))
         }
         return handle.map { HistogramBackend($0, nanosecondsPerUnit: 1) } ?? NoOpBackend()
     }
@@ -67,8 +70,10 @@ public final class DanubeMetricsFactory: MetricsFactory {
         let milliseconds = name.hasSuffix("_ms") || catalog.family(named: name)?.unit == "milliseconds"
         if !milliseconds && !name.hasSuffix("_seconds") { name += "_seconds" }
         let buckets = catalog.family(named: name)?.buckets ?? (milliseconds ? BuiltinCatalog.latencyBuckets : timerSecondsBuckets)
+        // Millisecond timers record native buckets as the catalog's latency families do.
+        let native = catalog.family(named: name).map(\.native) ?? (milliseconds ? BuiltinCatalog.latencyNative : nil)
         let handle = register(name) { () throws(EmitterError) in
-            try emitter.histogram(name, buckets: buckets, labels: Self.labels(dimensions))
+            try emitter.histogram(name, buckets: buckets, native: native, labels: Self.labels(dimensions))
         }
         return handle.map { HistogramBackend($0, nanosecondsPerUnit: milliseconds ? 1e6 : 1e9) } ?? NoOpBackend()
     }

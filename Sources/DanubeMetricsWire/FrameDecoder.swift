@@ -123,7 +123,8 @@ public struct FrameDecoder: Sendable {
         while !reader.isAtEnd {
             let id = try reader.uvarint32("series id")
             let kindByte = try reader.u8("metric kind")
-            guard let kind = MetricKind(rawValue: kindByte) else {
+            let isNative = kindByte == WireFormat.nativeHistogramKindByte
+            guard let kind = isNative ? .histogram : MetricKind(rawValue: kindByte) else {
                 throw WireError(.malformed, "series \(id) has unknown kind \(kindByte)")
             }
             let name = try reader.string("metric name", limit: limits.maxNameBytes)
@@ -153,7 +154,18 @@ public struct FrameDecoder: Sendable {
                     bounds.append(bound)
                 }
             }
-            batch.definitions.append(SeriesDefinition(id: id, kind: kind, name: name, help: help, labels: labels, bounds: bounds))
+            var native: NativeHistogramSpec?
+            if isNative {
+                let spec = NativeHistogramSpec(
+                    schema: Int8(bitPattern: try reader.u8("native schema of \(name)")),
+                    zeroThreshold: try reader.f64("native zero threshold of \(name)"),
+                    maxBuckets: UInt16(clamping: try reader.uvarint("native bucket count of \(name)")))
+                if let problem = spec.problem(limits: limits) {
+                    throw WireError(spec.maxBuckets > 0 && Int(spec.maxBuckets) > limits.maxNativeBuckets ? .limitExceeded : .malformed, "\(name): \(problem)")
+                }
+                native = spec
+            }
+            batch.definitions.append(SeriesDefinition(id: id, kind: kind, name: name, help: help, labels: labels, bounds: bounds, native: native))
         }
         return batch
     }
@@ -202,8 +214,8 @@ public struct FrameDecoder: Sendable {
                 delta.value = try reader.u64("gauge value")
             case .histogram:
                 let changed = try reader.uvarint("changed bucket count")
-                guard changed <= UInt64(limits.maxBucketsPerHistogram + 1) else {
-                    throw WireError(.limitExceeded, "histogram delta names \(changed) buckets, the limit is \(limits.maxBucketsPerHistogram + 1)")
+                guard changed <= UInt64(limits.maxBucketIndexesPerDelta) else {
+                    throw WireError(.limitExceeded, "histogram delta names \(changed) buckets, the limit is \(limits.maxBucketIndexesPerDelta)")
                 }
                 delta.bucketStart = batch.buckets.count
                 delta.bucketCount = Int(changed)

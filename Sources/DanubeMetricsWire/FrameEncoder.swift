@@ -60,13 +60,19 @@ public enum FrameEncoder {
 
     public static func encode(_ definition: SeriesDefinition, into writer: inout ByteWriter) {
         writer.uvarint(UInt64(definition.id))
-        writer.u8(definition.kind.rawValue)
+        let native = definition.kind == .histogram ? definition.native : nil
+        writer.u8(native == nil ? definition.kind.rawValue : WireFormat.nativeHistogramKindByte)
         writer.string(definition.name)
         writer.string(definition.help)
         encode(definition.labels, into: &writer)
         if definition.kind == .histogram {
             writer.uvarint(UInt64(definition.bounds.count))
             for bound in definition.bounds { writer.f64(bound) }
+        }
+        if let native {
+            writer.u8(UInt8(bitPattern: native.schema))
+            writer.f64(native.zeroThreshold)
+            writer.uvarint(UInt64(native.maxBuckets))
         }
     }
 

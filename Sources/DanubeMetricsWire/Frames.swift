@@ -80,14 +80,25 @@ public struct SeriesDefinition: Sendable, Equatable {
     public var labels: [Label]
     /// Histogram upper bounds, strictly increasing and finite; +Inf is implicit. Empty for other kinds.
     public var bounds: [Double]
+    /// The exponential buckets a histogram also records (protocol version 3), or nil.
+    public var native: NativeHistogramSpec?
 
-    public init(id: UInt32, kind: MetricKind, name: String, help: String, labels: [Label], bounds: [Double] = []) {
+    public init(id: UInt32, kind: MetricKind, name: String, help: String, labels: [Label], bounds: [Double] = [],
+                native: NativeHistogramSpec? = nil) {
         self.id = id
         self.kind = kind
         self.name = name
         self.help = help
         self.labels = labels
         self.bounds = bounds
+        self.native = native
+    }
+
+    /// Bucket indexes a HISTOGRAM delta of this series may name: the classic buckets with +Inf, then the zero
+    /// bucket and the native window. 0 for counters and gauges.
+    public var bucketCount: Int {
+        guard kind == .histogram else { return 0 }
+        return bounds.count + 1 + (native.map { 1 + Int($0.maxBuckets) } ?? 0)
     }
 }
 
@@ -113,7 +124,8 @@ public struct Delta: Sendable, Equatable {
     public var doubleValue: Double { Double(bitPattern: value) }
 }
 
-/// One changed histogram bucket: index into bounds (bounds.count means +Inf) and how many observations it gained.
+/// One changed histogram bucket and how many observations it gained: an index into bounds (bounds.count means
+/// +Inf), or beyond: bounds.count + 1 is the native zero bucket, bounds.count + 2 + k the native window's bucket k.
 public struct BucketDelta: Sendable, Equatable {
     public var index: UInt32
     public var count: UInt64
@@ -193,7 +205,7 @@ public struct ExemplarUpdate: Sendable, Equatable {
     }
 }
 
-/// Any frame of protocol v1 and v2.
+/// Any frame of protocol versions 1 to 3.
 public enum Frame: Sendable, Equatable {
     case hello(Hello)
     case welcome(Welcome)

@@ -35,6 +35,12 @@ public enum SeriesRules {
         if definition.kind != .histogram && !definition.bounds.isEmpty {
             throw WireError(.malformed, "\(definition.name) is a \(definition.kind) but has bucket bounds")
         }
+        if definition.kind != .histogram && definition.native != nil {
+            throw WireError(.malformed, "\(definition.name) is a \(definition.kind) but has native buckets")
+        }
+        if let problem = definition.native?.problem() {
+            throw WireError(.malformed, "\(definition.name): \(problem)")
+        }
         if definition.kind == .histogram {
             if let suffix = histogramSuffixes.first(where: { definition.name.hasSuffix($0) }) {
                 throw WireError(.invalidName, "histogram name \(definition.name) ends in \(suffix), which its own samples use")

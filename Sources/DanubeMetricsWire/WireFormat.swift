@@ -1,11 +1,16 @@
-/// Protocol v1 constants. `docs/PROTOCOL.md` specifies every byte; keep the two in step.
+/// Protocol constants. `docs/PROTOCOL.md` specifies every byte; keep the two in step.
 public enum WireFormat {
     /// The first four bytes of every HELLO body: "DNBM".
     public static let magic: [UInt8] = [0x44, 0x4E, 0x42, 0x4D]
-    /// Protocol versions this build speaks. Version 2 adds EXEMPLARS frames; everything else is as in version 1.
-    public static let supportedVersions: ClosedRange<UInt16> = 1...2
+    /// Protocol versions this build speaks. Version 2 adds EXEMPLARS frames, version 3 native histograms
+    /// (definition kind 4); everything else is as in version 1.
+    public static let supportedVersions: ClosedRange<UInt16> = 1...3
     /// The first version with EXEMPLARS frames.
     public static let exemplarsVersion: UInt16 = 2
+    /// The first version whose histograms may carry native buckets.
+    public static let nativeHistogramsVersion: UInt16 = 3
+    /// DEFINE's kind byte for a histogram with native buckets (version 3): decoded as `.histogram` with `native`.
+    public static let nativeHistogramKindByte: UInt8 = 4
     /// OpenMetrics' limit on an exemplar's label set: names and values together, in code points.
     public static let maxExemplarLabelCodePoints = 128
     /// Bytes in front of every frame body: u32 length (LE) + u8 type + u8 flags.
@@ -125,9 +130,14 @@ public struct WireLimits: Sendable, Equatable {
     public var maxLabelNameBytes: Int = 100
     public var maxLabelValueBytes: Int = 256
     public var maxBucketsPerHistogram: Int = 64
+    /// Native buckets of one histogram (its window, the zero bucket apart).
+    public var maxNativeBuckets: Int = 256
     public var maxSeriesPerConnection: Int = 100_000
 
     public init() {}
+
+    /// Most bucket indexes one HISTOGRAM delta may name: classic with +Inf, the zero bucket, the native window.
+    public var maxBucketIndexesPerDelta: Int { maxBucketsPerHistogram + 2 + maxNativeBuckets }
 
     public static let `default` = WireLimits()
 }

@@ -45,7 +45,7 @@ import Testing
     @Test func unsupportedVersionIsRefusedClearly() async throws {
         try await withBystander { agent in
             let source = try RawSource(path: agent.socketPath)
-            source.send(.hello(Hello(minVersion: 3, maxVersion: 4, sourceName: "future", pid: 1, processStartMillis: 1, instanceID: 1, firstSequence: 1)))
+            source.send(.hello(Hello(minVersion: 4, maxVersion: 5, sourceName: "future", pid: 1, processStartMillis: 1, instanceID: 1, firstSequence: 1)))
             expectRefusal(source, .unsupportedVersion)
             #expect(agent.logs.contains("closing emitter connection", "unsupported_version", "source=future"))
             #expect(agent.agent.stats.protocolErrors(.unsupportedVersion) == 1)

@@ -33,6 +33,17 @@ import Testing
             SeriesDefinition(id: 99_999, kind: .histogram, name: "h", help: "", labels: [], bounds: [-1.5]),
         ]))]),
         ("define-empty", [.define(DefineBatch(sequence: 2, definitions: []))]),
+        ("define-native-histograms", [.define(DefineBatch(sequence: 5, definitions: [
+            SeriesDefinition(id: 0, kind: .histogram, name: "danube_producer_send_latency_ms", help: "Send latency.",
+                             labels: [Label("topic", "/default/orders")], bounds: [0.05, 1, 300_000],
+                             native: NativeHistogramSpec(schema: 3, zeroThreshold: 0x1p-5, maxBuckets: 184)),
+            SeriesDefinition(id: 1, kind: .histogram, name: "coarse", help: "", labels: [], bounds: [],
+                             native: NativeHistogramSpec(schema: -4, zeroThreshold: 1e-300, maxBuckets: 256)),
+        ]))]),
+        ("deltas-native-buckets", [.deltas(DeltaBatch(sequence: 6, deltas: [
+            Delta(op: .histogram, seriesID: 0, bucketStart: 0, bucketCount: 4, sum: 2.5),
+        ], buckets: [BucketDelta(index: 1, count: 2), BucketDelta(index: 4, count: 1), BucketDelta(index: 44, count: 1),
+                     BucketDelta(index: 188, count: 1)]))]),
         ("deltas-every-op", [.deltas(DeltaBatch(sequence: 3, deltas: [
             Delta(op: .counterAdd, seriesID: 0, value: 1),
             Delta(op: .counterAdd, seriesID: 0, value: UInt64.max),
@@ -63,6 +74,13 @@ import Testing
         ])]),
     ]
 
+    /// A DEFINE of one native histogram with the spec's fields as given (the encoder writes them unchecked).
+    static func nativeDefinition(schema: Int8, maxBuckets: UInt16) -> [UInt8] {
+        FrameEncoder.encode(.define(DefineBatch(sequence: 1, definitions: [SeriesDefinition(
+            id: 0, kind: .histogram, name: "h", help: "", labels: [], bounds: [1],
+            native: NativeHistogramSpec(schema: schema, zeroThreshold: 1, maxBuckets: maxBuckets))])))
+    }
+
     /// Byte strings both decoders must refuse, named by the refusal code.
     static let bad: [(String, [UInt8])] = [
         ("bad-malformed-reserved-flags", [0x03, 0, 0, 0, 0x12, 0x01, 0x01]),
@@ -74,6 +92,8 @@ import Testing
         ("bad-malformed-unknown-delta-op", [0x05, 0, 0, 0, 0x11, 0x00, 0x01, 0x09, 0x00]),
         ("bad-malformed-decreasing-buckets", [0x0C, 0, 0, 0, 0x11, 0x00, 0x01, 0x05, 0x00, 0x02, 0x03, 0x01, 0x01, 0x01, 0, 0]),
         ("bad-malformed-invalid-utf8", [0x05, 0, 0, 0, 0x03, 0x00, 0x01, 0x01, 0xFF]),
+        ("bad-malformed-native-schema", nativeDefinition(schema: 9, maxBuckets: 8)),
+        ("bad-limit_exceeded-native-buckets", nativeDefinition(schema: 3, maxBuckets: 257)),
         ("bad-truncated-short-header", [0x03, 0, 0]),
         ("bad-truncated-body", [0x09, 0, 0, 0, 0x12, 0x00, 0x01]),
         ("bad-truncated-field", [0x03, 0, 0, 0, 0x02, 0x00, 0x01]),

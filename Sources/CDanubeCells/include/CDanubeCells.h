@@ -129,6 +129,22 @@ static inline void dm_histogram_observe(uint32_t first, uint32_t bucket, uint32_
     dm_flag_line(chunk, offset);
 }
 
+/// As dm_histogram_observe, and native bucket cell `first + native` gains 1 too (a histogram recording native
+/// buckets: its classic buckets, zero bucket and window are all counts, its sum cell is last).
+static inline void dm_histogram_observe_native(uint32_t first, uint32_t bucket, uint32_t native, uint32_t sum_offset,
+                                               double value) {
+    _Atomic uint64_t *chunk = dm_thread_chunk(first);
+    uint32_t offset = first & (DM_CHUNK_CELLS - 1u);
+    _Atomic uint64_t *p = chunk + offset;
+    uint64_t c = atomic_load_explicit(p + bucket, memory_order_relaxed);
+    atomic_store_explicit(p + bucket, c + 1u, memory_order_relaxed);
+    uint64_t n = atomic_load_explicit(p + native, memory_order_relaxed);
+    atomic_store_explicit(p + native, n + 1u, memory_order_relaxed);
+    uint64_t s = atomic_load_explicit(p + sum_offset, memory_order_relaxed);
+    atomic_store_explicit(p + sum_offset, dm_f64_bits(dm_bits_f64(s) + value), memory_order_relaxed);
+    dm_flag_line(chunk, offset);
+}
+
 /// Shared (multi-writer) words, used by gauges: last-writer-wins `set`, CAS-loop `add`.
 static inline void dm_shared_store(uint64_t *word, uint64_t bits) {
     atomic_store_explicit((_Atomic uint64_t *)word, bits, memory_order_relaxed);

@@ -5,16 +5,21 @@ import Foundation
 /// The state file's bytes. Hand-written (like the wire codec, with the same primitives) because it is written
 /// every checkpoint: a compact binary form of 100k series takes milliseconds where JSON takes hundreds.
 ///
-/// Version 2 (current): header `"DNBS"`, u16 version, u16 flags (0), u64 payload length, u32 CRC-32 of the
+/// Version 2: header `"DNBS"`, u16 version, u16 flags (0), u64 payload length, u32 CRC-32 of the
 /// payload, u32 reserved (0); payload: f64 written-at (unix seconds); sources (uvarint count; u64 instance,
 /// uvarint sequence, f64 last seen); families (uvarint count; string name, u8 kind, string help, uvarint bound
 /// count, f64 bounds); series (uvarint count; uvarint family, uvarint label count, string name + string value
 /// per label, then uvarint integer + f64 fraction for a counter, or uvarint per bucket + f64 sum for a
-/// histogram). Version 1 was JSON, written on drain only; it is read and migrated (the next checkpoint writes
-/// version 2). Any other version is refused by name, never guessed at.
+/// histogram). Version 3 (current) adds native histograms: a family of kind 4 is a histogram whose bounds are
+/// followed by u8 schema, f64 zero threshold and uvarint window size, and whose series have one uvarint per
+/// bucket of its whole layout (classic with +Inf, zero bucket, window). Version 2 files are read as they are.
+/// Version 1 was JSON, written on drain only; it is read and migrated (the next checkpoint writes the current
+/// version). Any other version is refused by name, never guessed at.
 public enum StateFormat {
     static let magic: [UInt8] = Array("DNBS".utf8)
-    static let currentVersion: UInt16 = 2
+    static let currentVersion: UInt16 = 3
+    static let readableVersions: ClosedRange<UInt16> = 2...3
+    static let nativeHistogramKind: UInt8 = 4
     static let headerSize = 24
     /// Generous bounds for strings in a state file (the wire limits are lower).
     static let maxString = 64 * 1024
@@ -23,7 +28,7 @@ public enum StateFormat {
         var description: String
     }
 
-    // MARK: version 2
+    // MARK: versions 2 and 3
 
     public static func encode(_ snapshot: StoreSnapshot, writtenAt: Double) -> [UInt8] {
         var payload = ByteWriter(capacity: 64 * max(1, snapshot.series.count))
@@ -50,10 +55,15 @@ public enum StateFormat {
         payload.uvarint(UInt64(families.count))
         for family in families {
             payload.string(family.name)
-            payload.u8(family.kind.rawValue)
+            payload.u8(family.native == nil ? family.kind.rawValue : nativeHistogramKind)
             payload.string(family.help)
             payload.uvarint(UInt64(family.bounds.count))
             family.bounds.forEach { payload.f64($0) }
+            if let native = family.native {
+                payload.u8(UInt8(bitPattern: native.schema))
+                payload.f64(native.zeroThreshold)
+                payload.uvarint(UInt64(native.maxBuckets))
+            }
         }
         payload.uvarint(UInt64(snapshot.series.count))
         for (series, family) in zip(snapshot.series, seriesFamily) {
@@ -88,8 +98,8 @@ public enum StateFormat {
             throw Unreadable(description: "not a danube-metrics-agent state file (no DNBS header)")
         }
         let version = UInt16(bytes[4]) | UInt16(bytes[5]) << 8
-        guard version == currentVersion else {
-            throw Unreadable(description: "state file format version \(version); this agent reads versions 1 and \(currentVersion)")
+        guard readableVersions.contains(version) else {
+            throw Unreadable(description: "state file format version \(version); this agent reads versions 1 to \(currentVersion)")
         }
         let length = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[8 + $1]) << (8 * UInt64($1)) }
         let checksum = (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[16 + $1]) << (8 * UInt32($1)) }
@@ -99,14 +109,14 @@ public enum StateFormat {
         guard CRC32.checksum(bytes[headerSize...]) == checksum else { throw Unreadable(description: "state file checksum does not match (corrupt)") }
         do {
             return try bytes.withUnsafeBytes { raw throws(WireError) in
-                try decodePayload(UnsafeRawBufferPointer(rebasing: raw[headerSize...]))
+                try decodePayload(UnsafeRawBufferPointer(rebasing: raw[headerSize...]), version: version)
             }
         } catch let error as WireError {
             throw Unreadable(description: "state file is malformed: \(error.message)")
         }
     }
 
-    private static func decodePayload(_ payload: UnsafeRawBufferPointer) throws(WireError) -> StoreSnapshot {
+    private static func decodePayload(_ payload: UnsafeRawBufferPointer, version: UInt16) throws(WireError) -> StoreSnapshot {
         var reader = ByteReader(payload)
         var snapshot = StoreSnapshot()
         _ = try reader.f64("written-at")
@@ -114,20 +124,29 @@ public enum StateFormat {
             snapshot.sources.append(StoreSnapshot.Source(
                 instance: try reader.u64("instance"), sequence: try reader.uvarint("sequence"), lastSeen: try reader.f64("last seen")))
         }
-        var families: [(name: String, kind: MetricKind, help: String, bounds: [Double])] = []
+        var families: [StoreSnapshot.Series] = []
         var familyNames = Set<String>()
         for _ in 0..<(try count(&reader, "families")) {
             let name = try reader.string("family name", limit: maxString)
-            guard let kind = MetricKind(rawValue: try reader.u8("kind")), kind != .gauge else {
+            let kindByte = try reader.u8("kind")
+            let isNative = version >= 3 && kindByte == nativeHistogramKind
+            guard let kind = isNative ? .histogram : MetricKind(rawValue: kindByte), kind != .gauge else {
                 throw WireError(.malformed, "family \(name.prefix(64)) has an unknown kind")
             }
-            let help = try reader.string("help", limit: maxString)
-            var bounds: [Double] = []
-            for _ in 0..<(try count(&reader, "bounds")) { bounds.append(try reader.f64("bound")) }
+            var family = StoreSnapshot.Series(
+                name: name, kind: kind, help: try reader.string("help", limit: maxString), bounds: [], labels: [],
+                counterInteger: 0, counterFloat: 0, buckets: [], sum: 0)
+            for _ in 0..<(try count(&reader, "bounds")) { family.bounds.append(try reader.f64("bound")) }
+            if isNative {
+                let native = NativeHistogramSpec(schema: Int8(bitPattern: try reader.u8("schema")), zeroThreshold: try reader.f64("zero threshold"),
+                                                 maxBuckets: UInt16(clamping: try reader.uvarint("window")))
+                if let problem = native.problem() { throw WireError(.malformed, "family \(name.prefix(64)): \(problem)") }
+                family.native = native
+            }
             guard familyNames.insert(name).inserted else {
                 throw WireError(.malformed, "family \(name.prefix(64)) appears twice")
             }
-            families.append((name, kind, help, bounds))
+            families.append(family)
         }
         for _ in 0..<(try count(&reader, "series")) {
             let index = Int(try reader.uvarint("family index"))
@@ -137,11 +156,10 @@ public enum StateFormat {
             for _ in 0..<(try count(&reader, "labels")) {
                 labels.append(Label(try reader.string("label name", limit: maxString), try reader.string("label value", limit: maxString)))
             }
-            var series = StoreSnapshot.Series(
-                name: family.name, kind: family.kind, help: family.help, bounds: family.bounds, labels: labels,
-                counterInteger: 0, counterFloat: 0, buckets: [], sum: 0)
+            var series = family
+            series.labels = labels
             if family.kind == .histogram {
-                for _ in 0...family.bounds.count { series.buckets.append(try reader.uvarint("bucket")) }
+                for _ in 0..<family.bucketCount { series.buckets.append(try reader.uvarint("bucket")) }
                 series.sum = try reader.f64("sum")
             } else {
                 series.counterInteger = try reader.uvarint("counter")

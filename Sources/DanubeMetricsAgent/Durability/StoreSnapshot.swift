@@ -14,6 +14,13 @@ public struct StoreSnapshot: Equatable, Sendable {
         public var counterFloat: Double
         public var buckets: [UInt64]
         public var sum: Double
+        /// A histogram's native layout: `buckets` then holds the zero bucket and the window after the classic ones.
+        public var native: NativeHistogramSpec? = nil
+
+        /// Bucket counts a histogram of this layout holds.
+        var bucketCount: Int {
+            SeriesDefinition(id: 0, kind: kind, name: name, help: "", labels: [], bounds: bounds, native: native).bucketCount
+        }
     }
 
     public struct Source: Equatable, Sendable {

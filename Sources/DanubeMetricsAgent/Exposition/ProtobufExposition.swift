@@ -4,7 +4,9 @@ import DanubeMetricsWire
 /// encoding=delimited`): varint-length-prefixed `MetricFamily` messages, translated from the agent's own
 /// OpenMetrics output (so every family, the agent's own included, and every exemplar are in it, with the same
 /// values). Counters are named with `_total` as client libraries name them in protobuf; histograms carry their
-/// classic buckets.
+/// classic buckets and, where the family records them, their native buckets (schema, zero bucket, spans and
+/// deltas) from the `# native` lines the writer adds for this purpose: a scraper with native histograms enabled
+/// gets those, an older one the classic buckets of the same message.
 ///
 /// Hand-written rather than through swift-protobuf's generated messages, like the remote write encoder: the few
 /// messages involved (metrics.proto: MetricFamily, Metric, LabelPair, Counter, Gauge, Histogram, Bucket, Exemplar,
@@ -42,6 +44,8 @@ enum ProtobufExposition {
         var histogramLabels: [UInt8] = []
         var buckets: [UInt8] = []
         var sum = 0.0
+        /// Encoded native fields of the histogram being collected (empty when it has none).
+        var native: [UInt8] = []
         var open = false
 
         enum Kind { case counter, gauge, histogram, untyped }
@@ -59,6 +63,8 @@ enum ProtobufExposition {
                     help = []
                 } else if starts(line, "# HELP "), line.count >= 8 + name.count {
                     help = unescape(UnsafeBufferPointer(rebasing: line[(8 + name.count)...]), help: true)
+                } else if kind == .histogram, open, starts(line, "# native ") {
+                    native = nativeFields(String(decoding: line[9...], as: UTF8.self))
                 }
                 return
             }
@@ -111,6 +117,7 @@ enum ProtobufExposition {
                     metric += histogramLabels
                     var body = field(1, varint: UInt64(value)) + field(2, double: sum)
                     body += buckets
+                    body += native
                     delimited(7, body, into: &metric)
                     delimited(4, metric, into: &family)
                     open = false
@@ -123,6 +130,7 @@ enum ProtobufExposition {
             histogramLabels.removeAll(keepingCapacity: true)
             encodeLabels(labels, skippingLe: true, into: &histogramLabels)
             buckets.removeAll(keepingCapacity: true)
+            native.removeAll(keepingCapacity: true)
             sum = 0
             open = true
         }
@@ -141,6 +149,36 @@ enum ProtobufExposition {
             open = false
         }
     }
+
+    /// `Histogram` fields 5 (schema), 6 (zero threshold), 7 (zero count), 12 (positive spans: runs of
+    /// consecutive indexes, the first offset absolute, later ones the gap since the previous run) and 13 (each
+    /// bucket's count as the difference to the previous one), from `<schema> <threshold> <zero> <index>:<count>...`.
+    /// A histogram without buckets gets one empty span, which marks it native for every Prometheus version.
+    private static func nativeFields(_ text: String) -> [UInt8] {
+        let parts = text.split(separator: " ")
+        guard parts.count >= 3, let schema = Int64(parts[0]), let threshold = Double(parts[1]), let zero = UInt64(parts[2]) else { return [] }
+        var out = field(5, varint: zigzag(schema)) + field(6, double: threshold) + field(7, varint: zero)
+        var spans: [(offset: Int64, length: UInt64)] = []
+        var deltas: [UInt8] = []
+        var previousIndex: Int64?, previousCount: Int64 = 0
+        for part in parts.dropFirst(3) {
+            let pair = part.split(separator: ":")
+            guard pair.count == 2, let index = Int64(pair[0]), let count = Int64(pair[1]) else { return [] }
+            if let previous = previousIndex, index == previous + 1 {
+                spans[spans.count - 1].length += 1
+            } else {
+                spans.append((previousIndex.map { index - $0 - 1 } ?? index, 1))
+            }
+            deltas += field(13, varint: zigzag(count - previousCount))
+            previousIndex = index
+            previousCount = count
+        }
+        if spans.isEmpty { spans.append((0, 0)) }
+        for span in spans { delimited(12, field(1, varint: zigzag(span.offset)) + field(2, varint: span.length), into: &out) }
+        return out + deltas
+    }
+
+    private static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
 
     // MARK: reading the text
 

@@ -54,6 +54,11 @@ struct SampleWriter {
         cursor += digits
     }
 
+    mutating func signedInteger(_ value: Int) {
+        if value < 0 { byte(UInt8(ascii: "-")) }
+        integer(UInt64(value.magnitude))
+    }
+
     /// As `ExpositionWriter`: integral values without a fraction (exact up to 2^53), others in Swift's shortest
     /// round-trip form.
     mutating func double(_ value: Double) {

@@ -303,12 +303,15 @@ final class SourceHandler: ChannelInboundHandler {
             if (index < defined.count && defined[index]) || !inFrame.insert(definition.id).inserted {
                 throw WireError(.malformed, "series id \(definition.id) is defined twice")
             }
+            if definition.native != nil, version < WireFormat.nativeHistogramsVersion {
+                throw WireError(.malformed, "\(definition.name) has native buckets, which protocol version \(version) does not carry")
+            }
         }
         if definedCount + batch.definitions.count > limits.maxSeriesPerConnection {
             throw WireError(.limitExceeded, "more than \(limits.maxSeriesPerConnection) series on one connection")
         }
         let bytes = batch.definitions.reduce(0) { total, definition in
-            total + definition.name.utf8.count + definition.help.utf8.count + 8 * definition.bounds.count
+            total + definition.name.utf8.count + definition.help.utf8.count + 8 * definition.bounds.count + (definition.native == nil ? 0 : 16)
                 + definition.labels.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
         }
         guard definitionBytes + bytes <= rates.definitionBytes else {
@@ -352,8 +355,8 @@ final class SourceHandler: ChannelInboundHandler {
             switch binding.kind {
             case .counter where update.bucket == 0:
                 store.exemplars.record(update, slot: binding.slot, buckets: 0)
-            case .histogram where Int(update.bucket) < binding.bucketCount:
-                store.exemplars.record(update, slot: binding.slot, buckets: binding.bucketCount)
+            case .histogram where Int(update.bucket) < binding.classicBucketCount:
+                store.exemplars.record(update, slot: binding.slot, buckets: binding.classicBucketCount)
             default:
                 throw WireError(.kindMismatch, "exemplar for bucket \(update.bucket) of series \(update.seriesID), a \(binding.kind)")
             }

@@ -36,7 +36,7 @@ extension AggregationStore {
             var header = ExpositionWriter(format: writer.format, capacity: 256)
             header.family(name: family.name, kind: family.kind, help: family.help)
             pieces.append(.bytes(header.bytes))
-            let layout = SampleLayout(family, format: writer.format)
+            let layout = SampleLayout(family, format: writer.format, native: writer.nativeHistograms)
             for start in stride(from: 0, to: shown.count, by: layout.seriesPerPiece) {
                 pieces.append(.samples(layout, shown[start..<min(shown.count, start + layout.seriesPerPiece)]))
             }
@@ -79,8 +79,12 @@ struct SampleLayout: Sendable {
     let bucketSuffixes: [[UInt8]]
     /// About 16k lines per piece: enough to amortise the hand-off, small enough to spread a family over cores.
     let seriesPerPiece: Int
+    /// With `ExpositionWriter.nativeHistograms`: the family's native layout, and `# native <schema> <threshold> `.
+    let native: NativeHistogramSpec?
+    let nativePrefix: [UInt8]
+    let nativeFirstIndex: Int
 
-    init(_ family: AggregationStore.Family, format: ExpositionFormat) {
+    init(_ family: AggregationStore.Family, format: ExpositionFormat, native includeNative: Bool = false) {
         kind = family.kind
         let name = family.kind == .counter && format == .openMetrics
             ? ExpositionWriter.counterFamilyName(family.name) + "_total" : family.name
@@ -90,6 +94,9 @@ struct SampleLayout: Sendable {
         countName = Array((family.name + "_count").utf8)
         bucketSuffixes = (family.bounds.map(ExpositionWriter.boundText) + ["+Inf"]).map { Array("le=\"\($0)\"} ".utf8) }
         seriesPerPiece = max(1, 16_384 / (family.kind == .histogram ? family.bounds.count + 3 : 1))
+        native = includeNative ? family.native : nil
+        nativePrefix = native.map { Array("# native \($0.schema) \(ExpositionWriter.formatDouble($0.zeroThreshold)) ".utf8) } ?? []
+        nativeFirstIndex = native?.firstIndex ?? 0
     }
 
     /// The most bytes the sample lines of `series` take.
@@ -110,7 +117,8 @@ struct SampleLayout: Sendable {
             let lines = bucketSuffixes.count
             let perBucketLine = bucketPrefix.count + 1 + number + 1
             let suffixes = bucketSuffixes.reduce(0) { $0 + $1.count }
-            let perSeries = lines * perBucketLine + suffixes + sumName.count + countName.count + 2 * (4 + number)
+            var perSeries = lines * perBucketLine + suffixes + sumName.count + countName.count + 2 * (4 + number)
+            if let native { perSeries += nativePrefix.count + number + 1 + Int(native.maxBuckets) * (2 * number + 2) }
             return exemplarBytes + labelBytes * (lines + 2) + series.count * perSeries
         }
     }
@@ -150,11 +158,31 @@ struct SampleLayout: Sendable {
                 start(sumName, labels, &writer)
                 writer.double(values[index].sum)
                 writer.byte(UInt8(ascii: "\n"))
+                if let native { writeNative(native, buckets: buckets, from: first + bucketSuffixes.count, count: cumulative, &writer) }
                 start(countName, labels, &writer)
                 writer.integer(cumulative)
                 writer.byte(UInt8(ascii: "\n"))
             }
         }
+    }
+
+    /// `# native <schema> <threshold> <zero count> <index>:<count> ...` (Prometheus bucket indexes, non-empty buckets
+    /// only): a histogram's native buckets, for the protobuf encoder, which reads them off the OpenMetrics bytes
+    /// (`ExpositionWriter.nativeHistograms`; never in a text scrape). Left out when the native buckets do not hold
+    /// every observation (an emitter without native buckets contributed to the series): classic buckets only then.
+    private func writeNative(_ native: NativeHistogramSpec, buckets: UnsafeBufferPointer<UInt64>, from start: Int, count: UInt64,
+                             _ writer: inout SampleWriter) {
+        let window = buckets[start..<(start + 1 + Int(native.maxBuckets))]
+        guard window.reduce(0, &+) == count else { return }
+        writer.write(nativePrefix)
+        writer.integer(window[start])
+        for offset in 1..<window.count where window[start + offset] != 0 {
+            writer.byte(UInt8(ascii: " "))
+            writer.signedInteger(nativeFirstIndex + offset - 1)
+            writer.byte(UInt8(ascii: ":"))
+            writer.integer(window[start + offset])
+        }
+        writer.byte(UInt8(ascii: "\n"))
     }
 
     /// ` # {labels} value timestamp`: an OpenMetrics exemplar, after a sample's value.

@@ -30,15 +30,14 @@ extension AggregationStore {
         return StoreSnapshot.Series(
             name: family.name, kind: family.kind, help: family.help, bounds: family.bounds, labels: table.labels(index),
             counterInteger: histogram ? 0 : value.counterInteger, counterFloat: histogram ? 0 : value.counterFloat,
-            buckets: Array(buckets), sum: histogram ? value.sum : 0)
+            buckets: Array(buckets), sum: histogram ? value.sum : 0, native: family.native)
     }
 
     /// The bucket counts of series `index` in `buckets`.
     func bucketRange(_ index: Int, families: [Family]) -> Range<Int> {
         let entry = table[index]
         let family = families[Int(entry.family)]
-        let count = family.kind == .histogram ? family.bounds.count + 1 : 0
-        return Int(entry.bucketStart)..<Int(entry.bucketStart) + count
+        return Int(entry.bucketStart)..<Int(entry.bucketStart) + family.bucketCount
     }
 
     /// Counters, histograms and sources of a captured state, built outside the lock.
@@ -62,18 +61,19 @@ extension AggregationStore {
     /// store first to leave the real one untouched).
     public func restore(_ snapshot: StoreSnapshot) throws {
         for (index, entry) in snapshot.series.enumerated() {
-            guard entry.kind != .gauge, entry.buckets.count == (entry.kind == .histogram ? entry.bounds.count + 1 : 0) else {
+            guard entry.kind != .gauge, entry.buckets.count == entry.bucketCount else {
                 throw AgentConfigurationError("state entry \(index) (\(entry.name)) is inconsistent")
             }
             let definition: SeriesDefinition
             do {
                 definition = try SeriesRules.validate(SeriesDefinition(
-                    id: 0, kind: entry.kind, name: entry.name, help: entry.help, labels: entry.labels, bounds: entry.bounds))
+                    id: 0, kind: entry.kind, name: entry.name, help: entry.help, labels: entry.labels, bounds: entry.bounds,
+                    native: entry.native))
             } catch {
                 throw AgentConfigurationError("state entry \(index) (\(entry.name.prefix(64))): \(error)")
             }
             let binding: SeriesBinding
-            switch define(definition) {
+            switch define(definition, familyNative: .some(entry.native)) {
             case .success(let value): binding = value
             case .failure(let error): throw AgentConfigurationError("state entry \(index) (\(entry.name)): \(error)")
             }

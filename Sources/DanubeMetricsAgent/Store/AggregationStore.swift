@@ -9,18 +9,29 @@ public typealias ConnectionID = UInt64
 /// an array index plus an add. Eight bytes (every connection keeps one per series it defined).
 public struct SeriesBinding: Sendable {
     private let storedSlot: UInt32
-    /// At most the protocol's bucket limit plus one (65 by default): 16 bits are plenty.
+    /// At most the protocol's bucket indexes per delta (322 by default): 16 bits are plenty.
     private let storedBucketCount: UInt16
+    /// Classic buckets with +Inf: at most the protocol's 64 bounds plus one.
+    private let storedClassicCount: UInt8
     public let kind: MetricKind
 
     public var slot: Int { Int(storedSlot) }
-    /// Number of bucket counters (bounds + 1 for +Inf); 0 for counters and gauges.
+    /// Bucket indexes the definition's deltas may name (classic, then native when it records them); 0 for
+    /// counters and gauges.
     public var bucketCount: Int { Int(storedBucketCount) }
+    /// Classic buckets (bounds + 1 for +Inf), the ones exemplars belong to.
+    public var classicBucketCount: Int { Int(storedClassicCount) }
 
-    public init(slot: Int, kind: MetricKind, bucketCount: Int) {
+    public init(slot: Int, kind: MetricKind, bucketCount: Int, classicBucketCount: Int? = nil) {
         storedSlot = UInt32(slot)
         storedBucketCount = UInt16(bucketCount)
+        storedClassicCount = UInt8(classicBucketCount ?? bucketCount)
         self.kind = kind
+    }
+
+    init(slot: Int, definition: SeriesDefinition) {
+        self.init(slot: slot, kind: definition.kind, bucketCount: definition.bucketCount,
+                  classicBucketCount: definition.kind == .histogram ? definition.bounds.count + 1 : 0)
     }
 }
 
@@ -36,6 +47,13 @@ public final class AggregationStore: Sendable {
         var kind: MetricKind
         var help: String
         var bounds: [Double]
+        /// Exponential buckets every series of the family keeps beside its classic ones (after them in
+        /// `State.buckets`: the zero bucket, then the window), or nil.
+        var native: NativeHistogramSpec?
+        /// Buckets per series: classic with +Inf, then the native ones.
+        var bucketCount: Int {
+            kind == .histogram ? bounds.count + 1 + (native.map { 1 + Int($0.maxBuckets) } ?? 0) : 0
+        }
         /// Series indices, sorted by label text before a scrape or checkpoint reads them.
         var slots: [UInt32] = []
         var sorted = true
@@ -167,11 +185,14 @@ public final class AggregationStore: Sendable {
 
     /// Finds or creates the series of a definition that `SeriesGate` admitted (naming rules checked, labels
     /// sorted). Fails, for this series only, when it conflicts with what another source defined for the same
-    /// family, or when it would be a new series beyond `maxFamilySeries`.
-    public func define(_ checked: SeriesDefinition, maxFamilySeries: Int = .max) -> Result<SeriesBinding, SeriesRejection> {
-        state.withLock { state in
-            let familyIndex: Int
-            if let existing = state.familyByName[checked.name] {
+    /// family, or when it would be a new series beyond `maxFamilySeries`. `familyNative` is the native layout a
+    /// new family gets (the catalog's, so that an emitter without native buckets defining it first does not
+    /// decide for the others); a definition recording native buckets must match its family's.
+    public func define(_ checked: SeriesDefinition, maxFamilySeries: Int = .max, familyNative: NativeHistogramSpec?? = nil) -> Result<SeriesBinding, SeriesRejection> {
+        let familyNative = familyNative ?? checked.native
+        return state.withLock { state in
+            let existing = state.familyByName[checked.name]
+            if let existing {
                 let family = state.families[existing]
                 guard family.kind == checked.kind else {
                     return .failure(SeriesRejection(.conflictingDefinition, family: family.name, "\(checked.name) is already a \(family.kind), not a \(checked.kind)"))
@@ -179,17 +200,22 @@ public final class AggregationStore: Sendable {
                 guard family.bounds == checked.bounds else {
                     return .failure(SeriesRejection(.conflictingDefinition, family: family.name, "\(checked.name) already has buckets \(family.bounds), not \(checked.bounds)"))
                 }
-                familyIndex = existing
-            } else {
-                familyIndex = state.families.count
-                state.families.append(Family(name: checked.name, kind: checked.kind, help: checked.help, bounds: checked.bounds))
+            }
+            let layout = existing.map { state.families[$0].native } ?? (checked.kind == .histogram ? familyNative : nil)
+            if let native = checked.native, native != layout {
+                let has = layout.map { "native buckets of \($0)" } ?? "no native buckets"
+                return .failure(SeriesRejection(.conflictingDefinition, family: checked.name, "\(checked.name) has \(has), not \(native)"))
+            }
+            let familyIndex = existing ?? state.families.count
+            if existing == nil {
+                state.families.append(Family(name: checked.name, kind: checked.kind, help: checked.help, bounds: checked.bounds, native: layout))
                 state.familyByName[checked.name] = familyIndex
             }
-            let bucketCount = checked.kind == .histogram ? checked.bounds.count + 1 : 0
+            let bucketCount = state.families[familyIndex].bucketCount
             var text = ExpositionWriter.labelText(checked.labels)
             return text.withUTF8 { text in
                 if let slot = index.find(family: familyIndex, text: text, in: table) {
-                    return .success(SeriesBinding(slot: slot, kind: checked.kind, bucketCount: bucketCount))
+                    return .success(SeriesBinding(slot: slot, definition: checked))
                 }
                 guard state.families[familyIndex].slots.count < maxFamilySeries else {
                     return .failure(SeriesRejection(.familySeriesLimit, family: checked.name, "\(checked.name) already has its limit of \(maxFamilySeries) series"))
@@ -202,7 +228,7 @@ public final class AggregationStore: Sendable {
                 state.changes &+= 1
                 state.families[familyIndex].slots.append(UInt32(slot))
                 state.families[familyIndex].sorted = false
-                return .success(SeriesBinding(slot: slot, kind: checked.kind, bucketCount: bucketCount))
+                return .success(SeriesBinding(slot: slot, definition: checked))
             }
         }
     }

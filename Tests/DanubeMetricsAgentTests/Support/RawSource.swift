@@ -46,9 +46,9 @@ final class RawSource {
 
     /// HELLO + WELCOME with sequences starting at 1.
     @discardableResult
-    func handshake(name: String = "raw-source", versions: ClosedRange<UInt16> = WireFormat.supportedVersions) -> Welcome? {
+    func handshake(name: String = "raw-source", versions: ClosedRange<UInt16> = WireFormat.supportedVersions, instance: UInt64 = 42) -> Welcome? {
         send(.hello(Hello(minVersion: versions.lowerBound, maxVersion: versions.upperBound, sourceName: name, pid: UInt64(getpid()),
-                          processStartMillis: 1, instanceID: 42, firstSequence: 1)))
+                          processStartMillis: 1, instanceID: instance, firstSequence: 1)))
         if case .welcome(let welcome) = receive() { return welcome }
         return nil
     }

@@ -187,6 +187,26 @@ pub(crate) fn observe(first: u32, bucket: u32, sum_offset: u32, value: f64) {
     chunk.flag(offset);
 }
 
+/// As [`observe`], and native bucket cell `first + native` gains 1 too (a histogram recording native buckets).
+#[inline(always)]
+pub(crate) fn observe_native(first: u32, bucket: u32, native: u32, sum_offset: u32, value: f64) {
+    let (chunk, offset) = thread_chunk(first);
+    let base = chunk.cells.as_ptr();
+    // SAFETY: as in `observe`: the native cell, too, is one of the series' cells inside the chunk of `first`.
+    let (count, native, sum) = unsafe {
+        (
+            &*base.add(offset + bucket as usize),
+            &*base.add(offset + native as usize),
+            &*base.add(offset + sum_offset as usize),
+        )
+    };
+    count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    native.store(native.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    let total = f64::from_bits(sum.load(Ordering::Relaxed)) + value;
+    sum.store(total.to_bits(), Ordering::Relaxed);
+    chunk.flag(offset);
+}
+
 /// Reserves `count` consecutive cells inside one chunk; None when the process has used every cell.
 pub(crate) fn reserve(count: u32) -> Option<u32> {
     if count == 0 || count > CHUNK_CELLS {

@@ -308,7 +308,13 @@ impl Flusher {
             help,
             labels,
             bounds: series.bounds.to_vec(),
+            native: series.native.filter(|_| self.sends_native()).map(|n| n.spec),
         }
+    }
+
+    /// Native histograms need protocol version 3.
+    fn sends_native(&self) -> bool {
+        self.connection.as_ref().is_some_and(|c| c.welcome.version >= wire::NATIVE_HISTOGRAMS_VERSION)
     }
 
     fn send_definitions(&mut self, series: &[&'static Series]) -> bool {
@@ -407,7 +413,9 @@ impl Flusher {
             }
             Kind::Histogram => {
                 let current = read(series);
-                let buckets: Vec<(u32, u64)> = (0..current.len())
+                // An agent older than version 3 gets the classic buckets only.
+                let sent = if self.sends_native() { current.len() } else { series.bounds.len() + 1 };
+                let buckets: Vec<(u32, u64)> = (0..sent)
                     .filter(|&i| current[i] != state.sent[i])
                     .map(|i| (i as u32, current[i].wrapping_sub(state.sent[i])))
                     .collect();

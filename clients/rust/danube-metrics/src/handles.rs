@@ -3,6 +3,7 @@
 //! load and store, with no lock, no syscall and no allocation.
 
 use crate::cells;
+use crate::native::NativeBuckets;
 use crate::registry::{registry, Rejected, Series};
 use crate::wire::Kind;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -137,7 +138,10 @@ impl Gauge {
 #[must_use = "a handle records nothing until one of its methods is called"]
 pub struct Histogram {
     pub(crate) first_cell: u32,
+    /// Offset of the sum cell: after the classic and native bucket cells.
+    pub(crate) sum_cell: u32,
     pub(crate) bounds: &'static [f64],
+    pub(crate) native: Option<&'static NativeBuckets>,
 }
 
 impl Histogram {
@@ -149,7 +153,15 @@ impl Histogram {
             return;
         }
         let bucket = self.bounds.partition_point(|bound| *bound < value);
-        cells::observe(self.first_cell, bucket as u32, self.bounds.len() as u32 + 1, value);
+        self.count(bucket as u32, value);
+    }
+
+    #[inline(always)]
+    fn count(&self, bucket: u32, value: f64) {
+        match self.native {
+            Some(native) => cells::observe_native(self.first_cell, bucket, native.cell(value), self.sum_cell, value),
+            None => cells::observe(self.first_cell, bucket, self.sum_cell, value),
+        }
     }
 
     /// As [`Histogram::record`], and `exemplar` becomes the latest of the bucket `value` falls in (shown in
@@ -160,7 +172,7 @@ impl Histogram {
             return;
         }
         let bucket = self.bounds.partition_point(|bound| *bound < value) as u32;
-        cells::observe(self.first_cell, bucket, self.bounds.len() as u32 + 1, value);
+        self.count(bucket, value);
         crate::exemplars::record(self.first_cell, bucket, value, exemplar);
     }
 
@@ -176,8 +188,16 @@ impl Histogram {
     }
 
     pub fn register(name: &str, labels: &[(&str, &str)]) -> Histogram {
-        resolve(Kind::Histogram, name, labels)
-            .map_or_else(|| sinks().histogram, |s| Histogram { first_cell: s.first_cell, bounds: s.bounds })
+        resolve(Kind::Histogram, name, labels).map_or_else(|| sinks().histogram, Histogram::of)
+    }
+
+    pub(crate) fn of(series: &'static Series) -> Histogram {
+        Histogram {
+            first_cell: series.first_cell,
+            sum_cell: series.count_cells() as u32,
+            bounds: series.bounds,
+            native: series.native,
+        }
     }
 }
 
@@ -218,7 +238,7 @@ fn sinks() -> &'static Sinks {
         Sinks {
             counter: Counter { cell: first, floor: word },
             gauge: Gauge { word },
-            histogram: Histogram { first_cell: first + 1, bounds: &[] },
+            histogram: Histogram { first_cell: first + 1, sum_cell: 1, bounds: &[], native: None },
         }
     })
 }

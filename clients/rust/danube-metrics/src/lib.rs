@@ -32,6 +32,7 @@ mod flusher;
 mod handles;
 mod identity;
 mod macros;
+mod native;
 mod process;
 mod registry;
 mod series_set;
@@ -48,6 +49,7 @@ pub use handles::{Counter, Gauge, Histogram, IntoF64};
 pub use identity::{default_socket, FLUSH_INTERVAL_ENV, SOCKET_ENV};
 #[doc(hidden)]
 pub use macros::{__labels, LabelBuffer};
+pub use native::NativeSpec;
 pub use registry::{
     buckets_for, DEFAULT_BUCKETS, DEFAULT_BYTES_BUCKETS, DEFAULT_MILLISECONDS_BUCKETS, DEFAULT_SECONDS_BUCKETS,
 };

@@ -9,6 +9,7 @@
 
 use crate::catalog::HISTOGRAM_BUCKETS;
 use crate::cells;
+use crate::native::{NativeBuckets, NativeSpec};
 use crate::wire::{Kind, Limits};
 use std::collections::{HashMap, HashSet};
 use std::ptr;
@@ -25,20 +26,23 @@ pub(crate) struct Series {
     /// As the call site gave them (order kept; the agent sorts).
     pub labels: Box<[(Box<str>, Box<str>)]>,
     hash: u64,
-    /// Counter: its cell. Histogram: bucket cells (bounds + 1), then the sum cell.
+    /// Counter: its cell. Histogram: bucket cells (bounds + 1, then with native buckets the zero bucket and the
+    /// window), then the sum cell.
     pub first_cell: u32,
     /// Gauge: the value's bits. Counter: the floor that `absolute` raises.
     pub word: &'static AtomicU64,
     pub bounds: &'static [f64],
+    /// A histogram's native buckets (shared by its family), or `None`.
+    pub native: Option<&'static NativeBuckets>,
 }
 
 impl Series {
-    /// Bucket cells of a histogram (bounds + 1 for +Inf); 1 for a counter; 0 for a gauge.
+    /// Bucket cells of a histogram (bounds + 1 for +Inf, plus its native cells); 1 for a counter; 0 for a gauge.
     pub fn count_cells(&self) -> usize {
         match self.kind {
             Kind::Counter => 1,
             Kind::Gauge => 0,
-            Kind::Histogram => self.bounds.len() + 1,
+            Kind::Histogram => self.bounds.len() + 1 + self.native.map_or(0, |n| n.spec.cells() as usize),
         }
     }
 
@@ -142,7 +146,7 @@ pub(crate) struct State {
     pub series: Vec<&'static Series>,
     /// `describe_*!` texts by name.
     pub help: HashMap<String, String>,
-    families: HashMap<Box<str>, (Kind, &'static [f64])>,
+    families: HashMap<Box<str>, (Kind, Layout)>,
     /// Names already reported as rejected, so each is logged once (bounded).
     pub rejected_logged: HashSet<String>,
     pub rejected: u64,
@@ -203,14 +207,14 @@ impl Registry {
                 return Ok(series);
             }
         }
-        let bounds = self.check(&state, kind, name, labels)?;
+        let (bounds, native) = self.check(&state, kind, name, labels)?;
         if state.series.len() >= self.limits.max_series {
             return Err(Rejected(format!("{name}: the limit of {} series is reached", self.limits.max_series)));
         }
         let cell_count = match kind {
             Kind::Counter => 1,
             Kind::Gauge => 0,
-            Kind::Histogram => bounds.len() as u32 + 2,
+            Kind::Histogram => bounds.len() as u32 + 2 + native.map_or(0, |n| n.spec.cells()),
         };
         let first_cell = if cell_count > 0 {
             cells::reserve(cell_count)
@@ -227,8 +231,9 @@ impl Registry {
             first_cell,
             word: Box::leak(Box::new(AtomicU64::new(0))),
             bounds,
+            native,
         }));
-        state.families.entry(name.into()).or_insert((kind, bounds));
+        state.families.entry(name.into()).or_insert((kind, (bounds, native)));
         state.series.push(series);
         let capacity = if table.is_null() { 0 } else { unsafe_table(table).slots.len() };
         if state.series.len() * 2 > capacity {
@@ -243,14 +248,8 @@ impl Registry {
     }
 
     /// The naming rules and limits the agent applies (`docs/PROTOCOL.md`), and one kind and bucket layout per
-    /// name; returns the histogram's bounds.
-    fn check(
-        &self,
-        state: &State,
-        kind: Kind,
-        name: &str,
-        labels: &[(&str, &str)],
-    ) -> Result<&'static [f64], Rejected> {
+    /// name; returns the histogram's bounds and native buckets.
+    fn check(&self, state: &State, kind: Kind, name: &str, labels: &[(&str, &str)]) -> Result<Layout, Rejected> {
         let limits = &self.limits;
         let fail = |why: String| Err(Rejected(why));
         if !valid_name(name, true) {
@@ -282,15 +281,25 @@ impl Registry {
         if kind == Kind::Histogram && ["_bucket", "_sum", "_count"].iter().any(|s| name.ends_with(s)) {
             return fail(format!("histogram name {name} ends in a suffix its own samples use"));
         }
-        if let Some((family_kind, bounds)) = state.families.get(name) {
+        if let Some((family_kind, layout)) = state.families.get(name) {
             if *family_kind != kind {
                 return fail(format!("{name} is already registered as a {family_kind:?}, not a {kind:?}"));
             }
-            return Ok(bounds);
+            return Ok(*layout);
         }
-        Ok(if kind == Kind::Histogram { buckets_for(name) } else { &[] })
+        if kind != Kind::Histogram {
+            return Ok((&[], None));
+        }
+        let bounds = buckets_for(name);
+        // Leaked once per family (its series share it), like the series themselves.
+        let native =
+            native_for(name).map(|spec| &*Box::leak(Box::new(NativeBuckets::new(spec, bounds.len() as u32 + 1))));
+        Ok((bounds, native))
     }
 }
+
+/// A histogram's classic bounds and native buckets.
+type Layout = (&'static [f64], Option<&'static NativeBuckets>);
 
 fn unsafe_table(table: *mut Table) -> &'static Table {
     // SAFETY: callers pass the non-null current table; tables are leaked and never freed.
@@ -339,7 +348,7 @@ pub const DEFAULT_BUCKETS: &[f64] = &[0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0
 /// The catalog's buckets for a catalogued histogram; otherwise a default chosen by the name's unit suffix
 /// (`_ms`, `_seconds`, `_bytes`; anything else: powers of ten).
 pub fn buckets_for(name: &str) -> &'static [f64] {
-    if let Ok(i) = HISTOGRAM_BUCKETS.binary_search_by(|(family, _)| (*family).cmp(name)) {
+    if let Ok(i) = HISTOGRAM_BUCKETS.binary_search_by(|(family, ..)| (*family).cmp(name)) {
         return HISTOGRAM_BUCKETS[i].1;
     }
     if name.ends_with("_ms") || name.ends_with("_milliseconds") {
@@ -351,4 +360,16 @@ pub fn buckets_for(name: &str) -> &'static [f64] {
     } else {
         DEFAULT_BUCKETS
     }
+}
+
+/// Native buckets of latencies in milliseconds (the catalog's latency layout): schema 3, 2^-5 ms to 2^18 ms.
+pub const DEFAULT_MILLISECONDS_NATIVE: NativeSpec = NativeSpec { schema: 3, zero_threshold: 0.03125, max_buckets: 184 };
+
+/// The catalog's native buckets for a catalogued histogram (none where it has none); otherwise the latency ones
+/// for a name in milliseconds (`_ms`), so every latency histogram is recorded both ways.
+pub fn native_for(name: &str) -> Option<NativeSpec> {
+    if let Ok(i) = HISTOGRAM_BUCKETS.binary_search_by(|(family, ..)| (*family).cmp(name)) {
+        return HISTOGRAM_BUCKETS[i].2;
+    }
+    (name.ends_with("_ms") || name.ends_with("_milliseconds")).then_some(DEFAULT_MILLISECONDS_NATIVE)
 }

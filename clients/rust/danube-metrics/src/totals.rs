@@ -65,8 +65,10 @@ pub fn recorded_totals() -> Vec<RecordedTotal> {
                 }
             }
             labels.sort();
-            let values = flusher::read(s);
+            let mut values = flusher::read(s);
             let histogram = s.kind == wire::Kind::Histogram;
+            // The classic buckets: native ones count the same observations again.
+            values.truncate(if histogram { s.bounds.len() + 1 } else { 1 });
             RecordedTotal {
                 name: s.name.to_string(),
                 labels,
@@ -74,7 +76,7 @@ pub fn recorded_totals() -> Vec<RecordedTotal> {
                 count: values.iter().fold(0u64, |a, b| a.wrapping_add(*b)),
                 bounds: s.bounds.to_vec(),
                 buckets: if histogram { values } else { Vec::new() },
-                sum: if histogram { cells::sum_f64(s.first_cell + s.bounds.len() as u32 + 1) } else { 0.0 },
+                sum: if histogram { cells::sum_f64(s.first_cell + s.count_cells() as u32) } else { 0.0 },
             }
         })
         .collect()

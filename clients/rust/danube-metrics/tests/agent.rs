@@ -70,6 +70,15 @@ fn every_value_is_exact_across_a_late_agent_refusals_and_sigkills() {
         found
     });
     assert!(shown_exemplar, "no exemplar in the OpenMetrics scrape");
+    // Native buckets (protocol version 3): a latency family of the catalog is recorded both ways, and every
+    // observation of every series is in its native buckets.
+    let protobuf = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+    let body = support::get_bytes(agent.port, "/metrics", protobuf).expect("protobuf scrape");
+    let natives = support::native_histograms(&body, "danube_wal_flush_latency_ms");
+    assert!(!natives.is_empty(), "no danube_wal_flush_latency_ms histogram in the protobuf scrape");
+    for (count, schema, native_total) in natives {
+        assert_eq!((schema, native_total), (Some(6), count), "schema 3 (zigzag 6); native buckets hold all {count}");
+    }
     let before_refusal = support::expected().len();
 
     // A series the strict catalog refuses is settled alone; the rest stays exact.

@@ -190,10 +190,11 @@ fn decode_define(r: &mut Reader<'_>, limits: &Limits) -> Result<Frame, WireError
     let mut definitions = Vec::new();
     while !r.at_end() {
         let id = r.uvarint32("series id")?;
-        let kind = match r.u8("kind")? {
+        let kind_byte = r.u8("kind")?;
+        let kind = match kind_byte {
             1 => Kind::Counter,
             2 => Kind::Gauge,
-            3 => Kind::Histogram,
+            3 | super::NATIVE_HISTOGRAM_KIND => Kind::Histogram,
             other => return Err(WireError::new(RefusalCode::Malformed, format!("unknown kind {other}"))),
         };
         let name = r.string("metric name", limits.max_name_bytes)?;
@@ -221,7 +222,24 @@ fn decode_define(r: &mut Reader<'_>, limits: &Limits) -> Result<Frame, WireError
                 bounds.push(bound);
             }
         }
-        definitions.push(Definition { id, kind, name, help, labels, bounds });
+        let mut native = None;
+        if kind_byte == super::NATIVE_HISTOGRAM_KIND {
+            let spec = crate::native::NativeSpec {
+                schema: r.u8("native schema")? as i8,
+                zero_threshold: f64::from_bits(r.u64("native zero threshold")?),
+                max_buckets: u16::try_from(r.uvarint("native bucket count")?).unwrap_or(u16::MAX),
+            };
+            if let Some(problem) = spec.problem() {
+                let code = if usize::from(spec.max_buckets) > limits.max_native_buckets {
+                    RefusalCode::LimitExceeded
+                } else {
+                    RefusalCode::Malformed
+                };
+                return Err(WireError::new(code, format!("{name}: {problem}")));
+            }
+            native = Some(spec);
+        }
+        definitions.push(Definition { id, kind, name, help, labels, bounds, native });
     }
     Ok(Frame::Define { sequence, definitions })
 }
@@ -250,7 +268,7 @@ fn decode_deltas(r: &mut Reader<'_>, limits: &Limits) -> Result<Frame, WireError
             _ => {
                 // 5, HISTOGRAM: the op was checked above.
                 let changed = r.uvarint("changed bucket count")?;
-                if changed > limits.max_buckets as u64 + 1 {
+                if changed > (limits.max_buckets + 2 + limits.max_native_buckets) as u64 {
                     return Err(WireError::new(RefusalCode::LimitExceeded, "too many buckets in a delta"));
                 }
                 let mut buckets = Vec::with_capacity(changed as usize);

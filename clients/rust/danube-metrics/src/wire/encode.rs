@@ -50,7 +50,8 @@ pub fn finish(w: &mut Writer, start: usize) {
 
 pub fn encode_definition(w: &mut Writer, d: &Definition) {
     w.uvarint(u64::from(d.id));
-    w.u8(d.kind as u8);
+    let native = if d.kind == Kind::Histogram { d.native } else { None };
+    w.u8(if native.is_some() { super::NATIVE_HISTOGRAM_KIND } else { d.kind as u8 });
     w.string(&d.name);
     w.string(&d.help);
     w.uvarint(d.labels.len() as u64);
@@ -63,6 +64,11 @@ pub fn encode_definition(w: &mut Writer, d: &Definition) {
         for bound in &d.bounds {
             w.u64(bound.to_bits());
         }
+    }
+    if let Some(spec) = native {
+        w.u8(spec.schema as u8);
+        w.u64(spec.zero_threshold.to_bits());
+        w.uvarint(u64::from(spec.max_buckets));
     }
 }
 

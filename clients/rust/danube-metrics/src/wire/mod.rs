@@ -1,4 +1,4 @@
-//! Protocol v1 frames: encoding and decoding, byte for byte as `docs/PROTOCOL.md` specifies and as the Swift
+//! Protocol frames (versions 1 to 3): encoding and decoding, byte for byte as `docs/PROTOCOL.md` specifies and as the Swift
 //! reference (`Sources/DanubeMetricsWire`) writes them. Golden vectors in `Tests/golden-frames` keep both in step.
 //!
 //! Hand-written because the format is small and ours; a serialisation crate would be a dependency for no gain.
@@ -13,12 +13,16 @@ pub use encode::{begin, encode, encode_definition, encode_delta, encode_exemplar
 
 /// The first four bytes of every HELLO body.
 pub const MAGIC: [u8; 4] = *b"DNBM";
-/// Protocol versions this crate speaks: 1, and 2 (EXEMPLARS frames).
-pub const VERSION: u16 = 2;
+/// Protocol versions this crate speaks: 1, 2 (EXEMPLARS frames) and 3 (native histograms).
+pub const VERSION: u16 = 3;
 /// The lowest version this crate speaks.
 pub const MIN_VERSION: u16 = 1;
 /// The first version with EXEMPLARS frames.
 pub const EXEMPLARS_VERSION: u16 = 2;
+/// The first version whose histograms may carry native buckets (DEFINE kind byte 4).
+pub const NATIVE_HISTOGRAMS_VERSION: u16 = 3;
+/// DEFINE's kind byte for a histogram with native buckets.
+pub const NATIVE_HISTOGRAM_KIND: u8 = 4;
 /// OpenMetrics' limit on an exemplar's labels: names and values together, in code points.
 pub const MAX_EXEMPLAR_LABEL_CODE_POINTS: usize = 128;
 /// Bytes in front of every frame body: u32 length + u8 type + u8 flags.
@@ -157,6 +161,8 @@ pub struct Definition {
     pub help: String,
     pub labels: Vec<(String, String)>,
     pub bounds: Vec<f64>,
+    /// The native buckets a histogram records too (version 3), or `None`.
+    pub native: Option<crate::native::NativeSpec>,
 }
 
 /// One delta of a DELTAS frame. Float values travel as their IEEE-754 bits, so NaN payloads round-trip.
@@ -255,6 +261,7 @@ pub struct Limits {
     pub max_label_name_bytes: usize,
     pub max_label_value_bytes: usize,
     pub max_buckets: usize,
+    pub max_native_buckets: usize,
     pub max_series: usize,
 }
 
@@ -269,6 +276,7 @@ impl Default for Limits {
             max_label_name_bytes: 100,
             max_label_value_bytes: 256,
             max_buckets: 64,
+            max_native_buckets: 256,
             max_series: 100_000,
         }
     }

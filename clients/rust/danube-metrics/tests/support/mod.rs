@@ -103,13 +103,100 @@ pub fn get(port: u16, path: &str) -> Option<String> {
 
 /// As `get`, asking for the format `accept` names.
 pub fn get_accepting(port: u16, path: &str, accept: &str) -> Option<String> {
+    get_bytes(port, path, accept).map(|body| String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The body of `GET path` as bytes (protobuf), or None when the agent does not answer 200.
+pub fn get_bytes(port: u16, path: &str, accept: &str) -> Option<Vec<u8>> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: {accept}\r\nConnection: close\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    response.starts_with(b"HTTP/1.1 200").then(|| response[split + 4..].to_vec())
+}
+
+/// Protobuf fields of one message: (field number, varint value or length-delimited bytes); fixed64 as varint.
+pub fn protobuf_fields(mut bytes: &[u8]) -> Vec<(u64, u64, &[u8])> {
+    fn varint(bytes: &mut &[u8]) -> u64 {
+        let (mut value, mut shift) = (0u64, 0);
+        while let Some((&byte, rest)) = bytes.split_first() {
+            *bytes = rest;
+            value |= u64::from(byte & 0x7F) << shift;
+            if byte < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        value
+    }
+    let mut fields = Vec::new();
+    while !bytes.is_empty() {
+        let key = varint(&mut bytes);
+        match key & 7 {
+            0 => fields.push((key >> 3, varint(&mut bytes), &[][..])),
+            1 => {
+                let (word, rest) = bytes.split_at(8);
+                fields.push((key >> 3, u64::from_le_bytes(word.try_into().unwrap()), &[][..]));
+                bytes = rest;
+            }
+            2 => {
+                let length = varint(&mut bytes) as usize;
+                let (body, rest) = bytes.split_at(length);
+                fields.push((key >> 3, 0, body));
+                bytes = rest;
+            }
+            _ => break,
+        }
+    }
+    fields
+}
+
+/// For each histogram of `family` in a delimited protobuf scrape: (sample count, native schema if any, zero count
+/// plus every native bucket's count).
+pub fn native_histograms(stream: &[u8], family: &str) -> Vec<(u64, Option<u64>, u64)> {
+    let mut found = Vec::new();
+    let mut rest = stream;
+    while !rest.is_empty() {
+        let (length, used) = {
+            let fields = protobuf_fields_prefix(rest);
+            (fields.0, fields.1)
+        };
+        let message = &rest[used..used + length];
+        rest = &rest[used + length..];
+        let fields = protobuf_fields(message);
+        if !fields.iter().any(|(n, _, b)| *n == 1 && *b == family.as_bytes()) {
+            continue;
+        }
+        for (_, _, metric) in fields.iter().filter(|(n, ..)| *n == 4) {
+            for (_, _, histogram) in protobuf_fields(metric).iter().filter(|(n, ..)| *n == 7) {
+                let h = protobuf_fields(histogram);
+                let get = |number: u64| h.iter().find(|(n, ..)| *n == number).map(|f| f.1);
+                let (mut running, mut total) = (0i64, get(7).unwrap_or(0));
+                for (_, delta, _) in h.iter().filter(|(n, ..)| *n == 13) {
+                    running += (*delta >> 1) as i64 ^ -((*delta & 1) as i64);
+                    total += running as u64;
+                }
+                found.push((get(1).unwrap_or(0), get(5), total));
+            }
+        }
+    }
+    found
+}
+
+/// A delimited message's length and the bytes its varint prefix takes.
+fn protobuf_fields_prefix(bytes: &[u8]) -> (usize, usize) {
+    let (mut value, mut shift, mut used) = (0usize, 0, 0);
+    for &byte in bytes {
+        used += 1;
+        value |= usize::from(byte & 0x7F) << shift;
+        if byte < 0x80 {
+            break;
+        }
+        shift += 7;
+    }
+    (value, used)
 }
 
 pub fn parse(text: &str) -> HashMap<String, f64> {

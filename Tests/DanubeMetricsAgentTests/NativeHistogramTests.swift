@@ -1,0 +1,89 @@
+import DanubeMetricsAgent
+import DanubeMetricsCatalog
+import DanubeMetricsEmitter
+import DanubeMetricsTestKit
+import DanubeMetricsWire
+import Foundation
+import Testing
+
+/// Native histograms end to end: recorded by the emitter, carried by protocol version 3, merged and checkpointed
+/// by the agent, served in protobuf beside the classic buckets, and left out where they would be wrong.
+@Suite(.serialized) struct NativeHistogramTests {
+    static let protobuf = ProtobufExpositionTests.protobuf
+    static let latency = BuiltinCatalog.latencyNative
+
+    @Test func nativeBucketsReachTheProtobufExpositionAndSurviveARestart() async throws {
+        let directory = Scratch.makeDirectory("native-state")
+        var agent = try await TestAgent { $0.stateDirectory = directory }
+        let emitter = agent.emitter()
+        let histogram = try emitter.histogram("nh_latency_ms", buckets: [1, 10], native: Self.latency, labels: [("op", "put")])
+        // Zero bucket: 0.01 and a negative; index 0 (upper bound 1): 1 twice; 3 is in bucket 13 (2^(13/8) = 3.08);
+        // 1e9 is above the window and counts in its last bucket (-39 + 183 = 144).
+        for value in [0.01, -2, 1, 1, 3, 1e9] { histogram.observe(value) }
+        #expect(emitter.waitUntilDelivered())
+        emitter.shutdown()
+
+        func check(_ agent: TestAgent, _ when: String) throws {
+            let body = try agent.scrape(accept: Self.protobuf).body
+            let message = try #require(ProtobufMessage.histogram(in: body, family: "nh_latency_ms", labels: ["op": "put"]), "\(when)")
+            #expect(message.varint(1) == 6, "\(when): sample count")
+            #expect(message.sint(5) == 3, "\(when): schema")
+            #expect(message.double(6) == 0x1p-5, "\(when): zero threshold")
+            #expect(message.varint(7) == 2, "\(when): zero count")
+            #expect(message.nativeBuckets == [0: 2, 13: 1, 144: 1], "\(when)")
+            #expect(message.messages(3).count == 3, "\(when): the classic buckets stay for old dashboards")
+            let text = try agent.scrape(accept: "application/openmetrics-text;version=1.0.0").text
+            #expect(!text.contains("# native"), "\(when): text formats are unchanged")
+            #expect(text.contains("nh_latency_ms_bucket{op=\"put\",le=\"1.0\"} 4"), "\(when): \(text)")
+        }
+        try check(agent, "live")
+        await agent.stop()
+        agent = try await TestAgent { $0.stateDirectory = directory }
+        try check(agent, "after a restart from the state files")
+        await agent.stop()
+    }
+
+    /// An emitter older than version 3 records classic buckets only; where it contributes to a series, the native
+    /// buckets no longer hold every observation, so that series is served without them (classic only).
+    @Test func olderEmittersAreAcceptedAndTheirSeriesServedClassic() async throws {
+        let agent = try await TestAgent()
+        let name = DanubeFamily.producerSendLatency.rawValue
+        let labels = [Label("namespace", "default"), Label("partition", "0"), Label("reliable", "false"), Label("topic", "/default/orders")]
+        let bounds = BuiltinCatalog.latencyBuckets
+        let old = try RawSource(path: agent.socketPath)
+        #expect(old.handshake(versions: 1...2)?.version == 2)
+        old.send(.define(DefineBatch(sequence: 1, definitions: [SeriesDefinition(id: 0, kind: .histogram, name: name, help: "", labels: labels, bounds: bounds)])))
+        old.send(.deltas(DeltaBatch(sequence: 2, deltas: [Delta(op: .histogram, seriesID: 0, bucketStart: 0, bucketCount: 1, sum: 0.7)],
+                                    buckets: [BucketDelta(index: 5, count: 1)])))
+        let emitter = agent.emitter()
+        let pairs = labels.map { ($0.name, $0.value) }
+        let current = try emitter.histogram(name, buckets: bounds, native: Self.latency, labels: pairs)
+        current.observe(0.7)
+        let other = try emitter.histogram(name, buckets: bounds, native: Self.latency, labels: pairs.map { $0.0 == "partition" ? ($0.0, "1") : $0 })
+        other.observe(0.7)
+        #expect(emitter.waitUntilDelivered())
+        #expect(try await eventuallyAsync { try agent.samples().sum("\(name)_count", matching: ["partition=\"0\""]) == 2 })
+        let body = try agent.scrape(accept: Self.protobuf).body
+        let mixed = try #require(ProtobufMessage.histogram(in: body, family: name, labels: ["partition": "0"]))
+        #expect(mixed.varint(1) == 2 && mixed.nativeBuckets == nil, "a series an old emitter fed is classic only")
+        let native = try #require(ProtobufMessage.histogram(in: body, family: name, labels: ["partition": "1"]))
+        #expect(native.nativeBuckets == [-4: 1], "0.7 is in bucket -4 (upper bound 2^(-4/8) = 0.707)")
+
+        // A version 2 connection cannot carry native buckets; a catalogued family's must be the catalog's.
+        let wrongVersion = try RawSource(path: agent.socketPath)
+        #expect(wrongVersion.handshake(name: "v2", versions: 2...2, instance: 43) != nil)
+        wrongVersion.send(.define(DefineBatch(sequence: 1, definitions: [SeriesDefinition(
+            id: 0, kind: .histogram, name: name, help: "", labels: labels, bounds: bounds, native: Self.latency)])))
+        guard case .refuse(let refusal) = wrongVersion.receive() else { Issue.record("no refusal"); return }
+        #expect(refusal.code == .malformed)
+        let wrongSpec = try RawSource(path: agent.socketPath)
+        #expect(wrongSpec.handshake(name: "v3", instance: 44)?.version == 3)
+        wrongSpec.send(.define(DefineBatch(sequence: 1, definitions: [SeriesDefinition(
+            id: 0, kind: .histogram, name: name, help: "", labels: labels, bounds: bounds,
+            native: NativeHistogramSpec(schema: 2, zeroThreshold: 0x1p-5, maxBuckets: 92))])))
+        guard case .seriesRefused(let refused) = wrongSpec.receive() else { Issue.record("no series refusal"); return }
+        #expect(refused.code == .catalogViolation, "\(refused.message)")
+        emitter.shutdown()
+        await agent.stop()
+    }
+}
