@@ -49,6 +49,12 @@ struct LoadgenCommand: ParsableCommand {
     @Flag(help: "Print what was recorded (and delivery statistics) as JSON when done.")
     var report = false
 
+    @Option(name: .customLong("start-delay-ms"), help: "Milliseconds between defining every series (at zero) and the first message, so a scraper sees them empty first.")
+    var startDelayMs = 0
+
+    @Option(name: .customLong("record-latencies"), help: ArgumentHelp("Write every producer send latency observed to this file, one per line, when done (for checking quantiles).", valueName: "path"))
+    var recordLatencies: String?
+
     @Option(name: .customLong("drain-timeout"), help: "Seconds to wait, when stopping, for the agent to acknowledge everything (reconnecting if it is restarting).")
     var drainTimeout = 2.0
 
@@ -56,8 +62,11 @@ struct LoadgenCommand: ParsableCommand {
         guard threads > 0, namespaces > 0, topics > 0, partitions > 0 else {
             throw ValidationError("--threads, --namespaces, --topics and --partitions must be positive")
         }
-        guard rate >= 0, flushIntervalMs > 0, (messages ?? 1) >= 0, drainTimeout >= 0 else {
-            throw ValidationError("--rate and --messages must not be negative, --flush-interval-ms must be positive")
+        guard rate >= 0, flushIntervalMs > 0, (messages ?? 1) >= 0, drainTimeout >= 0, startDelayMs >= 0 else {
+            throw ValidationError("--rate, --messages and --start-delay-ms must not be negative, --flush-interval-ms must be positive")
+        }
+        guard recordLatencies == nil || messages != nil else {
+            throw ValidationError("--record-latencies needs --messages (the latencies are kept in memory until the end)")
         }
     }
 
@@ -79,12 +88,16 @@ struct LoadgenCommand: ParsableCommand {
         signal(SIGTERM) { _ in StopFlag.shared.set() }
         FileHandle.standardError.write(Data("loadgen: \(threads) threads, \(simulation.partitions.count) partitions, socket \(broker.configuration.socketPath)\n".utf8))
 
+        if startDelayMs > 0 {
+            // Every series was resolved above; the first flushes define them, at zero.
+            Thread.sleep(forTimeInterval: Double(startDelayMs) / 1_000)
+        }
         let tallies = TallyBox(partitions: simulation.partitions.count)
         let cluster = Thread { ClusterActivity(simulation: simulation).run(stop: stop, done: tallies) }
         cluster.start()
         let workers = (0..<threads).map { index in
             let thread = Thread {
-                var worker = Worker(simulation: simulation, seed: UInt64(index + 1))
+                var worker = Worker(simulation: simulation, seed: UInt64(index + 1), recordsLatencies: recordLatencies != nil)
                 let tally = worker.run(messages: messages, rate: rate, stop: stop)
                 tallies.add(tally)
             }
@@ -110,6 +123,10 @@ struct LoadgenCommand: ParsableCommand {
             }.start()
         }
         drained.wait()
+        if let recordLatencies {
+            let lines = (tallies.total.sendLatencies ?? []).map { "\($0)\n" }.joined()
+            try lines.write(toFile: recordLatencies, atomically: true, encoding: .utf8)
+        }
         if report {
             let recorded = emitters.flatMap { $0.1.recordedTotals() }
             print(tallies.json(simulation: simulation, stats: stats.withLock { $0 }, recorded: recorded))

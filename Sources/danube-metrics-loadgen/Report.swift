@@ -5,14 +5,17 @@ import Foundation
 /// Collects the workers' tallies and writes the `--report` JSON.
 final class TallyBox: @unchecked Sendable {
     private let condition = NSCondition()
-    private var total: Tally
+    private var tally: Tally
     private var finished = 0
 
-    init(partitions: Int) { total = Tally(partitions: partitions) }
+    /// Everything the workers recorded (once they are done).
+    var total: Tally { condition.withLock { tally } }
+
+    init(partitions: Int) { tally = Tally(partitions: partitions) }
 
     func add(_ tally: Tally) {
         condition.withLock {
-            total.add(tally)
+            self.tally.add(tally)
             finished += 1
             condition.broadcast()
         }
@@ -27,6 +30,7 @@ final class TallyBox: @unchecked Sendable {
     /// `{"counters": {"name{labels}": value, ...}, "histogram_counts": {...}, "delivery": {...}}`, with labels as
     /// the agent shows them.
     func json(simulation: SimulatedBroker, stats: [String: EmitterStats], recorded: [RecordedTotal]) -> String {
+        let total = self.total
         var counters: [String: UInt64] = [:]
         var histograms: [String: UInt64] = [:]
         for (i, partition) in simulation.partitions.enumerated() {

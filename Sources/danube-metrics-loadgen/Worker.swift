@@ -7,6 +7,8 @@ struct Tally {
     var messages: [UInt64]
     var bytes: [UInt64]
     var fsyncs: [UInt64]
+    /// Every producer send latency observed, with `--record-latencies` (nil otherwise).
+    var sendLatencies: [Double]?
 
     init(partitions: Int) {
         messages = [UInt64](repeating: 0, count: partitions)
@@ -20,6 +22,7 @@ struct Tally {
             bytes[i] += other.bytes[i]
             fsyncs[i] += other.fsyncs[i]
         }
+        if let more = other.sendLatencies { sendLatencies = (sendLatencies ?? []) + more }
     }
 }
 
@@ -36,10 +39,11 @@ struct Worker {
     /// Acks not yet committed to the progress gauges, per partition and subscription of its topic.
     private var pendingAcks: [[Double]]
 
-    init(simulation: SimulatedBroker, seed: UInt64) {
+    init(simulation: SimulatedBroker, seed: UInt64, recordsLatencies: Bool = false) {
         self.simulation = simulation
         random = SplitMix(seed: seed &* 0x9E37_79B9_7F4A_7C15)
         tally = Tally(partitions: simulation.partitions.count)
+        if recordsLatencies { tally.sendLatencies = [] }
         pendingFsyncBytes = [UInt64](repeating: 0, count: simulation.partitions.count)
         fileBytes = pendingFsyncBytes
         pendingAcks = simulation.partitions.map { [Double](repeating: 0, count: $0.progress.count) }
@@ -89,7 +93,9 @@ struct Worker {
         partition.metrics.messagesIn.increment()
         partition.metrics.bytesIn.increment(by: size)
         partition.metrics.messageSize.observe(Double(size))
-        observe(partition.metrics.sendLatency, latency(median: partition.reliable ? 3 : 0.6))
+        let sendLatency = latency(median: partition.reliable ? 3 : 0.6)
+        observe(partition.metrics.sendLatency, sendLatency)
+        tally.sendLatencies?.append(sendLatency)
         simulation.sendRPCDuration.observe(latency(median: partition.reliable ? 0.003 : 0.0006))
         tally.messages[index] += 1
         tally.bytes[index] += size

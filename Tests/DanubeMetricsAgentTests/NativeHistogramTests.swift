@@ -86,4 +86,41 @@ import Testing
         emitter.shutdown()
         await agent.stop()
     }
+
+    /// Prometheus 2.42 with native histograms scrapes the agent (protobuf) while the load generator runs: the 0.99
+    /// quantile of the producer send latency's native histogram is within the schema's relative error (one bucket,
+    /// 2^(1/8) - 1 = 9% at schema 3) of the exact 0.99 quantile of every latency the load generator recorded.
+    @Test func prometheusQuantileOfTheNativeHistogramIsWithinTheSchemaError() async throws {
+        let agent = try await TestAgent()
+        let prometheus = try PrometheusServer(agentPort: agent.port, ruleFiles: [], flags: ["--enable-feature=native-histograms"])
+        defer { prometheus.stop() }
+        #expect(await eventuallyAsync(timeout: .seconds(30)) {
+            (try? prometheus.query("up").first?["value"] as? [Any])?.last as? String == "1"
+        }, "Prometheus never scraped the agent: \(prometheus.log)")
+        // Every series is defined at zero 3 s (3 scrapes) before the first message, so rate() over the window
+        // covers exactly the recorded latencies.
+        let recorded = Scratch.path("latencies", suffix: ".txt")
+        let loadgen = try ChildProcess(Executables.loadgen.path, [
+            "--socket", agent.socketPath, "--messages", "5000", "--rate", "0", "--threads", "2", "--flush-interval-ms", "20",
+            "--start-delay-ms", "3000", "--record-latencies", recorded,
+        ], output: Scratch.path("loadgen-quantile", suffix: ".log"))
+        #expect(ChildProcess.exitedCleanly(loadgen.wait(timeout: .seconds(60))))
+        let latencies = try String(contentsOfFile: recorded, encoding: .utf8).split(separator: "\n").compactMap { Double($0) }.sorted()
+        #expect(latencies.count == 10_000)
+        let family = DanubeFamily.producerSendLatency.rawValue
+        var count = 0.0
+        _ = await eventuallyAsync(timeout: .seconds(30)) {
+            let value = (try? prometheus.query("histogram_count(sum(\(family)))").first?["value"] as? [Any])?.last as? String
+            count = value.flatMap(Double.init) ?? 0
+            return count == Double(latencies.count)
+        }
+        #expect(count == Double(latencies.count), "Prometheus holds \(count) observations: \(prometheus.log)")
+        let query = "histogram_quantile(0.99, sum(rate(\(family)[1m])))"
+        let result = try #require(prometheus.query(query).first?["value"] as? [Any], "\(query) returned nothing")
+        let estimate = try #require((result.last as? String).flatMap(Double.init))
+        let exact = latencies[Int((0.99 * Double(latencies.count)).rounded(.up)) - 1]
+        let bound = pow(2, 1.0 / 8) - 1
+        #expect(abs(estimate - exact) / exact <= bound, "p99 estimate \(estimate), exact \(exact), allowed relative error \(bound)")
+        await agent.stop()
+    }
 }
