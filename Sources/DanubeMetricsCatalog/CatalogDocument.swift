@@ -20,6 +20,9 @@ public enum CatalogDocument {
                 if let buckets = family.buckets {
                     out += " Buckets: \(buckets.map(format).joined(separator: ", ")), +Inf."
                 }
+                if let native = family.native {
+                    out += " Native buckets: schema \(native.schema), zero threshold \(format(native.zeroThreshold)), \(native.maxBuckets) buckets."
+                }
                 if let note = family.note { out += " \(note)" }
                 out += "\n"
             }
@@ -123,8 +126,8 @@ public enum CatalogDocument {
         `--catalog FILE` (JSON) overlays the built-in catalog: each family in the file replaces the built-in one of \
         the same name or adds a new one; `forbidden_labels` adds to the forbidden list. \
         A family needs `name`, `type` (counter, gauge, histogram) and `help`; `labels` (each with `name`, optional \
-        `values`, `required` (default true), `policy` keep or drop), `buckets` (histograms), `max_series` (default \
-        10,000), `unit`, `area` and `note` are optional. \
+        `values`, `required` (default true), `policy` keep or drop), `buckets` (histograms), `native` (histograms: \
+        `{"schema": 3, "zero_threshold": 0.03125, "max_buckets": 184}`), `max_series` (default 10,000), `unit`, `area` and `note` are optional. \
         `danube-metrics-agent --print-catalog json` prints the full catalog in that format, a starting point for \
         edits; with `--catalog FILE` it prints the merged result, so a file can be checked before a restart. The \
         agent refuses to start on a file that does not parse or breaks the catalog's own rules (counters end in \
@@ -182,6 +185,16 @@ public enum CatalogDocument {
         Latencies of in-broker work span 50 µs to 5 minutes; object-store calls 5 ms to 10 minutes; fsync batches \
         512 B to 128 MiB; uploaded objects 64 KiB to 1 GiB. Emitters must use exactly the catalog's buckets (the \
         typed Swift API does so by construction): histograms with other buckets cannot be summed across sources.
+
+        Every latency family (`_ms`) also records **native buckets** (Prometheus native histograms, protocol version \
+        3): schema 3, so each bucket is 9% wider than the one below and a quantile is off by at most 9% at any \
+        value, from 2^-5 ms (31 µs, below is the zero bucket) to 2^18 ms (4.4 minutes) in 184 buckets (object-store \
+        calls: 1 ms to 2^20 ms in 160). Emitters keep that window in their per-thread cells (185 more cells per \
+        series and recording thread); an observation above it counts in its last bucket, a negative one in the zero \
+        bucket. Scrapers that ask for protobuf (Prometheus with `--enable-feature=native-histograms`) get them beside \
+        the classic buckets, which text scrapes and older dashboards keep using. A series that an emitter without \
+        native buckets (protocol 1 or 2) also feeds is served with classic buckets only, since its native buckets \
+        would miss those observations.
 
         """
 }
