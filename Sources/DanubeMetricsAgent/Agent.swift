@@ -314,6 +314,14 @@ public final class Agent: Service, Sendable {
         renderMetricsWriter(format: format).bytes
     }
 
+    /// The exposition in any scrape format, as the chunks a response is built from.
+    public func renderMetrics(scrape format: ScrapeFormat) -> [[UInt8]] {
+        switch format {
+        case .text(let text): return renderMetricsWriter(format: text).output
+        case .protobuf: return [ProtobufExposition.encode(openMetrics: renderMetricsWriter(format: .openMetrics, nativeHistograms: true).bytes)]
+        }
+    }
+
     /// The exposition as the chunks it was rendered in (what a response is built from, without joining them).
     func renderMetricsWriter(format: ExpositionFormat, nativeHistograms: Bool = false) -> ExpositionWriter {
         let started = ContinuousClock.now
@@ -423,11 +431,7 @@ public final class Agent: Service, Sendable {
     private func httpBootstrap() -> ServerBootstrap {
         let threadPool = self.threadPool
         let render: MetricsHTTPHandler.Renderer = { [self] format, gzip in
-            let chunks: [[UInt8]]
-            switch format {
-            case .text(let text): chunks = renderMetricsWriter(format: text).output
-            case .protobuf: chunks = [ProtobufExposition.encode(openMetrics: renderMetricsWriter(format: .openMetrics, nativeHistograms: true).bytes)]
-            }
+            let chunks = renderMetrics(scrape: format)
             if gzip { return ByteBuffer(bytes: GzipEncoder.gzip(chunks)) }
             var body = ByteBuffer()
             body.reserveCapacity(chunks.reduce(0) { $0 + $1.count })

@@ -1,5 +1,7 @@
 import CDanubeCells
 import DanubeMetricsWire
+/// Part of `histogram(_:buckets:native:labels:help:)`, so callers need not import the wire module.
+@_exported import struct DanubeMetricsWire.NativeHistogramSpec
 import Foundation
 import Logging
 import Synchronization

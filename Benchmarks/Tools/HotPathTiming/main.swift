@@ -9,6 +9,10 @@ configuration.flushInterval = .seconds(3600)
 let emitter = Emitter(configuration: configuration)
 let counter = try emitter.counter("probe_total")
 let histogram = try emitter.histogram("probe_latency_ms", buckets: Buckets.latencyMilliseconds)
+/// The same classic buckets plus the catalog's native latency buckets (schema 3, 184 buckets): what every `_ms`
+/// family of the catalog records.
+let native = try emitter.histogram("probe_native_latency_ms", buckets: Buckets.latencyMilliseconds,
+                                   native: NativeHistogramSpec(schema: 3, zeroThreshold: 0x1p-5, maxBuckets: 184))
 
 func measure(_ name: String, threads: Int, _ body: @escaping @Sendable (Int) -> Void) {
     let start = DispatchSemaphore(value: 0)
@@ -50,6 +54,20 @@ measure("Histogram.observe, call site", threads: 1) { n in
     var value = 0.0
     for _ in 0..<n {
         observeAtCallSite(histogram, value)
+        value = value < 5_000 ? value + 0.37 : 0
+    }
+}
+measure("Histogram.observe +native, 1 thr", threads: 1) { n in
+    var value = 0.0
+    for _ in 0..<n {
+        native.observe(value)
+        value = value < 5_000 ? value + 0.37 : 0
+    }
+}
+measure("Histogram.observe +native, call", threads: 1) { n in
+    var value = 0.0
+    for _ in 0..<n {
+        observeAtCallSite(native, value)
         value = value < 5_000 ? value + 0.37 : 0
     }
 }

@@ -64,7 +64,7 @@ enum ProtobufExposition {
                 } else if starts(line, "# HELP "), line.count >= 8 + name.count {
                     help = unescape(UnsafeBufferPointer(rebasing: line[(8 + name.count)...]), help: true)
                 } else if kind == .histogram, open, starts(line, "# native ") {
-                    native = nativeFields(String(decoding: line[9...], as: UTF8.self))
+                    native = nativeFields(UnsafeBufferPointer(rebasing: line[9...]))
                 }
                 return
             }
@@ -154,29 +154,70 @@ enum ProtobufExposition {
     /// consecutive indexes, the first offset absolute, later ones the gap since the previous run) and 13 (each
     /// bucket's count as the difference to the previous one), from `<schema> <threshold> <zero> <index>:<count>...`.
     /// A histogram without buckets gets one empty span, which marks it native for every Prometheus version.
-    private static func nativeFields(_ text: String) -> [UInt8] {
-        let parts = text.split(separator: " ")
-        guard parts.count >= 3, let schema = Int64(parts[0]), let threshold = Double(parts[1]), let zero = UInt64(parts[2]) else { return [] }
-        var out = field(5, varint: zigzag(schema)) + field(6, double: threshold) + field(7, varint: zero)
+    /// Reads the bytes in place and appends without temporary arrays: a scrape has one line per native histogram.
+    private static func nativeFields(_ line: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        var at = 0
+        func token() -> UnsafeBufferPointer<UInt8> {
+            while at < line.count, line[at] == UInt8(ascii: " ") { at += 1 }
+            let start = at
+            while at < line.count, line[at] != UInt8(ascii: " ") { at += 1 }
+            return UnsafeBufferPointer(rebasing: line[start..<at])
+        }
+        guard let schema = integer(token()), let threshold = number(token()), let zero = integer(token()) else { return [] }
+        var out: [UInt8] = []
+        out.reserveCapacity(32 + (line.count - at))
+        appendVarint(5 << 3, to: &out)
+        appendVarint(zigzag(schema), to: &out)
+        appendVarint(6 << 3 | 1, to: &out)
+        for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8(truncatingIfNeeded: threshold.bitPattern >> UInt64(shift))) }
+        appendVarint(7 << 3, to: &out)
+        appendVarint(UInt64(clamping: zero), to: &out)
         var spans: [(offset: Int64, length: UInt64)] = []
         var deltas: [UInt8] = []
+        deltas.reserveCapacity(line.count - at)
         var previousIndex: Int64?, previousCount: Int64 = 0
-        for part in parts.dropFirst(3) {
-            let pair = part.split(separator: ":")
-            guard pair.count == 2, let index = Int64(pair[0]), let count = Int64(pair[1]) else { return [] }
+        while true {
+            let pair = token()
+            guard !pair.isEmpty else { break }
+            guard let colon = pair.firstIndex(of: UInt8(ascii: ":")),
+                  let index = integer(UnsafeBufferPointer(rebasing: pair[..<colon])),
+                  let count = integer(UnsafeBufferPointer(rebasing: pair[(colon + 1)...])) else { return [] }
             if let previous = previousIndex, index == previous + 1 {
                 spans[spans.count - 1].length += 1
             } else {
                 spans.append((previousIndex.map { index - $0 - 1 } ?? index, 1))
             }
-            deltas += field(13, varint: zigzag(count - previousCount))
+            appendVarint(13 << 3, to: &deltas)
+            appendVarint(zigzag(count - previousCount), to: &deltas)
             previousIndex = index
             previousCount = count
         }
         if spans.isEmpty { spans.append((0, 0)) }
-        for span in spans { delimited(12, field(1, varint: zigzag(span.offset)) + field(2, varint: span.length), into: &out) }
+        for span in spans {
+            let offset = zigzag(span.offset)
+            appendVarint(12 << 3 | 2, to: &out)
+            appendVarint(UInt64(2 + varintSize(offset) + varintSize(span.length)), to: &out)
+            appendVarint(1 << 3, to: &out)
+            appendVarint(offset, to: &out)
+            appendVarint(2 << 3, to: &out)
+            appendVarint(span.length, to: &out)
+        }
         return out + deltas
     }
+
+    /// A decimal integer with an optional `-`, as the writer formats them.
+    private static func integer(_ bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
+        guard !bytes.isEmpty else { return nil }
+        let negative = bytes[0] == UInt8(ascii: "-")
+        var value: Int64 = 0
+        for byte in bytes[(negative ? 1 : 0)...] {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            value = value &* 10 &+ Int64(byte - UInt8(ascii: "0"))
+        }
+        return negative ? -value : value
+    }
+
+    private static func varintSize(_ value: UInt64) -> Int { max(1, (64 - value.leadingZeroBitCount + 6) / 7) }
 
     private static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
 

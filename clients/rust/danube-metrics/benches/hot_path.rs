@@ -23,6 +23,8 @@ type Update = fn(usize);
 
 static HANDLES: std::sync::OnceLock<[Counter; 2]> = std::sync::OnceLock::new();
 static HISTOGRAMS: std::sync::OnceLock<[Histogram; 2]> = std::sync::OnceLock::new();
+/// Classic buckets only: a `_seconds` name gets 20 default buckets and no native ones.
+static CLASSIC: std::sync::OnceLock<[Histogram; 2]> = std::sync::OnceLock::new();
 
 #[inline(never)]
 fn handle_increment(t: usize) {
@@ -33,6 +35,11 @@ fn handle_increment(t: usize) {
 #[inline(never)]
 fn histogram_handle_record(t: usize) {
     HISTOGRAMS.get().unwrap()[t].record(3.7);
+}
+
+#[inline(never)]
+fn classic_handle_record(t: usize) {
+    CLASSIC.get().unwrap()[t].record(0.0037);
 }
 
 #[inline(never)]
@@ -89,13 +96,16 @@ fn tight_loop(kind: &str, threads: usize, distinct: bool) -> f64 {
     per_thread(threads, distinct, |series, barrier| {
         let handle = counter!("bench_tight_total", "topic" => TOPICS[series]);
         let latency = histogram!("bench_tight_ms", "topic" => TOPICS[series]);
+        let classic = histogram!("bench_tight_seconds", "topic" => TOPICS[series]);
         handle.increment(1);
         latency.record(1.0);
+        classic.record(0.001);
         barrier.wait();
         let start = Instant::now();
         match kind {
             "handle" => (0..ITERATIONS).for_each(|_| handle.increment(black_box(1))),
             "histogram" => (0..ITERATIONS).for_each(|i| latency.record(black_box((i & 63) as f64))),
+            "classic" => (0..ITERATIONS).for_each(|i| classic.record(black_box((i & 63) as f64 * 1e-3))),
             _ => (0..ITERATIONS).for_each(|_| {
                 SHARED_WORD.fetch_add(black_box(1), Ordering::Relaxed);
             }),
@@ -113,9 +123,15 @@ fn median(mut f: impl FnMut() -> f64) -> f64 {
 fn main() {
     let _ = HANDLES.set(TOPICS.map(|t| counter!("bench_handle_total", "topic" => t)));
     let _ = HISTOGRAMS.set(TOPICS.map(|t| histogram!("bench_latency_ms", "topic" => t)));
-    let cases: [(&str, Update, &str); 5] = [
+    let _ = CLASSIC.set(TOPICS.map(|t| histogram!("bench_latency_seconds", "topic" => t)));
+    let cases: [(&str, Update, &str); 6] = [
         ("`Counter::increment` on a kept handle", handle_increment, "handle"),
-        ("`Histogram::record` on a kept handle (20 buckets)", histogram_handle_record, "histogram"),
+        ("`Histogram::record` on a kept handle (20 classic buckets only)", classic_handle_record, "classic"),
+        (
+            "`Histogram::record` on a kept handle (20 classic + 184 native buckets)",
+            histogram_handle_record,
+            "histogram",
+        ),
         ("`counter!(NAME, \"topic\" => TOPIC).increment(1)` (macro: key lookup)", macro_increment, ""),
         (
             "`counter!` with `\"topic\" => topic.to_string()` (Danube's form, with the call site's allocation)",
