@@ -106,8 +106,10 @@ extension Catalog {
         if spec.type == .histogram, definition.bounds != spec.buckets {
             return refuse(.wrongBuckets, "\(definition.name) must use the catalog's buckets \(spec.buckets ?? [])")
         }
-        if let native = definition.native, native != spec.native {
-            return refuse(.wrongBuckets, "\(definition.name) records native buckets of \(native), the catalog's are \(spec.native.map { "\($0)" } ?? "none")")
+        // A family the catalog gives no native buckets (an operator turned them off) takes the series and drops
+        // them (the store does); other native buckets than the catalog's are refused like other classic ones.
+        if let native = definition.native, let expected = spec.native, native != expected {
+            return refuse(.wrongBuckets, "\(definition.name) records native buckets of \(native), the catalog's are \(expected)")
         }
         var admitted = definition
         admitted.labels = kept

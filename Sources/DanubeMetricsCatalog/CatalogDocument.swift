@@ -194,7 +194,8 @@ public enum CatalogDocument {
         bucket. Scrapers that ask for protobuf (Prometheus with `--enable-feature=native-histograms`) get them beside \
         the classic buckets, which text scrapes and older dashboards keep using. A series that an emitter without \
         native buckets (protocol 1 or 2) also feeds is served with classic buckets only, since its native buckets \
-        would miss those observations.
+        would miss those observations. An operator file that gives a latency family no `native` turns them off for \
+        it: the agent then drops the native buckets emitters still send and keeps the series classic.
 
         """
 }

@@ -87,6 +87,28 @@ import Testing
         await agent.stop()
     }
 
+    /// An operator file may turn a family's native buckets off: emitters built with the shipped catalog still
+    /// send them, and the agent keeps the series with its classic buckets, dropping the native ones.
+    @Test func aCatalogWithoutNativeBucketsKeepsTheSeriesClassic() async throws {
+        var family = try #require(BuiltinCatalog.catalog.family(named: DanubeFamily.walAppendLatency.rawValue))
+        family.native = nil
+        let catalog = try BuiltinCatalog.catalog.overlaid(with: CatalogFile(forbiddenLabels: nil, families: [family]))
+        let agent = try await TestAgent { $0.catalog = catalog; $0.catalogMode = .strict }
+        let emitter = agent.emitter()
+        let labels = [("namespace", "default"), ("topic", "/default/orders"), ("partition", "0")]
+        let latency = try emitter.histogram(family.name, buckets: family.buckets!, native: Self.latency, labels: labels)
+        for value in [0.2, 3, 3, 700] { latency.observe(value) }
+        #expect(emitter.waitUntilDelivered())
+        #expect(emitter.stats.refusedSeries == 0)
+        let shown = try agent.samples()
+        #expect(shown.sum("\(family.name)_count") == 4)
+        #expect(shown.sum("\(family.name)_bucket", matching: ["le=\"5.0\""]) == 3)
+        let message = try #require(ProtobufMessage.histogram(in: try agent.scrape(accept: Self.protobuf).body, family: family.name))
+        #expect(message.varint(1) == 4 && message.nativeBuckets == nil)
+        emitter.shutdown()
+        await agent.stop()
+    }
+
     /// Prometheus 2.42 with native histograms scrapes the agent (protobuf) while the load generator runs: the 0.99
     /// quantile of the producer send latency's native histogram is within the schema's relative error (one bucket,
     /// 2^(1/8) - 1 = 9% at schema 3) of the exact 0.99 quantile of every latency the load generator recorded.

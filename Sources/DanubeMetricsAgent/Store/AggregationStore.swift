@@ -9,7 +9,7 @@ public typealias ConnectionID = UInt64
 /// an array index plus an add. Eight bytes (every connection keeps one per series it defined).
 public struct SeriesBinding: Sendable {
     private let storedSlot: UInt32
-    /// At most the protocol's bucket indexes per delta (322 by default): 16 bits are plenty.
+    /// At most the protocol's bucket indexes per delta (322 by default) in 15 bits; the top bit: `dropsNative`.
     private let storedBucketCount: UInt16
     /// Classic buckets with +Inf: at most the protocol's 64 bounds plus one.
     private let storedClassicCount: UInt8
@@ -18,20 +18,23 @@ public struct SeriesBinding: Sendable {
     public var slot: Int { Int(storedSlot) }
     /// Bucket indexes the definition's deltas may name (classic, then native when it records them); 0 for
     /// counters and gauges.
-    public var bucketCount: Int { Int(storedBucketCount) }
+    public var bucketCount: Int { Int(storedBucketCount & 0x7FFF) }
     /// Classic buckets (bounds + 1 for +Inf), the ones exemplars belong to.
     public var classicBucketCount: Int { Int(storedClassicCount) }
+    /// The definition records native buckets its family does not keep (the catalog has none for it): its deltas'
+    /// native buckets are accepted and dropped.
+    public var dropsNative: Bool { storedBucketCount & 0x8000 != 0 }
 
-    public init(slot: Int, kind: MetricKind, bucketCount: Int, classicBucketCount: Int? = nil) {
+    public init(slot: Int, kind: MetricKind, bucketCount: Int, classicBucketCount: Int? = nil, dropsNative: Bool = false) {
         storedSlot = UInt32(slot)
-        storedBucketCount = UInt16(bucketCount)
+        storedBucketCount = UInt16(bucketCount) | (dropsNative ? 0x8000 : 0)
         storedClassicCount = UInt8(classicBucketCount ?? bucketCount)
         self.kind = kind
     }
 
-    init(slot: Int, definition: SeriesDefinition) {
+    init(slot: Int, definition: SeriesDefinition, dropsNative: Bool = false) {
         self.init(slot: slot, kind: definition.kind, bucketCount: definition.bucketCount,
-                  classicBucketCount: definition.kind == .histogram ? definition.bounds.count + 1 : 0)
+                  classicBucketCount: definition.kind == .histogram ? definition.bounds.count + 1 : 0, dropsNative: dropsNative)
     }
 }
 
@@ -187,8 +190,11 @@ public final class AggregationStore: Sendable {
     /// sorted). Fails, for this series only, when it conflicts with what another source defined for the same
     /// family, or when it would be a new series beyond `maxFamilySeries`. `familyNative` is the native layout a
     /// new family gets (the catalog's, so that an emitter without native buckets defining it first does not
-    /// decide for the others); a definition recording native buckets must match its family's.
+    /// decide for the others); a definition recording native buckets must match its family's, except that where
+    /// the catalog gives the family none (`familyNative` is `.some(nil)`: an operator turned them off), its native
+    /// buckets are dropped and the series accepted.
     public func define(_ checked: SeriesDefinition, maxFamilySeries: Int = .max, familyNative: NativeHistogramSpec?? = nil) -> Result<SeriesBinding, SeriesRejection> {
+        let catalogRefusesNative = familyNative.map { $0 == nil } ?? false
         let familyNative = familyNative ?? checked.native
         return state.withLock { state in
             let existing = state.familyByName[checked.name]
@@ -202,7 +208,8 @@ public final class AggregationStore: Sendable {
                 }
             }
             let layout = existing.map { state.families[$0].native } ?? (checked.kind == .histogram ? familyNative : nil)
-            if let native = checked.native, native != layout {
+            let dropsNative = checked.native != nil && layout == nil && catalogRefusesNative
+            if let native = checked.native, native != layout, !dropsNative {
                 let has = layout.map { "native buckets of \($0)" } ?? "no native buckets"
                 return .failure(SeriesRejection(.conflictingDefinition, family: checked.name, "\(checked.name) has \(has), not \(native)"))
             }
@@ -215,7 +222,7 @@ public final class AggregationStore: Sendable {
             var text = ExpositionWriter.labelText(checked.labels)
             return text.withUTF8 { text in
                 if let slot = index.find(family: familyIndex, text: text, in: table) {
-                    return .success(SeriesBinding(slot: slot, definition: checked))
+                    return .success(SeriesBinding(slot: slot, definition: checked, dropsNative: dropsNative))
                 }
                 guard state.families[familyIndex].slots.count < maxFamilySeries else {
                     return .failure(SeriesRejection(.familySeriesLimit, family: checked.name, "\(checked.name) already has its limit of \(maxFamilySeries) series"))
@@ -228,7 +235,7 @@ public final class AggregationStore: Sendable {
                 state.changes &+= 1
                 state.families[familyIndex].slots.append(UInt32(slot))
                 state.families[familyIndex].sorted = false
-                return .success(SeriesBinding(slot: slot, definition: checked))
+                return .success(SeriesBinding(slot: slot, definition: checked, dropsNative: dropsNative))
             }
         }
     }
@@ -264,7 +271,8 @@ public final class AggregationStore: Sendable {
                     markChanged(slot, in: &state)
                 case .histogram:
                     let start = Int(table[slot].bucketStart)
-                    for bucket in batch.buckets[delta.bucketStart..<delta.bucketStart + delta.bucketCount] {
+                    let kept = binding.dropsNative ? binding.classicBucketCount : binding.bucketCount
+                    for bucket in batch.buckets[delta.bucketStart..<delta.bucketStart + delta.bucketCount] where Int(bucket.index) < kept {
                         state.buckets[start + Int(bucket.index)] &+= bucket.count
                     }
                     state.values[slot].sum += delta.sum
