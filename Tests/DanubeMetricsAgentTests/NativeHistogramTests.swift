@@ -109,6 +109,26 @@ import Testing
         await agent.stop()
     }
 
+    /// An emitter talking to an agent older than version 3 defines its histograms with classic buckets only and
+    /// sends no native bucket indexes (the old agent would refuse both).
+    @Test func anOldAgentGetsClassicBucketsOnly() throws {
+        let old = try SilentAgent(path: TestAgent.temporarySocketPath(), recordsFrames: true)
+        defer { old.stop() }
+        let emitter = TestAgent.emitter(socketPath: old.path)
+        let latency = try emitter.histogram("nh_old_agent_ms", buckets: [1, 10], native: Self.latency)
+        for value in [0.5, 5, 50, 0] { latency.observe(value) }
+        emitter.flush()
+        var definitions: [SeriesDefinition] = [], buckets: [BucketDelta] = []
+        #expect(eventually {
+            definitions = old.frames.flatMap { frame -> [SeriesDefinition] in if case .define(let batch) = frame { batch.definitions } else { [] } }
+            buckets = old.frames.flatMap { frame -> [BucketDelta] in if case .deltas(let batch) = frame { batch.buckets } else { [] } }
+            return !definitions.isEmpty && !buckets.isEmpty
+        })
+        #expect(definitions.map(\.native) == [nil])
+        #expect(buckets == [BucketDelta(index: 0, count: 2), BucketDelta(index: 1, count: 1), BucketDelta(index: 2, count: 1)])
+        emitter.shutdown(timeout: .zero)
+    }
+
     /// Prometheus 2.42 with native histograms scrapes the agent (protobuf) while the load generator runs: the 0.99
     /// quantile of the producer send latency's native histogram is within the schema's relative error (one bucket,
     /// 2^(1/8) - 1 = 9% at schema 3) of the exact 0.99 quantile of every latency the load generator recorded.

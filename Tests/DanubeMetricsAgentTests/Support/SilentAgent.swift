@@ -2,16 +2,17 @@ import DanubeMetricsWire
 import Foundation
 import DanubeMetricsTestKit
 
-/// A fake agent that answers HELLO with WELCOME and then reads frames without ever acknowledging them: what an
-/// emitter sees of a hung agent.
+/// A fake agent that answers HELLO with WELCOME (protocol version 1) and then never acknowledges anything: what
+/// an emitter sees of a hung agent, and, with `recordsFrames`, of an old agent (its frames are kept for checks).
 final class SilentAgent {
     let path: String
     private let listener: Int32
     private var accepted: [Int32] = []
+    private var received: [Frame] = []
     private let lock = NSLock()
     private var thread: Thread?
 
-    init(path: String) throws {
+    init(path: String, recordsFrames: Bool = false) throws {
         self.path = path
         let listener = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0)
         self.listener = listener
@@ -27,10 +28,18 @@ final class SilentAgent {
                 guard n > 0, case .hello? = try? FrameDecoder().decodeFrames(in: Array(buffer[0..<n])).first else { continue }
                 let welcome = FrameEncoder.encode(.welcome(Welcome(version: 1, maxFrameBytes: 65_536, maxSeries: 1_000, lastAppliedSequence: 0)))
                 _ = welcome.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                while recordsFrames {
+                    let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                    guard n > 0, let frames = try? FrameDecoder().decodeFrames(in: Array(buffer[0..<n])) else { break }
+                    self?.lock.withLock { self?.received += frames }
+                }
             }
         }
         thread?.start()
     }
+
+    /// Frames received after WELCOME (with `recordsFrames`).
+    var frames: [Frame] { lock.withLock { received } }
 
     /// Connections accepted so far.
     var connections: Int { lock.withLock { accepted.count } }
