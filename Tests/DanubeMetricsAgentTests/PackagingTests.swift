@@ -57,7 +57,11 @@ import Testing
         }
     }
 
-    @Test func everyDashboardAndRuleExpressionReturnsDataFromARealPrometheus() async throws {
+    /// Twice: as Prometheus scrapes by default (text, classic buckets), and with native histograms on, where
+    /// Prometheus 2.42 stores a latency family's native histogram instead of its `_bucket` series: the latency
+    /// panels and rules ask for either (`classic or native`).
+    @Test(arguments: [false, true])
+    func everyDashboardAndRuleExpressionReturnsDataFromARealPrometheus(nativeHistograms: Bool) async throws {
         let (agent, loadgen) = try await fedAgent(rate: 1_000, messages: nil)
         defer { loadgen.stop() }
         let emitter = agent.emitter(name: "misconfigured")
@@ -67,7 +71,7 @@ import Testing
         let prometheus = try PrometheusServer(agentPort: agent.port, ruleFiles: [
             Self.prometheusFiles.appendingPathComponent("danube-rules.yml").path,
             Self.prometheusFiles.appendingPathComponent("danube-alerts.yml").path,
-        ])
+        ], flags: nativeHistograms ? ["--enable-feature=native-histograms"] : [])
         defer { prometheus.stop() }
         // Rates need two scrapes, recording rules an evaluation after that.
         let ready = eventually(timeout: .seconds(60)) {
@@ -76,6 +80,8 @@ import Testing
             return !messages.isEmpty && !errors.isEmpty
         }
         try #require(ready, "Prometheus log: \(prometheus.log)")
+        let classicLatency = try prometheus.query("count(danube_producer_send_latency_ms_bucket)")
+        #expect(classicLatency.isEmpty == nativeHistograms, "native histograms \(nativeHistograms): classic buckets \(classicLatency)")
 
         var checked = 0
         var usedRules: Set<String> = []
