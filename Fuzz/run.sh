@@ -27,7 +27,8 @@ state-file)
     swiftc -sanitize=fuzzer,address -parse-as-library -O -g \
         -emit-library -static -emit-module -module-name DanubeMetricsWire "${wire[@]}" \
         -emit-module-path "$out/$target/modules/DanubeMetricsWire.swiftmodule" -o "$out/$target/libDanubeMetricsWire.a"
-    swiftc -sanitize=fuzzer,address -parse-as-library -O -g -I "$out/$target/modules" \
+    # CZlib (crc32) is a system library module: its module map and -lz.
+    swiftc -sanitize=fuzzer,address -parse-as-library -O -g -I "$out/$target/modules" -I Sources/CZlib -lz \
         Sources/DanubeMetricsAgent/Durability/StateFormat.swift Sources/DanubeMetricsAgent/Durability/StoreSnapshot.swift \
         Fuzz/StateFileFuzzer.swift "$out/$target/libDanubeMetricsWire.a" -module-name StateFileFuzzer -o "$out/$target/fuzzer"
     seeds=(Fuzz/state-corpus) ;;
