@@ -80,10 +80,11 @@ public struct Histogram: @unchecked Sendable, Hashable {
 
     @inlinable
     func record(_ value: Double, bucket: UInt32) {
+        // Two calls so that, inlined, the classic one has a constant 0 and no native branch left.
         if let native {
-            dm_histogram_observe_native(firstCell, bucket, native.cell(of: value), sumCell, value)
+            dm_histogram_observe(firstCell, bucket, native.cell(of: value), sumCell, value)
         } else {
-            dm_histogram_observe(firstCell, bucket, sumCell, value)
+            dm_histogram_observe(firstCell, bucket, 0, sumCell, value)
         }
     }
 

@@ -115,31 +115,24 @@ static inline double dm_bits_f64(uint64_t bits) {
     return value;
 }
 
-/// Records one histogram observation: bucket cell `first + bucket` gains 1, the sum cell `first + sum_offset`
-/// (IEEE-754 bits) gains `value`. All cells of one histogram share a chunk, so this is one TLS and chunk lookup.
-/// The line flagged is the one of `first`: the flusher finds a series by its first cell.
-static inline void dm_histogram_observe(uint32_t first, uint32_t bucket, uint32_t sum_offset, double value) {
-    _Atomic uint64_t *chunk = dm_thread_chunk(first);
-    uint32_t offset = first & (DM_CHUNK_CELLS - 1u);
-    _Atomic uint64_t *p = chunk + offset;
-    uint64_t c = atomic_load_explicit(p + bucket, memory_order_relaxed);
-    atomic_store_explicit(p + bucket, c + 1u, memory_order_relaxed);
-    uint64_t s = atomic_load_explicit(p + sum_offset, memory_order_relaxed);
-    atomic_store_explicit(p + sum_offset, dm_f64_bits(dm_bits_f64(s) + value), memory_order_relaxed);
-    dm_flag_line(chunk, offset);
+/// Adds 1 to a cell owned by the calling thread (single writer: load + store).
+static inline void dm_bump(_Atomic uint64_t *cell) {
+    atomic_store_explicit(cell, atomic_load_explicit(cell, memory_order_relaxed) + 1u, memory_order_relaxed);
 }
 
-/// As dm_histogram_observe, and native bucket cell `first + native` gains 1 too (a histogram recording native
-/// buckets: its classic buckets, zero bucket and window are all counts, its sum cell is last).
-static inline void dm_histogram_observe_native(uint32_t first, uint32_t bucket, uint32_t native, uint32_t sum_offset,
-                                               double value) {
+/// Records one histogram observation: bucket cell `first + bucket` gains 1, native bucket cell `first + native`
+/// too unless `native` is 0 (no native buckets: offset 0 is always the first classic bucket), and the sum cell
+/// `first + sum_offset` (IEEE-754 bits) gains `value`. All cells of one histogram share a chunk, so this is one
+/// TLS and chunk lookup. The line flagged is the one of `first`: the flusher finds a series by its first cell.
+static inline void dm_histogram_observe(uint32_t first, uint32_t bucket, uint32_t native, uint32_t sum_offset,
+                                        double value) {
     _Atomic uint64_t *chunk = dm_thread_chunk(first);
     uint32_t offset = first & (DM_CHUNK_CELLS - 1u);
     _Atomic uint64_t *p = chunk + offset;
-    uint64_t c = atomic_load_explicit(p + bucket, memory_order_relaxed);
-    atomic_store_explicit(p + bucket, c + 1u, memory_order_relaxed);
-    uint64_t n = atomic_load_explicit(p + native, memory_order_relaxed);
-    atomic_store_explicit(p + native, n + 1u, memory_order_relaxed);
+    dm_bump(p + bucket);
+    if (native != 0) {
+        dm_bump(p + native);
+    }
     uint64_t s = atomic_load_explicit(p + sum_offset, memory_order_relaxed);
     atomic_store_explicit(p + sum_offset, dm_f64_bits(dm_bits_f64(s) + value), memory_order_relaxed);
     dm_flag_line(chunk, offset);
