@@ -63,7 +63,7 @@ final class AgentConnection {
 
     /// Sends one frame without blocking; `.wouldBlock` when the socket buffer is full (the agent is slow).
     func send(_ frame: [UInt8]) -> SendResult {
-        let n = frame.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+        let n = frame.withUnsafeBytes { sendRecord(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
         if n == frame.count { return .sent }
         if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return .wouldBlock }
         return .failed(n < 0 ? "send(): \(Self.errnoText())" : "short send of \(n) of \(frame.count) bytes")
@@ -104,4 +104,9 @@ final class AgentConnection {
     }
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
+}
+
+/// send(2) under a name the type's own `send` does not shadow, from Glibc or Musl alike.
+private func sendRecord(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int, _ flags: Int32) -> Int {
+    send(fd, buffer, count, flags)
 }

@@ -78,7 +78,7 @@ public struct NativeHistogramSpec: Sendable, Hashable, Codable, CustomStringConv
 
     /// Upper bound of Prometheus bucket `index`: base^index.
     public func upperBound(ofIndex index: Int) -> Double {
-        Double.exp2(Double(index) / Double.exp2(Double(schema)))
+        powerOfTwo(Double(index) / powerOfTwo(Double(schema)))
     }
 
     static let mantissaMask: UInt64 = (1 << 52) - 1
@@ -88,17 +88,12 @@ public struct NativeHistogramSpec: Sendable, Hashable, Codable, CustomStringConv
     public static func mantissaBounds(schema: Int8) -> [UInt64] {
         guard schema > 0 else { return [] }
         let count = 1 << Int(schema)
-        return (0..<count).map { Double.exp2(Double($0) / Double(count)).bitPattern & mantissaMask }
+        return (0..<count).map { powerOfTwo(Double($0) / Double(count)).bitPattern & mantissaMask }
     }
 }
 
-extension Double {
-    /// 2^x through the C library, like the Rust emitter (`f64::exp2`), so every side derives identical bounds.
-    static func exp2(_ x: Double) -> Double {
-        #if canImport(Glibc)
-        return Glibc.exp2(x)
-        #else
-        return Musl.exp2(x)
-        #endif
-    }
+/// 2^x from the C library (Glibc or Musl), as the Rust emitter's `f64::exp2`, so every side derives identical
+/// bounds; a free function, so no `exp2` of a type shadows it.
+private func powerOfTwo(_ x: Double) -> Double {
+    exp2(x)
 }

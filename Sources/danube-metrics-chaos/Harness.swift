@@ -69,7 +69,7 @@ final class Harness {
         unlink(socketPath)
         let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         let rc = try UnixSocketAddress.withSockaddr(path: socketPath) { bind(fd, $0, $1) }
-        guard fd >= 0, rc == 0, Glibc.listen(fd, 256) == 0 else {
+        guard fd >= 0, rc == 0, listenOn(fd, 256) == 0 else {
             throw HTTPClient.Failure(description: "cannot listen on \(socketPath): errno \(errno)")
         }
         return fd
@@ -167,4 +167,9 @@ final class Harness {
         if let heldListener { close(heldListener) }
         heldListener = nil
     }
+}
+
+/// listen(2) under a name the type's own `listen` does not shadow, from Glibc or Musl alike.
+private func listenOn(_ fd: Int32, _ backlog: Int32) -> Int32 {
+    listen(fd, backlog)
 }

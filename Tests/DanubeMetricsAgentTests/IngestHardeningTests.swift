@@ -77,7 +77,7 @@ import Testing
                 SeriesDefinition(id: UInt32(frame * 50 + i), kind: .counter, name: "unplanned_\(frame)_\(i)_total", help: "", labels: [])
             }
             let bytes = FrameEncoder.encode(.define(DefineBatch(sequence: UInt64(frame + 1), definitions: definitions)))
-            let n = bytes.withUnsafeBytes { Glibc.send(flooder.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes { sendBytes(flooder.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
             guard n == bytes.count else { break }
             sent += 50
         }

@@ -1,5 +1,9 @@
 import DanubeMetricsSystemd
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 import Testing
 

@@ -28,7 +28,7 @@ enum IngestSocket {
         }
         let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SetupError(description: "socket(AF_UNIX, SOCK_SEQPACKET): \(errnoText())") }
-        let rc = try UnixSocketAddress.withSockaddr(path: path) { address, length in Glibc.bind(fd, address, length) }
+        let rc = try UnixSocketAddress.withSockaddr(path: path) { address, length in bindSocket(fd, address, length) }
         guard rc == 0 else {
             let text = errnoText()
             close(fd)
@@ -63,4 +63,9 @@ enum IngestSocket {
     }
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
+}
+
+/// bind(2) under a name the type's own `bind` does not shadow, from Glibc or Musl alike.
+private func bindSocket(_ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
+    bind(fd, address, length)
 }

@@ -20,7 +20,7 @@ final class RawSource {
     deinit { close(fd) }
 
     func send(_ bytes: [UInt8]) {
-        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        _ = bytes.withUnsafeBytes { sendBytes(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
     func send(_ frame: Frame) { send(FrameEncoder.encode(frame)) }
@@ -52,4 +52,9 @@ final class RawSource {
         if case .welcome(let welcome) = receive() { return welcome }
         return nil
     }
+}
+
+/// send(2) under a name no type's `send` method shadows, from Glibc or Musl alike.
+func sendBytes(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int, _ flags: Int32) -> Int {
+    send(fd, buffer, count, flags)
 }
