@@ -5,7 +5,7 @@ import Musl
 #endif
 import Foundation
 
-/// The agent's state in its state directory: a base, `state.bin` (format version 2, all counters, histograms and
+/// The agent's state in its state directory: a base, `state.bin` (format version 3, all counters, histograms and
 /// sources), and a log, `state.log`, of what changed since. A base is written as a temporary file, fsync, atomic
 /// rename, fsync of the directory, so that after a crash at any instant it is either the previous base or the new
 /// one, whole; the log is then started afresh, naming the base it extends. Between bases, each checkpoint appends
