@@ -117,7 +117,7 @@ public final class Agent: Service, Sendable {
                 do {
                     channel = try await httpBootstrap().bind(host: address.host, port: address.port).get()
                 } catch {
-                    throw AgentConfigurationError("cannot listen on \(address): \(Self.describe(error))")
+                    throw AgentConfigurationError(.listen, "cannot listen on \(address): \(Self.describe(error))")
                 }
                 state.withLockedValue { $0.http.append(channel) }
             }

@@ -73,7 +73,7 @@ extension AgentConfiguration {
         let budget = FileDescriptorBudget.current(httpMaxConnections: http.maxConnections)
         let sourceCap = budget.sourceCap(configured: maxSources)
         guard sourceCap > 0 else {
-            throw AgentConfigurationError("the open file limit (\(budget.limit)) leaves no room for emitter connections: the agent keeps \(budget.reserved) descriptors for itself (raise LimitNOFILE= or lower --http-max-connections)")
+            throw AgentConfigurationError(.descriptorBudget, "the open file limit (\(budget.limit)) leaves no room for emitter connections: the agent keeps \(budget.reserved) descriptors for itself (raise LimitNOFILE= or lower --http-max-connections)")
         }
         if sourceCap < maxSources {
             logger.warning("fewer emitter connections than --max-sources: the open file limit allows no more", metadata: [

@@ -34,7 +34,7 @@ public struct CatalogFile: Codable, Sendable, Equatable {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw CatalogError("cannot read catalog file \(path): \(error.localizedDescription)")
+            throw CatalogError(.unreadableFile, "cannot read catalog file \(path): \(error.localizedDescription)")
         }
         return try decode(data, source: path)
     }
@@ -44,12 +44,12 @@ public struct CatalogFile: Codable, Sendable, Equatable {
         do {
             file = try JSONDecoder().decode(CatalogFile.self, from: data)
         } catch let error as DecodingError {
-            throw CatalogError("catalog file \(source): \(describe(error))")
+            throw CatalogError(.malformedFile, "catalog file \(source): \(describe(error))")
         } catch {
-            throw CatalogError("catalog file \(source): \(error)")
+            throw CatalogError(.malformedFile, "catalog file \(source): \(error)")
         }
         guard file.version == currentVersion else {
-            throw CatalogError("catalog file \(source) has version \(file.version); this agent reads version \(currentVersion)")
+            throw CatalogError(.unsupportedVersion, "catalog file \(source) has version \(file.version); this agent reads version \(currentVersion)")
         }
         return file
     }

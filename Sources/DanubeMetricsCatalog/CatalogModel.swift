@@ -132,7 +132,7 @@ public struct Catalog: Sendable, Equatable {
         index = [:]
         for (position, family) in self.families.enumerated() {
             if index.updateValue(position, forKey: family.name) != nil {
-                throw CatalogError("family \(family.name) appears twice")
+                throw CatalogError(.duplicateFamily, "family \(family.name) appears twice")
             }
         }
         try CatalogCheck.check(self)
@@ -159,9 +159,33 @@ public struct Catalog: Sendable, Equatable {
     }
 }
 
-/// A catalog that cannot be used, with what is wrong in it.
+/// A catalog that cannot be used: `code` says what kind of fault (callers and tests switch on it), `description`
+/// says where, naming the family and field.
 public struct CatalogError: Error, CustomStringConvertible, Equatable {
+    public enum Code: String, Sendable, Equatable {
+        /// The operator file cannot be read.
+        case unreadableFile
+        /// The file is not JSON of the catalog's shape (the message names the field).
+        case malformedFile
+        /// The file's `version` is not one this agent reads.
+        case unsupportedVersion
+        /// Two families have one name.
+        case duplicateFamily
+        /// A metric or label name breaks the naming rules (Prometheus', `_total` for counters, reserved prefixes).
+        case invalidName
+        /// A histogram's buckets (classic or native) cannot be used, or a non-histogram has some.
+        case invalidBuckets
+        /// A family's labels: repeated, forbidden, an empty value list, a dropped label that cannot be dropped.
+        case invalidLabels
+        /// Anything else about a family: no help text, a series limit that is not positive.
+        case invalidFamily
+    }
+
+    public var code: Code
     public var message: String
-    public init(_ message: String) { self.message = message }
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
     public var description: String { message }
 }

@@ -28,33 +28,32 @@ final class AgentConnection {
     /// Connects, sends HELLO and waits up to `timeoutMillis` for WELCOME (or REFUSE).
     static func open(path: String, hello: Hello, timeoutMillis: Int32, limits: WireLimits) throws(EmitterError) -> AgentConnection {
         let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw EmitterError("socket(): \(errnoText())") }
+        guard fd >= 0 else { throw EmitterError(.connectionFailed, "socket(): \(errnoText())") }
         let connection = AgentConnection(fd: fd, limits: limits) // closes fd on every path from here
         let rc: Int32
         do {
             rc = try UnixSocketAddress.withSockaddr(path: path) { address, length in connect(fd, address, length) }
         } catch {
-            throw EmitterError("\(error)")
+            throw EmitterError(.connectionFailed, "\(error)")
         }
         guard rc == 0 else {
             if errno == EACCES || errno == EPERM {
-                throw EmitterError("connect(\(path)): \(errnoText()): this process may not write to the agent's socket "
-                    + "(the installed agent admits the group danube-metrics: give this user that group, then restart this process)",
-                    needsOperator: true)
+                throw EmitterError(.notPermitted, "connect(\(path)): \(errnoText()): this process may not write to the agent's socket "
+                    + "(the installed agent admits the group danube-metrics: give this user that group, then restart this process)")
             }
-            throw EmitterError("connect(\(path)): \(errnoText())")
+            throw EmitterError(.connectionFailed, "connect(\(path)): \(errnoText())")
         }
         guard case .sent = connection.sendBlocking(FrameEncoder.encode(.hello(hello)), timeoutMillis: timeoutMillis) else {
-            throw EmitterError("could not send HELLO to \(path)")
+            throw EmitterError(.connectionFailed, "could not send HELLO to \(path)")
         }
         let frames = try connection.receive(timeoutMillis: timeoutMillis)
         guard let frame = frames.first else {
-            throw EmitterError("no WELCOME from \(path) within \(timeoutMillis) ms")
+            throw EmitterError(.connectionFailed, "no WELCOME from \(path) within \(timeoutMillis) ms")
         }
         switch frame {
         case .welcome(let welcome): connection.welcome = welcome
-        case .refuse(let refusal): throw EmitterError("agent refused the connection: \(refusal.code): \(refusal.message)")
-        default: throw EmitterError("agent answered HELLO with \(frame.type)")
+        case .refuse(let refusal): throw EmitterError(.refusedByAgent(refusal.code), "agent refused the connection: \(refusal.code): \(refusal.message)")
+        default: throw EmitterError(.connectionFailed, "agent answered HELLO with \(frame.type)")
         }
         return connection
     }
@@ -85,15 +84,15 @@ final class AgentConnection {
         let n = receiveBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
         if n < 0 {
             if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return [] }
-            throw EmitterError("recv(): \(Self.errnoText())")
+            throw EmitterError(.connectionFailed, "recv(): \(Self.errnoText())")
         }
-        if n == 0 { throw EmitterError("the agent closed the connection") }
+        if n == 0 { throw EmitterError(.connectionFailed, "the agent closed the connection") }
         do {
             return try receiveBuffer.withUnsafeBytes { raw in
                 try decoder.decodeFrames(in: UnsafeRawBufferPointer(rebasing: raw[0..<n]))
             }
         } catch {
-            throw EmitterError("undecodable frame from the agent: \(error)")
+            throw EmitterError(.connectionFailed, "undecodable frame from the agent: \(error)")
         }
     }
 

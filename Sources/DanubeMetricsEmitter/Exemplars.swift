@@ -15,7 +15,7 @@ public struct Exemplar: Sendable, Equatable {
 
     public init(labels: [(String, String)]) throws(EmitterError) {
         let labels = labels.map { Label($0.0, $0.1) }
-        if let problem = ExemplarUpdate.problem(with: labels) { throw EmitterError(problem) }
+        if let problem = ExemplarUpdate.problem(with: labels) { throw EmitterError(.invalidExemplar, problem) }
         self.labels = labels
     }
 }

@@ -2,16 +2,40 @@ import CDanubeCells
 import DanubeMetricsWire
 import Synchronization
 
-/// Errors from resolving a handle: the name or labels break the rules, or clash with an earlier registration.
+/// Why a handle could not be resolved, an exemplar built or the agent reached. Callers switch on `code`; the
+/// text for people is `description`.
 public struct EmitterError: Error, CustomStringConvertible, Equatable {
+    public enum Code: Equatable, Sendable {
+        /// The name or labels break the Prometheus naming rules (or the agent's reserved prefix).
+        case invalidSeries
+        /// A name, label, help text or bucket layout is longer than the protocol allows.
+        case tooLarge
+        /// The name is already registered as another kind or with other buckets.
+        case conflictingRegistration
+        /// The emitter holds as many series as one connection may define.
+        case seriesLimit
+        /// The process has used every metric cell.
+        case cellsExhausted
+        /// Exemplar labels OpenMetrics would not take.
+        case invalidExemplar
+        /// The agent's socket is there but this process may not use it: an operator must act.
+        case notPermitted
+        /// The agent answered HELLO with REFUSE, for this reason.
+        case refusedByAgent(RefusalCode)
+        /// The agent is not there, closed the connection, did not answer in time, or sent something undecodable.
+        case connectionFailed
+    }
+
+    public var code: Code
     public var message: String
     /// The failure will not go away by retrying: an operator must act (the socket's mode or group excludes this
     /// process). Logged as a warning instead of the debug line for an agent that is merely not there yet.
-    public var needsOperator: Bool
+    public var needsOperator: Bool { code == .notPermitted }
     public var description: String { message }
-    init(_ message: String, needsOperator: Bool = false) {
+
+    init(_ code: Code, _ message: String) {
+        self.code = code
         self.message = message
-        self.needsOperator = needsOperator
     }
 }
 
@@ -107,24 +131,24 @@ final class SeriesRegistry: Sendable {
             definition = try SeriesRules.validate(candidate)
             try checkLimits(definition)
         } catch {
-            throw EmitterError(error.message)
+            throw EmitterError(error.code == .limitExceeded ? .tooLarge : .invalidSeries, error.message)
         }
         let result: Result<RegisteredSeries, EmitterError> = state.withLock { state in
             let key = SeriesKey(name: definition.name, labels: definition.labels)
             if let family = state.families[definition.name] {
                 if family.kind != kind {
-                    return .failure(EmitterError("\(name) is already registered as a \(family.kind), not a \(kind)"))
+                    return .failure(EmitterError(.conflictingRegistration, "\(name) is already registered as a \(family.kind), not a \(kind)"))
                 }
                 if family.bounds != definition.bounds {
-                    return .failure(EmitterError("\(name) is already registered with buckets \(family.bounds)"))
+                    return .failure(EmitterError(.conflictingRegistration, "\(name) is already registered with buckets \(family.bounds)"))
                 }
                 if family.native != definition.native {
-                    return .failure(EmitterError("\(name) is already registered with \(family.native.map { "native buckets of \($0)" } ?? "no native buckets")"))
+                    return .failure(EmitterError(.conflictingRegistration, "\(name) is already registered with \(family.native.map { "native buckets of \($0)" } ?? "no native buckets")"))
                 }
             }
             if let index = state.byKey[key] { return .success(state.series[index]) }
             guard state.series.count < limits.maxSeriesPerConnection else {
-                return .failure(EmitterError("cannot register \(name): the limit of \(limits.maxSeriesPerConnection) series is reached"))
+                return .failure(EmitterError(.seriesLimit, "cannot register \(name): the limit of \(limits.maxSeriesPerConnection) series is reached"))
             }
             var entry = RegisteredSeries(definition: definition, firstCell: DM_CELL_NONE, cellCount: 0)
             entry.definition.id = UInt32(state.series.count)
@@ -144,7 +168,7 @@ final class SeriesRegistry: Sendable {
             if entry.cellCount > 0 {
                 entry.firstCell = state.reserveCells(entry.cellCount)
                 if entry.firstCell == DM_CELL_NONE {
-                    return .failure(EmitterError("cannot register \(name): the process has used all \(DM_MAX_CELLS) metric cells"))
+                    return .failure(EmitterError(.cellsExhausted, "cannot register \(name): the process has used all \(DM_MAX_CELLS) metric cells"))
                 }
             }
             if let spec = definition.native {

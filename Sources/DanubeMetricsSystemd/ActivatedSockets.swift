@@ -8,8 +8,26 @@ import CSystemd
 /// Listening sockets handed over by systemd (`LISTEN_FDS`, `LISTEN_FDNAMES`), read once through libsystemd's
 /// `sd_listen_fds_with_names`, which also clears the variables so child processes do not inherit them.
 public struct ActivatedSockets: Sendable, Equatable {
+    /// Sockets systemd passed that the agent cannot use: `code` to switch on, `description` naming the socket and
+    /// the unit setting to fix.
     public struct Failure: Error, CustomStringConvertible, Equatable {
+        public enum Code: String, Sendable, Equatable {
+            /// libsystemd could not read LISTEN_FDS / LISTEN_FDNAMES.
+            case unreadableEnvironment
+            /// A socket of the wrong type or not listening for its name.
+            case wrongSocketType
+            /// Two sockets with one name.
+            case duplicateName
+            /// A name that is neither the ingest nor the HTTP socket's.
+            case unknownName
+        }
+
+        public var code: Code
         public var description: String
+        public init(_ code: Code, _ description: String) {
+            self.code = code
+            self.description = description
+        }
     }
 
     /// The ingest listener (AF_UNIX SOCK_SEQPACKET), if one was passed.
@@ -35,7 +53,7 @@ public struct ActivatedSockets: Sendable, Equatable {
     public static func fromEnvironment() throws(Failure) -> ActivatedSockets {
         var names: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
         let count = sd_listen_fds_with_names(1, &names)
-        guard count >= 0 else { throw Failure(description: "sd_listen_fds_with_names: \(String(cString: strerror(-count)))") }
+        guard count >= 0 else { throw Failure(.unreadableEnvironment, "sd_listen_fds_with_names: \(String(cString: strerror(-count)))") }
         defer {
             if let names {
                 for i in 0..<Int(count) { free(names[i]) }
@@ -51,13 +69,13 @@ public struct ActivatedSockets: Sendable, Equatable {
             switch name {
             case ingestName:
                 guard isIngest else {
-                    throw Failure(description: "activated socket \"\(name)\" (fd \(fd)) is not a listening AF_UNIX SOCK_SEQPACKET socket; use ListenSequentialPacket=")
+                    throw Failure(.wrongSocketType, "activated socket \"\(name)\" (fd \(fd)) is not a listening AF_UNIX SOCK_SEQPACKET socket; use ListenSequentialPacket=")
                 }
-                guard result.ingest == nil else { throw Failure(description: "more than one activated socket is named \"\(name)\"") }
+                guard result.ingest == nil else { throw Failure(.duplicateName, "more than one activated socket is named \"\(name)\"") }
                 result.ingest = fd
             case _ where name.hasPrefix(httpName):
                 guard isHTTP else {
-                    throw Failure(description: "activated socket \"\(name)\" (fd \(fd)) is not a listening TCP socket; use ListenStream= with an address")
+                    throw Failure(.wrongSocketType, "activated socket \"\(name)\" (fd \(fd)) is not a listening TCP socket; use ListenStream= with an address")
                 }
                 result.http.append(fd)
             case "unknown", "":
@@ -66,10 +84,10 @@ public struct ActivatedSockets: Sendable, Equatable {
                 } else if isHTTP {
                     result.http.append(fd)
                 } else {
-                    throw Failure(description: "activated socket fd \(fd) is neither a listening SOCK_SEQPACKET Unix socket nor a listening TCP socket")
+                    throw Failure(.wrongSocketType, "activated socket fd \(fd) is neither a listening SOCK_SEQPACKET Unix socket nor a listening TCP socket")
                 }
             default:
-                throw Failure(description: "activated socket \"\(name)\" (fd \(fd)) has an unknown name; use FileDescriptorName=\(ingestName) or \(httpName)")
+                throw Failure(.unknownName, "activated socket \"\(name)\" (fd \(fd)) has an unknown name; use FileDescriptorName=\(ingestName) or \(httpName)")
             }
         }
         return result

@@ -30,8 +30,8 @@ import Testing
     }
 
     @Test func labelsBeyondOpenMetricsLimitsAreRefusedWhenMade() {
-        #expect(throws: EmitterError.self) { try Exemplar(traceID: String(repeating: "a", count: 130)) }
-        #expect(throws: EmitterError.self) { try Exemplar(labels: [("bad-name", "x")]) }
+        #expect { try Exemplar(traceID: String(repeating: "a", count: 130)) } throws: { ($0 as? EmitterError)?.code == .invalidExemplar }
+        #expect { try Exemplar(labels: [("bad-name", "x")]) } throws: { ($0 as? EmitterError)?.code == .invalidExemplar }
         #expect(throws: Never.self) { try Exemplar(traceID: Self.traceID, spanID: "00f067aa0ba902b7") }
     }
 

@@ -18,18 +18,32 @@ import Testing
         await agent.stop()
     }
 
-    @Test(arguments: [
-        ("/etc/hostname", "is not a directory"),
-        ("/proc/danube-metrics-nowhere/state", "cannot create the state directory"),
-        ("/proc/self", "is not writable"),
-    ])
-    func anUnusableStateDirectoryFailsTheStart(directory: String, expected: String) async throws {
+    /// A second agent on the same ingest path does not steal it, and a path that is not a socket is not replaced.
+    @Test func anIngestPathInUseOrNotASocketFailsTheStart() async throws {
+        let first = try await TestAgent()
+        for path in [first.socketPath, "/etc/hostname"] {
+            do {
+                let second = try await TestAgent(socketPath: path)
+                await second.stop()
+                Issue.record("a second agent started on \(path)")
+            } catch {
+                #expect((error as? AgentConfigurationError)?.code == .ingestSocket, "\(error)")
+            }
+        }
+        #expect(try first.scrape().status == 200)
+        await first.stop()
+    }
+
+    /// Not a directory, cannot be created, not writable: each stops the start, naming the directory.
+    @Test(arguments: ["/etc/hostname", "/proc/danube-metrics-nowhere/state", "/proc/self"])
+    func anUnusableStateDirectoryFailsTheStart(directory: String) async throws {
         do {
             let agent = try await TestAgent { $0.stateDirectory = directory }
             await agent.stop()
             Issue.record("started with --state-dir \(directory)")
         } catch {
-            #expect("\(error)".contains(expected) && "\(error)".contains(directory), "\(error)")
+            #expect((error as? AgentConfigurationError)?.code == .stateDirectory, "\(error)")
+            #expect("\(error)".contains(directory), "\(error)")
         }
     }
 

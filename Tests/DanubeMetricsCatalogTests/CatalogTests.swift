@@ -115,23 +115,28 @@ import Testing
         #expect(merged.families.count == builtin.families.count + 1)
     }
 
+    /// Each fault has its code; a file that does not decode also names the field at fault (its path).
     @Test(arguments: [
-        (#"{"version": 1, "families": [{"name": "x_total", "type": "counter"}]}"#, "missing field \"help\" at .families[0]"),
-        (#"{"version": 1, "families": [{"name": "x_total", "type": "counter", "help": "h", "labels": [{"values": ["a"]}]}]}"#, "missing field \"name\" at .families[0].labels[0]"),
-        (#"{"version": 2, "families": []}"#, "version 2"),
-        (#"{"version": 1, "families": [{"name": "x", "type": "counter", "help": "h", "unit": "u", "area": "a", "max_series": 1, "labels": []}]}"#, "counter x must end in _total"),
-        (#"{"version": 1, "families": [{"name": "g", "type": "gauge", "help": "h", "unit": "u", "area": "a", "max_series": 1, "labels": [{"name": "l", "required": false, "policy": "drop"}]}]}"#, "a gauge cannot drop label l"),
-        (#"{"version": 1, "families": [{"name": "h_ms", "type": "histogram", "help": "h", "unit": "u", "area": "a", "max_series": 1, "labels": [], "buckets": [2, 1]}]}"#, "strictly increasing"),
-        (#"{"version": 1, "families": [{"name": "y_total", "type": "summary", "help": "h", "unit": "u", "area": "a", "max_series": 1, "labels": []}]}"#, "families[0].type"),
-        (#"{"version": 1, "families": [{"name": "z_total", "type": "counter", "help": "h", "unit": "u", "area": "a", "max_series": 1, "labels": [{"name": "producer_id"}]}]}"#, "label producer_id is forbidden"),
-    ])
-    func badOperatorFilesAreRefusedWithTheFieldAtFault(json: String, expected: String) {
+        (#"{"version": 1, "families": [{"name": "x_total", "type": "counter"}]}"#, CatalogError.Code.malformedFile, ".families[0]"),
+        (#"{"version": 1, "families": [{"name": "x_total", "type": "counter", "help": "h", "labels": [{"values": ["a"]}]}]}"#, .malformedFile, ".families[0].labels[0]"),
+        (#"{"version": 2, "families": []}"#, .unsupportedVersion, nil),
+        (#"{"version": 1, "families": [{"name": "x", "type": "counter", "help": "h", "unit": "u", "area": "a", "max_series": 1, "labels": []}]}"#, .invalidName, nil),
+        (#"{"version": 1, "families": [{"name": "g", "type": "gauge", "help": "h", "unit": "u", "area": "a", "max_series": 1, "labels": [{"name": "l", "required": false, "policy": "drop"}]}]}"#, .invalidLabels, nil),
+        (#"{"version": 1, "families": [{"name": "h_ms", "type": "histogram", "help": "h", "unit": "u", "area": "a", "max_series": 1, "labels": [], "buckets": [2, 1]}]}"#, .invalidBuckets, nil),
+        (#"{"version": 1, "families": [{"name": "n_ms", "type": "histogram", "help": "h", "buckets": [1], "native": {"schema": 12, "zero_threshold": 1, "max_buckets": 8}}]}"#, .invalidBuckets, nil),
+        (#"{"version": 1, "families": [{"name": "y_total", "type": "summary", "help": "h", "unit": "u", "area": "a", "max_series": 1, "labels": []}]}"#, .malformedFile, "families[0].type"),
+        (#"{"version": 1, "families": [{"name": "z_total", "type": "counter", "help": "h", "unit": "u", "area": "a", "max_series": 1, "labels": [{"name": "producer_id"}]}]}"#, .invalidLabels, nil),
+        (#"{"version": 1, "families": [{"name": "w_total", "type": "counter", "help": "", "max_series": 1}]}"#, .invalidFamily, nil),
+        (#"{"version": 1, "families": [{"name": "v_total", "type": "counter", "help": "h"}, {"name": "v_total", "type": "counter", "help": "h"}]}"#, .duplicateFamily, nil),
+    ] as [(String, CatalogError.Code, String?)])
+    func badOperatorFilesAreRefusedWithTheFieldAtFault(json: String, code: CatalogError.Code, field: String?) {
         do {
             let file = try CatalogFile.decode(Data(json.utf8), source: "ops.json")
             _ = try BuiltinCatalog.catalog.overlaid(with: file)
             Issue.record("accepted: \(json)")
         } catch {
-            #expect(error.message.contains(expected), "\(error.message)")
+            #expect(error.code == code, "\(error.message)")
+            if let field { #expect(error.message.contains(field), "\(error.message)") }
         }
     }
 

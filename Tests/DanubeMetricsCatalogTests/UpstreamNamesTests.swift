@@ -68,6 +68,6 @@ import Testing
         }
         #expect(admitted.labels.map(\.name) == ["broker", "cluster"])
         let bad = CatalogFile(forbiddenLabels: nil, globalLabels: ["producer_id"], families: [])
-        #expect(throws: CatalogError.self) { try BuiltinCatalog.catalog.overlaid(with: bad) }
+        #expect { try BuiltinCatalog.catalog.overlaid(with: bad) } throws: { ($0 as? CatalogError)?.code == .invalidName }
     }
 }

@@ -38,17 +38,22 @@ import Testing
         defer { emitter.shutdown(timeout: .zero) }
         _ = try emitter.counter("requests_total")
         _ = try emitter.histogram("latency_ms", buckets: [1, 2])
-        #expect(throws: EmitterError.self) { try emitter.counter("bad-name") }
-        #expect(throws: EmitterError.self) { try emitter.counter("ok_total", labels: [("__name__", "x")]) }
-        #expect(throws: EmitterError.self) { try emitter.gauge("requests_total") }
-        #expect(throws: EmitterError.self) { try emitter.histogram("latency_ms", buckets: [1, 3]) }
-        #expect(throws: EmitterError.self) { try emitter.histogram("other_ms", buckets: [2, 1]) }
-        #expect(throws: EmitterError.self) { try emitter.counter("long_total", labels: [("l", String(repeating: "v", count: 300))]) }
-        do {
-            _ = try emitter.gauge("requests_total")
-        } catch {
-            #expect(error.description.contains("already registered as a counter"))
+        /// The code `body` fails with (nil when it does not fail).
+        func code(_ body: () throws -> Void) -> EmitterError.Code? {
+            do { try body() } catch { return (error as? EmitterError)?.code }
+            return nil
         }
+        #expect(code { _ = try emitter.counter("bad-name") } == .invalidSeries)
+        #expect(code { _ = try emitter.counter("ok_total", labels: [("__name__", "x")]) } == .invalidSeries)
+        #expect(code { _ = try emitter.gauge("requests_total") } == .conflictingRegistration)
+        #expect(code { _ = try emitter.histogram("latency_ms", buckets: [1, 3]) } == .conflictingRegistration)
+        #expect(code { _ = try emitter.histogram("latency_ms", buckets: [1, 2], native: NativeHistogramSpec(schema: 3, zeroThreshold: 1, maxBuckets: 8)) }
+                == .conflictingRegistration)
+        #expect(code { _ = try emitter.histogram("other_ms", buckets: [2, 1]) } == .invalidSeries)
+        #expect(code { _ = try emitter.histogram("wide_ms", buckets: [1], native: NativeHistogramSpec(schema: 9, zeroThreshold: 1, maxBuckets: 8)) }
+                == .invalidSeries)
+        #expect(code { _ = try emitter.counter("long_total", labels: [("l", String(repeating: "v", count: 300))]) } == .tooLarge)
+        #expect(code { _ = try emitter.counter("requests_total") } == nil)
     }
 
     @Test func cellsSumAcrossThreadsAndSurviveThreadExit() throws {

@@ -33,22 +33,22 @@ struct StateFile {
             for component in directory.split(separator: "/") {
                 path += "/\(component)"
                 if mkdir(path, 0o750) != 0 && errno != EEXIST {
-                    throw AgentConfigurationError("cannot create the state directory \(directory): \(path): \(String(cString: strerror(errno)))")
+                    throw AgentConfigurationError(.stateDirectory, "cannot create the state directory \(directory): \(path): \(String(cString: strerror(errno)))")
                 }
             }
         } else if !isDirectory.boolValue {
-            throw AgentConfigurationError("the state directory \(directory) is not a directory")
+            throw AgentConfigurationError(.stateDirectory, "the state directory \(directory) is not a directory")
         }
         let probe = "\(directory)/.write-probe"
         let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw AgentConfigurationError("the state directory \(directory) is not writable: \(String(cString: strerror(errno)))")
+            throw AgentConfigurationError(.stateDirectory, "the state directory \(directory) is not writable: \(String(cString: strerror(errno)))")
         }
         let synced = fsync(fd) == 0 ? 0 : errno
         close(fd)
         unlink(probe)
         if synced != 0 {
-            throw AgentConfigurationError("the state directory \(directory) cannot be synced: \(String(cString: strerror(synced)))")
+            throw AgentConfigurationError(.stateDirectory, "the state directory \(directory) cannot be synced: \(String(cString: strerror(synced)))")
         }
     }
 
@@ -62,12 +62,12 @@ struct StateFile {
     /// Appends one record (a version 2 state file of what changed) to the log and fsyncs it.
     func append(_ record: [UInt8]) throws {
         let fd = open(logPath, O_WRONLY | O_APPEND | O_CLOEXEC)
-        guard fd >= 0 else { throw AgentConfigurationError("cannot append to \(logPath): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw AgentConfigurationError(.stateWrite, "cannot append to \(logPath): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var bytes = withUnsafeBytes(of: UInt32(record.count).littleEndian) { Array($0) }
         bytes += record
         guard writeAll(fd, bytes), fsync(fd) == 0 else {
-            throw AgentConfigurationError("cannot append to \(logPath): \(String(cString: strerror(errno)))")
+            throw AgentConfigurationError(.stateWrite, "cannot append to \(logPath): \(String(cString: strerror(errno)))")
         }
     }
 
@@ -101,13 +101,13 @@ struct StateFile {
     private func replace(_ path: String, with bytes: [UInt8]) throws {
         let temporary = "\(path).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw AgentConfigurationError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw AgentConfigurationError(.stateWrite, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
         let error = writeAll(fd, bytes) ? (fsync(fd) == 0 ? 0 : errno) : (errno != 0 ? errno : EIO)
         close(fd)
         guard error == 0, rename(temporary, path) == 0 else {
             let text = String(cString: strerror(error != 0 ? error : errno))
             unlink(temporary)
-            throw AgentConfigurationError("cannot write \(path): \(text)")
+            throw AgentConfigurationError(.stateWrite, "cannot write \(path): \(text)")
         }
         let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if directoryFD >= 0 {

@@ -24,8 +24,27 @@ public enum StateFormat {
     /// Generous bounds for strings in a state file (the wire limits are lower).
     static let maxString = 64 * 1024
 
+    /// A state file this agent does not restore, and why (`code` to switch on, `description` for the log).
     struct Unreadable: Error, CustomStringConvertible {
+        enum Code: Equatable {
+            /// No DNBS header and not JSON: some other file.
+            case notAStateFile
+            /// A version this agent does not read.
+            case unsupportedVersion
+            /// Shorter or longer than its header says.
+            case truncated
+            /// The checksum does not match.
+            case corrupt
+            /// It decodes, but contradicts itself (a count beyond the bytes, a family twice, an entry that cannot be).
+            case malformed
+        }
+
+        var code: Code
         var description: String
+        init(_ code: Code, _ description: String) {
+            self.code = code
+            self.description = description
+        }
     }
 
     // MARK: versions 2 and 3
@@ -95,24 +114,24 @@ public enum StateFormat {
     public static func decode(_ bytes: [UInt8]) throws -> StoreSnapshot {
         if bytes.first == UInt8(ascii: "{") { return try decodeVersion1(bytes) }
         guard bytes.count >= headerSize, Array(bytes[0..<4]) == magic else {
-            throw Unreadable(description: "not a danube-metrics-agent state file (no DNBS header)")
+            throw Unreadable(.notAStateFile, "not a danube-metrics-agent state file (no DNBS header)")
         }
         let version = UInt16(bytes[4]) | UInt16(bytes[5]) << 8
         guard readableVersions.contains(version) else {
-            throw Unreadable(description: "state file format version \(version); this agent reads versions 1 to \(currentVersion)")
+            throw Unreadable(.unsupportedVersion, "state file format version \(version); this agent reads versions 1 to \(currentVersion)")
         }
         let length = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[8 + $1]) << (8 * UInt64($1)) }
         let checksum = (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[16 + $1]) << (8 * UInt32($1)) }
         guard length == UInt64(bytes.count - headerSize) else {
-            throw Unreadable(description: "state file is \(bytes.count - headerSize) payload bytes, its header says \(length) (truncated or extended)")
+            throw Unreadable(.truncated, "state file is \(bytes.count - headerSize) payload bytes, its header says \(length) (truncated or extended)")
         }
-        guard CRC32.checksum(bytes[headerSize...]) == checksum else { throw Unreadable(description: "state file checksum does not match (corrupt)") }
+        guard CRC32.checksum(bytes[headerSize...]) == checksum else { throw Unreadable(.corrupt, "state file checksum does not match (corrupt)") }
         do {
             return try bytes.withUnsafeBytes { raw throws(WireError) in
                 try decodePayload(UnsafeRawBufferPointer(rebasing: raw[headerSize...]), version: version)
             }
         } catch let error as WireError {
-            throw Unreadable(description: "state file is malformed: \(error.message)")
+            throw Unreadable(.malformed, "state file is malformed: \(error.message)")
         }
     }
 
@@ -195,22 +214,22 @@ public enum StateFormat {
         do {
             file = try JSONDecoder().decode(Version1.self, from: Data(bytes))
         } catch {
-            throw Unreadable(description: "state file looks like JSON but is not a version 1 state: \(error)")
+            throw Unreadable(.malformed, "state file looks like JSON but is not a version 1 state: \(error)")
         }
-        guard file.version == 1 else { throw Unreadable(description: "JSON state file format version \(file.version); this agent reads versions 1 and \(currentVersion)") }
+        guard file.version == 1 else { throw Unreadable(.unsupportedVersion, "JSON state file format version \(file.version); this agent reads versions 1 and \(currentVersion)") }
         var snapshot = StoreSnapshot()
         var families: [String: (UInt8, [Double])] = [:]
         for (index, entry) in file.series.enumerated() {
             // One kind and one set of bounds per family name, as the store holds them.
             if let family = families.updateValue((entry.kind, entry.bounds), forKey: entry.name), family != (entry.kind, entry.bounds) {
-                throw Unreadable(description: "version 1 state defines \(entry.name.prefix(64)) twice, differently")
+                throw Unreadable(.malformed, "version 1 state defines \(entry.name.prefix(64)) twice, differently")
             }
             // Gauges were never saved, and a histogram has one bucket more than its bounds: anything else would be
             // written back as a version 2 file that reads differently.
             guard let kind = MetricKind(rawValue: entry.kind), kind != .gauge, entry.labels.allSatisfy({ $0.count == 2 }),
                   entry.buckets.count == (kind == .histogram ? entry.bounds.count + 1 : 0)
             else {
-                throw Unreadable(description: "version 1 state entry \(index) is inconsistent")
+                throw Unreadable(.malformed, "version 1 state entry \(index) is inconsistent")
             }
             snapshot.series.append(StoreSnapshot.Series(
                 name: entry.name, kind: kind, help: entry.help, bounds: entry.bounds, labels: entry.labels.map { Label($0[0], $0[1]) },
@@ -218,7 +237,7 @@ public enum StateFormat {
         }
         let now = Date().timeIntervalSince1970
         for (key, sequence) in file.sources {
-            guard let instance = UInt64(key, radix: 16) else { throw Unreadable(description: "version 1 state names a source \"\(key)\" that is not an instance id") }
+            guard let instance = UInt64(key, radix: 16) else { throw Unreadable(.malformed, "version 1 state names a source \"\(key)\" that is not an instance id") }
             snapshot.sources.append(StoreSnapshot.Source(instance: instance, sequence: sequence, lastSeen: now))
         }
         return snapshot

@@ -8,10 +8,6 @@ import DanubeMetricsWire
 /// Creates the ingest listener: an AF_UNIX SOCK_SEQPACKET socket bound to a path. swift-nio has no SEQPACKET
 /// bootstrap, so the socket is made here and handed to `ServerBootstrap.withBoundSocket`.
 enum IngestSocket {
-    struct SetupError: Error, CustomStringConvertible {
-        var description: String
-    }
-
     /// Binds `path` (creating its directory), refusing to steal a path another process is listening on and
     /// replacing a stale socket file left by a crash.
     static func bind(path: String, mode: mode_t) throws -> Int32 {
@@ -19,25 +15,25 @@ enum IngestSocket {
         var info = stat()
         if lstat(path, &info) == 0 {
             guard info.st_mode & S_IFMT == S_IFSOCK else {
-                throw SetupError(description: "\(path) exists and is not a socket; refusing to replace it")
+                throw AgentConfigurationError(.ingestSocket, "\(path) exists and is not a socket; refusing to replace it")
             }
             if isListening(path) {
-                throw SetupError(description: "another process is already listening on \(path)")
+                throw AgentConfigurationError(.ingestSocket, "another process is already listening on \(path)")
             }
             unlink(path)
         }
         let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SetupError(description: "socket(AF_UNIX, SOCK_SEQPACKET): \(errnoText())") }
+        guard fd >= 0 else { throw AgentConfigurationError(.ingestSocket, "socket(AF_UNIX, SOCK_SEQPACKET): \(errnoText())") }
         let rc = try UnixSocketAddress.withSockaddr(path: path) { address, length in bindSocket(fd, address, length) }
         guard rc == 0 else {
             let text = errnoText()
             close(fd)
-            throw SetupError(description: "bind(\(path)): \(text)")
+            throw AgentConfigurationError(.ingestSocket, "bind(\(path)): \(text)")
         }
         guard chmod(path, mode) == 0 else {
             let text = errnoText()
             close(fd)
-            throw SetupError(description: "chmod(\(path)): \(text)")
+            throw AgentConfigurationError(.ingestSocket, "chmod(\(path)): \(text)")
         }
         return fd
     }
@@ -57,7 +53,7 @@ enum IngestSocket {
         for component in directory.split(separator: "/") {
             current += "/" + component
             if mkdir(current, 0o755) != 0 && errno != EEXIST {
-                throw SetupError(description: "mkdir(\(current)): \(errnoText())")
+                throw AgentConfigurationError(.ingestSocket, "mkdir(\(current)): \(errnoText())")
             }
         }
     }

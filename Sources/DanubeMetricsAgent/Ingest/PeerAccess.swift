@@ -38,7 +38,7 @@ struct PeerCredentials: Sendable, Equatable {
     /// The peer of a Unix socket channel.
     static func of(_ channel: Channel) -> EventLoopFuture<PeerCredentials> {
         guard let provider = channel as? SocketOptionProvider else {
-            return channel.eventLoop.makeFailedFuture(AgentConfigurationError("the ingest channel has no socket options"))
+            return channel.eventLoop.makeFailedFuture(AgentConfigurationError(.peerCredentials, "the ingest channel has no socket options"))
         }
         let credentials: EventLoopFuture<Ucred> = provider.unsafeGetSocketOption(
             level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
@@ -74,14 +74,14 @@ public struct PeerAccess: Sendable, Equatable {
     /// A user name or numeric uid.
     public static func uid(_ text: String) throws -> UInt32 {
         if let uid = UInt32(text) { return uid }
-        guard let entry = getpwnam(text) else { throw AgentConfigurationError("no such user: \(text)") }
+        guard let entry = getpwnam(text) else { throw AgentConfigurationError(.unknownPrincipal, "no such user: \(text)") }
         return entry.pointee.pw_uid
     }
 
     /// A group name or numeric gid.
     public static func gid(_ text: String) throws -> UInt32 {
         if let gid = UInt32(text) { return gid }
-        guard let entry = getgrnam(text) else { throw AgentConfigurationError("no such group: \(text)") }
+        guard let entry = getgrnam(text) else { throw AgentConfigurationError(.unknownPrincipal, "no such group: \(text)") }
         return entry.pointee.gr_gid
     }
 }

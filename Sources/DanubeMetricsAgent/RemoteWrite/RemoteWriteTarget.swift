@@ -22,7 +22,7 @@ public struct RemoteWriteConfiguration: Sendable {
     public func targets() throws(AgentConfigurationError) -> [RemoteWriteTarget] {
         if let bearerTokenFile { _ = try Self.readToken(bearerTokenFile) }
         guard interval > .zero, maxPendingSamples > 0, maxSeriesPerRequest > 0, requestTimeout > .zero else {
-            throw AgentConfigurationError("remote write: interval, queue size, request size and timeout must be positive")
+            throw AgentConfigurationError(.remoteWrite, "remote write: interval, queue size, request size and timeout must be positive")
         }
         return try urls.map { url throws(AgentConfigurationError) in try RemoteWriteTarget(url) }
     }
@@ -30,12 +30,12 @@ public struct RemoteWriteConfiguration: Sendable {
     static func readToken(_ path: String) throws(AgentConfigurationError) -> String {
         do {
             let token = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !token.isEmpty else { throw AgentConfigurationError("remote write bearer token file \(path) is empty") }
+            guard !token.isEmpty else { throw AgentConfigurationError(.bearerToken, "remote write bearer token file \(path) is empty") }
             return token
         } catch let error as AgentConfigurationError {
             throw error
         } catch {
-            throw AgentConfigurationError("remote write bearer token file \(path) cannot be read: \(error.localizedDescription)")
+            throw AgentConfigurationError(.bearerToken, "remote write bearer token file \(path) cannot be read: \(error.localizedDescription)")
         }
     }
 }
@@ -50,13 +50,13 @@ public struct RemoteWriteTarget: Sendable, Equatable {
 
     init(_ url: String) throws(AgentConfigurationError) {
         guard let parsed = URLComponents(string: url), let scheme = parsed.scheme?.lowercased(), let host = parsed.host, !host.isEmpty else {
-            throw AgentConfigurationError("--remote-write-url \(url) is not a URL such as http://mimir:9009/api/v1/push")
+            throw AgentConfigurationError(.remoteWriteURL, "--remote-write-url \(url) is not a URL such as http://mimir:9009/api/v1/push")
         }
         guard scheme == "http" else {
-            throw AgentConfigurationError("--remote-write-url \(url): only http is supported; put a TLS proxy on the same host in front of an https receiver")
+            throw AgentConfigurationError(.remoteWriteURL, "--remote-write-url \(url): only http is supported; put a TLS proxy on the same host in front of an https receiver")
         }
         guard parsed.user == nil, parsed.password == nil else {
-            throw AgentConfigurationError("--remote-write-url \(url): credentials in the URL would be logged; use --remote-write-bearer-token-file")
+            throw AgentConfigurationError(.remoteWriteURL, "--remote-write-url \(url): credentials in the URL would be logged; use --remote-write-bearer-token-file")
         }
         self.url = url
         self.host = host

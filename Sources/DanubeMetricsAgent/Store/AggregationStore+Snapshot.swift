@@ -62,7 +62,7 @@ extension AggregationStore {
     public func restore(_ snapshot: StoreSnapshot) throws {
         for (index, entry) in snapshot.series.enumerated() {
             guard entry.kind != .gauge, entry.buckets.count == entry.bucketCount else {
-                throw AgentConfigurationError("state entry \(index) (\(entry.name)) is inconsistent")
+                throw AgentConfigurationError(.stateEntry, "state entry \(index) (\(entry.name)) is inconsistent")
             }
             let definition: SeriesDefinition
             do {
@@ -70,12 +70,12 @@ extension AggregationStore {
                     id: 0, kind: entry.kind, name: entry.name, help: entry.help, labels: entry.labels, bounds: entry.bounds,
                     native: entry.native))
             } catch {
-                throw AgentConfigurationError("state entry \(index) (\(entry.name.prefix(64))): \(error)")
+                throw AgentConfigurationError(.stateEntry, "state entry \(index) (\(entry.name.prefix(64))): \(error)")
             }
             let binding: SeriesBinding
             switch define(definition, familyNative: .some(entry.native)) {
             case .success(let value): binding = value
-            case .failure(let error): throw AgentConfigurationError("state entry \(index) (\(entry.name)): \(error)")
+            case .failure(let error): throw AgentConfigurationError(.stateEntry, "state entry \(index) (\(entry.name)): \(error)")
             }
             state.withLock { state in
                 if entry.kind == .histogram {
