@@ -117,6 +117,17 @@ let package = Package(
             name: "DanubeMetricsSystemdTests",
             dependencies: ["DanubeMetricsSystemd", .product(name: "Logging", package: "swift-log")]
         ),
+        // Counts the test process's allocations (interposes malloc): only for the budget tests.
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
+        .testTarget(
+            name: "AllocationBudgetTests",
+            dependencies: [
+                "CAllocationCounter", "DanubeMetricsAgent", "DanubeMetricsEmitter", "DanubeMetricsWire", "DanubeMetricsCatalog",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "DanubeMetricsAgentTests",
             dependencies: [

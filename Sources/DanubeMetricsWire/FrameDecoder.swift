@@ -220,7 +220,10 @@ public struct FrameDecoder: Sendable {
                 delta.bucketStart = batch.buckets.count
                 delta.bucketCount = Int(changed)
                 var previous: Int64 = -1
-                for _ in 0..<changed {
+                // A counted while loop: iterating a UInt64 range allocates per step in unoptimized builds.
+                var remaining = changed
+                while remaining > 0 {
+                    remaining -= 1
                     let index = try reader.uvarint32("bucket index")
                     guard Int64(index) > previous else {
                         throw WireError(.malformed, "bucket indexes of series \(delta.seriesID) are not strictly increasing")

@@ -364,25 +364,31 @@ final class SourceHandler: ChannelInboundHandler {
     }
 
     private func apply(_ batch: DeltaBatch) throws(WireError) {
-        var ignored: UInt64 = 0
-        for delta in batch.deltas {
-            let index = Int(delta.seriesID)
-            guard index < defined.count, defined[index] else {
-                throw WireError(.unknownSeries, "delta for series \(delta.seriesID), which was never defined")
-            }
-            guard let binding = bindings[index] else {
-                ignored += 1
-                continue
-            }
-            guard delta.op.kind == binding.kind else {
-                throw WireError(.kindMismatch, "\(delta.op) delta for series \(delta.seriesID), which is a \(binding.kind)")
-            }
-            if delta.op == .histogram {
-                let changed = batch.buckets[delta.bucketStart..<delta.bucketStart + delta.bucketCount]
-                if let last = changed.last, Int(last.index) >= binding.bucketCount {
-                    throw WireError(.malformed, "bucket \(last.index) of series \(delta.seriesID), which has \(binding.bucketCount) buckets")
+        // Checked through buffer pointers: no per-delta allocation even in unoptimized builds (see
+        // `AggregationStore.apply`).
+        let ignored = try batch.deltas.withUnsafeBufferPointer { deltas throws(WireError) -> UInt64 in
+            var ignored: UInt64 = 0
+            for i in 0..<deltas.count {
+                let delta = deltas[i]
+                let index = Int(delta.seriesID)
+                guard index < defined.count, defined[index] else {
+                    throw WireError(.unknownSeries, "delta for series \(delta.seriesID), which was never defined")
+                }
+                guard let binding = bindings[index] else {
+                    ignored += 1
+                    continue
+                }
+                guard delta.op.kind == binding.kind else {
+                    throw WireError(.kindMismatch, "\(delta.op) delta for series \(delta.seriesID), which is a \(binding.kind)")
+                }
+                if delta.op == .histogram, delta.bucketCount > 0 {
+                    let last = batch.buckets[delta.bucketStart + delta.bucketCount - 1]
+                    if Int(last.index) >= binding.bucketCount {
+                        throw WireError(.malformed, "bucket \(last.index) of series \(delta.seriesID), which has \(binding.bucketCount) buckets")
+                    }
                 }
             }
+            return ignored
         }
         try applied(store.apply(batch, bindings: bindings, from: id, instance: instanceID!, now: Self.now()), batch.sequence)
         stats.deltasApplied.add(UInt64(batch.deltas.count) - ignored, ordering: .relaxed)

@@ -102,12 +102,14 @@ struct SampleLayout: Sendable {
     /// The most bytes the sample lines of `series` take.
     func byteBound(_ series: ArraySlice<UInt32>, table: SeriesTable, exemplars: [Int: [ExemplarStore.Exemplar?]]) -> Int {
         let number = SampleWriter.maxNumberBytes
-        var labelBytes = 0
-        for index in series { labelBytes += table.text(Int(index)).count }
-        var exemplarBytes = 0
-        if !exemplars.isEmpty {
-            for index in series {
-                for exemplar in exemplars[Int(index)] ?? [] { exemplarBytes += exemplar.map { $0.labelText.utf8.count + 6 + 2 * number } ?? 0 }
+        var labelBytes = 0, exemplarBytes = 0
+        // Indexed loops over buffer pointers: iterating a slice allocates per element in unoptimized builds,
+        // which the allocation budget tests run.
+        series.withUnsafeBufferPointer { series in
+            for k in 0..<series.count { labelBytes += table.text(Int(series[k])).count }
+            guard !exemplars.isEmpty else { return }
+            for k in 0..<series.count {
+                for exemplar in exemplars[Int(series[k])] ?? [] { exemplarBytes += exemplar.map { $0.labelText.utf8.count + 6 + 2 * number } ?? 0 }
             }
         }
         switch kind {
@@ -126,7 +128,15 @@ struct SampleLayout: Sendable {
     /// Writes the sample lines of `series`.
     func write(_ series: ArraySlice<UInt32>, table: SeriesTable, values: UnsafeBufferPointer<AggregationStore.Value>,
                buckets: UnsafeBufferPointer<UInt64>, exemplars: [Int: [ExemplarStore.Exemplar?]], into writer: inout SampleWriter) {
-        for index in series.lazy.map(Int.init) {
+        series.withUnsafeBufferPointer { series in
+            for k in 0..<series.count { write(Int(series[k]), table: table, values: values, buckets: buckets, exemplars: exemplars, into: &writer) }
+        }
+    }
+
+    /// The sample lines of series `index`.
+    private func write(_ index: Int, table: SeriesTable, values: UnsafeBufferPointer<AggregationStore.Value>,
+                       buckets: UnsafeBufferPointer<UInt64>, exemplars: [Int: [ExemplarStore.Exemplar?]], into writer: inout SampleWriter) {
+        do {
             let labels = table.text(index)
             let seriesExemplars = exemplars.isEmpty ? nil : exemplars[index]
             switch kind {
@@ -143,7 +153,8 @@ struct SampleLayout: Sendable {
             case .histogram:
                 var cumulative: UInt64 = 0
                 let first = Int(table[index].bucketStart)
-                for (bucket, suffix) in bucketSuffixes.enumerated() {
+                for bucket in 0..<bucketSuffixes.count {
+                    let suffix = bucketSuffixes[bucket]
                     cumulative &+= buckets[first + bucket]
                     writer.write(bucketPrefix)
                     if !labels.isEmpty {

@@ -247,36 +247,46 @@ public final class AggregationStore: Sendable {
     @discardableResult
     public func apply(_ batch: DeltaBatch, bindings: [SeriesBinding?], from source: ConnectionID, instance: UInt64, now: Double) -> Bool {
         state.withLock { state in
-            guard state.sources[instance]?.owner == source else { return false }
-            state.sources[instance]?.sequence = batch.sequence
-            state.sources[instance]?.lastSeen = now
+            guard var record = state.sources[instance], record.owner == source else { return false }
+            record.sequence = batch.sequence
+            record.lastSeen = now
+            state.sources[instance] = record
             state.changes &+= 1
-            for delta in batch.deltas {
-                guard let binding = bindings[Int(delta.seriesID)] else { continue }
-                let slot = binding.slot
-                switch delta.op {
-                case .counterAdd:
-                    state.values[slot].counterInteger &+= delta.value
-                    markChanged(slot, in: &state)
-                case .counterAddFloat:
-                    state.values[slot].counterFloat += delta.doubleValue
-                    markChanged(slot, in: &state)
-                case .gaugeSet:
-                    state.values[slot].gauge = delta.doubleValue
-                    state.values[slot].setGaugeOwner(source)
-                    markChanged(slot, in: &state)
-                case .gaugeAdd:
-                    state.values[slot].gauge += delta.doubleValue
-                    state.values[slot].setGaugeOwner(source)
-                    markChanged(slot, in: &state)
-                case .histogram:
-                    let start = Int(table[slot].bucketStart)
-                    let kept = binding.dropsNative ? binding.classicBucketCount : binding.bucketCount
-                    for bucket in batch.buckets[delta.bucketStart..<delta.bucketStart + delta.bucketCount] where Int(bucket.index) < kept {
-                        state.buckets[start + Int(bucket.index)] &+= bucket.count
+            // Through buffer pointers: no per-delta allocation even unoptimized (the allocation budget tests run
+            // debug builds, where array iterators and modify accessors of unspecialized generics allocate).
+            batch.deltas.withUnsafeBufferPointer { deltas in
+                batch.buckets.withUnsafeBufferPointer { changedBuckets in
+                    bindings.withUnsafeBufferPointer { bindings in
+                        state.values.withUnsafeMutableBufferPointer { values in
+                            state.buckets.withUnsafeMutableBufferPointer { buckets in
+                                for i in 0..<deltas.count {
+                                    let delta = deltas[i]
+                                    guard let binding = bindings[Int(delta.seriesID)] else { continue }
+                                    let slot = binding.slot
+                                    switch delta.op {
+                                    case .counterAdd:
+                                        values[slot].counterInteger &+= delta.value
+                                    case .counterAddFloat:
+                                        values[slot].counterFloat += delta.doubleValue
+                                    case .gaugeSet:
+                                        values[slot].gauge = delta.doubleValue
+                                        values[slot].setGaugeOwner(source)
+                                    case .gaugeAdd:
+                                        values[slot].gauge += delta.doubleValue
+                                        values[slot].setGaugeOwner(source)
+                                    case .histogram:
+                                        let start = Int(table[slot].bucketStart)
+                                        let kept = binding.dropsNative ? binding.classicBucketCount : binding.bucketCount
+                                        for j in delta.bucketStart..<delta.bucketStart + delta.bucketCount where Int(changedBuckets[j].index) < kept {
+                                            buckets[start + Int(changedBuckets[j].index)] &+= changedBuckets[j].count
+                                        }
+                                        values[slot].sum += delta.sum
+                                    }
+                                    markChanged(slot, flags: &state.changedFlags, changed: &state.changed)
+                                }
+                            }
+                        }
                     }
-                    state.values[slot].sum += delta.sum
-                    markChanged(slot, in: &state)
                 }
             }
             return true
@@ -285,8 +295,13 @@ public final class AggregationStore: Sendable {
 
     @inline(__always)
     func markChanged(_ slot: Int, in state: inout State) {
-        guard tracksChanges, state.changedFlags.set(slot) else { return }
-        state.changed.append(UInt32(slot))
+        markChanged(slot, flags: &state.changedFlags, changed: &state.changed)
+    }
+
+    @inline(__always)
+    func markChanged(_ slot: Int, flags: inout ChangedFlags, changed: inout [UInt32]) {
+        guard tracksChanges, flags.set(slot) else { return }
+        changed.append(UInt32(slot))
     }
 
 }
