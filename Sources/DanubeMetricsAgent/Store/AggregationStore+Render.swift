@@ -134,6 +134,7 @@ struct SampleLayout: Sendable {
     }
 
     /// The sample lines of series `index`.
+    @inline(__always)
     private func write(_ index: Int, table: SeriesTable, values: UnsafeBufferPointer<AggregationStore.Value>,
                        buckets: UnsafeBufferPointer<UInt64>, exemplars: [Int: [ExemplarStore.Exemplar?]], into writer: inout SampleWriter) {
         do {
