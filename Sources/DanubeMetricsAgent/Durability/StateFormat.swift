@@ -11,8 +11,9 @@ import Foundation
 /// count, f64 bounds); series (uvarint count; uvarint family, uvarint label count, string name + string value
 /// per label, then uvarint integer + f64 fraction for a counter, or uvarint per bucket + f64 sum for a
 /// histogram). Version 3 (current) adds native histograms: a family of kind 4 is a histogram whose bounds are
-/// followed by u8 schema, f64 zero threshold and uvarint window size, and whose series have one uvarint per
-/// bucket of its whole layout (classic with +Inf, zero bucket, window). Version 2 files are read as they are.
+/// followed by u8 schema, f64 zero threshold and uvarint window size; its series have one uvarint per classic bucket
+/// (with +Inf) and for the zero bucket, then the number of non-empty window buckets and, for each, uvarint gap
+/// since the previous one and uvarint count. Version 2 files are read as they are.
 /// Version 1 was JSON, written on drain only; it is read and migrated (the next checkpoint writes the current
 /// version). Any other version is refused by name, never guessed at.
 public enum StateFormat {
@@ -93,7 +94,7 @@ public enum StateFormat {
                 payload.string(label.value)
             }
             if series.kind == .histogram {
-                series.buckets.forEach { payload.uvarint($0) }
+                encodeBuckets(series, into: &payload)
                 payload.f64(series.sum)
             } else {
                 payload.uvarint(series.counterInteger)
@@ -178,7 +179,7 @@ public enum StateFormat {
             var series = family
             series.labels = labels
             if family.kind == .histogram {
-                for _ in 0..<family.bucketCount { series.buckets.append(try reader.uvarint("bucket")) }
+                series.buckets = try decodeBuckets(family, &reader)
                 series.sum = try reader.f64("sum")
             } else {
                 series.counterInteger = try reader.uvarint("counter")
@@ -188,6 +189,40 @@ public enum StateFormat {
         }
         guard reader.isAtEnd else { throw WireError(.malformed, "\(reader.remaining) bytes after the last series") }
         return snapshot
+    }
+
+    /// A histogram's bucket counts: one uvarint per classic bucket (with +Inf); with native buckets, the zero
+    /// bucket too, then only the window's non-empty buckets as (gap since the previous one, count) pairs after their
+    /// number, since most of a window is empty and a changed histogram is written at every checkpoint.
+    private static func encodeBuckets(_ series: StoreSnapshot.Series, into payload: inout ByteWriter) {
+        guard series.native != nil else { return series.buckets.forEach { payload.uvarint($0) } }
+        let window = series.bounds.count + 2
+        series.buckets[..<window].forEach { payload.uvarint($0) }
+        let filled = series.buckets[window...].indices.filter { series.buckets[$0] != 0 }
+        payload.uvarint(UInt64(filled.count))
+        var previous = window - 1
+        for index in filled {
+            payload.uvarint(UInt64(index - previous - 1))
+            payload.uvarint(series.buckets[index])
+            previous = index
+        }
+    }
+
+    private static func decodeBuckets(_ family: StoreSnapshot.Series, _ reader: inout ByteReader) throws(WireError) -> [UInt64] {
+        var buckets: [UInt64] = []
+        buckets.reserveCapacity(family.bucketCount)
+        let classic = family.bounds.count + (family.native == nil ? 1 : 2)
+        for _ in 0..<classic { buckets.append(try reader.uvarint("bucket")) }
+        guard family.native != nil else { return buckets }
+        buckets.append(contentsOf: repeatElement(0, count: family.bucketCount - classic))
+        var index = classic - 1
+        for _ in 0..<(try count(&reader, "native buckets")) {
+            let gap = try reader.uvarint("native bucket gap")
+            guard gap < UInt64(family.bucketCount - index - 1) else { throw WireError(.malformed, "native bucket beyond the window of \(family.name.prefix(64))") }
+            index += Int(gap) + 1
+            buckets[index] = try reader.uvarint("native bucket")
+        }
+        return buckets
     }
 
     /// A count that cannot claim more entries than bytes left (each entry takes at least one).
