@@ -37,6 +37,11 @@ import Testing
             #expect(text.contains("nh_latency_ms_bucket{op=\"put\",le=\"1.0\"} 4"), "\(when): \(text)")
         }
         try check(agent, "live")
+        // What a crash leaves: a second agent restores from the files the running one has checkpointed (it has
+        // not drained or written a last checkpoint, as after SIGKILL).
+        let afterCrash = try await TestAgent { $0.stateDirectory = directory }
+        try check(afterCrash, "restored from the running agent's checkpoints, as after a crash")
+        await afterCrash.stop()
         await agent.stop()
         agent = try await TestAgent { $0.stateDirectory = directory }
         try check(agent, "after a restart from the state files")
