@@ -65,6 +65,10 @@ struct AgentCommand: AsyncParsableCommand {
         valueName: "count"))
     var remoteWriteMaxPendingSamples = 2_000_000
 
+    @Flag(name: .customLong("remote-write-native-histograms"), help: ArgumentHelp(
+        "Also push the latency families' native histograms; the receivers must accept them (Prometheus: --enable-feature=native-histograms)."))
+    var remoteWriteNativeHistograms = false
+
     @Option(name: .customLong("forget-sources-after"), parsing: .unconditional, help: ArgumentHelp(
         "Forget an emitter instance away for this long (its sequence is no longer kept).", valueName: "duration"))
     var forgetSourcesAfter = DurationArgument(argument: "7d")!
@@ -182,6 +186,7 @@ struct AgentCommand: AsyncParsableCommand {
         remoteWrite.interval = remoteWriteInterval.duration
         remoteWrite.bearerTokenFile = remoteWriteBearerTokenFile
         remoteWrite.maxPendingSamples = remoteWriteMaxPendingSamples
+        remoteWrite.nativeHistograms = remoteWriteNativeHistograms
         return remoteWrite
     }
 

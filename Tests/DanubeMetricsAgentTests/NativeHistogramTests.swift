@@ -134,6 +134,34 @@ import Testing
         emitter.shutdown(timeout: .zero)
     }
 
+    /// With `--remote-write-native-histograms`, remote write carries the native histogram beside the classic
+    /// samples: a Prometheus receiver with native histograms stores count, sum and buckets as pushed.
+    @Test func remoteWriteCarriesNativeHistogramsWhenAsked() async throws {
+        let port = unusedPort()
+        let prometheus = try PrometheusServer(remoteWriteReceiverOn: port, flags: ["--enable-feature=native-histograms"])
+        defer { prometheus.stop() }
+        let agent = try await TestAgent { configuration in
+            configuration.remoteWrite.urls = ["http://127.0.0.1:\(port)/api/v1/write"]
+            configuration.remoteWrite.interval = .milliseconds(300)
+            configuration.remoteWrite.nativeHistograms = true
+        }
+        let emitter = agent.emitter()
+        let histogram = try emitter.histogram("nh_pushed_ms", buckets: [1, 10], native: Self.latency, labels: [("op", "put")])
+        for value in [0.01, 1, 1, 3, 1e9] { histogram.observe(value) }
+        #expect(emitter.waitUntilDelivered())
+        func value(_ query: String) -> Double? {
+            ((try? prometheus.query(query).first?["value"] as? [Any])?.last as? String).flatMap(Double.init)
+        }
+        #expect(await eventuallyAsync(timeout: .seconds(30)) { value("histogram_count(nh_pushed_ms)") == 5 }, "\(prometheus.log)")
+        #expect(value("histogram_sum(nh_pushed_ms)") == 0.01 + 1 + 1 + 3 + 1e9)
+        // Buckets as pushed: 2 observations at most 1 (the zero bucket and bucket 0), 4 at most 3.08 (bucket 13).
+        #expect(value("histogram_fraction(0, 1, nh_pushed_ms)") == 0.6)
+        #expect(value("histogram_fraction(0, 3.1, nh_pushed_ms)") == 0.8)
+        #expect(value("nh_pushed_ms_count") == 5, "the classic samples are pushed as well")
+        emitter.shutdown()
+        await agent.stop()
+    }
+
     /// Prometheus 2.42 with native histograms scrapes the agent (protobuf) while the load generator runs: the 0.99
     /// quantile of the producer send latency's native histogram is within the schema's relative error (one bucket,
     /// 2^(1/8) - 1 = 9% at schema 3) of the exact 0.99 quantile of every latency the load generator recorded.

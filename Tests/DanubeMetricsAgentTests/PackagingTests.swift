@@ -182,8 +182,8 @@ final class PrometheusServer {
     }
 
     /// Scraping nothing, receiving remote write on `port` (`/api/v1/write`).
-    convenience init(remoteWriteReceiverOn port: Int, enabled: Bool = true) throws {
-        try self.init(config: "global:\n  scrape_interval: 1s\n", port: port, flags: enabled ? ["--web.enable-remote-write-receiver"] : [])
+    convenience init(remoteWriteReceiverOn port: Int, enabled: Bool = true, flags: [String] = []) throws {
+        try self.init(config: "global:\n  scrape_interval: 1s\n", port: port, flags: (enabled ? ["--web.enable-remote-write-receiver"] : []) + flags)
     }
 
     private init(config: String, port: Int, flags: [String]) throws {

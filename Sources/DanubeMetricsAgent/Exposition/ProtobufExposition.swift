@@ -150,11 +150,9 @@ enum ProtobufExposition {
         }
     }
 
-    /// `Histogram` fields 5 (schema), 6 (zero threshold), 7 (zero count), 12 (positive spans: runs of
-    /// consecutive indexes, the first offset absolute, later ones the gap since the previous run) and 13 (each
-    /// bucket's count as the difference to the previous one), from `<schema> <threshold> <zero> <index>:<count>...`.
-    /// A histogram without buckets gets one empty span, which marks it native for every Prometheus version.
-    /// Reads the bytes in place and appends without temporary arrays: a scrape has one line per native histogram.
+    /// `Histogram` fields 5 (schema), 6 (zero threshold), 7 (zero count), 12 and 13 (positive spans and deltas,
+    /// `NativeSpans`), from `<schema> <threshold> <zero> <index>:<count>...`. Reads the bytes in place: a scrape
+    /// has one such line per native histogram.
     private static func nativeFields(_ line: UnsafeBufferPointer<UInt8>) -> [UInt8] {
         var at = 0
         func token() -> UnsafeBufferPointer<UInt8> {
@@ -165,44 +163,24 @@ enum ProtobufExposition {
         }
         guard let schema = integer(token()), let threshold = number(token()), let zero = integer(token()) else { return [] }
         var out: [UInt8] = []
-        out.reserveCapacity(32 + (line.count - at))
+        out.reserveCapacity(32 + 2 * (line.count - at))
         appendVarint(5 << 3, to: &out)
-        appendVarint(zigzag(schema), to: &out)
+        appendVarint(NativeSpans.zigzag(schema), to: &out)
         appendVarint(6 << 3 | 1, to: &out)
         for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8(truncatingIfNeeded: threshold.bitPattern >> UInt64(shift))) }
         appendVarint(7 << 3, to: &out)
         appendVarint(UInt64(clamping: zero), to: &out)
-        var spans: [(offset: Int64, length: UInt64)] = []
-        var deltas: [UInt8] = []
-        deltas.reserveCapacity(line.count - at)
-        var previousIndex: Int64?, previousCount: Int64 = 0
+        var spans = NativeSpans()
         while true {
             let pair = token()
             guard !pair.isEmpty else { break }
             guard let colon = pair.firstIndex(of: UInt8(ascii: ":")),
                   let index = integer(UnsafeBufferPointer(rebasing: pair[..<colon])),
                   let count = integer(UnsafeBufferPointer(rebasing: pair[(colon + 1)...])) else { return [] }
-            if let previous = previousIndex, index == previous + 1 {
-                spans[spans.count - 1].length += 1
-            } else {
-                spans.append((previousIndex.map { index - $0 - 1 } ?? index, 1))
-            }
-            appendVarint(13 << 3, to: &deltas)
-            appendVarint(zigzag(count - previousCount), to: &deltas)
-            previousIndex = index
-            previousCount = count
+            spans.append(index: index, count: count)
         }
-        if spans.isEmpty { spans.append((0, 0)) }
-        for span in spans {
-            let offset = zigzag(span.offset)
-            appendVarint(12 << 3 | 2, to: &out)
-            appendVarint(UInt64(2 + varintSize(offset) + varintSize(span.length)), to: &out)
-            appendVarint(1 << 3, to: &out)
-            appendVarint(offset, to: &out)
-            appendVarint(2 << 3, to: &out)
-            appendVarint(span.length, to: &out)
-        }
-        return out + deltas
+        spans.encode(spanField: 12, deltaField: 13, packed: false, into: &out)
+        return out
     }
 
     /// A decimal integer with an optional `-`, as the writer formats them.
@@ -216,10 +194,6 @@ enum ProtobufExposition {
         }
         return negative ? -value : value
     }
-
-    private static func varintSize(_ value: UInt64) -> Int { max(1, (64 - value.leadingZeroBitCount + 6) / 7) }
-
-    private static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
 
     // MARK: reading the text
 
@@ -349,11 +323,6 @@ enum ProtobufExposition {
     }
 
     private static func appendVarint(_ value: UInt64, to out: inout [UInt8]) {
-        var v = value
-        while v >= 0x80 {
-            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        out.append(UInt8(v))
+        NativeSpans.varint(value, into: &out)
     }
 }

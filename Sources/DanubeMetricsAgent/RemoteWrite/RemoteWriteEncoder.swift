@@ -2,12 +2,16 @@ import DanubeMetricsWire
 
 /// Prometheus remote write 1.0 `WriteRequest` bodies (before snappy), encoded straight from a captured store
 /// state: every counter, visible gauge and histogram (`_bucket` with `le`, `_sum`, `_count`) as /metrics shows
-/// them, one sample each at `timestamp` (milliseconds).
+/// them, one sample each at `timestamp` (milliseconds). With `nativeHistograms`, a histogram whose native buckets
+/// hold every observation is also sent as a native histogram (`TimeSeries.histograms`, under the family's name),
+/// as a protobuf scrape shows it; receivers must accept them (Prometheus: `--enable-feature=native-histograms`).
 ///
 /// Written by hand rather than through swift-protobuf's generated messages: a push of a large store would first
 /// build a message object per series and label (millions of allocations), only to serialize them at once. The
 /// wire format of the three messages involved is small and fixed (types.proto: `TimeSeries{labels=1, samples=2}`,
-/// `Label{name=1, value=2}`, `Sample{value=1 double, timestamp=2 int64}`; remote.proto: `WriteRequest{timeseries=1}`).
+/// `Label{name=1, value=2}`, `Sample{value=1 double, timestamp=2 int64}`, `TimeSeries.histograms=4` with
+/// `Histogram{count_int=1, sum=3, schema=4, zero_threshold=5, zero_count_int=6, positive_spans=11,
+/// positive_deltas=12, timestamp=15}`; remote.proto: `WriteRequest{timeseries=1}`).
 struct RemoteWriteEncoder {
     struct Request {
         var body: [UInt8]
@@ -15,14 +19,19 @@ struct RemoteWriteEncoder {
     }
 
     let maxSeriesPerRequest: Int
+    var nativeHistograms = false
 
     /// The requests for `state` (at most `maxSeriesPerRequest` time series each).
     func requests(_ state: AggregationStore.State, table: SeriesTable, timestamp: Int64) -> [Request] {
         var requests: [Request] = []
         var writer = ByteWriter(capacity: 64 * maxSeriesPerRequest)
         var count = 0
-        func add(_ labels: SeriesLabels, _ name: [UInt8], _ extra: [UInt8] = [], value: Double) {
-            labels.timeSeries(name: name, extra: extra, value: value, timestamp: timestamp, into: &writer)
+        func add(_ labels: SeriesLabels, _ name: [UInt8], _ extra: [UInt8] = [], value: Double? = nil, histogram: [UInt8] = []) {
+            if let value {
+                labels.timeSeries(name: name, extra: extra, value: value, timestamp: timestamp, into: &writer)
+            } else {
+                labels.histogramSeries(name: name, histogram: histogram, into: &writer)
+            }
             count += 1
             if count == maxSeriesPerRequest {
                 requests.append(Request(body: writer.bytes, samples: count))
@@ -52,11 +61,39 @@ struct RemoteWriteEncoder {
                     }
                     add(labels, sumName, value: value.sum)
                     add(labels, countName, value: Double(cumulative))
+                    if nativeHistograms, let native = family.native,
+                       let histogram = Self.nativeHistogram(native, buckets: state.buckets[(start + bounds.count)...].prefix(1 + Int(native.maxBuckets)),
+                                                            count: cumulative, sum: value.sum, timestamp: timestamp) {
+                        add(labels, name, histogram: histogram)
+                    }
                 }
             }
         }
         if count > 0 { requests.append(Request(body: writer.bytes, samples: count)) }
         return requests
+    }
+
+    /// A `Histogram` message of native buckets (`window`: the zero bucket, then the window), or nil when they do
+    /// not hold every observation (an emitter without native buckets fed the series).
+    static func nativeHistogram(_ native: NativeHistogramSpec, buckets window: ArraySlice<UInt64>, count: UInt64, sum: Double,
+                                timestamp: Int64) -> [UInt8]? {
+        guard window.reduce(0, &+) == count else { return nil }
+        var body: [UInt8] = []
+        func tag(_ field: UInt64, _ type: UInt64) { NativeSpans.varint(field << 3 | type, into: &body) }
+        func double(_ value: Double) { for shift in stride(from: 0, to: 64, by: 8) { body.append(UInt8(truncatingIfNeeded: value.bitPattern >> UInt64(shift))) } }
+        tag(1, 0); NativeSpans.varint(count, into: &body)
+        tag(3, 1); double(sum)
+        tag(4, 0); NativeSpans.varint(NativeSpans.zigzag(Int64(native.schema)), into: &body)
+        tag(5, 1); double(native.zeroThreshold)
+        tag(6, 0); NativeSpans.varint(window[window.startIndex], into: &body)
+        var spans = NativeSpans()
+        let first = Int64(native.firstIndex)
+        for position in (window.startIndex + 1)..<window.endIndex where window[position] != 0 {
+            spans.append(index: first + Int64(position - window.startIndex - 1), count: Int64(window[position]))
+        }
+        spans.encode(spanField: 11, deltaField: 12, packed: true, into: &body)
+        tag(15, 0); NativeSpans.varint(UInt64(bitPattern: timestamp), into: &body)
+        return body
     }
 
     /// One `TimeSeries.labels` entry (tag, length, `Label{name, value}`), encoded.
@@ -100,6 +137,27 @@ struct RemoteWriteEncoder {
             let size = encoded.count + name.count + extra.count + 1 + varintSize(sampleSize) + sampleSize
             writer.u8(0x0A) // WriteRequest.timeseries
             writer.uvarint(UInt64(size))
+            writeLabels(name: name, extra: extra, into: &writer)
+            writer.u8(0x12) // TimeSeries.samples
+            writer.uvarint(UInt64(sampleSize))
+            writer.u8(0x09)
+            writer.f64(value)
+            writer.u8(0x10)
+            writer.uvarint(UInt64(bitPattern: timestamp))
+        }
+
+        /// One `WriteRequest.timeseries` entry: these labels with `name`, and one native histogram.
+        func histogramSeries(name: [UInt8], histogram: [UInt8], into writer: inout ByteWriter) {
+            let size = encoded.count + name.count + 1 + varintSize(histogram.count) + histogram.count
+            writer.u8(0x0A) // WriteRequest.timeseries
+            writer.uvarint(UInt64(size))
+            writeLabels(name: name, extra: [], into: &writer)
+            writer.u8(0x22) // TimeSeries.histograms
+            writer.uvarint(UInt64(histogram.count))
+            writer.raw(histogram[...])
+        }
+
+        private func writeLabels(name: [UInt8], extra: [UInt8], into writer: inout ByteWriter) {
             // `__name__` sorts before every lowercase name, so it never comes after `le`.
             var position = 0
             for (at, bytes) in [(nameAt, name), (extra.isEmpty ? encoded.count : leAt, extra)] where !bytes.isEmpty {
@@ -108,12 +166,6 @@ struct RemoteWriteEncoder {
                 position = max(position, at)
             }
             writer.raw(encoded[position...])
-            writer.u8(0x12) // TimeSeries.samples
-            writer.uvarint(UInt64(sampleSize))
-            writer.u8(0x09)
-            writer.f64(value)
-            writer.u8(0x10)
-            writer.uvarint(UInt64(bitPattern: timestamp))
         }
     }
 

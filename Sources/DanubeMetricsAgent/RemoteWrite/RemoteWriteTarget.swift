@@ -15,6 +15,9 @@ public struct RemoteWriteConfiguration: Sendable {
     /// Time series per request (Prometheus' own `max_samples_per_send` is 2,000 by default).
     public var maxSeriesPerRequest = 2_000
     public var requestTimeout: Duration = .seconds(30)
+    /// Also push native histograms (as `/metrics` serves them in protobuf). Off by default: a receiver without
+    /// native histogram support refuses the whole request (Prometheus needs `--enable-feature=native-histograms`).
+    public var nativeHistograms = false
 
     public init() {}
 

@@ -46,7 +46,8 @@ final class RemoteWriter: @unchecked Sendable {
     /// receiver that is down must hold neither the event loops nor Swift's cooperative pool.
     func start() {
         let pusher = Thread { [self] in
-            let encoder = RemoteWriteEncoder(maxSeriesPerRequest: configuration.maxSeriesPerRequest)
+            let encoder = RemoteWriteEncoder(maxSeriesPerRequest: configuration.maxSeriesPerRequest,
+                                             nativeHistograms: configuration.nativeHistograms)
             while wait(for: configuration.interval) { push(encoder) }
             finished.signal()
         }
