@@ -57,22 +57,33 @@ import Testing
         }
     }
 
-    /// Twice: as Prometheus scrapes by default (text, classic buckets), and with native histograms on, where
-    /// Prometheus 2.42 stores a latency family's native histogram instead of its `_bucket` series: the latency
-    /// panels and rules ask for either (`classic or native`).
-    @Test(arguments: [false, true])
-    func everyDashboardAndRuleExpressionReturnsDataFromARealPrometheus(nativeHistograms: Bool) async throws {
+    /// Against two Prometheus servers scraping one agent at once: as Prometheus scrapes by default (text, classic
+    /// buckets), and with native histograms on, where Prometheus 2.42 stores a latency family's native histogram
+    /// instead of its `_bucket` series: the latency panels and rules ask for either (`classic or native`).
+    @Test func everyDashboardAndRuleExpressionReturnsDataFromARealPrometheus() async throws {
         let (agent, loadgen) = try await fedAgent(rate: 1_000, messages: nil)
         defer { loadgen.stop() }
         let emitter = agent.emitter(name: "misconfigured")
         try emitter.counter("danube_consumer_receive_total", labels: [
             ("namespace", "ns0"), ("topic", "topic-0"), ("subscription", "sub-0"), ("consumer_id", "c-1"),
         ]).increment()
-        let prometheus = try PrometheusServer(agentPort: agent.port, ruleFiles: [
+        let ruleFiles = [
             Self.prometheusFiles.appendingPathComponent("danube-rules.yml").path,
             Self.prometheusFiles.appendingPathComponent("danube-alerts.yml").path,
-        ], flags: nativeHistograms ? ["--enable-feature=native-histograms"] : [])
-        defer { prometheus.stop() }
+        ]
+        let classic = try PrometheusServer(agentPort: agent.port, ruleFiles: ruleFiles)
+        defer { classic.stop() }
+        let native = try PrometheusServer(agentPort: agent.port, ruleFiles: ruleFiles, flags: ["--enable-feature=native-histograms"])
+        defer { native.stop() }
+        for (prometheus, nativeHistograms) in [(classic, false), (native, true)] {
+            try checkDashboardsAndRules(prometheus, nativeHistograms: nativeHistograms)
+        }
+        emitter.shutdown()
+        await agent.stop()
+    }
+
+    /// Every dashboard variable, panel expression and rule of the shipped files returns data from `prometheus`.
+    private func checkDashboardsAndRules(_ prometheus: PrometheusServer, nativeHistograms: Bool) throws {
         // Rates need two scrapes, recording rules an evaluation after that.
         let ready = eventually(timeout: .seconds(60)) {
             let messages = (try? prometheus.query("danube:topic_messages_in:rate5m")) ?? []
@@ -124,8 +135,6 @@ import Testing
             checked += 1
         }
         #expect(checked > 80)
-        emitter.shutdown()
-        await agent.stop()
     }
 
     /// Series selectors (metric names of the catalog, its recording rules and the agent's process) that lack the
