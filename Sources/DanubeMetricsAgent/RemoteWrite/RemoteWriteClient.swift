@@ -11,7 +11,10 @@ struct RemoteWriteClient: Sendable {
         var retryAfter: Duration?
     }
 
+    /// A request that got no response: every one is retried (with backoff) by the writer.
     struct Failure: Error, CustomStringConvertible {
+        enum Code { case timeout, connect, closed }
+        var code: Code
         var description: String
     }
 
@@ -22,7 +25,7 @@ struct RemoteWriteClient: Sendable {
         let loop = group.next()
         let promise = loop.makePromise(of: Response.self)
         let deadline = loop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
-            promise.fail(Failure(description: "no response within \(timeout)"))
+            promise.fail(Failure(code: .timeout, description: "no response within \(timeout)"))
         }
         ClientBootstrap(group: loop)
             .connectTimeout(.nanoseconds(timeout.nanoseconds))
@@ -35,7 +38,7 @@ struct RemoteWriteClient: Sendable {
             .whenComplete { result in
                 switch result {
                 case .failure(let error):
-                    promise.fail(Failure(description: "connect to \(target.host):\(target.port): \(error)"))
+                    promise.fail(Failure(code: .connect, description: "connect to \(target.host):\(target.port): \(error)"))
                 case .success(let channel):
                     var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: target.path)
                     head.headers.add(name: "Host", value: target.port == 80 ? target.host : "\(target.host):\(target.port)")
@@ -72,7 +75,7 @@ struct RemoteWriteClient: Sendable {
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            promise.fail(Failure(description: "the receiver closed the connection before a complete response"))
+            promise.fail(Failure(code: .closed, description: "the receiver closed the connection before a complete response"))
         }
 
         func errorCaught(context: ChannelHandlerContext, error: Error) {
