@@ -7,6 +7,9 @@ import Foundation
 /// pile up stops reading, as it should).
 final class ScaleSource: @unchecked Sendable {
     static let bounds: [Double] = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 120_000]
+    /// NATIVE=1: histograms also keep the catalog's native latency buckets (schema 3, 184).
+    static let native = ProcessInfo.processInfo.environment["NATIVE"] == "1"
+        ? NativeHistogramSpec(schema: 3, zeroThreshold: 0x1p-5, maxBuckets: 184) : nil
 
     let fd: Int32
     let definitions: [SeriesDefinition]
@@ -28,7 +31,8 @@ final class ScaleSource: @unchecked Sendable {
             let family = global / 8_000
             let name = kind == .counter ? "scale_\(family)_total" : (kind == .gauge ? "scale_gauge_\(family)" : "scale_latency_\(family)_ms")
             definitions.append(SeriesDefinition(id: UInt32(i), kind: kind, name: name, help: "Scale benchmark series.",
-                                                labels: labels, bounds: kind == .histogram ? Self.bounds : []))
+                                                labels: labels, bounds: kind == .histogram ? Self.bounds : [],
+                                                native: kind == .histogram ? Self.native : nil))
         }
         self.definitions = definitions
         send(.hello(Hello(sourceName: "scale-\(source)", pid: UInt64(getpid()), processStartMillis: 1,
@@ -52,8 +56,10 @@ final class ScaleSource: @unchecked Sendable {
             case .counter: batch.deltas.append(Delta(op: .counterAdd, seriesID: definition.id, value: UInt64(index % 1_000 + 1) * round))
             case .gauge: batch.deltas.append(Delta(op: .gaugeSet, seriesID: definition.id, value: Double(index % 5_000 + Int(round)).bitPattern))
             case .histogram:
-                batch.deltas.append(Delta(op: .histogram, seriesID: definition.id, bucketStart: batch.buckets.count, bucketCount: 2, sum: 17.25))
-                batch.buckets += [BucketDelta(index: UInt32(index % 19), count: 2), BucketDelta(index: 19, count: 1)]
+                // The same 3 observations in the native window when there is one (after the zero bucket, index 20).
+                let native = Self.native == nil ? [] : [BucketDelta(index: UInt32(21 + index % 150), count: 2), BucketDelta(index: 21 + 183, count: 1)]
+                batch.deltas.append(Delta(op: .histogram, seriesID: definition.id, bucketStart: batch.buckets.count, bucketCount: 2 + native.count, sum: 17.25))
+                batch.buckets += [BucketDelta(index: UInt32(index % 19), count: 2), BucketDelta(index: 19, count: 1)] + native
             }
             if batch.deltas.count == 2_000 {
                 batch.sequence = next()

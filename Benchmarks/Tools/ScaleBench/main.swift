@@ -5,6 +5,7 @@ import Foundation
 // render time as the agent reports it, `GET /metrics` as curl sees it (plain and gzip), memory per series, and
 // checkpoints while 1% of the series change per interval. Prints a markdown table.
 //   ScaleBench [series ...]        (default: 100000 1000000; needs ../.build/release/danube-metrics-agent)
+// NATIVE=1: the histograms also keep native buckets (pushed as native histograms too with REMOTE_WRITE=1).
 // With REMOTE_WRITE=1 the agent also pushes to a Prometheus remote write receiver (Debian's /usr/bin/prometheus)
 // every 5 s, and a last row gives the agent's CPU per push and per series pushed.
 let remoteWrite = ProcessInfo.processInfo.environment["REMOTE_WRITE"] == "1"
@@ -78,12 +79,14 @@ func measure(series: Int) -> Row {
         receiver.executableURL = URL(fileURLWithPath: "/usr/bin/prometheus")
         receiver.arguments = ["--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/tsdb",
                               "--web.listen-address=127.0.0.1:\(receiverPort)", "--web.enable-remote-write-receiver", "--log.level=error"]
+            + (ScaleSource.native != nil ? ["--enable-feature=native-histograms"] : [])
         try! receiver.run()
     }
     defer { if remoteWrite { receiver.terminate(); receiver.waitUntilExit() } }
     let agent = Process()
     agent.executableURL = URL(fileURLWithPath: agentPath)
-    agent.arguments = (remoteWrite ? ["--remote-write-url", "http://127.0.0.1:\(receiverPort)/api/v1/write", "--remote-write-interval", "5s"] : []) + ["--ingest-socket", "\(directory)/ingest.sock", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(directory)/state",
+    agent.arguments = (remoteWrite ? ["--remote-write-url", "http://127.0.0.1:\(receiverPort)/api/v1/write", "--remote-write-interval", "5s"] : [])
+        + (remoteWrite && ScaleSource.native != nil ? ["--remote-write-native-histograms"] : []) + ["--ingest-socket", "\(directory)/ingest.sock", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(directory)/state",
                        "--log-level", "error", "--log-format", "text", "--max-series-per-family", "10000"]
     try! agent.run()
     defer {
