@@ -91,23 +91,31 @@ enum ProtobufExposition {
                 guard equal(suffix, "_total") else { return }
                 metric.removeAll(keepingCapacity: true)
                 encodeLabels(labels, skippingLe: false, into: &metric)
-                var body = field(1, double: value)
-                if let exemplar { delimited(2, exemplar, into: &body) }
-                delimited(3, body, into: &metric)
+                // Counter{value = 1, exemplar = 2}, written in place.
+                appendVarint(3 << 3 | 2, to: &metric)
+                appendVarint(UInt64(9 + (exemplar.map { delimitedSize($0.count) } ?? 0)), to: &metric)
+                appendField(1, double: value, to: &metric)
+                if let exemplar { delimited(2, exemplar, into: &metric) }
                 delimited(4, metric, into: &family)
             case .gauge, .untyped:
                 guard suffix.isEmpty else { return }
                 metric.removeAll(keepingCapacity: true)
                 encodeLabels(labels, skippingLe: false, into: &metric)
-                delimited(kind == .gauge ? 2 : 5, field(1, double: value), into: &metric)
+                appendVarint((kind == .gauge ? 2 : 5) << 3 | 2, to: &metric)
+                appendVarint(9, to: &metric)
+                appendField(1, double: value, to: &metric)
                 delimited(4, metric, into: &family)
             case .histogram:
                 if equal(suffix, "_bucket") {
                     let (key, bound) = splitLe(labels)
                     if !open || !key.elementsEqual(histogramKey) { startHistogram(key, labels) }
-                    var bucket = field(1, varint: UInt64(value)) + field(2, double: bound)
-                    if let exemplar { delimited(3, exemplar, into: &bucket) }
-                    delimited(3, bucket, into: &buckets)
+                    // Bucket{cumulative_count = 1, upper_bound = 2, exemplar = 3}, written in place.
+                    let count = UInt64(value)
+                    appendVarint(3 << 3 | 2, to: &buckets)
+                    appendVarint(UInt64(1 + NativeSpans.varintSize(count) + 9 + (exemplar.map { delimitedSize($0.count) } ?? 0)), to: &buckets)
+                    appendField(1, varint: count, to: &buckets)
+                    appendField(2, double: bound, to: &buckets)
+                    if let exemplar { delimited(3, exemplar, into: &buckets) }
                 } else if equal(suffix, "_sum") {
                     if !open || !labels.elementsEqual(histogramKey) { startHistogram(labels, labels) }
                     sum = value
@@ -115,10 +123,14 @@ enum ProtobufExposition {
                     if !open || !labels.elementsEqual(histogramKey) { startHistogram(labels, labels) }
                     metric.removeAll(keepingCapacity: true)
                     metric += histogramLabels
-                    var body = field(1, varint: UInt64(value)) + field(2, double: sum)
-                    body += buckets
-                    body += native
-                    delimited(7, body, into: &metric)
+                    // Histogram{sample_count = 1, sample_sum = 2, bucket = 3, native fields}, written in place.
+                    let count = UInt64(value)
+                    appendVarint(7 << 3 | 2, to: &metric)
+                    appendVarint(UInt64(1 + NativeSpans.varintSize(count) + 9 + buckets.count + native.count), to: &metric)
+                    appendField(1, varint: count, to: &metric)
+                    appendField(2, double: sum, to: &metric)
+                    metric += buckets
+                    metric += native
                     delimited(4, metric, into: &family)
                     open = false
                 }
@@ -223,6 +235,10 @@ enum ProtobufExposition {
     }
 
     private static func number(_ bytes: UnsafeBufferPointer<UInt8>) -> Double? {
+        // Most values are counts: up to 15 digits are read in place, exactly (no String).
+        if !bytes.isEmpty, bytes.count <= 15, bytes.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            return Double(bytes.reduce(UInt64(0)) { $0 * 10 + UInt64($1 - UInt8(ascii: "0")) })
+        }
         let text = String(decoding: bytes, as: UTF8.self)
         switch text {
         case "+Inf": return .infinity
@@ -256,11 +272,18 @@ enum ProtobufExposition {
             }
             let raw = UnsafeBufferPointer(rebasing: labels[min(equals + 2, end)..<min(end, labels.count)])
             if !(skippingLe && equal(nameBytes, "le")) {
-                let value = escaped ? unescape(raw, help: false) : Array(raw)
-                var pair: [UInt8] = []
-                delimited(1, Array(nameBytes), into: &pair)
-                delimited(2, value, into: &pair)
-                delimited(1, pair, into: &out)
+                // LabelPair{name = 1, value = 2}, written in place (a value with escapes is unescaped first).
+                func pair(_ value: UnsafeBufferPointer<UInt8>) {
+                    appendVarint(1 << 3 | 2, to: &out)
+                    appendVarint(UInt64(delimitedSize(nameBytes.count) + delimitedSize(value.count)), to: &out)
+                    appendVarint(1 << 3 | 2, to: &out)
+                    appendVarint(UInt64(nameBytes.count), to: &out)
+                    out.append(contentsOf: nameBytes)
+                    appendVarint(2 << 3 | 2, to: &out)
+                    appendVarint(UInt64(value.count), to: &out)
+                    out.append(contentsOf: value)
+                }
+                if escaped { unescape(raw, help: false).withUnsafeBufferPointer { pair($0) } } else { pair(raw) }
             }
             at = end + 2 // past `",`
         }
@@ -306,6 +329,19 @@ enum ProtobufExposition {
         appendVarint(field << 3 | 2, to: &out)
         appendVarint(UInt64(body.count), to: &out)
         out += body
+    }
+
+    /// Bytes a length-delimited field of `count` bytes takes with its tag (a field number below 16).
+    private static func delimitedSize(_ count: Int) -> Int { 1 + NativeSpans.varintSize(UInt64(count)) + count }
+
+    private static func appendField(_ field: UInt64, varint value: UInt64, to out: inout [UInt8]) {
+        appendVarint(field << 3, to: &out)
+        appendVarint(value, to: &out)
+    }
+
+    private static func appendField(_ field: UInt64, double value: Double, to out: inout [UInt8]) {
+        appendVarint(field << 3 | 1, to: &out)
+        for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8(truncatingIfNeeded: value.bitPattern >> UInt64(shift))) }
     }
 
     private static func field(_ field: UInt64, varint value: UInt64) -> [UInt8] {
