@@ -91,6 +91,7 @@ struct ChaosCommand: ParsableCommand {
         try harness.waitUntilAgentServes()
         let reports = try harness.stopAllEmitters()
         let verdict = try harness.compare(expected: Report.expected(from: reports))
+        let native = try harness.nativeHistogramProblems()
         let seconds = (ContinuousClock.now - started).components.seconds
         print("""
             danube-metrics-chaos: \(seconds) s, \(kills) SIGKILLs of the agent (\(harness.activatedStarts) of \(harness.agentStarts) \
@@ -101,7 +102,9 @@ struct ChaosCommand: ParsableCommand {
             \(Int(verdict.counterTotalShown)) on /metrics
             """)
         for line in verdict.mismatches.prefix(10) { print("  differs: \(line)") }
-        if !verdict.mismatches.isEmpty || verdict.compared == 0 {
+        print("native histograms (protobuf scrape): \(native.checked) latency histograms, \(native.problems.count) incomplete")
+        for line in native.problems.prefix(10) { print("  incomplete: \(line)") }
+        if !verdict.mismatches.isEmpty || verdict.compared == 0 || !native.problems.isEmpty {
             print("logs in \(directory)")
             throw ExitCode.failure
         }

@@ -158,6 +158,26 @@ final class Harness {
         return verdict
     }
 
+    /// The latency histograms of a protobuf scrape (what Prometheus with native histograms reads): how many there
+    /// are, and the ones whose native buckets are missing or do not hold every observation (the agent lost or
+    /// double-applied native deltas across its SIGKILLs, or could not restore them).
+    func nativeHistogramProblems() throws -> (checked: Int, problems: [String]) {
+        let accept = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+        let body = try HTTPClient.get(port: port, path: "/metrics", headers: [("Accept", accept)]).body
+        var problems: [String] = []
+        let histograms = ProtobufMessage.histograms(in: body) { $0.hasSuffix("_ms") }
+        for (family, histogram) in histograms {
+            let count = histogram.varint(1) ?? 0
+            guard let buckets = histogram.nativeBuckets else {
+                problems.append("\(family): a histogram of \(count) observations has no native buckets")
+                continue
+            }
+            let native = (histogram.varint(7) ?? 0) + buckets.values.reduce(0, +)
+            if native != count { problems.append("\(family): native buckets hold \(native) of \(count) observations") }
+        }
+        return (histograms.count, problems)
+    }
+
     /// Stops every process and closes the held listener; safe to call more than once.
     func cleanUp() {
         for process in emitters.values { process.signal(SIGKILL); process.wait() }

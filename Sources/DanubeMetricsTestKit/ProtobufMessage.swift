@@ -1,15 +1,15 @@
-/// Reads protobuf messages field by field: enough to check what the agent's protobuf exposition holds (tests
-/// only; the agent writes protobuf by hand and a second hand-written reader is the independent check).
-struct ProtobufMessage {
-    enum Value {
+/// Reads protobuf messages field by field: enough to check what the agent's protobuf exposition holds (tests and
+/// the chaos tool; the agent writes protobuf by hand and a second hand-written reader is the independent check).
+public struct ProtobufMessage {
+    public enum Value {
         case varint(UInt64)
         case fixed64(UInt64)
         case bytes([UInt8])
     }
 
-    var fields: [(number: Int, value: Value)] = []
+    public var fields: [(number: Int, value: Value)] = []
 
-    init(_ bytes: ArraySlice<UInt8>) {
+    public init(_ bytes: ArraySlice<UInt8>) {
         var at = bytes.startIndex
         func varint() -> UInt64 {
             var value: UInt64 = 0, shift: UInt64 = 0
@@ -40,7 +40,7 @@ struct ProtobufMessage {
     }
 
     /// Length-delimited messages of a delimited stream (`encoding=delimited`).
-    static func delimited(_ stream: [UInt8]) -> [ProtobufMessage] {
+    public static func delimited(_ stream: [UInt8]) -> [ProtobufMessage] {
         var messages: [ProtobufMessage] = [], at = 0
         while at < stream.count {
             var length = 0, shift = 0
@@ -57,24 +57,24 @@ struct ProtobufMessage {
         return messages
     }
 
-    func messages(_ number: Int) -> [ProtobufMessage] {
+    public func messages(_ number: Int) -> [ProtobufMessage] {
         fields.compactMap { if $0.number == number, case .bytes(let b) = $0.value { ProtobufMessage(b[...]) } else { nil } }
     }
-    func string(_ number: Int) -> String? {
+    public func string(_ number: Int) -> String? {
         fields.lazy.compactMap { if $0.number == number, case .bytes(let b) = $0.value { String(decoding: b, as: UTF8.self) } else { nil } }.first
     }
-    func varints(_ number: Int) -> [UInt64] {
+    public func varints(_ number: Int) -> [UInt64] {
         fields.compactMap { if $0.number == number, case .varint(let v) = $0.value { v } else { nil } }
     }
-    func varint(_ number: Int) -> UInt64? { varints(number).first }
-    func sint(_ number: Int) -> Int64? { varint(number).map(Self.unzigzag) }
-    func double(_ number: Int) -> Double? {
+    public func varint(_ number: Int) -> UInt64? { varints(number).first }
+    public func sint(_ number: Int) -> Int64? { varint(number).map(Self.unzigzag) }
+    public func double(_ number: Int) -> Double? {
         fields.lazy.compactMap { if $0.number == number, case .fixed64(let w) = $0.value { Double(bitPattern: w) } else { nil } }.first
     }
-    static func unzigzag(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
+    public static func unzigzag(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
 
     /// A native histogram's buckets by Prometheus index (from `Histogram` fields 12 and 13), or nil without a schema.
-    var nativeBuckets: [Int: UInt64]? {
+    public var nativeBuckets: [Int: UInt64]? {
         guard varint(5) != nil else { return nil }
         var buckets: [Int: UInt64] = [:]
         var deltas = varints(13).map(Self.unzigzag).makeIterator()
@@ -92,7 +92,7 @@ struct ProtobufMessage {
     }
 
     /// The `Histogram` of the series of `family` whose labels include `labels`, from a delimited stream.
-    static func histogram(in stream: [UInt8], family: String, labels: [String: String] = [:]) -> ProtobufMessage? {
+    public static func histogram(in stream: [UInt8], family: String, labels: [String: String] = [:]) -> ProtobufMessage? {
         for message in delimited(stream) where message.string(1) == family {
             for metric in message.messages(4) {
                 let pairs = Dictionary(metric.messages(1).map { ($0.string(1) ?? "", $0.string(2) ?? "") }, uniquingKeysWith: { a, _ in a })
@@ -100,5 +100,13 @@ struct ProtobufMessage {
             }
         }
         return nil
+    }
+
+    /// Every histogram of every family whose name `matches`, from a delimited stream: (family, histogram).
+    public static func histograms(in stream: [UInt8], where matches: (String) -> Bool) -> [(family: String, histogram: ProtobufMessage)] {
+        delimited(stream).flatMap { family -> [(family: String, histogram: ProtobufMessage)] in
+            guard let name = family.string(1), matches(name) else { return [] }
+            return family.messages(4).compactMap { metric in metric.messages(7).first.map { (name, $0) } }
+        }
     }
 }
