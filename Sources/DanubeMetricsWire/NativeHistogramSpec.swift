@@ -48,21 +48,32 @@ public struct NativeHistogramSpec: Sendable, Hashable, Codable, CustomStringConv
 
     /// Prometheus' index of the bucket holding `value` (> 0, finite): the smallest i with value <= base^i.
     public func prometheusIndex(of value: Double) -> Int {
-        let bits = value.bitPattern
-        let exponent = Int((bits >> 52) & 0x7FF) - 1023
-        let mantissa = bits & Self.mantissaMask
-        guard exponent > -1023 else { // subnormal: scale by 2^64, which moves the index by 64 powers of two
+        guard value.bitPattern >> 52 != 0 else { // subnormal: scale by 2^64, which moves the index by 64 powers of two
             return prometheusIndex(of: value * 0x1p64) - (schema > 0 ? 64 << Int(schema) : 64 >> Int(-schema))
         }
-        if schema <= 0 {
-            let power = exponent + (mantissa == 0 ? 0 : 1) // ceil(log2(value))
-            let shift = Int(-schema)
-            return (power + (1 << shift) - 1) >> shift
+        return Self.mantissaBounds(schema: schema).withUnsafeBufferPointer {
+            Self.index(ofBits: value.bitPattern, schema: Int(schema), mantissas: $0.baseAddress)
         }
-        let table = Self.mantissaBounds(schema: schema)
-        var slot = 0
-        while slot < table.count, table[slot] < mantissa { slot += 1 }
-        return slot + exponent << Int(schema)
+    }
+
+    /// Prometheus' bucket index of a positive normal value, from its bits: the exponent, then for schemas above 0
+    /// a binary search for the first of the 2^schema `mantissas` (`mantissaBounds(schema:)`; nil only for schemas
+    /// of 0 and below) not below the value's mantissa (3 comparisons at schema 3). No `log`. The one place the
+    /// index is computed: the spec and the emitter's hot path (inlined there) both use it.
+    @inlinable
+    public static func index(ofBits bits: UInt64, schema: Int, mantissas: UnsafePointer<UInt64>?) -> Int {
+        let exponent = Int(truncatingIfNeeded: (bits >> 52) & 0x7FF) &- 1023
+        let mantissa = bits & 0x000F_FFFF_FFFF_FFFF
+        guard schema > 0, let mantissas else {
+            let power = exponent &+ (mantissa == 0 ? 0 : 1) // ceil(log2(value))
+            return (power &+ (1 << -schema) &- 1) >> -schema
+        }
+        var low = 0, high = 1 << schema
+        while low < high {
+            let mid = (low &+ high) >> 1
+            if mantissas[mid] < mantissa { low = mid &+ 1 } else { high = mid }
+        }
+        return low &+ (exponent << schema)
     }
 
     /// Prometheus' index of the window's first bucket: the one holding the smallest value above the zero

@@ -76,11 +76,20 @@ fn old_agent(path: &str) -> Arc<Mutex<Vec<Frame>>> {
     frames
 }
 
+/// Removes the test's directory however the test ends (a failed assertion included).
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn an_agent_older_than_version_3_gets_classic_buckets_only() {
-    let directory = std::env::temp_dir().join(format!("dma-rust-old-agent-{}", std::process::id()));
-    std::fs::create_dir_all(&directory).unwrap();
-    let path = directory.join("ingest.sock");
+    let directory = TempDir(std::env::temp_dir().join(format!("dma-rust-old-agent-{}", std::process::id())));
+    std::fs::create_dir_all(&directory.0).unwrap();
+    let path = directory.0.join("ingest.sock");
     let _ = std::fs::remove_file(&path);
     let frames = old_agent(path.to_str().unwrap());
     let handle = danube_metrics::install(danube_metrics::Config {
@@ -120,5 +129,4 @@ fn an_agent_older_than_version_3_gets_classic_buckets_only() {
     assert_eq!(observations, 4, "every observation reached the classic buckets");
     drop(frames);
     handle.shutdown();
-    let _ = std::fs::remove_dir_all(&directory);
 }
