@@ -97,8 +97,13 @@ public struct SeriesDefinition: Sendable, Equatable {
     /// Bucket indexes a HISTOGRAM delta of this series may name: the classic buckets with +Inf, then the zero
     /// bucket and the native window. 0 for counters and gauges.
     public var bucketCount: Int {
-        guard kind == .histogram else { return 0 }
-        return bounds.count + 1 + (native.map { 1 + Int($0.maxBuckets) } ?? 0)
+        kind == .histogram ? Self.histogramBucketCount(bounds: bounds.count, native: native) : 0
+    }
+
+    /// Buckets of a histogram with `bounds` bounds: classic with +Inf, then with native buckets the zero bucket and
+    /// the window. The one statement of the layout, for definitions, the store and state files.
+    public static func histogramBucketCount(bounds: Int, native: NativeHistogramSpec?) -> Int {
+        bounds + 1 + (native.map { 1 + Int($0.maxBuckets) } ?? 0)
     }
 }
 

@@ -19,7 +19,7 @@ public struct StoreSnapshot: Equatable, Sendable {
 
         /// Bucket counts a histogram of this layout holds.
         var bucketCount: Int {
-            SeriesDefinition(id: 0, kind: kind, name: name, help: "", labels: [], bounds: bounds, native: native).bucketCount
+            kind == .histogram ? SeriesDefinition.histogramBucketCount(bounds: bounds.count, native: native) : 0
         }
     }
 

@@ -55,7 +55,7 @@ public final class AggregationStore: Sendable {
         var native: NativeHistogramSpec?
         /// Buckets per series: classic with +Inf, then the native ones.
         var bucketCount: Int {
-            kind == .histogram ? bounds.count + 1 + (native.map { 1 + Int($0.maxBuckets) } ?? 0) : 0
+            kind == .histogram ? SeriesDefinition.histogramBucketCount(bounds: bounds.count, native: native) : 0
         }
         /// Series indices, sorted by label text before a scrape or checkpoint reads them.
         var slots: [UInt32] = []

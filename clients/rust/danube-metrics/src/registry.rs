@@ -42,7 +42,7 @@ impl Series {
         match self.kind {
             Kind::Counter => 1,
             Kind::Gauge => 0,
-            Kind::Histogram => self.bounds.len() + 1 + self.native.map_or(0, |n| n.spec.cells() as usize),
+            Kind::Histogram => histogram_counts(self.bounds, self.native),
         }
     }
 
@@ -52,6 +52,11 @@ impl Series {
             && self.labels.len() == labels.len()
             && labels.iter().all(|(k, v)| self.labels.iter().any(|(sk, sv)| &**sk == *k && &**sv == *v))
     }
+}
+
+/// Bucket cells of a histogram: classic with +Inf, then with native buckets the zero bucket and the window.
+fn histogram_counts(bounds: &[f64], native: Option<&NativeBuckets>) -> usize {
+    bounds.len() + 1 + native.map_or(0, |n| n.spec.cells() as usize)
 }
 
 /// Hash of a key, independent of label order (the same labels in another order are the same series).
@@ -214,7 +219,7 @@ impl Registry {
         let cell_count = match kind {
             Kind::Counter => 1,
             Kind::Gauge => 0,
-            Kind::Histogram => bounds.len() as u32 + 2 + native.map_or(0, |n| n.spec.cells()),
+            Kind::Histogram => histogram_counts(bounds, native) as u32 + 1, // and the sum cell
         };
         let first_cell = if cell_count > 0 {
             cells::reserve(cell_count)
