@@ -12,9 +12,9 @@ import Testing
         var all = labels
         all.append(Label("__name__", name))
         all.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
-        let labelSizes = all.map { 2 + RemoteWriteEncoder.varintSize($0.name.utf8.count) + $0.name.utf8.count + RemoteWriteEncoder.varintSize($0.value.utf8.count) + $0.value.utf8.count }
-        let sampleSize = 1 + 8 + 1 + RemoteWriteEncoder.varintSize(UInt64(bitPattern: timestamp))
-        let size = labelSizes.reduce(0) { $0 + 1 + RemoteWriteEncoder.varintSize($1) + $1 } + 1 + RemoteWriteEncoder.varintSize(sampleSize) + sampleSize
+        let labelSizes = all.map { 2 + ProtobufPrimitives.varintSize($0.name.utf8.count) + $0.name.utf8.count + ProtobufPrimitives.varintSize($0.value.utf8.count) + $0.value.utf8.count }
+        let sampleSize = 1 + 8 + 1 + ProtobufPrimitives.varintSize(UInt64(bitPattern: timestamp))
+        let size = labelSizes.reduce(0) { $0 + 1 + ProtobufPrimitives.varintSize($1) + $1 } + 1 + ProtobufPrimitives.varintSize(sampleSize) + sampleSize
         writer.u8(0x0A) // WriteRequest.timeseries, length-delimited
         writer.uvarint(UInt64(size))
         for (label, labelSize) in zip(all, labelSizes) {

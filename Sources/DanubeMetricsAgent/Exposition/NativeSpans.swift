@@ -3,6 +3,8 @@
 /// run) and each bucket's count as the difference to the one before (deltas). Append non-empty buckets in index
 /// order.
 struct NativeSpans {
+    private typealias P = ProtobufPrimitives
+
     private(set) var spans: [(offset: Int64, length: UInt64)] = []
     private(set) var deltas: [Int64] = []
     private var previousIndex: Int64?
@@ -25,37 +27,24 @@ struct NativeSpans {
     /// for every Prometheus version.
     func encode(spanField: UInt64, deltaField: UInt64, packed: Bool, into out: inout [UInt8]) {
         for span in spans.isEmpty ? [(0, 0)] : spans {
-            let offset = Self.zigzag(span.offset)
-            Self.varint(spanField << 3 | 2, into: &out)
-            Self.varint(UInt64(2 + Self.varintSize(offset) + Self.varintSize(span.length)), into: &out)
-            Self.varint(1 << 3, into: &out)
-            Self.varint(offset, into: &out)
-            Self.varint(2 << 3, into: &out)
-            Self.varint(span.length, into: &out)
+            let offset = P.zigzag(span.offset)
+            P.varint(spanField << 3 | 2, into: &out)
+            P.varint(UInt64(2 + P.varintSize(offset) + P.varintSize(span.length)), into: &out)
+            P.varint(1 << 3, into: &out)
+            P.varint(offset, into: &out)
+            P.varint(2 << 3, into: &out)
+            P.varint(span.length, into: &out)
         }
         guard !deltas.isEmpty else { return }
         if packed {
-            Self.varint(deltaField << 3 | 2, into: &out)
-            Self.varint(UInt64(deltas.reduce(0) { $0 + Self.varintSize(Self.zigzag($1)) }), into: &out)
-            for delta in deltas { Self.varint(Self.zigzag(delta), into: &out) }
+            P.varint(deltaField << 3 | 2, into: &out)
+            P.varint(UInt64(deltas.reduce(0) { $0 + P.varintSize(P.zigzag($1)) }), into: &out)
+            for delta in deltas { P.varint(P.zigzag(delta), into: &out) }
         } else {
             for delta in deltas {
-                Self.varint(deltaField << 3, into: &out)
-                Self.varint(Self.zigzag(delta), into: &out)
+                P.varint(deltaField << 3, into: &out)
+                P.varint(P.zigzag(delta), into: &out)
             }
         }
-    }
-
-    static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
-
-    static func varintSize(_ value: UInt64) -> Int { max(1, (64 - value.leadingZeroBitCount + 6) / 7) }
-
-    static func varint(_ value: UInt64, into out: inout [UInt8]) {
-        var v = value
-        while v >= 0x80 {
-            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        out.append(UInt8(v))
     }
 }

@@ -112,7 +112,7 @@ enum ProtobufExposition {
                     // Bucket{cumulative_count = 1, upper_bound = 2, exemplar = 3}, written in place.
                     let count = UInt64(value)
                     appendVarint(3 << 3 | 2, to: &buckets)
-                    appendVarint(UInt64(1 + NativeSpans.varintSize(count) + 9 + (exemplar.map { delimitedSize($0.count) } ?? 0)), to: &buckets)
+                    appendVarint(UInt64(1 + ProtobufPrimitives.varintSize(count) + 9 + (exemplar.map { delimitedSize($0.count) } ?? 0)), to: &buckets)
                     appendField(1, varint: count, to: &buckets)
                     appendField(2, double: bound, to: &buckets)
                     if let exemplar { delimited(3, exemplar, into: &buckets) }
@@ -126,7 +126,7 @@ enum ProtobufExposition {
                     // Histogram{sample_count = 1, sample_sum = 2, bucket = 3, native fields}, written in place.
                     let count = UInt64(value)
                     appendVarint(7 << 3 | 2, to: &metric)
-                    appendVarint(UInt64(1 + NativeSpans.varintSize(count) + 9 + buckets.count + native.count), to: &metric)
+                    appendVarint(UInt64(1 + ProtobufPrimitives.varintSize(count) + 9 + buckets.count + native.count), to: &metric)
                     appendField(1, varint: count, to: &metric)
                     appendField(2, double: sum, to: &metric)
                     metric += buckets
@@ -177,9 +177,9 @@ enum ProtobufExposition {
         var out: [UInt8] = []
         out.reserveCapacity(32 + 2 * (line.count - at))
         appendVarint(5 << 3, to: &out)
-        appendVarint(NativeSpans.zigzag(schema), to: &out)
+        appendVarint(ProtobufPrimitives.zigzag(schema), to: &out)
         appendVarint(6 << 3 | 1, to: &out)
-        for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8(truncatingIfNeeded: threshold.bitPattern >> UInt64(shift))) }
+        ProtobufPrimitives.double(threshold, into: &out)
         appendVarint(7 << 3, to: &out)
         appendVarint(UInt64(clamping: zero), to: &out)
         var spans = NativeSpans()
@@ -332,7 +332,7 @@ enum ProtobufExposition {
     }
 
     /// Bytes a length-delimited field of `count` bytes takes with its tag (a field number below 16).
-    private static func delimitedSize(_ count: Int) -> Int { 1 + NativeSpans.varintSize(UInt64(count)) + count }
+    private static func delimitedSize(_ count: Int) -> Int { 1 + ProtobufPrimitives.varintSize(UInt64(count)) + count }
 
     private static func appendField(_ field: UInt64, varint value: UInt64, to out: inout [UInt8]) {
         appendVarint(field << 3, to: &out)
@@ -341,7 +341,7 @@ enum ProtobufExposition {
 
     private static func appendField(_ field: UInt64, double value: Double, to out: inout [UInt8]) {
         appendVarint(field << 3 | 1, to: &out)
-        for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8(truncatingIfNeeded: value.bitPattern >> UInt64(shift))) }
+        ProtobufPrimitives.double(value, into: &out)
     }
 
     private static func field(_ field: UInt64, varint value: UInt64) -> [UInt8] {
@@ -354,11 +354,11 @@ enum ProtobufExposition {
     private static func field(_ field: UInt64, double value: Double) -> [UInt8] {
         var out: [UInt8] = []
         appendVarint(field << 3 | 1, to: &out)
-        for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8(truncatingIfNeeded: value.bitPattern >> UInt64(shift))) }
+        ProtobufPrimitives.double(value, into: &out)
         return out
     }
 
     private static func appendVarint(_ value: UInt64, to out: inout [UInt8]) {
-        NativeSpans.varint(value, into: &out)
+        ProtobufPrimitives.varint(value, into: &out)
     }
 }

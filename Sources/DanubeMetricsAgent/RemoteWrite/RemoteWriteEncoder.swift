@@ -79,27 +79,28 @@ struct RemoteWriteEncoder {
                                 timestamp: Int64) -> [UInt8]? {
         guard window.reduce(0, &+) == count else { return nil }
         var body: [UInt8] = []
-        func tag(_ field: UInt64, _ type: UInt64) { NativeSpans.varint(field << 3 | type, into: &body) }
-        func double(_ value: Double) { for shift in stride(from: 0, to: 64, by: 8) { body.append(UInt8(truncatingIfNeeded: value.bitPattern >> UInt64(shift))) } }
-        tag(1, 0); NativeSpans.varint(count, into: &body)
+        typealias P = ProtobufPrimitives
+        func tag(_ field: UInt64, _ type: UInt64) { P.varint(field << 3 | type, into: &body) }
+        func double(_ value: Double) { P.double(value, into: &body) }
+        tag(1, 0); P.varint(count, into: &body)
         tag(3, 1); double(sum)
-        tag(4, 0); NativeSpans.varint(NativeSpans.zigzag(Int64(native.schema)), into: &body)
+        tag(4, 0); P.varint(P.zigzag(Int64(native.schema)), into: &body)
         tag(5, 1); double(native.zeroThreshold)
-        tag(6, 0); NativeSpans.varint(window[window.startIndex], into: &body)
+        tag(6, 0); P.varint(window[window.startIndex], into: &body)
         var spans = NativeSpans()
         let first = Int64(native.firstIndex)
         for position in (window.startIndex + 1)..<window.endIndex where window[position] != 0 {
             spans.append(index: first + Int64(position - window.startIndex - 1), count: Int64(window[position]))
         }
         spans.encode(spanField: 11, deltaField: 12, packed: true, into: &body)
-        tag(15, 0); NativeSpans.varint(UInt64(bitPattern: timestamp), into: &body)
+        tag(15, 0); P.varint(UInt64(bitPattern: timestamp), into: &body)
         return body
     }
 
     /// One `TimeSeries.labels` entry (tag, length, `Label{name, value}`), encoded.
     static func label(_ name: String, _ value: String) -> [UInt8] {
         var writer = ByteWriter(capacity: 8 + name.utf8.count + value.utf8.count)
-        let size = 2 + varintSize(name.utf8.count) + name.utf8.count + varintSize(value.utf8.count) + value.utf8.count
+        let size = 2 + ProtobufPrimitives.varintSize(name.utf8.count) + name.utf8.count + ProtobufPrimitives.varintSize(value.utf8.count) + value.utf8.count
         writer.u8(0x0A)
         writer.uvarint(UInt64(size))
         writer.u8(0x0A)
@@ -133,8 +134,8 @@ struct RemoteWriteEncoder {
         /// One `WriteRequest.timeseries` entry: these labels, `name` (an encoded `__name__` label) and `extra` (an
         /// encoded `le` label, or nothing) in name order, and one sample.
         func timeSeries(name: [UInt8], extra: [UInt8], value: Double, timestamp: Int64, into writer: inout ByteWriter) {
-            let sampleSize = 1 + 8 + 1 + varintSize(UInt64(bitPattern: timestamp))
-            let size = encoded.count + name.count + extra.count + 1 + varintSize(sampleSize) + sampleSize
+            let sampleSize = 1 + 8 + 1 + ProtobufPrimitives.varintSize(UInt64(bitPattern: timestamp))
+            let size = encoded.count + name.count + extra.count + 1 + ProtobufPrimitives.varintSize(sampleSize) + sampleSize
             writer.u8(0x0A) // WriteRequest.timeseries
             writer.uvarint(UInt64(size))
             writeLabels(name: name, extra: extra, into: &writer)
@@ -148,7 +149,7 @@ struct RemoteWriteEncoder {
 
         /// One `WriteRequest.timeseries` entry: these labels with `name`, and one native histogram.
         func histogramSeries(name: [UInt8], histogram: [UInt8], into writer: inout ByteWriter) {
-            let size = encoded.count + name.count + 1 + varintSize(histogram.count) + histogram.count
+            let size = encoded.count + name.count + 1 + ProtobufPrimitives.varintSize(histogram.count) + histogram.count
             writer.u8(0x0A) // WriteRequest.timeseries
             writer.uvarint(UInt64(size))
             writeLabels(name: name, extra: [], into: &writer)
@@ -167,17 +168,5 @@ struct RemoteWriteEncoder {
             }
             writer.raw(encoded[position...])
         }
-    }
-
-    static func varintSize(_ value: Int) -> Int { varintSize(UInt64(value)) }
-
-    static func varintSize(_ value: UInt64) -> Int {
-        var size = 1
-        var v = value >> 7
-        while v != 0 {
-            size += 1
-            v >>= 7
-        }
-        return size
     }
 }

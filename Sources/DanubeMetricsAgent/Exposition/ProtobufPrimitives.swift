@@ -1,0 +1,23 @@
+/// The protobuf wire primitives the hand-written encoders share (`ProtobufExposition`, `NativeSpans`,
+/// `RemoteWriteEncoder`): varints, their sizes, zigzag for signed fields, little-endian doubles.
+enum ProtobufPrimitives {
+    static func varint(_ value: UInt64, into out: inout [UInt8]) {
+        var v = value
+        while v >= 0x80 {
+            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        out.append(UInt8(v))
+    }
+
+    static func varintSize(_ value: UInt64) -> Int { max(1, (64 - value.leadingZeroBitCount + 6) / 7) }
+
+    static func varintSize(_ value: Int) -> Int { varintSize(UInt64(value)) }
+
+    static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
+
+    /// A fixed64 field's value: the double's bits, little-endian.
+    static func double(_ value: Double, into out: inout [UInt8]) {
+        for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8(truncatingIfNeeded: value.bitPattern >> UInt64(shift))) }
+    }
+}
