@@ -68,7 +68,7 @@ public final class SeriesGate: Sendable {
         case .refused(let rejection):
             return .failure(rejection)
         case .catalogued(let admitted, let maxSeries):
-            return store.define(admitted, maxFamilySeries: maxSeries, familyNative: .some(catalog.family(named: admitted.name)?.native))
+            return store.define(admitted, maxFamilySeries: maxSeries, nativeLayout: .decided(catalog.family(named: admitted.name)?.native))
         case .uncatalogued(let admitted):
             return store.define(admitted, maxFamilySeries: uncataloguedFamilyLimit).mapError { rejection in
                 var rejection = rejection

@@ -73,7 +73,7 @@ extension AggregationStore {
                 throw AgentConfigurationError(.stateEntry, "state entry \(index) (\(entry.name.prefix(64))): \(error)")
             }
             let binding: SeriesBinding
-            switch define(definition, familyNative: .some(entry.native)) {
+            switch define(definition, nativeLayout: .decided(entry.native)) {
             case .success(let value): binding = value
             case .failure(let error): throw AgentConfigurationError(.stateEntry, "state entry \(index) (\(entry.name)): \(error)")
             }

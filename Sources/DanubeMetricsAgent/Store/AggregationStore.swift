@@ -186,16 +186,25 @@ public final class AggregationStore: Sendable {
 
     // MARK: ingest
 
+    /// Who decides a family's native layout when its first series is defined.
+    public enum NativeLayout: Sendable {
+        /// The definition (families the catalog does not know: the first definition decides).
+        case asDefined
+        /// The catalog or a state file. A definition recording other native buckets is refused; where the decided
+        /// layout has none (an operator turned them off), its series is kept and its native buckets are dropped.
+        case decided(NativeHistogramSpec?)
+    }
+
     /// Finds or creates the series of a definition that `SeriesGate` admitted (naming rules checked, labels
     /// sorted). Fails, for this series only, when it conflicts with what another source defined for the same
-    /// family, or when it would be a new series beyond `maxFamilySeries`. `familyNative` is the native layout a
-    /// new family gets (the catalog's, so that an emitter without native buckets defining it first does not
-    /// decide for the others); a definition recording native buckets must match its family's, except that where
-    /// the catalog gives the family none (`familyNative` is `.some(nil)`: an operator turned them off), its native
-    /// buckets are dropped and the series accepted.
-    public func define(_ checked: SeriesDefinition, maxFamilySeries: Int = .max, familyNative: NativeHistogramSpec?? = nil) -> Result<SeriesBinding, SeriesRejection> {
-        let catalogRefusesNative = familyNative.map { $0 == nil } ?? false
-        let familyNative = familyNative ?? checked.native
+    /// family, or when it would be a new series beyond `maxFamilySeries`. `nativeLayout` says who decides the
+    /// native buckets of a new family (so that an emitter without them defining it first does not decide for the
+    /// others); a definition recording native buckets must match its family's, except as `NativeLayout` says.
+    public func define(_ checked: SeriesDefinition, maxFamilySeries: Int = .max, nativeLayout: NativeLayout = .asDefined) -> Result<SeriesBinding, SeriesRejection> {
+        let (familyNative, mayDropNative): (NativeHistogramSpec?, Bool) = switch nativeLayout {
+        case .asDefined: (checked.native, false)
+        case .decided(let native): (native, native == nil)
+        }
         return state.withLock { state in
             let existing = state.familyByName[checked.name]
             if let existing {
@@ -208,7 +217,7 @@ public final class AggregationStore: Sendable {
                 }
             }
             let layout = existing.map { state.families[$0].native } ?? (checked.kind == .histogram ? familyNative : nil)
-            let dropsNative = checked.native != nil && layout == nil && catalogRefusesNative
+            let dropsNative = checked.native != nil && layout == nil && mayDropNative
             if let native = checked.native, native != layout, !dropsNative {
                 let has = layout.map { "native buckets of \($0)" } ?? "no native buckets"
                 return .failure(SeriesRejection(.conflictingDefinition, family: checked.name, "\(checked.name) has \(has), not \(native)"))
