@@ -117,13 +117,7 @@ func unusedPort() -> Int {
 /// A TCP socket bound to 127.0.0.1:`port` (not listening yet), or nil when the port is taken.
 func boundLoopbackSocket(port: Int) -> Int32? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
+    let bound = HTTPClient.withLoopbackAddress(port: port) { bind(fd, $0, $1) }
     if bound == 0 { return fd }
     close(fd)
     return nil
