@@ -44,6 +44,8 @@ struct RemoteWriteEncoder {
             let bucketName = Self.label("__name__", family.name + "_bucket")
             let sumName = Self.label("__name__", family.name + "_sum"), countName = Self.label("__name__", family.name + "_count")
             let bounds = (family.bounds.map(ExpositionWriter.boundText) + ["+Inf"]).map { Self.label("le", $0) }
+            let native = nativeHistograms ? family.native : nil
+            let firstIndex = native?.firstIndex ?? 0 // once per family: it derives the bucket bounds
             for index in family.slots.lazy.map(Int.init) {
                 let value = state.values[index]
                 switch family.kind {
@@ -61,9 +63,9 @@ struct RemoteWriteEncoder {
                     }
                     add(labels, sumName, value: value.sum)
                     add(labels, countName, value: Double(cumulative))
-                    if nativeHistograms, let native = family.native,
-                       let histogram = Self.nativeHistogram(native, buckets: state.buckets[(start + bounds.count)...].prefix(1 + Int(native.maxBuckets)),
-                                                            count: cumulative, sum: value.sum, timestamp: timestamp) {
+                    if let native, let histogram = Self.nativeHistogram(
+                        native, firstIndex: firstIndex, buckets: state.buckets[(start + bounds.count)...].prefix(1 + Int(native.maxBuckets)),
+                        count: cumulative, sum: value.sum, timestamp: timestamp) {
                         add(labels, name, histogram: histogram)
                     }
                 }
@@ -75,7 +77,7 @@ struct RemoteWriteEncoder {
 
     /// A `Histogram` message of native buckets (`window`: the zero bucket, then the window), or nil when they do
     /// not hold every observation (an emitter without native buckets fed the series).
-    static func nativeHistogram(_ native: NativeHistogramSpec, buckets window: ArraySlice<UInt64>, count: UInt64, sum: Double,
+    static func nativeHistogram(_ native: NativeHistogramSpec, firstIndex: Int, buckets window: ArraySlice<UInt64>, count: UInt64, sum: Double,
                                 timestamp: Int64) -> [UInt8]? {
         guard window.reduce(0, &+) == count else { return nil }
         var body: [UInt8] = []
@@ -88,7 +90,7 @@ struct RemoteWriteEncoder {
         tag(5, 1); double(native.zeroThreshold)
         tag(6, 0); P.varint(window[window.startIndex], into: &body)
         var spans = NativeSpans()
-        let first = Int64(native.firstIndex)
+        let first = Int64(firstIndex)
         for position in (window.startIndex + 1)..<window.endIndex where window[position] != 0 {
             spans.append(index: first + Int64(position - window.startIndex - 1), count: Int64(window[position]))
         }
