@@ -68,7 +68,8 @@ final class SeriesRegistry: Sendable {
     private struct State {
         var series: [RegisteredSeries] = []
         var byKey: [SeriesKey: Int] = [:]
-        var families: [String: (kind: MetricKind, bounds: [Double], native: NativeHistogramSpec?)] = [:]
+        /// Per family: its kind and buckets, and the native bucket finder its series share (made once per family).
+        var families: [String: (kind: MetricKind, bounds: [Double], native: NativeHistogramSpec?, buckets: NativeBuckets?)] = [:]
         var spans: [CellSpan] = []
         /// Next free cell of the last span.
         var nextCell: UInt32 = 0
@@ -172,9 +173,10 @@ final class SeriesRegistry: Sendable {
                 }
             }
             if let spec = definition.native {
-                entry.native = NativeBuckets(spec: spec, zeroCell: UInt32(definition.bounds.count + 1), mantissas: state.mantissas(spec.schema))
+                entry.native = state.families[definition.name]?.buckets
+                    ?? NativeBuckets(spec: spec, zeroCell: UInt32(definition.bounds.count + 1), mantissas: state.mantissas(spec.schema))
             }
-            state.families[definition.name] = (kind, definition.bounds, definition.native)
+            state.families[definition.name] = (kind, definition.bounds, definition.native, entry.native)
             state.byKey[key] = state.series.count
             state.series.append(entry)
             return .success(entry)
