@@ -65,6 +65,11 @@ struct AgentCommand: AsyncParsableCommand {
         valueName: "count"))
     var remoteWriteMaxPendingSamples = 2_000_000
 
+    @Option(name: .customLong("remote-write-timeout"), parsing: .unconditional, help: ArgumentHelp(
+        "How long one remote write request may take, from connecting to the response's status line; then it is retried.",
+        valueName: "duration"))
+    var remoteWriteTimeout = DurationArgument(argument: "30s")!
+
     @Flag(name: .customLong("remote-write-native-histograms"), help: ArgumentHelp(
         "Also push the latency families' native histograms; the receivers must accept them (Prometheus: --enable-feature=native-histograms)."))
     var remoteWriteNativeHistograms = false
@@ -186,6 +191,7 @@ struct AgentCommand: AsyncParsableCommand {
         remoteWrite.interval = remoteWriteInterval.duration
         remoteWrite.bearerTokenFile = remoteWriteBearerTokenFile
         remoteWrite.maxPendingSamples = remoteWriteMaxPendingSamples
+        remoteWrite.requestTimeout = remoteWriteTimeout.duration
         remoteWrite.nativeHistograms = remoteWriteNativeHistograms
         return remoteWrite
     }

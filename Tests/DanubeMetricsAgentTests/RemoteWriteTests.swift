@@ -191,4 +191,69 @@ import Testing
         emitter.shutdown()
         await agent.stop()
     }
+
+    /// A receiver that answers 200 late, after the queue overflowed while its request was in flight: the request in
+    /// flight is never dropped for room, its 200 removes that request and no other, and every request is counted
+    /// once, as sent or failed (the agent used to remove another request and trap on a negative pending count).
+    @Test func aLate200AfterTheQueueOverflowedCountsEveryRequestOnce() async throws {
+        let receiver = try MisbehavingReceiver(.lateOK)
+        defer { receiver.stop() }
+        let agent = try await TestAgent { configuration in
+            configuration.remoteWrite.urls = [receiver.url]
+            configuration.remoteWrite.interval = .milliseconds(50)
+            configuration.remoteWrite.requestTimeout = .seconds(20)
+            configuration.remoteWrite.maxPendingSamples = 4
+            configuration.remoteWrite.maxSeriesPerRequest = 2
+        }
+        let emitter = agent.emitter()
+        // Three series: each push is a request of two samples and one of one, and the queue holds four, so the
+        // request in flight (two) is what overflow drops first and the queue's head is then a request of one.
+        for path in ["a", "b", "c"] { try emitter.counter("rw_late_total", labels: [("path", path)]).increment() }
+        #expect(emitter.waitUntilDelivered())
+        let labels = "{url=\"\(receiver.url)\"}"
+        // Once every push carries the three series, a request of two is held while later pushes overflow the queue.
+        #expect(await eventuallyAsync { receiver.accepted > 0 })
+        receiver.holdNext()
+        let held = receiver.requests + 1
+        #expect(try await eventuallyAsync {
+            let failed = try agent.samples()["danube_agent_remote_write_samples_failed_total\(labels)"] ?? 0
+            return receiver.requests == held && failed >= 10
+        })
+        receiver.release()
+        #expect(await eventuallyAsync { receiver.accepted >= held + 10 })
+        receiver.stop()
+        let samples = try agent.samples()
+        let sent = samples["danube_agent_remote_write_samples_sent_total\(labels)"] ?? -1
+        let pending = samples["danube_agent_remote_write_samples_pending\(labels)"] ?? -1
+        #expect(pending >= 0 && pending <= 4)
+        #expect(sent >= Double(receiver.accepted - 1) && sent <= Double(2 * receiver.accepted), "sent \(sent), receiver accepted \(receiver.accepted)")
+        emitter.shutdown()
+        await agent.stop()
+    }
+
+    /// An unreadable bearer token file holds the request back (logged, counted, retried): it is never sent without
+    /// credentials.
+    @Test func anUnreadableTokenFileSendsNothingWithoutCredentials() async throws {
+        let receiver = try MisbehavingReceiver(.status(200))
+        defer { receiver.stop() }
+        let token = Scratch.path("token", suffix: ".txt")
+        try "secret\n".write(toFile: token, atomically: true, encoding: .utf8)
+        let agent = try await TestAgent { configuration in
+            configuration.remoteWrite.urls = [receiver.url]
+            configuration.remoteWrite.interval = .milliseconds(100)
+            configuration.remoteWrite.bearerTokenFile = token
+        }
+        try FileManager.default.removeItem(atPath: token)
+        let emitter = agent.emitter()
+        try emitter.counter("rw_token_total").increment()
+        #expect(emitter.waitUntilDelivered())
+        let failures = "danube_agent_remote_write_request_failures_total{reason=\"credentials\",url=\"\(receiver.url)\"}"
+        #expect(try await eventuallyAsync { (try agent.samples()[failures] ?? 0) >= 2 })
+        #expect(receiver.requests == 0)
+        #expect(agent.logs.contains("remote write credentials unreadable", token))
+        try "secret\n".write(toFile: token, atomically: true, encoding: .utf8)
+        #expect(await eventuallyAsync(timeout: .seconds(15)) { receiver.accepted > 0 })
+        emitter.shutdown()
+        await agent.stop()
+    }
 }

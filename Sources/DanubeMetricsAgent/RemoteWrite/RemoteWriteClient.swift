@@ -57,20 +57,20 @@ struct RemoteWriteClient: Sendable {
     private final class ResponseHandler: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = HTTPClientResponsePart
         private let promise: EventLoopPromise<Response>
-        private var response: Response?
 
         init(promise: EventLoopPromise<Response>) { self.promise = promise }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
             case .head(let head):
+                // The status says what to do; the receiver's message is not read, so an endless or huge answer
+                // holds neither memory nor the sender. An informational (1xx) head is not the answer.
+                guard head.status.code >= 200 else { return }
                 let retryAfter = head.headers.first(name: "Retry-After").flatMap(Int.init).map { Duration.seconds(max(0, $0)) }
-                response = Response(status: Int(head.status.code), retryAfter: retryAfter)
-            case .body:
-                break // the receiver's message is not needed; the status says what to do
-            case .end:
-                if let response { promise.succeed(response) }
+                promise.succeed(Response(status: Int(head.status.code), retryAfter: retryAfter))
                 context.close(promise: nil)
+            case .body, .end:
+                break
             }
         }
 
