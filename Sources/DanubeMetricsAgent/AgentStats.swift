@@ -102,6 +102,8 @@ public final class AgentStats: Sendable {
         counter("danube_agent_received_bytes_total", "Bytes of frames received from emitters.", bytesReceived.load(ordering: .relaxed))
         counter("danube_agent_deltas_applied_total", "Deltas applied to the store.", deltasApplied.load(ordering: .relaxed))
         counter("danube_agent_deltas_ignored_total", "Deltas for refused series, dropped.", deltasIgnored.load(ordering: .relaxed))
+        counter("danube_agent_counts_saturated_total", "Deltas that would have taken a counter or bucket count past 2^63-1; the count stays there.",
+                store.saturations)
         writer.family(name: "danube_agent_decode_errors_total", kind: .counter, help: "Emitter connections closed for a protocol violation, by reason.")
         let errorCounts = errors.withLock { $0 }
         let errorName = writer.counterSampleName("danube_agent_decode_errors_total")

@@ -363,8 +363,11 @@ final class Flusher {
             }
             guard !changed.isEmpty else { return nil }
             let sum = dm_cells_sum_f64(series.firstCell + UInt32(buckets))
-            let sumDelta = sum - states[index].sentSum
-            let update = SeriesUpdate(index: index, cells: current, sum: sum, gaugeBits: nil)
+            // Observations add only finite values, but their sum can still pass Double's range: a delta that is not
+            // finite (the agent refuses it) is sent as 0, and the sum stays where the agent has it.
+            let rawDelta = sum - states[index].sentSum
+            let sumDelta = rawDelta.isFinite ? rawDelta : 0
+            let update = SeriesUpdate(index: index, cells: current, sum: rawDelta.isFinite ? sum : states[index].sentSum, gaugeBits: nil)
             return (update, { FrameEncoder.encode(Delta(op: .histogram, seriesID: id, sum: sumDelta), buckets: changed, into: &$0) })
         }
     }

@@ -232,6 +232,9 @@ public struct FrameDecoder: Sendable {
                     batch.buckets.append(BucketDelta(index: index, count: try reader.uvarint("bucket count")))
                 }
                 delta.sum = try reader.f64("histogram sum")
+                guard delta.sum.isFinite else {
+                    throw WireError(.malformed, "histogram sum delta \(delta.sum) for series \(delta.seriesID) is not finite")
+                }
             }
             batch.deltas.append(delta)
         }

@@ -90,6 +90,8 @@ import Testing
         ("bad-malformed-length-below-two", [0x01, 0, 0, 0, 0x12, 0x00]),
         ("bad-malformed-bad-magic", FrameEncoder.encode(.hello(Hello(minVersion: 1, maxVersion: 1, sourceName: "x", pid: 1, processStartMillis: 1, instanceID: 1, firstSequence: 1))).enumerated().map { $0.offset == 6 ? 0x58 : $0.element }),
         ("bad-malformed-unknown-delta-op", [0x05, 0, 0, 0, 0x11, 0x00, 0x01, 0x09, 0x00]),
+        // A histogram delta (op 5) for series 0 naming no bucket, with a sum delta of +Inf.
+        ("bad-malformed-histogram-sum-not-finite", [0x0E, 0, 0, 0, 0x11, 0x00, 0x01, 0x05, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0xF0, 0x7F]),
         ("bad-malformed-decreasing-buckets", [0x0C, 0, 0, 0, 0x11, 0x00, 0x01, 0x05, 0x00, 0x02, 0x03, 0x01, 0x01, 0x01, 0, 0]),
         ("bad-malformed-invalid-utf8", [0x05, 0, 0, 0, 0x03, 0x00, 0x01, 0x01, 0xFF]),
         ("bad-malformed-native-schema", nativeDefinition(schema: 9, maxBuckets: 8)),

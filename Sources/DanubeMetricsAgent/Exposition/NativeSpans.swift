@@ -10,11 +10,14 @@ struct NativeSpans {
     private var previousIndex: Int64?
     private var previousCount: Int64 = 0
 
+    /// Counts below 0 count as 0, so that the difference of two counts always fits; indexes come in increasing
+    /// order from the store (their differences are small, and wrap rather than trap if they were not).
     mutating func append(index: Int64, count: Int64) {
-        if let previous = previousIndex, index == previous + 1 {
+        let count = max(0, count)
+        if let previous = previousIndex, index == previous &+ 1 {
             spans[spans.count - 1].length += 1
         } else {
-            spans.append((previousIndex.map { index - $0 - 1 } ?? index, 1))
+            spans.append((previousIndex.map { index &- $0 &- 1 } ?? index, 1))
         }
         deltas.append(count - previousCount)
         previousIndex = index

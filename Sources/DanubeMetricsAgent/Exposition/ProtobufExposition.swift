@@ -110,7 +110,7 @@ enum ProtobufExposition {
                     let (key, bound) = splitLe(labels)
                     if !open || !key.elementsEqual(histogramKey) { startHistogram(key, labels) }
                     // Bucket{cumulative_count = 1, upper_bound = 2, exemplar = 3}, written in place.
-                    let count = UInt64(value)
+                    let count = ProtobufPrimitives.count(value)
                     appendVarint(3 << 3 | 2, to: &buckets)
                     appendVarint(UInt64(1 + ProtobufPrimitives.varintSize(count) + 9 + (exemplar.map { delimitedSize($0.count) } ?? 0)), to: &buckets)
                     appendField(1, varint: count, to: &buckets)
@@ -124,7 +124,7 @@ enum ProtobufExposition {
                     metric.removeAll(keepingCapacity: true)
                     metric += histogramLabels
                     // Histogram{sample_count = 1, sample_sum = 2, bucket = 3, native fields}, written in place.
-                    let count = UInt64(value)
+                    let count = ProtobufPrimitives.count(value)
                     appendVarint(7 << 3 | 2, to: &metric)
                     appendVarint(UInt64(1 + ProtobufPrimitives.varintSize(count) + 9 + buckets.count + native.count), to: &metric)
                     appendField(1, varint: count, to: &metric)
@@ -199,10 +199,14 @@ enum ProtobufExposition {
     private static func integer(_ bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
         guard !bytes.isEmpty else { return nil }
         let negative = bytes[0] == UInt8(ascii: "-")
+        // Saturating, never wrapping: the store holds counts up to 2^63 - 1, and a wrapped count would turn
+        // into a negative bucket delta.
         var value: Int64 = 0
         for byte in bytes[(negative ? 1 : 0)...] {
             guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-            value = value &* 10 &+ Int64(byte - UInt8(ascii: "0"))
+            let (times10, overflow) = value.multipliedReportingOverflow(by: 10)
+            let (next, carry) = times10.addingReportingOverflow(Int64(byte - UInt8(ascii: "0")))
+            value = overflow || carry ? .max : next
         }
         return negative ? -value : value
     }

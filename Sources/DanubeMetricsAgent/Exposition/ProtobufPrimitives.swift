@@ -14,6 +14,13 @@ enum ProtobufPrimitives {
 
     static func varintSize(_ value: Int) -> Int { varintSize(UInt64(value)) }
 
+    /// A count field from a value the text exposition wrote as a number: negative and NaN as 0, at least 2^64 as
+    /// the largest count (a conversion that traps on them is never made on what came from outside).
+    static func count(_ value: Double) -> UInt64 {
+        guard value > 0 else { return 0 }
+        return value < 18_446_744_073_709_551_616 ? UInt64(value) : .max
+    }
+
     static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
 
     /// A fixed64 field's value: the double's bits, little-endian.

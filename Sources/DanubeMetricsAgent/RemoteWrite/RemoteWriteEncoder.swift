@@ -92,7 +92,7 @@ struct RemoteWriteEncoder {
         var spans = NativeSpans()
         let first = Int64(firstIndex)
         for position in (window.startIndex + 1)..<window.endIndex where window[position] != 0 {
-            spans.append(index: first + Int64(position - window.startIndex - 1), count: Int64(window[position]))
+            spans.append(index: first + Int64(position - window.startIndex - 1), count: Int64(clamping: window[position]))
         }
         spans.encode(spanField: 11, deltaField: 12, packed: true, into: &body)
         tag(15, 0); P.varint(UInt64(bitPattern: timestamp), into: &body)

@@ -103,6 +103,8 @@ public final class AggregationStore: Sendable {
         var live: Set<ConnectionID> = []
         var departed: [ConnectionID: ContinuousClock.Instant] = [:]
         var sources: [UInt64: SourceRecord] = [:]
+        /// Deltas that would have taken a count past `maxCount`.
+        var saturations: UInt64 = 0
         /// Bumped by every change, so the checkpointer knows when a new state file is due.
         var changes: UInt64 = 0
         /// With `tracksChanges`: the series changed (or defined) since the checkpointer last took them, each once,
@@ -274,7 +276,7 @@ public final class AggregationStore: Sendable {
                                     let slot = binding.slot
                                     switch delta.op {
                                     case .counterAdd:
-                                        values[slot].counterInteger &+= delta.value
+                                        values[slot].counterInteger = Self.saturatingAdd(values[slot].counterInteger, delta.value, &state.saturations)
                                     case .counterAddFloat:
                                         values[slot].counterFloat += delta.doubleValue
                                     case .gaugeSet:
@@ -287,7 +289,8 @@ public final class AggregationStore: Sendable {
                                         let start = Int(table[slot].bucketStart)
                                         let kept = binding.dropsNative ? binding.classicBucketCount : binding.bucketCount
                                         for j in delta.bucketStart..<delta.bucketStart + delta.bucketCount where Int(changedBuckets[j].index) < kept {
-                                            buckets[start + Int(changedBuckets[j].index)] &+= changedBuckets[j].count
+                                            let bucket = start + Int(changedBuckets[j].index)
+                                            buckets[bucket] = Self.saturatingAdd(buckets[bucket], changedBuckets[j].count, &state.saturations)
                                         }
                                         values[slot].sum += delta.sum
                                     }
@@ -301,6 +304,22 @@ public final class AggregationStore: Sendable {
             return true
         }
     }
+
+    /// The most a counter or bucket count holds: 2^63 - 1. A count that would pass it (or wrap, which would look
+    /// like a counter reset) stays there and the saturation is counted: every encoder (remote write's int64
+    /// native counts among them) and the state file take it as it is.
+    static let maxCount = UInt64(Int64.max)
+
+    @inline(__always)
+    static func saturatingAdd(_ count: UInt64, _ delta: UInt64, _ saturations: inout UInt64) -> UInt64 {
+        let (sum, overflow) = count.addingReportingOverflow(delta)
+        guard overflow || sum > maxCount else { return sum }
+        saturations &+= 1
+        return maxCount
+    }
+
+    /// Counts that reached `maxCount` since the agent started.
+    public var saturations: UInt64 { state.withLock { $0.saturations } }
 
     @inline(__always)
     func markChanged(_ slot: Int, in state: inout State) {

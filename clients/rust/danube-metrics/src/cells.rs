@@ -171,9 +171,21 @@ pub(crate) fn flag(index: u32) {
     chunk.flag(offset);
 }
 
+/// What an observation adds to its histogram's sum: itself when finite, else 0. An infinite observation counts in
+/// its bucket but not in the sum (NaN is ignored before it gets here): one +Inf would otherwise make the sum, and every delta after it
+/// (Inf - Inf), NaN for good.
+#[inline(always)]
+pub(crate) fn finite_part(value: f64) -> f64 {
+    if value.is_finite() {
+        value
+    } else {
+        0.0
+    }
+}
+
 /// One histogram observation: bucket cell `first + bucket` gains 1, the sum cell `first + sum_offset` (f64 bits)
-/// gains `value`. A histogram's cells share one chunk, so this is one TLS and one chunk lookup. The line flagged
-/// is the one of `first`: the flusher finds a series by its first cell.
+/// gains `value` when it is finite. A histogram's cells share one chunk, so this is one TLS and one chunk lookup.
+/// The line flagged is the one of `first`: the flusher finds a series by its first cell.
 #[inline(always)]
 pub(crate) fn observe(first: u32, bucket: u32, sum_offset: u32, value: f64) {
     let (chunk, offset) = thread_chunk(first);
@@ -182,7 +194,7 @@ pub(crate) fn observe(first: u32, bucket: u32, sum_offset: u32, value: f64) {
     // offsets are below CHUNK_CELLS (unchecked: a bounds check per observation is measurable here).
     let (count, sum) = unsafe { (&*base.add(offset + bucket as usize), &*base.add(offset + sum_offset as usize)) };
     count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-    let total = f64::from_bits(sum.load(Ordering::Relaxed)) + value;
+    let total = f64::from_bits(sum.load(Ordering::Relaxed)) + finite_part(value);
     sum.store(total.to_bits(), Ordering::Relaxed);
     chunk.flag(offset);
 }
@@ -202,7 +214,7 @@ pub(crate) fn observe_native(first: u32, bucket: u32, native: u32, sum_offset: u
     };
     count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     native.store(native.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-    let total = f64::from_bits(sum.load(Ordering::Relaxed)) + value;
+    let total = f64::from_bits(sum.load(Ordering::Relaxed)) + finite_part(value);
     sum.store(total.to_bits(), Ordering::Relaxed);
     chunk.flag(offset);
 }

@@ -423,7 +423,11 @@ impl Flusher {
                     return None;
                 }
                 let sum = cells::sum_f64(series.first_cell + current.len() as u32);
-                let sum_bits = (sum - state.sent_sum).to_bits();
+                // Observations add only finite values, but their sum can still pass f64's range: a delta that is not
+                // finite (the agent refuses it) is sent as 0, and the sum stays where the agent has it.
+                let delta = sum - state.sent_sum;
+                let (sum, sum_bits) =
+                    if delta.is_finite() { (sum, delta.to_bits()) } else { (state.sent_sum, 0f64.to_bits()) };
                 Some((Update { index, cells: current, sum, gauge: None }, Delta::Histogram { id, buckets, sum_bits }))
             }
         }

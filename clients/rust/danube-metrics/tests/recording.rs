@@ -177,3 +177,14 @@ fn threads_racing_to_register_one_series_get_the_same_one() {
     assert_eq!(totals.len(), 50, "one series per label value");
     assert!(totals.iter().all(|t| t.count == 32), "8 threads x 4 increments each");
 }
+
+#[test]
+fn non_finite_observations_count_but_leave_the_sum_finite() {
+    let h = histogram!("test_non_finite_ms");
+    for value in [1.0, f64::INFINITY, 2.0, f64::NAN, f64::NEG_INFINITY, 4.0] {
+        h.record(value);
+    }
+    let recorded = total("test_non_finite_ms", &[]).unwrap();
+    assert_eq!(recorded.count, 5); // NaN is ignored
+    assert_eq!(recorded.sum, 7.0);
+}

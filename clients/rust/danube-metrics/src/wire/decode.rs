@@ -281,7 +281,11 @@ fn decode_deltas(r: &mut Reader<'_>, limits: &Limits) -> Result<Frame, WireError
                     previous = i64::from(index);
                     buckets.push((index, r.uvarint("bucket count")?));
                 }
-                Delta::Histogram { id, buckets, sum_bits: r.u64("histogram sum")? }
+                let sum_bits = r.u64("histogram sum")?;
+                if !f64::from_bits(sum_bits).is_finite() {
+                    return Err(WireError::new(RefusalCode::Malformed, "histogram sum delta is not finite"));
+                }
+                Delta::Histogram { id, buckets, sum_bits }
             }
         });
     }
