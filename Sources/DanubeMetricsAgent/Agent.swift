@@ -101,7 +101,7 @@ public final class Agent: Service, Sendable {
         // of staying in the heap (glibc's default after the first large free).
         _ = dm_return_large_blocks(512 << 10)
         threadPool.start()
-        if let directory = configuration.stateDirectory { StateFile(directory: directory).restore(into: store, logger: logger) }
+        if let directory = configuration.stateDirectory { StateFile(directory: directory).restore(into: store, gate: gate, logger: logger) }
         checkpointer?.start()
         do {
             let ingestFD = try configuration.activatedIngestSocket

@@ -140,6 +140,37 @@ import Testing
         #expect(!store.recordApplied(instance: 2, connection: 11, sequence: 9, now: 1_100))
         #expect(store.appliedSequences[2] == 0)
     }
+
+    /// Restored series pass the same gate as new ones: a reserved `danube_agent_*` name (a CRC-valid file can hold
+    /// one) is dropped instead of duplicating the agent's own family, and a catalog that lowered a family's
+    /// `max_series` keeps only that many; the rest are counted and named in one log line.
+    @Test func restoredSeriesPassTheGateAsNewOnesDo() async throws {
+        let directory = Self.directory()
+        var snapshot = StoreSnapshot()
+        snapshot.series.append(StoreSnapshot.Series(name: "danube_agent_series", kind: .counter, help: "forged", bounds: [],
+                                                    labels: [], counterInteger: 7, counterFloat: 0, buckets: [], sum: 0))
+        for i in 0..<8 {
+            snapshot.series.append(StoreSnapshot.Series(name: "test_limited_total", kind: .counter, help: "", bounds: [],
+                                                        labels: [Label("n", "\(i)")], counterInteger: 1, counterFloat: 0, buckets: [], sum: 0))
+        }
+        let file = StateFile(directory: directory)
+        FileManager.default.createFile(atPath: file.path, contents: Data(StateFormat.encode(snapshot, writtenAt: 1)))
+        let agent = try await TestAgent { configuration in
+            configuration.stateDirectory = directory
+            configuration.uncataloguedFamilyLimit = 3
+        }
+        let text = try agent.scrape().text
+        let typeLines = text.split(separator: "\n").filter { $0 == "# TYPE danube_agent_series gauge" }
+        #expect(typeLines.count == 1, "one family of that name, the agent's own")
+        #expect(!text.contains("forged"))
+        let samples = try agent.samples()
+        #expect(samples.values.keys.filter { $0.hasPrefix("test_limited_total") }.count == 3)
+        #expect(samples["danube_agent_series_rejected_total{family=\"uncatalogued\",reason=\"reserved_name\"}"] == 1)
+        #expect(samples["danube_agent_series_rejected_total{family=\"uncatalogued\",reason=\"family_series_limit\"}"] == 5)
+        #expect(agent.logs.contains("restored saved state", "series=3"))
+        #expect(agent.logs.contains("restored series refused and dropped", "series=6"))
+        await agent.stop()
+    }
 }
 
 /// A state file write that never returns is seen, so the watchdog can stop vouching for the agent.

@@ -37,7 +37,7 @@ import Testing
         /// What a restarted agent would restore.
         func restored() -> (snapshot: StoreSnapshot, records: Int, ignored: String?) {
             let fresh = AggregationStore(gaugeGrace: .seconds(15))
-            guard case .loaded(_, _, let records, let ignored) = file.read(into: fresh) else {
+            guard case .loaded(_, _, let records, let ignored, _) = file.read(into: fresh) else {
                 Issue.record("nothing restored")
                 return (StoreSnapshot(), 0, nil)
             }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import DanubeMetricsCatalog
 import Foundation
 
 /// The agent's state in its state directory: a base, `state.bin` (format version 3, all counters, histograms and
@@ -119,14 +120,16 @@ struct StateFile {
     enum ReadResult {
         case none
         /// `records`: log records applied after the base; `ignored`, why the rest of the log was not.
-        case loaded(StoreSnapshot, path: String, records: Int, ignored: String?)
+        /// `refused`: restored series the gate refused (dropped), by series, with why.
+        case loaded(StoreSnapshot, path: String, records: Int, ignored: String?, refused: [String: SeriesRejection])
         /// The file could not be used; it was moved to `movedTo`.
         case unusable(path: String, reason: String, movedTo: String)
     }
 
     /// Reads the newest state into `store` (which must be empty). Everything is checked on a scratch store
-    /// first, so a bad file leaves the real store untouched.
-    func read(into store: AggregationStore) -> ReadResult {
+    /// first, so a bad file leaves the real store untouched; with a `gate`, restored series pass it as new ones
+    /// would, and what it refuses is dropped and counted once.
+    func read(into store: AggregationStore, gate: SeriesGate? = nil) -> ReadResult {
         let file = FileManager.default.fileExists(atPath: path) ? path : legacyPath
         guard let data = FileManager.default.contents(atPath: file) else { return .none }
         do {
@@ -134,10 +137,11 @@ struct StateFile {
             let snapshot = try StateFormat.decode(base)
             let scratch = AggregationStore(gaugeGrace: store.gaugeGrace)
             try scratch.restore(snapshot)
-            try store.restore(snapshot)
-            guard file == path else { return .loaded(snapshot, path: file, records: 0, ignored: nil) }
-            let (records, ignored) = replayLog(forBase: base, scratch: scratch, into: store)
-            return .loaded(snapshot, path: file, records: records, ignored: ignored)
+            var refused = try store.restore(snapshot, through: gate)
+            var records = 0, ignored: String?
+            if file == path { (records, ignored) = replayLog(forBase: base, scratch: scratch, into: store, gate: gate, refused: &refused) }
+            gate?.countRestored(refused.values)
+            return .loaded(snapshot, path: file, records: records, ignored: ignored, refused: refused)
         } catch {
             let aside = "\(file).unusable-\(Int(Date().timeIntervalSince1970))"
             rename(file, aside)
@@ -147,7 +151,8 @@ struct StateFile {
 
     /// Applies the log's records after the base, each checked on `scratch` (which holds the base and the records
     /// before it) before the store; stops at the first that is incomplete, corrupt or inconsistent.
-    private func replayLog(forBase base: [UInt8], scratch: AggregationStore, into store: AggregationStore) -> (Int, String?) {
+    private func replayLog(forBase base: [UInt8], scratch: AggregationStore, into store: AggregationStore, gate: SeriesGate?,
+                           refused: inout [String: SeriesRejection]) -> (Int, String?) {
         guard let data = FileManager.default.contents(atPath: logPath) else { return (0, nil) }
         let log = Array(data)
         guard log.count >= Self.logHeaderSize, Array(log[0..<4]) == Self.logMagic else { return (0, "the log has no DNBL header") }
@@ -163,7 +168,7 @@ struct StateFile {
             do {
                 let snapshot = try StateFormat.decode(Array(log[(offset + 4)..<(offset + 4 + length)]))
                 try scratch.restore(snapshot)
-                try store.restore(snapshot)
+                refused.merge(try store.restore(snapshot, through: gate)) { first, _ in first }
             } catch {
                 return (records, "record \(records + 1) at byte \(offset): \(error)")
             }

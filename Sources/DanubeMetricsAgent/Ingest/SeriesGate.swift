@@ -52,6 +52,18 @@ public final class SeriesGate: Sendable {
         return (result, rejected(rejection, name: definition.name))
     }
 
+    /// A series restored from the state file: decided as a new definition would be. The restore counts the
+    /// refusals once per series (`countRestored`), however many log records name it.
+    func admitRestored(_ definition: SeriesDefinition) -> Result<SeriesBinding, SeriesRejection> {
+        decide(definition)
+    }
+
+    func countRestored(_ refused: some Sequence<SeriesRejection>) {
+        rejections.withLock { state in
+            for rejection in refused { state.counts[RejectionKey(family: rejection.family, reason: rejection.reason), default: 0] += 1 }
+        }
+    }
+
     private func decide(_ definition: SeriesDefinition) -> Result<SeriesBinding, SeriesRejection> {
         let checked: SeriesDefinition
         do {

@@ -1,3 +1,4 @@
+import DanubeMetricsCatalog
 import DanubeMetricsWire
 
 extension AggregationStore {
@@ -58,8 +59,12 @@ extension AggregationStore {
     public func snapshot() -> StoreSnapshot { snapshot(of: capture()) }
 
     /// Loads a snapshot into an empty store, checking it is consistent (a bad entry throws; check on a scratch
-    /// store first to leave the real one untouched).
-    public func restore(_ snapshot: StoreSnapshot) throws {
+    /// store first to leave the real one untouched). With a `gate`, every series passes it as a new definition
+    /// would (reserved names, the catalog, family and agent limits): one it refuses is dropped, not an error.
+    /// Returns the series dropped, by their label text, with why.
+    @discardableResult
+    public func restore(_ snapshot: StoreSnapshot, through gate: SeriesGate? = nil) throws -> [String: SeriesRejection] {
+        var dropped: [String: SeriesRejection] = [:]
         for (index, entry) in snapshot.series.enumerated() {
             guard entry.kind != .gauge, entry.buckets.count == entry.bucketCount else {
                 throw AgentConfigurationError(.stateEntry, "state entry \(index) (\(entry.name)) is inconsistent")
@@ -73,9 +78,14 @@ extension AggregationStore {
                 throw AgentConfigurationError(.stateEntry, "state entry \(index) (\(entry.name.prefix(64))): \(error)")
             }
             let binding: SeriesBinding
-            switch define(definition, nativeLayout: .decided(entry.native)) {
-            case .success(let value): binding = value
-            case .failure(let error): throw AgentConfigurationError(.stateEntry, "state entry \(index) (\(entry.name)): \(error)")
+            switch gate?.admitRestored(definition) ?? define(definition, nativeLayout: .decided(entry.native)) {
+            case .success(let value):
+                binding = value
+            case .failure(let rejection) where gate != nil:
+                dropped[entry.name + ExpositionWriter.labelText(entry.labels)] = rejection
+                continue
+            case .failure(let error):
+                throw AgentConfigurationError(.stateEntry, "state entry \(index) (\(entry.name)): \(error)")
             }
             state.withLock { state in
                 if entry.kind == .histogram {
@@ -94,5 +104,6 @@ extension AggregationStore {
                 state.sources[source.instance] = SourceRecord(sequence: source.sequence, lastSeen: source.lastSeen, owner: nil)
             }
         }
+        return dropped
     }
 }
