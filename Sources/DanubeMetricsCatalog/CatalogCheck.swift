@@ -14,8 +14,23 @@ enum CatalogCheck {
     }
 
     private static func check(_ family: FamilySpec, forbidden: Set<String>) throws(CatalogError) {
+        let limits = WireLimits.default
+        guard family.name.utf8.count <= limits.maxNameBytes else {
+            throw CatalogError(.invalidName, "family \"\(family.name.prefix(64))...\" has a name of \(family.name.utf8.count) bytes; the protocol carries \(limits.maxNameBytes)")
+        }
         let name = family.name
         guard SeriesRules.isValidMetricName(name) else { throw CatalogError(.invalidName, "\"\(name)\" is not a valid metric name") }
+        guard family.help.utf8.count <= limits.maxHelpBytes else {
+            throw CatalogError(.invalidFamily, "\(name) has help text of \(family.help.utf8.count) bytes; the protocol carries \(limits.maxHelpBytes)")
+        }
+        guard family.labels.count <= limits.maxLabelsPerSeries else {
+            throw CatalogError(.invalidLabels, "\(name) has \(family.labels.count) labels; a series carries \(limits.maxLabelsPerSeries)")
+        }
+        for label in family.labels {
+            guard label.name.utf8.count <= limits.maxLabelNameBytes, (label.values ?? []).allSatisfy({ $0.utf8.count <= limits.maxLabelValueBytes }) else {
+                throw CatalogError(.invalidLabels, "\(name): label \"\(label.name.prefix(64))\" or one of its values is longer than the protocol carries")
+            }
+        }
         guard !name.hasPrefix("danube_agent_") else { throw CatalogError(.invalidName, "\(name): the prefix danube_agent_ is the agent's own") }
         guard !family.help.isEmpty else { throw CatalogError(.invalidFamily, "\(name) has no help text") }
         guard family.maxSeries > 0 else { throw CatalogError(.invalidFamily, "\(name): max_series must be positive") }

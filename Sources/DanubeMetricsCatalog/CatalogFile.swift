@@ -39,7 +39,20 @@ public struct CatalogFile: Codable, Sendable, Equatable {
         return try decode(data, source: path)
     }
 
+    /// The largest catalog file read: the built-in catalog's JSON is about 100 KiB.
+    public static let maxFileBytes = 4 << 20
+    /// The longest string in a catalog file (a note); names and help are held to the protocol's limits after.
+    public static let maxStringBytes = 16 << 10
+
     public static func decode(_ data: Data, source: String) throws(CatalogError) -> CatalogFile {
+        guard data.count <= maxFileBytes else {
+            throw CatalogError(.malformedFile, "catalog file \(source) is \(data.count) bytes; at most \(maxFileBytes) are read")
+        }
+        do {
+            try JSONShapeCheck.check(Array(data), maxStringBytes: maxStringBytes)
+        } catch {
+            throw CatalogError(.malformedFile, "catalog file \(source), \(error)")
+        }
         let file: CatalogFile
         do {
             file = try JSONDecoder().decode(CatalogFile.self, from: data)

@@ -128,6 +128,13 @@ import Testing
         (#"{"version": 1, "families": [{"name": "z_total", "type": "counter", "help": "h", "unit": "u", "area": "a", "max_series": 1, "labels": [{"name": "producer_id"}]}]}"#, .invalidLabels, nil),
         (#"{"version": 1, "families": [{"name": "w_total", "type": "counter", "help": "", "max_series": 1}]}"#, .invalidFamily, nil),
         (#"{"version": 1, "families": [{"name": "v_total", "type": "counter", "help": "h"}, {"name": "v_total", "type": "counter", "help": "h"}]}"#, .duplicateFamily, nil),
+        // A key twice in one object (the decoder would keep one silently), also behind an escape: refused where it is.
+        (#"{"version": 1, "families": [{"name": "d_total", "type": "counter", "help": "h", "help": "other"}]}"#, .malformedFile, "line 1, column 81"),
+        ("{\"version\": 1,\n \"families\": [],\n \"famil\\u0069es\": []}", .malformedFile, "line 3, column 2"),
+        // A name longer than the protocol carries; a string longer than any the file may hold.
+        (#"{"version": 1, "families": [{"name": "\#(String(repeating: "a", count: 201))_total", "type": "counter", "help": "h"}]}"#, .invalidName, "207 bytes"),
+        (#"{"version": 1, "families": [{"name": "\#(String(repeating: "a", count: 1 << 20))", "type": "counter", "help": "h"}]}"#, .malformedFile, "line 1, column 38: a string of 1048576 bytes"),
+        (#"{"version": 1, "families": [{"name": "\#(String(repeating: "a", count: 30 << 20))", "type": "counter", "help": "h"}]}"#, .malformedFile, "at most 4194304"),
     ] as [(String, CatalogError.Code, String?)])
     func badOperatorFilesAreRefusedWithTheFieldAtFault(json: String, code: CatalogError.Code, field: String?) {
         do {
