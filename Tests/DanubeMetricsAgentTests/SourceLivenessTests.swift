@@ -1,5 +1,6 @@
 @testable import DanubeMetricsAgent
 import DanubeMetricsTestKit
+import DanubeMetricsWire
 import Foundation
 import Testing
 
@@ -19,6 +20,23 @@ import Testing
         #expect(try eventually { try agent.samples()["danube_agent_source_connected{source=\"danube-broker\"}"] == 0 })
         samples = try agent.samples()
         #expect((samples["danube_agent_source_last_seen_timestamp_seconds{source=\"danube-broker\"}"] ?? 0) >= seen)
+        await agent.stop()
+    }
+
+    /// A peer that says HELLO and leaves while its WELCOME waits for a checkpoint is not welcomed afterwards: it
+    /// never shows as connected (it used to, forever).
+    @Test func aPeerThatLeavesBeforeItsWelcomeIsNeverConnected() async throws {
+        let agent = try await TestAgent { configuration in
+            configuration.stateDirectory = Scratch.makeDirectory("state")
+            configuration.checkpointInterval = .milliseconds(500)
+        }
+        for _ in 0..<5 {
+            let source = try RawSource(path: agent.socketPath)
+            source.send(.hello(Hello(sourceName: "early-leaver", pid: 1, processStartMillis: 1, instanceID: 77, firstSequence: 1)))
+        } // each closes at once, before the next checkpoint
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(try agent.samples()["danube_agent_source_connected{source=\"early-leaver\"}"] ?? 0 == 0)
+        #expect(try agent.samples()["danube_agent_sources_connected"] == 0)
         await agent.stop()
     }
 

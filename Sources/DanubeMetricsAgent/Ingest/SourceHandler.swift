@@ -24,7 +24,25 @@ final class SourceHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private enum Phase { case awaitingHello, welcoming, active, closing }
+    /// Where the connection is, with what belongs to that stage (the instance it claimed once HELLO is read).
+    private enum Phase: Equatable {
+        case awaitingHello
+        /// HELLO claimed `instance`; WELCOME waits for a checkpoint (or for the sequence check).
+        case welcoming(instance: UInt64)
+        case active(instance: UInt64)
+        /// Nothing more is read; `claimed` is released when the connection closes (nil once it has been).
+        case closing(claimed: UInt64?)
+
+        var claimedInstance: UInt64? {
+            switch self {
+            case .awaitingHello: nil
+            case .welcoming(let instance), .active(let instance): instance
+            case .closing(let claimed): claimed
+            }
+        }
+
+        var isClosing: Bool { if case .closing = self { true } else { false } }
+    }
 
     private let id: ConnectionID
     private let store: AggregationStore
@@ -35,7 +53,6 @@ final class SourceHandler: ChannelInboundHandler {
     private let warnings: WarningLimiter
     private let checkpointer: Checkpointer?
     private let rates: SourceRates
-    private var instanceID: UInt64?
     private var tokens: Double
     private var lastRefill = NIODeadline.now()
     /// Reading is paused while the frame rate is exceeded, or while this peer does not read what the agent
@@ -96,7 +113,7 @@ final class SourceHandler: ChannelInboundHandler {
     /// A connection that sent no HELLO in time holds a descriptor and a source slot for nothing: refuse it.
     private func helloTimedOut(context: ChannelHandlerContext) {
         guard phase == .awaitingHello else { return }
-        phase = .closing
+        phase = .closing(claimed: nil)
         stats.connectionRefused("hello_timeout")
         warn("closing emitter connection: no HELLO in time", ["timeout": "\(rates.helloTimeout)"])
         Self.refuseAndClose(Refusal(code: .limitExceeded, message: "no HELLO within \(rates.helloTimeout)"), context: context)
@@ -107,15 +124,18 @@ final class SourceHandler: ChannelInboundHandler {
         if welcomedSource { liveness?.disconnected(sourceName, now: Self.now()) }
         stats.sourcesConnected.subtract(1, ordering: .relaxed)
         store.sourceDisconnected(id)
-        if let instanceID { store.release(instance: instanceID, connection: id, now: Self.now()) }
-        if phase != .awaitingHello {
+        if let instance = phase.claimedInstance { store.release(instance: instance, connection: id, now: Self.now()) }
+        let wasAwaitingHello = phase == .awaitingHello
+        // A WELCOME still waiting for a checkpoint must not run for a connection that is gone.
+        phase = .closing(claimed: nil)
+        if !wasAwaitingHello {
             logger.info(saidGoodbye ? "source finished" : "source disconnected", metadata: ["last_sequence": "\(lastApplied)"])
         }
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard phase != .closing else { return }
+        guard !phase.isClosing else { return }
         let buffer = unwrapInboundIn(data)
         stats.bytesReceived.add(UInt64(buffer.readableBytes), ordering: .relaxed)
         if welcomedSource, let liveness {
@@ -143,14 +163,14 @@ final class SourceHandler: ChannelInboundHandler {
     /// A checkpoint made sequences durable: acknowledge this source's.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard let durable = event as? DurableSequences else { return context.fireUserInboundEventTriggered(event) }
-        if let instanceID, let sequence = durable.sequences[instanceID] {
+        if case .active(let instance) = phase, let sequence = durable.sequences[instance] {
             acknowledge(upTo: min(sequence, lastApplied), context: context)
             context.flush()
         }
     }
 
     private func acknowledge(upTo sequence: UInt64, context: ChannelHandlerContext) {
-        guard phase == .active, sequence > lastAcknowledged else { return }
+        guard case .active = phase, sequence > lastAcknowledged else { return }
         lastAcknowledged = sequence
         send(.ack(sequence), context: context)
     }
@@ -205,15 +225,15 @@ final class SourceHandler: ChannelInboundHandler {
             throw WireError(.unexpectedFrame, "expected HELLO, got \(frame.type)")
         case (.welcoming, _):
             throw WireError(.unexpectedFrame, "\(frame.type) before WELCOME")
-        case (.active, .define(let batch)):
+        case (.active(let instance), .define(let batch)):
             stats.defineFrames.add(1, ordering: .relaxed)
             try checkSequence(batch.sequence)
             try define(batch, context: context)
-            try applied(store.recordApplied(instance: instanceID!, connection: id, sequence: batch.sequence, now: Self.now()), batch.sequence)
-        case (.active, .deltas(let batch)):
+            try applied(store.recordApplied(instance: instance, connection: id, sequence: batch.sequence, now: Self.now()), batch.sequence)
+        case (.active(let instance), .deltas(let batch)):
             stats.deltaFrames.add(1, ordering: .relaxed)
             try checkSequence(batch.sequence)
-            try apply(batch)
+            try apply(batch, instance: instance)
         case (.active, .goodbye):
             stats.controlFrames.add(1, ordering: .relaxed)
             saidGoodbye = true
@@ -240,7 +260,7 @@ final class SourceHandler: ChannelInboundHandler {
         // This connection now owns the instance: frames of an older connection of the same emitter, still
         // queued, can no longer be applied after the WELCOME tells the emitter what is held.
         let held = store.claim(instance: hello.instanceID, connection: id, now: Self.now())
-        instanceID = hello.instanceID
+        phase = .welcoming(instance: hello.instanceID)
         guard hello.firstSequence > held else {
             throw WireError(.outOfOrder, "first sequence \(hello.firstSequence) is not after \(held), which this agent already applied for the instance")
         }
@@ -252,13 +272,12 @@ final class SourceHandler: ChannelInboundHandler {
                               maxSeries: UInt64(limits.maxSeriesPerConnection), lastAppliedSequence: held)
         guard let checkpointer else { return welcomed(welcome, context: context) }
         // What WELCOME reports must be durable (the emitter forgets it): wait for a checkpoint.
-        phase = .welcoming
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         checkpointer.whenDurable { durable in
             loop.execute {
                 let (handler, context) = bound.value
-                guard handler.phase == .welcoming else { return }
+                guard case .welcoming = handler.phase else { return }
                 if durable {
                     handler.welcomed(welcome, context: context)
                     context.flush()
@@ -270,11 +289,12 @@ final class SourceHandler: ChannelInboundHandler {
     }
 
     private func welcomed(_ welcome: Welcome, context: ChannelHandlerContext) {
-        phase = .active
+        guard case .welcoming(let instance) = phase else { return }
+        phase = .active(instance: instance)
         welcomedSource = true
         liveness?.connected(sourceName, now: Self.now())
         send(.welcome(welcome), context: context)
-        logger.info("source connected", metadata: ["protocol": "\(welcome.version)", "instance": "\(String(instanceID ?? 0, radix: 16))"])
+        logger.info("source connected", metadata: ["protocol": "\(welcome.version)", "instance": "\(String(instance, radix: 16))"])
     }
 
     /// Records a frame as applied, for ACK and WELCOME; a connection replaced by a newer one of the same emitter
@@ -363,7 +383,7 @@ final class SourceHandler: ChannelInboundHandler {
         }
     }
 
-    private func apply(_ batch: DeltaBatch) throws(WireError) {
+    private func apply(_ batch: DeltaBatch, instance: UInt64) throws(WireError) {
         // Checked through buffer pointers: no per-delta allocation even in unoptimized builds (see
         // `AggregationStore.apply`).
         let ignored = try batch.deltas.withUnsafeBufferPointer { deltas throws(WireError) -> UInt64 in
@@ -390,7 +410,7 @@ final class SourceHandler: ChannelInboundHandler {
             }
             return ignored
         }
-        try applied(store.apply(batch, bindings: bindings, from: id, instance: instanceID!, now: Self.now()), batch.sequence)
+        try applied(store.apply(batch, bindings: bindings, from: id, instance: instance, now: Self.now()), batch.sequence)
         stats.deltasApplied.add(UInt64(batch.deltas.count) - ignored, ordering: .relaxed)
         stats.deltasIgnored.add(ignored, ordering: .relaxed)
     }
@@ -415,7 +435,7 @@ final class SourceHandler: ChannelInboundHandler {
     /// Closes this connection for a protocol violation: log, count, REFUSE, close. Other sources are untouched,
     /// and everything applied from earlier frames stays.
     private func fail(_ error: WireError, context: ChannelHandlerContext) {
-        phase = .closing
+        phase = .closing(claimed: phase.claimedInstance)
         stats.protocolError(error.code)
         warn("closing emitter connection: protocol violation", ["code": "\(error.code)", "reason": "\(error.message)"])
         Self.refuseAndClose(Refusal(code: error.code, message: String(error.message.prefix(1024))), context: context)
