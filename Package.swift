@@ -34,6 +34,7 @@ let package = Package(
     targets: [
         .target(name: "DanubeMetricsWire"),
         .target(name: "DanubeMetricsProcess"),
+        .target(name: "DanubeMetricsSync"),
         .target(name: "DanubeMetricsCatalog", dependencies: ["DanubeMetricsWire"]),
         .target(name: "CDanubeCells"),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
@@ -46,7 +47,7 @@ let package = Package(
         ),
         .target(
             name: "DanubeMetricsEmitter",
-            dependencies: ["DanubeMetricsWire", "DanubeMetricsProcess", "CDanubeCells", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["DanubeMetricsWire", "DanubeMetricsProcess", "DanubeMetricsSync", "CDanubeCells", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "DanubeMetrics", dependencies: ["DanubeMetricsEmitter", "DanubeMetricsCatalog"]),
         .target(
@@ -63,6 +64,7 @@ let package = Package(
                 "DanubeMetricsWire",
                 "DanubeMetricsCatalog",
                 "DanubeMetricsProcess",
+                "DanubeMetricsSync",
                 "CZlib",
                 "CMalloc",
                 "CSnappy",
@@ -104,7 +106,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "DanubeMetricsWireTests", dependencies: ["DanubeMetricsWire"]),
-        .testTarget(name: "DanubeMetricsEmitterTests", dependencies: ["DanubeMetricsEmitter"]),
+        .testTarget(name: "DanubeMetricsEmitterTests", dependencies: ["DanubeMetricsEmitter", "DanubeMetricsSync"]),
         .testTarget(name: "DanubeMetricsCatalogTests", dependencies: ["DanubeMetricsCatalog", "DanubeMetricsWire"]),
         .testTarget(
             name: "DanubeMetricsTests",

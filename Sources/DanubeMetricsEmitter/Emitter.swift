@@ -5,6 +5,7 @@ import DanubeMetricsWire
 import Foundation
 import Logging
 import Synchronization
+import DanubeMetricsSync
 
 /// How an emitter finds and talks to the agent.
 public struct EmitterConfiguration: Sendable {
@@ -63,7 +64,7 @@ public final class Emitter: Sendable {
     public let configuration: EmitterConfiguration
     let registry: SeriesRegistry
     private let control = Mutex(Control())
-    private let wakeup = NSCondition()
+    private let wakeup = MonotonicCondition()
     private let finished = DispatchSemaphore(value: 0)
     private let logger: Logger
 
@@ -126,7 +127,7 @@ public final class Emitter: Sendable {
         wakeup.lock()
         wakeup.signal()
         while control.withLock({ $0.flushCompleted < ticket && !$0.stopping }) {
-            _ = wakeup.wait(until: Date().addingTimeInterval(0.05))
+            wakeup.wait(timeout: .milliseconds(50))
         }
         wakeup.unlock()
     }
@@ -183,9 +184,9 @@ public final class Emitter: Sendable {
             }
             wakeup.lock()
             wakeup.broadcast()
-            let deadline = Date().addingTimeInterval(configuration.flushInterval.seconds)
-            while control.withLock({ !$0.stopping && $0.flushRequested == requested }), Date() < deadline {
-                if !wakeup.wait(until: deadline) { break }
+            let deadline = ContinuousClock.now + configuration.flushInterval
+            while control.withLock({ !$0.stopping && $0.flushRequested == requested }), ContinuousClock.now < deadline {
+                if !wakeup.wait(timeout: deadline - ContinuousClock.now) { break }
             }
             wakeup.unlock()
         }

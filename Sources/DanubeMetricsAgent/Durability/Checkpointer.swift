@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Synchronization
+import DanubeMetricsSync
 
 /// What a checkpoint made durable: each source instance's last applied sequence. Delivered to every source
 /// connection, which acknowledges up to it.
@@ -39,7 +40,7 @@ public final class Checkpointer: Sendable {
     private let control = Mutex(Control())
     /// When the checkpoint in progress started (nil between checkpoints), for the watchdog.
     private let busySince = Mutex<ContinuousClock.Instant?>(nil)
-    private let wakeup = NSCondition()
+    private let wakeup = MonotonicCondition()
     private let finished = DispatchSemaphore(value: 0)
 
     init(store: AggregationStore, file: StateFile, interval: Duration, stats: AgentStats, logger: Logger, listener: @escaping Listener) {
@@ -102,7 +103,7 @@ public final class Checkpointer: Sendable {
         while true {
             wakeup.lock()
             while control.withLock({ !$0.stopping && $0.waiters.isEmpty }) && ContinuousClock.now < next {
-                _ = wakeup.wait(until: Date().addingTimeInterval((next - ContinuousClock.now).seconds))
+                wakeup.wait(timeout: next - ContinuousClock.now)
             }
             wakeup.unlock()
             next = ContinuousClock.now + interval

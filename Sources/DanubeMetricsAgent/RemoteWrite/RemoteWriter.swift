@@ -2,6 +2,7 @@ import DanubeMetricsWire
 import Foundation
 import Logging
 import NIOCore
+import DanubeMetricsSync
 
 /// Pushes the store to remote write receivers (Prometheus remote write 1.0): every `interval` the state that
 /// `/metrics` shows is encoded (`RemoteWriteEncoder`), snappy-compressed and queued for each receiver; one task
@@ -66,7 +67,7 @@ final class RemoteWriter: @unchecked Sendable {
     private nonisolated(unsafe) var queues: [Queue]
     private nonisolated(unsafe) var stopped = false
     private nonisolated(unsafe) var nextBatchID: UInt64 = 0
-    private let condition = NSCondition()
+    private let condition = MonotonicCondition()
     private let finished = DispatchSemaphore(value: 0)
 
     init(store: AggregationStore, configuration: RemoteWriteConfiguration, targets: [RemoteWriteTarget], group: EventLoopGroup, logger: Logger) {
@@ -113,10 +114,10 @@ final class RemoteWriter: @unchecked Sendable {
 
     /// Waits `duration` (or until stopped); false when stopped.
     private func wait(for duration: Duration) -> Bool {
-        let until = Date(timeIntervalSinceNow: Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+        let until = ContinuousClock.now + duration
         condition.lock()
         defer { condition.unlock() }
-        while !stopped, condition.wait(until: until) {}
+        while !stopped, ContinuousClock.now < until { condition.wait(timeout: until - ContinuousClock.now) }
         return !stopped
     }
 
