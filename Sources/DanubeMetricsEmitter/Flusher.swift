@@ -367,7 +367,10 @@ final class Flusher {
             // finite (the agent refuses it) is sent as 0, and the sum stays where the agent has it.
             let rawDelta = sum - states[index].sentSum
             let sumDelta = rawDelta.isFinite ? rawDelta : 0
-            let update = SeriesUpdate(index: index, cells: current, sum: rawDelta.isFinite ? sum : states[index].sentSum, gaugeBits: nil)
+            // Cells not sent (native buckets, to an agent older than version 3) keep what was sent of them, so a
+            // later connection to a newer agent sends them then.
+            let recorded = sent == buckets ? current : Array(current[..<sent]) + states[index].sent[sent...]
+            let update = SeriesUpdate(index: index, cells: recorded, sum: rawDelta.isFinite ? sum : states[index].sentSum, gaugeBits: nil)
             return (update, { FrameEncoder.encode(Delta(op: .histogram, seriesID: id, sum: sumDelta), buckets: changed, into: &$0) })
         }
     }

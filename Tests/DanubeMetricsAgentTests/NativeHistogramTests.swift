@@ -134,6 +134,32 @@ import Testing
         emitter.shutdown(timeout: .zero)
     }
 
+    /// Native counts an old agent was not sent are not taken as sent: once the emitter reconnects to an agent of
+    /// version 3 (an upgrade), its first delta carries every native observation, the ones made meanwhile included.
+    @Test func nativeCountsNotSentToAnOldAgentReachTheNextNewOne() throws {
+        let path = TestAgent.temporarySocketPath()
+        let old = try SilentAgent(path: path, recordsFrames: true, acknowledges: true, version: 2)
+        let emitter = TestAgent.emitter(socketPath: path)
+        let latency = try emitter.histogram("nh_upgrade_ms", buckets: [1, 10], native: Self.latency)
+        for value in [0.5, 5, 50, 0] { latency.observe(value) }
+        #expect(emitter.waitUntilDelivered())
+        old.stop()
+        let new = try SilentAgent(path: path, recordsFrames: true, acknowledges: true, version: 3)
+        defer { new.stop() }
+        latency.observe(3)
+        var buckets: [BucketDelta] = []
+        #expect(eventually {
+            emitter.flush()
+            buckets = new.frames.flatMap { frame -> [BucketDelta] in if case .deltas(let batch) = frame { batch.buckets } else { [] } }
+            return !buckets.isEmpty
+        })
+        let classic = buckets.filter { $0.index <= 2 }.reduce(0) { $0 + $1.count }
+        let native = buckets.filter { $0.index > 2 }.reduce(0) { $0 + $1.count }
+        #expect(classic == 1, "only the observation made since: the old agent has the others")
+        #expect(native == 5, "every native observation: the old agent had none of them (\(buckets))")
+        emitter.shutdown(timeout: .zero)
+    }
+
     /// With `--remote-write-native-histograms`, remote write carries the native histogram beside the classic
     /// samples: a Prometheus receiver with native histograms stores count, sum and buckets as pushed.
     @Test func remoteWriteCarriesNativeHistogramsWhenAsked() async throws {

@@ -2,8 +2,9 @@ import DanubeMetricsWire
 import Foundation
 import DanubeMetricsTestKit
 
-/// A fake agent that answers HELLO with WELCOME (protocol version 1) and then never acknowledges anything: what
-/// an emitter sees of a hung agent, and, with `recordsFrames`, of an old agent (its frames are kept for checks).
+/// A fake agent that answers HELLO with WELCOME (protocol `version`, 1 by default) and then never acknowledges
+/// anything: what an emitter sees of a hung agent, and, with `recordsFrames`, of an old agent (its frames are kept
+/// for checks; with `acknowledges` each DEFINE and DELTAS frame is acknowledged as it arrives).
 final class SilentAgent {
     let path: String
     private let listener: Int32
@@ -12,7 +13,7 @@ final class SilentAgent {
     private let lock = NSLock()
     private var thread: Thread?
 
-    init(path: String, recordsFrames: Bool = false) throws {
+    init(path: String, recordsFrames: Bool = false, acknowledges: Bool = false, version: UInt16 = 1) throws {
         self.path = path
         let listener = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0)
         self.listener = listener
@@ -26,12 +27,22 @@ final class SilentAgent {
                 var buffer = [UInt8](repeating: 0, count: 1 << 17)
                 let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                 guard n > 0, case .hello? = try? FrameDecoder().decodeFrames(in: Array(buffer[0..<n])).first else { continue }
-                let welcome = FrameEncoder.encode(.welcome(Welcome(version: 1, maxFrameBytes: 65_536, maxSeries: 1_000, lastAppliedSequence: 0)))
+                let welcome = FrameEncoder.encode(.welcome(Welcome(version: version, maxFrameBytes: 65_536, maxSeries: 1_000, lastAppliedSequence: 0)))
                 _ = welcome.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 while recordsFrames {
                     let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                     guard n > 0, let frames = try? FrameDecoder().decodeFrames(in: Array(buffer[0..<n])) else { break }
                     self?.lock.withLock { self?.received += frames }
+                    for frame in frames where acknowledges {
+                        let sequence: UInt64
+                        switch frame {
+                        case .define(let batch): sequence = batch.sequence
+                        case .deltas(let batch): sequence = batch.sequence
+                        default: continue
+                        }
+                        let ack = FrameEncoder.encode(.ack(sequence))
+                        _ = ack.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    }
                 }
             }
         }

@@ -428,7 +428,11 @@ impl Flusher {
                 let delta = sum - state.sent_sum;
                 let (sum, sum_bits) =
                     if delta.is_finite() { (sum, delta.to_bits()) } else { (state.sent_sum, 0f64.to_bits()) };
-                Some((Update { index, cells: current, sum, gauge: None }, Delta::Histogram { id, buckets, sum_bits }))
+                // Cells not sent (native buckets, to an agent older than version 3) keep what was sent of them, so
+                // a later connection to a newer agent sends them then.
+                let mut cells = current;
+                cells[sent..].copy_from_slice(&state.sent[sent..]);
+                Some((Update { index, cells, sum, gauge: None }, Delta::Histogram { id, buckets, sum_bits }))
             }
         }
     }
