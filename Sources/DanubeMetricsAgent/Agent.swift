@@ -47,7 +47,11 @@ public final class Agent: Service, Sendable {
         var stopped = false
     }
 
-    public init(configuration: AgentConfiguration, logger: Logger, supervisor: AgentSupervisor? = nil) {
+    /// Throws, with one line, when remote write receivers are configured that cannot be used (a URL that does not
+    /// parse, a token file that cannot be read): an agent is never built that silently pushes nowhere.
+    public init(configuration: AgentConfiguration, logger: Logger, supervisor: AgentSupervisor? = nil) throws(AgentConfigurationError) {
+        // First, before any thread is started: nothing is left running when this throws.
+        let remoteWriteTargets = configuration.remoteWrite.urls.isEmpty ? [] : try configuration.remoteWrite.targets()
         self.configuration = configuration
         self.logger = logger
         self.supervisor = supervisor
@@ -63,7 +67,7 @@ public final class Agent: Service, Sendable {
         threadPool = NIOThreadPool(numberOfThreads: 1)
         httpConnections = HTTPConnections(limit: max(1, configuration.http.maxConnections), evictionAge: configuration.http.evictionAge)
         remoteWriter = configuration.remoteWrite.urls.isEmpty ? nil : RemoteWriter(
-            store: store, configuration: configuration.remoteWrite, targets: (try? configuration.remoteWrite.targets()) ?? [],
+            store: store, configuration: configuration.remoteWrite, targets: remoteWriteTargets,
             group: group, logger: logger)
         // One limiter for a source's warnings, whether about its connection or its frames.
         warnings = WarningLimiter(burst: configuration.warningBurst, window: configuration.warningWindow)

@@ -271,7 +271,7 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.uncataloguedFamilyLimit = maxSeriesPerFamily
         configuration.activatedIngestSocket = activated.ingest
         configuration.activatedHTTPSockets = activated.http
-        let agent = Agent(configuration: configuration, logger: logger, supervisor: SystemdSupervisor())
+        let agent = try Agent(configuration: configuration, logger: logger, supervisor: SystemdSupervisor())
         // Nothing is reloadable (all configuration is on the command line, and a restart loses nothing), so
         // SIGHUP must not kill the agent as its default action would: it is logged and otherwise ignored.
         signal(SIGHUP, SIG_IGN)

@@ -2,6 +2,7 @@
 import DanubeMetricsTestKit
 import DanubeMetricsWire
 import Foundation
+import Logging
 import Testing
 
 /// Remote write into a real Prometheus (Debian's 2.42, `--web.enable-remote-write-receiver`).
@@ -122,6 +123,10 @@ import Testing
         #expect(error { $0.urls = ["http://mimir/x"]; $0.bearerTokenFile = "/nonexistent/token" } == .bearerToken)
         #expect(error { $0.urls = ["http://mimir/x"]; $0.interval = .zero } == .remoteWrite)
         #expect(error { $0.urls = ["http://mimir:9009/api/v1/push?tenant=a"] } == nil)
+        // A library caller building an agent is told too, at once (it used to get an agent pushing nowhere).
+        var configuration = AgentConfiguration(ingestSocketPath: TestAgent.temporarySocketPath())
+        configuration.remoteWrite.urls = ["mimir:9009"]
+        #expect(throws: AgentConfigurationError.self) { _ = try Agent(configuration: configuration, logger: Logger(label: "test")) }
         let target = try RemoteWriteTarget("http://mimir:9009/api/v1/push?tenant=a")
         #expect(target.host == "mimir" && target.port == 9009 && target.path == "/api/v1/push?tenant=a")
     }

@@ -13,7 +13,7 @@ let benchmarks: @Sendable () -> Void = {
         maxIterations: 30)
 
     // 100k series: 80k counters, 15k gauges, 5k histograms of 19 buckets (about 200k exposition lines).
-    let big = Agent(configuration: AgentConfiguration(ingestSocketPath: "/nonexistent"), logger: Logger(label: "bench"))
+    let big = try! Agent(configuration: AgentConfiguration(ingestSocketPath: "/nonexistent"), logger: Logger(label: "bench"))
     fill(big.store, counters: 80_000, gauges: 15_000, histograms: 5_000)
 
     Benchmark("Render /metrics, 100k series, Prometheus text") { benchmark in

@@ -19,7 +19,7 @@ let stateDirectory = "/tmp/dma-ingest-bench-\(getpid())-state"
 if background > 0 { configuration.stateDirectory = stateDirectory }
 var logger = Logger(label: "ingest-bench")
 logger.logLevel = .warning
-let agent = Agent(configuration: configuration, logger: logger)
+let agent = try Agent(configuration: configuration, logger: logger)
 if background > 0 { fill(agent.store, counters: background * 80 / 100, gauges: background * 15 / 100, histograms: background * 5 / 100) }
 try await agent.start()
 let scraping = ScrapeLoop()

@@ -9,7 +9,7 @@ import Logging
 let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
 let series = arguments.first ?? 100_000
 let renders = arguments.dropFirst().first ?? 20
-let agent = Agent(configuration: AgentConfiguration(ingestSocketPath: "/nonexistent"), logger: Logger(label: "bench"))
+let agent = try Agent(configuration: AgentConfiguration(ingestSocketPath: "/nonexistent"), logger: Logger(label: "bench"))
 let native = ProcessInfo.processInfo.environment["NATIVE"] == "1"
 fill(agent.store, counters: series * 80 / 100, gauges: series * 15 / 100, histograms: series * 5 / 100, native: native)
 for format in [ScrapeFormat.text(.prometheusText), .text(.openMetrics), .protobuf] {

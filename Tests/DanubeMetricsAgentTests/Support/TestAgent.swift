@@ -59,7 +59,7 @@ final class TestAgent: Sendable {
         configuration.checkpointInterval = .milliseconds(50)
         configure(&configuration)
         logs = LogCapture()
-        agent = Agent(configuration: configuration, logger: logs.logger)
+        agent = try Agent(configuration: configuration, logger: logs.logger)
         try await agent.start()
         self.socketPath = socketPath
         port = agent.httpAddresses.first!.port!
