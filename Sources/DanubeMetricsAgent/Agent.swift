@@ -39,6 +39,7 @@ public final class Agent: Service, Sendable {
     private let checkpointer: Checkpointer?
     private let supervisor: AgentSupervisor?
     private let remoteWriter: RemoteWriter?
+    private let renders: SharedRenders
 
     private struct RunState {
         var ingest: Channel?
@@ -74,6 +75,15 @@ public final class Agent: Service, Sendable {
         let admission = SourceAdmission(access: configuration.peerAccess, stats: stats, warnings: warnings, logger: logger)
         self.admission = admission
         renderer = MetricsRenderer(store: store, stats: stats, liveness: liveness, gate: gate, remoteWriter: remoteWriter)
+        let renderer = self.renderer
+        renders = SharedRenders(threadPool: threadPool) { format, gzip in
+            let chunks = renderer.render(format)
+            if gzip { return ByteBuffer(bytes: GzipEncoder.gzip(chunks)) }
+            var body = ByteBuffer()
+            body.reserveCapacity(chunks.reduce(0) { $0 + $1.count })
+            for chunk in chunks { body.writeBytes(chunk) }
+            return body
+        }
         let store = self.store, stats = self.stats
         checkpointer = configuration.stateDirectory.map { directory in
             Checkpointer(store: store, file: StateFile(directory: directory), interval: configuration.checkpointInterval,
@@ -235,16 +245,7 @@ public final class Agent: Service, Sendable {
     }
 
     private func httpBootstrap() -> ServerBootstrap {
-        let threadPool = self.threadPool
-        let renderer = self.renderer
-        let render: MetricsHTTPHandler.Renderer = { format, gzip in
-            let chunks = renderer.render(format)
-            if gzip { return ByteBuffer(bytes: GzipEncoder.gzip(chunks)) }
-            var body = ByteBuffer()
-            body.reserveCapacity(chunks.reduce(0) { $0 + $1.count })
-            for chunk in chunks { body.writeBytes(chunk) }
-            return body
-        }
+        let renders = self.renders
         let limits = configuration.http, connections = httpConnections
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -255,7 +256,7 @@ public final class Agent: Service, Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(HTTPGuard(limits: limits, connections: connections))
-                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(render: render, threadPool: threadPool))
+                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(renders: renders))
                 }
             }
     }

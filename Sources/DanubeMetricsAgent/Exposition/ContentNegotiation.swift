@@ -1,6 +1,6 @@
 /// What a scrape is answered in: one of the text formats, or the protobuf exposition (delimited `MetricFamily`
 /// messages, which Prometheus asks for first when native histograms are enabled).
-public enum ScrapeFormat: Sendable, Equatable {
+public enum ScrapeFormat: Sendable, Hashable {
     case text(ExpositionFormat)
     case protobuf
 

@@ -1,7 +1,7 @@
 import DanubeMetricsWire
 
 /// The two exposition formats the agent serves.
-public enum ExpositionFormat: Sendable, Equatable {
+public enum ExpositionFormat: Sendable, Hashable {
     /// Prometheus text format 0.0.4.
     case prometheusText
     /// OpenMetrics 1.0.0 text.

@@ -8,18 +8,13 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// Renders the whole exposition in the given format, gzipped when asked (`GzipEncoder`), into the buffer the
-    /// response sends: on the thread pool, since copying or compressing a large scrape on the event loop would
-    /// stall every connection it serves.
-    typealias Renderer = @Sendable (ScrapeFormat, _ gzip: Bool) -> ByteBuffer
-
-    private let render: Renderer
-    private let threadPool: NIOThreadPool
+    /// Bodies rendered on the thread pool (copying or compressing a large scrape on the event loop would stall
+    /// every connection it serves), shared by the scrapes that ask together.
+    private let renders: SharedRenders
     private var request: HTTPRequestHead?
 
-    init(render: @escaping Renderer, threadPool: NIOThreadPool) {
-        self.render = render
-        self.threadPool = threadPool
+    init(renders: SharedRenders) {
+        self.renders = renders
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -46,9 +41,8 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         case "/metrics":
             let format = ContentNegotiation.scrapeFormat(forAccept: head.headers.first(name: "accept"))
             let gzip = ContentNegotiation.acceptsGzip(head.headers[canonicalForm: "accept-encoding"].joined(separator: ","))
-            let render = self.render
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            threadPool.runIfActive(eventLoop: context.eventLoop) { render(format, gzip) }.whenComplete { result in
+            renders.body(format, gzip: gzip, on: context.eventLoop).whenComplete { result in
                 let (handler, context) = loopBound.value
                 switch result {
                 case .success(let body):
