@@ -78,6 +78,10 @@ import Testing
                     bounds: kind == .histogram ? bounds : [], labels: [Label("round", "\(round)")],
                     counterInteger: count(), counterFloat: double(), buckets: [], sum: double(), native: kind == .histogram ? native : nil)
                 series.buckets = (0..<series.bucketCount).map { _ in count() }
+                if let native = series.native {
+                    // Any non-empty buckets of the window, in position order.
+                    series.nativeBuckets = (0..<Int(native.maxBuckets)).filter { _ in random.next(below: 4) == 0 }.flatMap { [UInt64($0), count()] }
+                }
                 snapshot.series.append(series)
             }
             let store = AggregationStore(gaugeGrace: .seconds(1))

@@ -22,7 +22,7 @@ import Testing
         let port = unusedPort()
         let agent = try ChildProcess(Executables.agent.path, [
             "--ingest-socket", socket, "--listen", "127.0.0.1:\(port)", "--log-format", "text", "--log-level", "error",
-            "--remote-write-interval", "100ms", "--remote-write-timeout", "2s", "--remote-write-max-pending-samples", "20000",
+            "--remote-write-interval", "100ms", "--remote-write-timeout", "4s", "--remote-write-max-pending-samples", "3000",
         ] + receivers.values.flatMap { ["--remote-write-url", $0.url] }, output: socket + ".log")
         defer { agent.stop() }
         #expect(eventually { (try? HTTPClient.get(port: port, path: "/healthz"))?.status == 200 })
@@ -37,12 +37,15 @@ import Testing
             let url = try #require(receivers[receiver]).url
             return samples[reason.map { "\(name){reason=\"\($0)\",url=\"\(url)\"}" } ?? "\(name){url=\"\(url)\"}"] ?? -1
         }
-        // The late receiver's first request is held until its queue overflowed (20 pushes of 1,000 samples).
+        // The late receiver's request is held (within the timeout) until its queue overflowed (3 pushes of 1,000).
         #expect(try await eventuallyAsync(timeout: .seconds(20)) {
             try value("danube_agent_remote_write_samples_failed_total", "late") > 0
         })
         try #require(receivers["late"]).release()
-        try await Task.sleep(for: .seconds(4))
+        // The hung receiver's first request has timed out.
+        #expect(try await eventuallyAsync(timeout: .seconds(20)) {
+            try value("danube_agent_remote_write_request_failures_total", "hang", reason: "timeout") >= 1
+        })
 
         let endRSS = FloodTests.residentKiB(agent.pid)
         print("hostile receivers: RSS \(startRSS) KiB -> \(endRSS) KiB")
@@ -50,9 +53,8 @@ import Testing
         // Everything the pusher queued is within the bound for every receiver.
         for name in receivers.keys {
             let pending = try value("danube_agent_remote_write_samples_pending", name)
-            #expect(pending >= 0 && pending <= 20_000, "\(name): \(pending) pending")
+            #expect(pending >= 0 && pending <= 3_000, "\(name): \(pending) pending")
         }
-        #expect(try value("danube_agent_remote_write_request_failures_total", "hang", reason: "timeout") >= 1)
         #expect(try value("danube_agent_remote_write_samples_sent_total", "slow") > 0)
         #expect(try value("danube_agent_remote_write_request_failures_total", "error", reason: "status_5xx") >= 3)
         // A Retry-After of years waits 30 s at most: one request so far, retried later, never given up.
@@ -60,7 +62,7 @@ import Testing
         #expect(try value("danube_agent_remote_write_samples_failed_total", "tooLarge") > 0)
         #expect(try value("danube_agent_remote_write_samples_retried_total", "tooLarge") == 0)
         // The status line decides: a 1 GiB body is not read.
-        #expect(try value("danube_agent_remote_write_samples_sent_total", "huge") >= 3_000)
+        #expect(try value("danube_agent_remote_write_samples_sent_total", "huge") >= 2_000)
         #expect(try value("danube_agent_remote_write_request_failures_total", "huge", reason: "timeout") == 0)
         let late = try #require(receivers["late"])
         #expect(try value("danube_agent_remote_write_samples_sent_total", "late") <= Double(late.accepted * 1_000))

@@ -47,8 +47,7 @@ import Testing
         var native = Self.snapshot
         native.series = [StoreSnapshot.Series(
             name: "n_ms", kind: .histogram, help: "", bounds: [1], labels: [Label("op", "put")], counterInteger: 0, counterFloat: 0,
-            buckets: [1, 0, 0] + [UInt64](repeating: 0, count: 7) + [1], sum: 3,
-            native: NativeHistogramSpec(schema: 0, zeroThreshold: 1, maxBuckets: 8))]
+            buckets: [1, 0, 0], sum: 3, native: NativeHistogramSpec(schema: 0, zeroThreshold: 1, maxBuckets: 8), nativeBuckets: [7, 1])]
         let bytes = StateFormat.encode(native, writtenAt: 1)
         #expect(try StateFormat.decode(bytes) == native)
         var claimsTwo = bytes

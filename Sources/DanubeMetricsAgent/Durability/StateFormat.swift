@@ -179,7 +179,7 @@ public enum StateFormat {
             var series = family
             series.labels = labels
             if family.kind == .histogram {
-                series.buckets = try decodeBuckets(family, &reader)
+                (series.buckets, series.nativeBuckets) = try decodeBuckets(family, &reader)
                 series.sum = try reader.f64("sum")
             } else {
                 series.counterInteger = try reader.uvarint("counter")
@@ -195,34 +195,35 @@ public enum StateFormat {
     /// bucket too, then only the window's non-empty buckets as (gap since the previous one, count) pairs after their
     /// number, since most of a window is empty and a changed histogram is written at every checkpoint.
     private static func encodeBuckets(_ series: StoreSnapshot.Series, into payload: inout ByteWriter) {
-        guard series.native != nil else { return series.buckets.forEach { payload.uvarint($0) } }
-        let window = series.bounds.count + 2
-        series.buckets[..<window].forEach { payload.uvarint($0) }
-        let filled = series.buckets[window...].indices.filter { series.buckets[$0] != 0 }
-        payload.uvarint(UInt64(filled.count))
-        var previous = window - 1
-        for index in filled {
-            payload.uvarint(UInt64(index - previous - 1))
-            payload.uvarint(series.buckets[index])
-            previous = index
+        series.buckets.forEach { payload.uvarint($0) }
+        guard series.native != nil else { return }
+        payload.uvarint(UInt64(series.nativeBuckets.count / 2))
+        var next: UInt64 = 0 // the first position the next bucket may have
+        for i in stride(from: 0, to: series.nativeBuckets.count - 1, by: 2) {
+            payload.uvarint(series.nativeBuckets[i] &- next)
+            payload.uvarint(series.nativeBuckets[i + 1])
+            next = series.nativeBuckets[i] &+ 1
         }
     }
 
-    private static func decodeBuckets(_ family: StoreSnapshot.Series, _ reader: inout ByteReader) throws(WireError) -> [UInt64] {
+    /// The dense buckets, and the window's (position, count) pairs.
+    private static func decodeBuckets(_ family: StoreSnapshot.Series, _ reader: inout ByteReader) throws(WireError) -> ([UInt64], [UInt64]) {
         var buckets: [UInt64] = []
         buckets.reserveCapacity(family.bucketCount)
-        let classic = family.bounds.count + (family.native == nil ? 1 : 2)
-        for _ in 0..<classic { buckets.append(try reader.uvarint("bucket")) }
-        guard family.native != nil else { return buckets }
-        buckets.append(contentsOf: repeatElement(0, count: family.bucketCount - classic))
-        var index = classic - 1
+        for _ in 0..<family.bucketCount { buckets.append(try reader.uvarint("bucket")) }
+        guard let native = family.native else { return (buckets, []) }
+        var window: [UInt64] = []
+        var next: UInt64 = 0
         for _ in 0..<(try count(&reader, "native buckets")) {
             let gap = try reader.uvarint("native bucket gap")
-            guard gap < UInt64(family.bucketCount - index - 1) else { throw WireError(.malformed, "native bucket beyond the window of \(family.name.prefix(64))") }
-            index += Int(gap) + 1
-            buckets[index] = try reader.uvarint("native bucket")
+            guard gap < UInt64(native.maxBuckets) &- next, next < UInt64(native.maxBuckets) else {
+                throw WireError(.malformed, "native bucket beyond the window of \(family.name.prefix(64))")
+            }
+            let position = next + gap
+            window += [position, try reader.uvarint("native bucket")]
+            next = position + 1
         }
-        return buckets
+        return (buckets, window)
     }
 
     /// A count that cannot claim more entries than bytes left (each entry takes at least one).

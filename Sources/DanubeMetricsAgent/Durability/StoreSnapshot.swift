@@ -12,14 +12,22 @@ public struct StoreSnapshot: Equatable, Sendable {
         public var labels: [Label]
         public var counterInteger: UInt64
         public var counterFloat: Double
+        /// A histogram's classic bucket counts (with +Inf), then with native buckets its zero bucket.
         public var buckets: [UInt64]
         public var sum: Double
-        /// A histogram's native layout: `buckets` then holds the zero bucket and the window after the classic ones.
+        /// A histogram's native layout: `buckets` then ends with the zero bucket, and `nativeBuckets` holds the
+        /// window's non-empty buckets.
         public var native: NativeHistogramSpec? = nil
+        /// With `native`: (position in the window, count) pairs, positions strictly increasing, counts not 0.
+        public var nativeBuckets: [UInt64] = []
 
-        /// Bucket counts a histogram of this layout holds.
-        var bucketCount: Int {
-            kind == .histogram ? SeriesDefinition.histogramBucketCount(bounds: bounds.count, native: native) : 0
+        /// Bucket counts a histogram of this layout holds in `buckets`.
+        var bucketCount: Int { Self.denseBucketCount(kind: kind, bounds: bounds.count, native: native) }
+
+        /// Buckets a histogram keeps one count each for in the store and in state files: classic with +Inf, then
+        /// with native buckets the zero bucket (its window is sparse). 0 for counters and gauges.
+        static func denseBucketCount(kind: MetricKind, bounds: Int, native: NativeHistogramSpec?) -> Int {
+            kind == .histogram ? bounds + 1 + (native == nil ? 0 : 1) : 0
         }
     }
 

@@ -30,17 +30,23 @@ final class SharedRenders: Sendable {
     func body(_ format: ScrapeFormat, gzip: Bool, on eventLoop: EventLoop) -> EventLoopFuture<ByteBuffer> {
         let key = Key(format: format, gzip: gzip)
         let render = self.render, waiting = self.waiting
-        return waiting.withLockedValue { queued in
-            if let shared = queued[key] { return shared.hop(to: eventLoop) }
+        let (future, started) = waiting.withLockedValue { queued -> (EventLoopFuture<ByteBuffer>, Bool) in
+            if let shared = queued[key] { return (shared.hop(to: eventLoop), false) }
             let future = threadPool.runIfActive(eventLoop: eventLoop) {
                 // Started: scrapes asking from now on wait for the next render.
                 waiting.withLockedValue { _ = $0.removeValue(forKey: key) }
                 return render(format, gzip)
             }
             queued[key] = future
-            // A pool that is shutting down fails at once: nothing may stay queued under the key.
-            future.whenFailure { _ in waiting.withLockedValue { _ = $0.removeValue(forKey: key) } }
-            return future
+            return (future, true)
         }
+        // Outside the lock: a pool that is shutting down fails the future at once, and this callback then runs
+        // here and now. Nothing may stay queued under the key.
+        if started {
+            future.whenFailure { _ in
+                waiting.withLockedValue { queued in if queued[key] === future { queued.removeValue(forKey: key) } }
+            }
+        }
+        return future
     }
 }

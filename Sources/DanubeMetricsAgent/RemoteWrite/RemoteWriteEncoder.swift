@@ -64,7 +64,7 @@ struct RemoteWriteEncoder {
                     add(labels, sumName, value: value.sum)
                     add(labels, countName, value: Double(cumulative))
                     if let native, let histogram = Self.nativeHistogram(
-                        native, firstIndex: firstIndex, buckets: state.buckets[(start + bounds.count)...].prefix(1 + Int(native.maxBuckets)),
+                        native, firstIndex: firstIndex, zero: state.buckets[start + bounds.count], window: state.window(index),
                         count: cumulative, sum: value.sum, timestamp: timestamp) {
                         add(labels, name, histogram: histogram)
                     }
@@ -75,11 +75,11 @@ struct RemoteWriteEncoder {
         return requests
     }
 
-    /// A `Histogram` message of native buckets (`window`: the zero bucket, then the window), or nil when they do
-    /// not hold every observation (an emitter without native buckets fed the series).
-    static func nativeHistogram(_ native: NativeHistogramSpec, firstIndex: Int, buckets window: ArraySlice<UInt64>, count: UInt64, sum: Double,
+    /// A `Histogram` message of native buckets (the zero bucket's count, and the window's non-empty buckets), or
+    /// nil when they do not hold every observation (an emitter without native buckets fed the series).
+    static func nativeHistogram(_ native: NativeHistogramSpec, firstIndex: Int, zero: UInt64, window: NativeWindow, count: UInt64, sum: Double,
                                 timestamp: Int64) -> [UInt8]? {
-        guard window.reduce(0, &+) == count else { return nil }
+        guard zero &+ window.total == count else { return nil }
         var body: [UInt8] = []
         typealias P = ProtobufPrimitives
         func tag(_ field: UInt64, _ type: UInt64) { P.varint(field << 3 | type, into: &body) }
@@ -88,12 +88,10 @@ struct RemoteWriteEncoder {
         tag(3, 1); double(sum)
         tag(4, 0); P.varint(P.zigzag(Int64(native.schema)), into: &body)
         tag(5, 1); double(native.zeroThreshold)
-        tag(6, 0); P.varint(window[window.startIndex], into: &body)
+        tag(6, 0); P.varint(zero, into: &body)
         var spans = NativeSpans()
         let first = Int64(firstIndex)
-        for position in (window.startIndex + 1)..<window.endIndex where window[position] != 0 {
-            spans.append(index: first + Int64(position - window.startIndex - 1), count: Int64(clamping: window[position]))
-        }
+        window.forEach { position, bucketCount in spans.append(index: first + Int64(position), count: Int64(clamping: bucketCount)) }
         spans.encode(spanField: 11, deltaField: 12, packed: true, into: &body)
         tag(15, 0); P.varint(UInt64(bitPattern: timestamp), into: &body)
         return body

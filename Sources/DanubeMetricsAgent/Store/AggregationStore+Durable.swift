@@ -12,6 +12,7 @@ extension AggregationStore {
             var index: Int
             var value: Value
             var buckets: [UInt64]
+            var window: NativeWindow
         }
 
         var entries: [Entry]
@@ -39,7 +40,7 @@ extension AggregationStore {
             let entries = changed.sorted().map { index in
                 let index = Int(index)
                 return Changes.Entry(index: index, value: state.values[index],
-                                     buckets: Array(state.buckets[bucketRange(index, families: state.families)]))
+                                     buckets: Array(state.buckets[bucketRange(index, families: state.families)]), window: state.window(index))
             }
             return .changes(Changes(entries: entries, families: state.families, familyByName: state.familyByName,
                                     sources: state.sources, changes: state.changes))
@@ -50,7 +51,8 @@ extension AggregationStore {
     func snapshot(of changes: Changes) -> StoreSnapshot {
         var snapshot = StoreSnapshot()
         for entry in changes.entries {
-            if let series = snapshotSeries(entry.index, families: changes.families, value: entry.value, buckets: entry.buckets[...]) {
+            if let series = snapshotSeries(entry.index, families: changes.families, value: entry.value, buckets: entry.buckets[...],
+                                           window: entry.window) {
                 snapshot.series.append(series)
             }
         }
@@ -81,6 +83,12 @@ extension AggregationStore {
                     published!.buckets.append(contentsOf: repeatElement(0, count: end - published!.buckets.count))
                 }
                 for (offset, count) in entry.buckets.enumerated() { published!.buckets[start + offset] = count }
+                if entry.window != NativeWindow() || entry.index < published!.windows.count {
+                    if published!.windows.count <= entry.index {
+                        published!.windows.append(contentsOf: repeatElement(NativeWindow(), count: entry.index + 1 - published!.windows.count))
+                    }
+                    published!.windows[entry.index] = entry.window
+                }
             }
         }
     }

@@ -10,7 +10,7 @@ extension AggregationStore {
     /// pieces rendered on every core (`RenderPiece`), then joined in order.
     public func render(into writer: inout ExpositionWriter) {
         let state = capturePublished()
-        let (families, familyByName, values, buckets) = (state.families, state.familyByName, state.values, state.buckets)
+        let (families, familyByName, values, buckets, windows) = (state.families, state.familyByName, state.values, state.buckets, state.windows)
         let derivedSamples = derived?.compute(families: families, familyByName: familyByName, values: values, table: table) ?? [:]
         var entries = families.map { (name: $0.name, family: Optional($0), help: $0.help) }
         for target in derived?.targets ?? [] where familyByName[target.name] == nil {
@@ -43,7 +43,7 @@ extension AggregationStore {
         }
         // Exemplars exist only in OpenMetrics.
         let exemplars = writer.format == .openMetrics ? self.exemplars.all : [:]
-        writer.append(RenderPiece.render(pieces, table: table, values: values, buckets: buckets, exemplars: exemplars))
+        writer.append(RenderPiece.render(pieces, table: table, values: values, buckets: buckets, windows: windows, exemplars: exemplars))
     }
 
     /// A gauge family with derived series: its visible reported series, plus derived series whose labels no
@@ -100,13 +100,16 @@ struct SampleLayout: Sendable {
     }
 
     /// The most bytes the sample lines of `series` take.
-    func byteBound(_ series: ArraySlice<UInt32>, table: SeriesTable, exemplars: [Int: [ExemplarStore.Exemplar?]]) -> Int {
+    func byteBound(_ series: ArraySlice<UInt32>, table: SeriesTable, windows: [NativeWindow], exemplars: [Int: [ExemplarStore.Exemplar?]]) -> Int {
         let number = SampleWriter.maxNumberBytes
-        var labelBytes = 0, exemplarBytes = 0
+        var labelBytes = 0, exemplarBytes = 0, nativeBuckets = 0
         // Indexed loops over buffer pointers: iterating a slice allocates per element in unoptimized builds,
         // which the allocation budget tests run.
         series.withUnsafeBufferPointer { series in
             for k in 0..<series.count { labelBytes += table.text(Int(series[k])).count }
+            if native != nil {
+                for k in 0..<series.count where Int(series[k]) < windows.count { nativeBuckets += windows[Int(series[k])].count }
+            }
             guard !exemplars.isEmpty else { return }
             for k in 0..<series.count {
                 for exemplar in exemplars[Int(series[k])] ?? [] { exemplarBytes += exemplar.map { $0.labelText.utf8.count + 6 + 2 * number } ?? 0 }
@@ -120,23 +123,27 @@ struct SampleLayout: Sendable {
             let perBucketLine = bucketPrefix.count + 1 + number + 1
             let suffixes = bucketSuffixes.reduce(0) { $0 + $1.count }
             var perSeries = lines * perBucketLine + suffixes + sumName.count + countName.count + 2 * (4 + number)
-            if let native { perSeries += nativePrefix.count + number + 1 + Int(native.maxBuckets) * (2 * number + 2) }
-            return exemplarBytes + labelBytes * (lines + 2) + series.count * perSeries
+            if native != nil { perSeries += nativePrefix.count + number + 1 }
+            return exemplarBytes + labelBytes * (lines + 2) + series.count * perSeries + nativeBuckets * (2 * number + 2)
         }
     }
 
     /// Writes the sample lines of `series`.
     func write(_ series: ArraySlice<UInt32>, table: SeriesTable, values: UnsafeBufferPointer<AggregationStore.Value>,
-               buckets: UnsafeBufferPointer<UInt64>, exemplars: [Int: [ExemplarStore.Exemplar?]], into writer: inout SampleWriter) {
+               buckets: UnsafeBufferPointer<UInt64>, windows: UnsafeBufferPointer<NativeWindow>, exemplars: [Int: [ExemplarStore.Exemplar?]],
+               into writer: inout SampleWriter) {
         series.withUnsafeBufferPointer { series in
-            for k in 0..<series.count { write(Int(series[k]), table: table, values: values, buckets: buckets, exemplars: exemplars, into: &writer) }
+            for k in 0..<series.count {
+                write(Int(series[k]), table: table, values: values, buckets: buckets, windows: windows, exemplars: exemplars, into: &writer)
+            }
         }
     }
 
     /// The sample lines of series `index`.
     @inline(__always)
     private func write(_ index: Int, table: SeriesTable, values: UnsafeBufferPointer<AggregationStore.Value>,
-                       buckets: UnsafeBufferPointer<UInt64>, exemplars: [Int: [ExemplarStore.Exemplar?]], into writer: inout SampleWriter) {
+                       buckets: UnsafeBufferPointer<UInt64>, windows: UnsafeBufferPointer<NativeWindow>,
+                       exemplars: [Int: [ExemplarStore.Exemplar?]], into writer: inout SampleWriter) {
         do {
             let labels = table.text(index)
             let seriesExemplars = exemplars.isEmpty ? nil : exemplars[index]
@@ -170,7 +177,9 @@ struct SampleLayout: Sendable {
                 start(sumName, labels, &writer)
                 writer.double(values[index].sum)
                 writer.byte(UInt8(ascii: "\n"))
-                if let native { writeNative(native, buckets: buckets, from: first + bucketSuffixes.count, count: cumulative, &writer) }
+                if native != nil, index < windows.count {
+                    writeNative(zero: buckets[first + bucketSuffixes.count], window: windows[index], count: cumulative, &writer)
+                }
                 start(countName, labels, &writer)
                 writer.integer(cumulative)
                 writer.byte(UInt8(ascii: "\n"))
@@ -182,17 +191,15 @@ struct SampleLayout: Sendable {
     /// only): a histogram's native buckets, for the protobuf encoder, which reads them off the OpenMetrics bytes
     /// (`ExpositionWriter.nativeHistograms`; never in a text scrape). Left out when the native buckets do not hold
     /// every observation (an emitter without native buckets contributed to the series): classic buckets only then.
-    private func writeNative(_ native: NativeHistogramSpec, buckets: UnsafeBufferPointer<UInt64>, from start: Int, count: UInt64,
-                             _ writer: inout SampleWriter) {
-        let window = buckets[start..<(start + 1 + Int(native.maxBuckets))]
-        guard window.reduce(0, &+) == count else { return }
+    private func writeNative(zero: UInt64, window: NativeWindow, count: UInt64, _ writer: inout SampleWriter) {
+        guard zero &+ window.total == count else { return }
         writer.write(nativePrefix)
-        writer.integer(window[start])
-        for offset in 1..<window.count where window[start + offset] != 0 {
+        writer.integer(zero)
+        window.forEach { position, bucketCount in
             writer.byte(UInt8(ascii: " "))
-            writer.signedInteger(nativeFirstIndex + offset - 1)
+            writer.signedInteger(nativeFirstIndex + position)
             writer.byte(UInt8(ascii: ":"))
-            writer.integer(window[start + offset])
+            writer.integer(bucketCount)
         }
         writer.byte(UInt8(ascii: "\n"))
     }
@@ -229,7 +236,7 @@ enum RenderPiece: Sendable {
 
     /// Renders the pieces on every core and returns their bytes in order.
     static func render(_ pieces: [RenderPiece], table: SeriesTable, values: [AggregationStore.Value], buckets: [UInt64],
-                       exemplars: [Int: [ExemplarStore.Exemplar?]]) -> [[UInt8]] {
+                       windows: [NativeWindow], exemplars: [Int: [ExemplarStore.Exemplar?]]) -> [[UInt8]] {
         let results = ConcurrentResults<[UInt8]>(count: pieces.count, initial: [])
         @Sendable func work(_ i: Int) {
             switch pieces[i] {
@@ -238,10 +245,14 @@ enum RenderPiece: Sendable {
             case .samples(let layout, let series):
                 results[i] = values.withUnsafeBufferPointer { values in
                     buckets.withUnsafeBufferPointer { buckets in
-                        [UInt8](unsafeUninitializedCapacity: layout.byteBound(series, table: table, exemplars: exemplars)) { output, count in
-                            var writer = SampleWriter(output.baseAddress!)
-                            layout.write(series, table: table, values: values, buckets: buckets, exemplars: exemplars, into: &writer)
-                            count = writer.cursor - output.baseAddress!
+                        windows.withUnsafeBufferPointer { windowBuffer in
+                            let bound = layout.byteBound(series, table: table, windows: windows, exemplars: exemplars)
+                            return [UInt8](unsafeUninitializedCapacity: bound) { output, count in
+                                var writer = SampleWriter(output.baseAddress!)
+                                layout.write(series, table: table, values: values, buckets: buckets, windows: windowBuffer,
+                                             exemplars: exemplars, into: &writer)
+                                count = writer.cursor - output.baseAddress!
+                            }
                         }
                     }
                 }

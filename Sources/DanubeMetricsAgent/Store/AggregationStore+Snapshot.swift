@@ -23,15 +23,16 @@ extension AggregationStore {
         }
     }
 
-    /// The snapshot entry of series `index` with `value` and its bucket counts; nil for a gauge (not kept).
-    func snapshotSeries(_ index: Int, families: [Family], value: Value, buckets: ArraySlice<UInt64>) -> StoreSnapshot.Series? {
+    /// The snapshot entry of series `index` with `value`, its bucket counts and native window; nil for a gauge
+    /// (not kept).
+    func snapshotSeries(_ index: Int, families: [Family], value: Value, buckets: ArraySlice<UInt64>, window: NativeWindow) -> StoreSnapshot.Series? {
         let family = families[Int(table[index].family)]
         guard family.kind != .gauge else { return nil }
         let histogram = family.kind == .histogram
         return StoreSnapshot.Series(
             name: family.name, kind: family.kind, help: family.help, bounds: family.bounds, labels: table.labels(index),
             counterInteger: histogram ? 0 : value.counterInteger, counterFloat: histogram ? 0 : value.counterFloat,
-            buckets: Array(buckets), sum: histogram ? value.sum : 0, native: family.native)
+            buckets: Array(buckets), sum: histogram ? value.sum : 0, native: family.native, nativeBuckets: window.pairs)
     }
 
     /// The bucket counts of series `index` in `buckets`.
@@ -47,7 +48,8 @@ extension AggregationStore {
         snapshot.series.reserveCapacity(state.values.count)
         for index in state.values.indices {
             let buckets = state.buckets[bucketRange(index, families: state.families)]
-            if let series = snapshotSeries(index, families: state.families, value: state.values[index], buckets: buckets) {
+            if let series = snapshotSeries(index, families: state.families, value: state.values[index], buckets: buckets,
+                                           window: state.window(index)) {
                 snapshot.series.append(series)
             }
         }
@@ -66,8 +68,9 @@ extension AggregationStore {
     public func restore(_ snapshot: StoreSnapshot, through gate: SeriesGate? = nil) throws -> [String: SeriesRejection] {
         var dropped: [String: SeriesRejection] = [:]
         for (index, entry) in snapshot.series.enumerated() {
-            guard entry.kind != .gauge, entry.buckets.count == entry.bucketCount else {
-                throw AgentConfigurationError(.stateEntry, "state entry \(index) (\(entry.name)) is inconsistent")
+            guard entry.kind != .gauge, entry.buckets.count == entry.bucketCount,
+                  let window = NativeWindow(pairs: entry.nativeBuckets, size: Int(entry.native?.maxBuckets ?? 0)) else {
+                throw AgentConfigurationError(.stateEntry, "state entry \(index) (\(entry.name.prefix(64))) is inconsistent")
             }
             let definition: SeriesDefinition
             do {
@@ -91,7 +94,10 @@ extension AggregationStore {
                 if entry.kind == .histogram {
                     state.values[binding.slot].sum = entry.sum
                     let start = Int(table[binding.slot].bucketStart)
-                    for (i, count) in entry.buckets.enumerated() { state.buckets[start + i] = count }
+                    // A family decided without native buckets (an operator turned them off) keeps the classic ones.
+                    let dense = state.families[Int(table[binding.slot].family)].bucketCount
+                    for (i, count) in entry.buckets.prefix(dense).enumerated() { state.buckets[start + i] = count }
+                    if binding.slot < state.windows.count { state.windows[binding.slot] = window }
                 } else {
                     state.values[binding.slot].counterInteger = entry.counterInteger
                     state.values[binding.slot].counterFloat = entry.counterFloat

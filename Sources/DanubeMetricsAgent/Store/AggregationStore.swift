@@ -50,13 +50,11 @@ public final class AggregationStore: Sendable {
         var kind: MetricKind
         var help: String
         var bounds: [Double]
-        /// Exponential buckets every series of the family keeps beside its classic ones (after them in
-        /// `State.buckets`: the zero bucket, then the window), or nil.
+        /// Exponential buckets every series of the family keeps beside its classic ones (the zero bucket after
+        /// them in `State.buckets`, the window's non-empty buckets in `State.windows`), or nil.
         var native: NativeHistogramSpec?
-        /// Buckets per series: classic with +Inf, then the native ones.
-        var bucketCount: Int {
-            kind == .histogram ? SeriesDefinition.histogramBucketCount(bounds: bounds.count, native: native) : 0
-        }
+        /// Buckets per series in `State.buckets`: classic with +Inf, then with native buckets the zero bucket.
+        var bucketCount: Int { StoreSnapshot.Series.denseBucketCount(kind: kind, bounds: bounds.count, native: native) }
         /// Series indices, sorted by label text before a scrape or checkpoint reads them.
         var slots: [UInt32] = []
         var sorted = true
@@ -100,6 +98,8 @@ public final class AggregationStore: Sendable {
         /// By series index (see `SeriesTable`).
         var values: [Value] = []
         var buckets: [UInt64] = []
+        /// By series index, up to the last series with native buckets: their windows (`NativeWindow`).
+        var windows: [NativeWindow] = []
         var live: Set<ConnectionID> = []
         var departed: [ConnectionID: ContinuousClock.Instant] = [:]
         var sources: [UInt64: SourceRecord] = [:]
@@ -111,6 +111,9 @@ public final class AggregationStore: Sendable {
         /// so that a checkpoint writes, and publishes for `/metrics`, what changed rather than everything.
         var changed: [UInt32] = []
         var changedFlags = ChangedFlags()
+
+        /// The native window of series `index` (empty for one without native buckets).
+        func window(_ index: Int) -> NativeWindow { index < windows.count ? windows[index] : NativeWindow() }
     }
 
     /// One bit per series: listed in `changed` already.
@@ -242,6 +245,9 @@ public final class AggregationStore: Sendable {
                 index.insert(slot, in: table)
                 state.buckets.append(contentsOf: repeatElement(0, count: bucketCount))
                 state.values.append(Value())
+                if state.families[familyIndex].native != nil {
+                    state.windows.append(contentsOf: repeatElement(NativeWindow(), count: slot + 1 - state.windows.count))
+                }
                 markChanged(slot, in: &state)
                 state.changes &+= 1
                 state.families[familyIndex].slots.append(UInt32(slot))
@@ -288,9 +294,15 @@ public final class AggregationStore: Sendable {
                                     case .histogram:
                                         let start = Int(table[slot].bucketStart)
                                         let kept = binding.dropsNative ? binding.classicBucketCount : binding.bucketCount
+                                        // Classic buckets and the zero bucket are dense; the window after them sparse.
+                                        let dense = min(kept, binding.classicBucketCount + 1)
                                         for j in delta.bucketStart..<delta.bucketStart + delta.bucketCount where Int(changedBuckets[j].index) < kept {
-                                            let bucket = start + Int(changedBuckets[j].index)
-                                            buckets[bucket] = Self.saturatingAdd(buckets[bucket], changedBuckets[j].count, &state.saturations)
+                                            let index = Int(changedBuckets[j].index)
+                                            if index < dense {
+                                                buckets[start + index] = Self.saturatingAdd(buckets[start + index], changedBuckets[j].count, &state.saturations)
+                                            } else {
+                                                state.windows[slot].add(changedBuckets[j].count, at: index - dense, saturations: &state.saturations)
+                                            }
                                         }
                                         values[slot].sum += delta.sum
                                     }
