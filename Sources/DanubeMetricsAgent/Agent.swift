@@ -57,7 +57,7 @@ public final class Agent: Service, Sendable {
         self.logger = logger
         self.supervisor = supervisor
         store = AggregationStore(gaugeGrace: configuration.gaugeGrace, derived: ReliableBacklog.derivations(configuration.catalog),
-                                 tracksChanges: configuration.stateDirectory != nil)
+                                 tracksChanges: configuration.stateDirectory != nil, limits: configuration.storeLimits)
         gate = SeriesGate(catalog: configuration.catalog, mode: configuration.catalogMode,
                           uncataloguedFamilyLimit: configuration.uncataloguedFamilyLimit, store: store, logger: logger)
         var now = timespec()

@@ -57,6 +57,8 @@ public struct AgentConfiguration: Sendable {
     public var catalogMode: CatalogMode = .permissive
     /// The series limit of each family the catalog does not know (catalogued families carry their own).
     public var uncataloguedFamilyLimit = 10_000
+    /// Series and bytes the store holds at most (`--max-series`, `--memory-limit`).
+    public var storeLimits = AggregationStore.Limits()
     /// Receivers the store is pushed to with Prometheus remote write (none: only scraped).
     public var remoteWrite = RemoteWriteConfiguration()
 

@@ -128,6 +128,13 @@ public final class AgentStats: Sendable {
                        integer: UInt64(checkpoint.cpuSeconds), fraction: checkpoint.cpuSeconds - checkpoint.cpuSeconds.rounded(.down))
         gauge("danube_agent_last_checkpoint_bytes", "Bytes the last checkpoint wrote: a whole base, or a log record of what changed.", Double(checkpoint.lastBytes))
         gauge("danube_agent_series", "Series held in the store.", Double(store.seriesCount))
+        gauge("danube_agent_series_limit", "Most series the store holds (--max-series); new ones beyond are refused.", Double(store.limits.maxSeries))
+        gauge("danube_agent_series_memory_bytes", "Memory the series take: labels, values, buckets and native windows, live and published.",
+              Double(store.heldBytes))
+        gauge("danube_agent_exemplar_memory_bytes", "Memory the latest exemplars take.", Double(store.exemplars.bytes))
+        counter("danube_agent_exemplars_dropped_total", "Exemplars dropped: the exemplars took their memory limit already.", store.exemplars.dropped)
+        gauge("danube_agent_series_memory_limit_bytes", "Most memory the series may take (--memory-limit); new ones beyond are refused.",
+              Double(store.limits.maxBytes))
         gauge("danube_agent_families", "Metric families held in the store.", Double(store.familyCount))
         let durations = scrapes.withLock { $0 }
         writer.family(name: "danube_agent_scrape_duration_seconds", kind: .histogram, help: "Time to render /metrics.")

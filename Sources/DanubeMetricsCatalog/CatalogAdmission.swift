@@ -22,6 +22,10 @@ public enum RejectionReason: String, Sendable, CaseIterable {
     case reservedName = "reserved_name"
     case malformed
     case conflictingDefinition = "conflicting_definition"
+    /// The agent holds `--max-series` series: no new one until it holds fewer.
+    case agentSeriesLimit = "agent_series_limit"
+    /// The series the agent holds take `--memory-limit` bytes: no new one until they take less.
+    case memoryLimit = "memory_limit"
 
     /// The code sent back to the emitter in SERIES_REFUSED.
     public var refusalCode: RefusalCode {
@@ -30,6 +34,7 @@ public enum RejectionReason: String, Sendable, CaseIterable {
         case .invalidName, .reservedName: return .invalidName
         case .malformed: return .malformed
         case .conflictingDefinition: return .conflictingDefinition
+        case .agentSeriesLimit, .memoryLimit: return .limitExceeded
         default: return .catalogViolation
         }
     }

@@ -111,6 +111,19 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-series-per-source"), parsing: .unconditional, help: ArgumentHelp("Most series one emitter connection may define.", valueName: "n"))
     var maxSeriesPerSource = WireLimits.default.maxSeriesPerConnection
 
+    @Option(name: .customLong("max-series"), parsing: .unconditional, help: ArgumentHelp(
+        "Most series the agent holds from all emitters; new series beyond it are refused (limit_exceeded, counted).", valueName: "n"))
+    var maxSeries = AggregationStore.Limits().maxSeries
+
+    @Option(name: .customLong("memory-limit"), parsing: .unconditional, help: ArgumentHelp(
+        "Most memory the series may take (labels, values, buckets, native windows, as danube_agent_series_memory_bytes counts it), e.g. 2GiB; new series beyond it are refused.",
+        valueName: "size"))
+    var memoryLimit = ByteSizeArgument(argument: "2GiB")!
+
+    @Option(name: .customLong("exemplar-memory-limit"), parsing: .unconditional, help: ArgumentHelp(
+        "Most memory the latest exemplars may take, e.g. 64MiB; beyond it new ones are dropped (counted).", valueName: "size"))
+    var exemplarMemoryLimit = ByteSizeArgument(argument: "64MiB")!
+
     @Option(name: .customLong("catalog"), help: ArgumentHelp(
         "JSON file whose families replace or add to the built-in Danube catalog (see docs/CATALOG.md).", valueName: "path"))
     var catalogFile: String?
@@ -158,6 +171,7 @@ struct AgentCommand: AsyncParsableCommand {
             throw ValidationError("--ingest-socket-mode \"\(ingestSocketMode)\" is not an octal file mode such as 0660")
         }
         guard maxSeriesPerSource > 0 else { throw ValidationError("--max-series-per-source must be positive") }
+        guard maxSeries > 0, memoryLimit.bytes > 0 else { throw ValidationError("--max-series and --memory-limit must be positive") }
         guard maxSeriesPerFamily > 0 else { throw ValidationError("--max-series-per-family must be positive") }
         if logFormat == .journal && !JournalLogHandler.isReachable() {
             throw ValidationError("--log-format journal: journald is not reachable at \(JournalLogHandler.socketPath), so every log line would be lost; use --log-format text")
@@ -269,6 +283,8 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.catalog = catalog
         configuration.catalogMode = catalogMode
         configuration.uncataloguedFamilyLimit = maxSeriesPerFamily
+        configuration.storeLimits = AggregationStore.Limits(maxSeries: maxSeries, maxBytes: memoryLimit.bytes,
+                                                            maxExemplarBytes: exemplarMemoryLimit.bytes)
         configuration.activatedIngestSocket = activated.ingest
         configuration.activatedHTTPSockets = activated.http
         let agent = try Agent(configuration: configuration, logger: logger, supervisor: SystemdSupervisor())

@@ -15,7 +15,8 @@ struct DurationArgument: ExpressibleByArgument, CustomStringConvertible {
             scale = factor
             break
         }
-        guard let value = Double(number), value.isFinite, value >= 0 else { return nil }
+        // Up to about 292 years: beyond, the nanoseconds would not fit (a conversion that would trap).
+        guard let value = Double(number), value.isFinite, value >= 0, value * scale < 9.2e9 else { return nil }
         duration = .nanoseconds(Int64(value * scale * 1e9))
         description = argument
     }

@@ -135,7 +135,7 @@ struct StateFile {
         do {
             let base = Array(data)
             let snapshot = try StateFormat.decode(base)
-            let scratch = AggregationStore(gaugeGrace: store.gaugeGrace)
+            let scratch = AggregationStore(gaugeGrace: store.gaugeGrace, limits: store.limits)
             try scratch.restore(snapshot)
             var refused = try store.restore(snapshot, through: gate)
             var records = 0, ignored: String?

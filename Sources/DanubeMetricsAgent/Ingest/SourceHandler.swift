@@ -330,9 +330,13 @@ final class SourceHandler: ChannelInboundHandler {
         if definedCount + batch.definitions.count > limits.maxSeriesPerConnection {
             throw WireError(.limitExceeded, "more than \(limits.maxSeriesPerConnection) series on one connection")
         }
+        // What the store will hold for them (`AggregationStore.seriesBytes`; a native window's buckets are counted
+        // by the store as they fill), and their names and help.
         let bytes = batch.definitions.reduce(0) { total, definition in
-            total + definition.name.utf8.count + definition.help.utf8.count + 8 * definition.bounds.count + (definition.native == nil ? 0 : 16)
-                + definition.labels.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
+            let labelText = definition.labels.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
+            let dense = StoreSnapshot.Series.denseBucketCount(kind: definition.kind, bounds: definition.bounds.count, native: definition.native)
+            return total + definition.name.utf8.count + definition.help.utf8.count + 8 * definition.bounds.count
+                + AggregationStore.seriesBytes(labelText: labelText, denseBuckets: dense, native: definition.native != nil)
         }
         guard definitionBytes + bytes <= rates.definitionBytes else {
             throw WireError(.limitExceeded, "series definitions of this connection would exceed \(rates.definitionBytes) bytes")

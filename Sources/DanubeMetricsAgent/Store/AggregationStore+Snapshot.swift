@@ -84,7 +84,8 @@ extension AggregationStore {
             switch gate?.admitRestored(definition) ?? define(definition, nativeLayout: .decided(entry.native)) {
             case .success(let value):
                 binding = value
-            case .failure(let rejection) where gate != nil:
+            case .failure(let rejection) where gate != nil || rejection.reason == .agentSeriesLimit || rejection.reason == .memoryLimit:
+                // Beyond the store's limits is not an inconsistency: the series is dropped, as a new one would be.
                 dropped[entry.name + ExpositionWriter.labelText(entry.labels)] = rejection
                 continue
             case .failure(let error):
@@ -97,7 +98,10 @@ extension AggregationStore {
                     // A family decided without native buckets (an operator turned them off) keeps the classic ones.
                     let dense = state.families[Int(table[binding.slot].family)].bucketCount
                     for (i, count) in entry.buckets.prefix(dense).enumerated() { state.buckets[start + i] = count }
-                    if binding.slot < state.windows.count { state.windows[binding.slot] = window }
+                    if binding.slot < state.windows.count {
+                        state.heldBytes += 2 * (window.heapBytes - state.windows[binding.slot].heapBytes)
+                        state.windows[binding.slot] = window
+                    }
                 } else {
                     state.values[binding.slot].counterInteger = entry.counterInteger
                     state.values[binding.slot].counterFloat = entry.counterFloat

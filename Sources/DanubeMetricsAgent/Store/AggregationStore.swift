@@ -105,6 +105,8 @@ public final class AggregationStore: Sendable {
         var sources: [UInt64: SourceRecord] = [:]
         /// Deltas that would have taken a count past `maxCount`.
         var saturations: UInt64 = 0
+        /// `seriesBytes` of every series, plus their native windows' arrays (twice: live and published).
+        var heldBytes = 0
         /// Bumped by every change, so the checkpointer knows when a new state file is due.
         var changes: UInt64 = 0
         /// With `tracksChanges`: the series changed (or defined) since the checkpointer last took them, each once,
@@ -137,7 +139,7 @@ public final class AggregationStore: Sendable {
     /// Finds a series by family and label text; only under `state`'s lock.
     private let index = SeriesIndex()
     /// Latest exemplars of counters and histogram buckets, for OpenMetrics scrapes.
-    let exemplars = ExemplarStore()
+    let exemplars: ExemplarStore
     /// The state `/metrics` shows when the agent checkpoints: the last one written to the state file.
     let exposed = Mutex<State?>(nil)
     public let gaugeGrace: Duration
@@ -146,13 +148,43 @@ public final class AggregationStore: Sendable {
     /// Whether changed series are listed for the checkpointer (only an agent with a state directory needs it).
     let tracksChanges: Bool
 
-    public init(gaugeGrace: Duration, derived: ReliableBacklog? = nil, tracksChanges: Bool = false) {
+    /// What the store may hold: new series beyond either bound are refused (`limit_exceeded`), the ones it holds
+    /// keep updating.
+    public struct Limits: Sendable, Equatable {
+        /// Series in all.
+        public var maxSeries = 2_000_000
+        /// Bytes the series take as `AggregationStore.seriesBytes` counts them (with their native windows).
+        public var maxBytes = 2 << 30
+        /// Bytes the latest exemplars take (`ExemplarStore`); beyond it new ones are dropped.
+        public var maxExemplarBytes = 64 << 20
+
+        public init(maxSeries: Int = 2_000_000, maxBytes: Int = 2 << 30, maxExemplarBytes: Int = 64 << 20) {
+            self.maxSeries = maxSeries
+            self.maxBytes = maxBytes
+            self.maxExemplarBytes = maxExemplarBytes
+        }
+    }
+
+    public let limits: Limits
+
+    public init(gaugeGrace: Duration, derived: ReliableBacklog? = nil, tracksChanges: Bool = false, limits: Limits = Limits()) {
+        self.limits = limits
+        exemplars = ExemplarStore(maxBytes: limits.maxExemplarBytes)
         self.gaugeGrace = gaugeGrace
         self.derived = derived
         self.tracksChanges = tracksChanges
     }
 
     public var seriesCount: Int { state.withLock { $0.values.count } }
+    /// Bytes the series take, as `seriesBytes` and the native windows count them.
+    public var heldBytes: Int { state.withLock { $0.heldBytes } }
+
+    /// What one series holds, counted against `Limits.maxBytes`: its label text and table entry (shared), its
+    /// index slot and changed bit, and in the live and the published state its value, its dense buckets (classic,
+    /// and the zero bucket) and its native window's reference. Its window's buckets are counted as they fill.
+    static func seriesBytes(labelText: Int, denseBuckets: Int, native: Bool) -> Int {
+        labelText + 16 + 17 + 2 * (16 + 8 * denseBuckets + (native ? 8 : 0))
+    }
 
     /// From now on `/metrics` shows `published` (a captured state that is durable), not the live state.
     func publish(_ published: State) {
@@ -241,6 +273,14 @@ public final class AggregationStore: Sendable {
                 guard state.families[familyIndex].slots.count < maxFamilySeries else {
                     return .failure(SeriesRejection(.familySeriesLimit, family: checked.name, "\(checked.name) already has its limit of \(maxFamilySeries) series"))
                 }
+                guard state.values.count < limits.maxSeries else {
+                    return .failure(SeriesRejection(.agentSeriesLimit, family: checked.name, "the agent holds its limit of \(limits.maxSeries) series (--max-series)"))
+                }
+                let bytes = Self.seriesBytes(labelText: text.count, denseBuckets: bucketCount, native: state.families[familyIndex].native != nil)
+                guard state.heldBytes + bytes <= limits.maxBytes else {
+                    return .failure(SeriesRejection(.memoryLimit, family: checked.name, "the agent's series take \(state.heldBytes) of its \(limits.maxBytes) bytes (--memory-limit)"))
+                }
+                state.heldBytes += bytes
                 let slot = table.append(family: familyIndex, bucketStart: state.buckets.count, text: UnsafeRawBufferPointer(text))
                 index.insert(slot, in: table)
                 state.buckets.append(contentsOf: repeatElement(0, count: bucketCount))
@@ -301,7 +341,9 @@ public final class AggregationStore: Sendable {
                                             if index < dense {
                                                 buckets[start + index] = Self.saturatingAdd(buckets[start + index], changedBuckets[j].count, &state.saturations)
                                             } else {
-                                                state.windows[slot].add(changedBuckets[j].count, at: index - dense, saturations: &state.saturations)
+                                                // Twice: the published state gets a copy of the window.
+                                                state.heldBytes += 2 * state.windows[slot].add(changedBuckets[j].count, at: index - dense,
+                                                                                               saturations: &state.saturations)
                                             }
                                         }
                                         values[slot].sum += delta.sum

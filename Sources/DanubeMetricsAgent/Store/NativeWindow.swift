@@ -45,15 +45,20 @@ struct NativeWindow: Equatable, Sendable {
     }
 
     /// Adds `delta` to bucket `position`, saturating at `AggregationStore.maxCount` (counted in `saturations`).
-    mutating func add(_ delta: UInt64, at position: Int, saturations: inout UInt64) {
-        guard delta != 0 else { return }
+    /// Returns the bytes the window grew by (`heapBytes`).
+    @discardableResult
+    mutating func add(_ delta: UInt64, at position: Int, saturations: inout UInt64) -> Int {
+        guard delta != 0 else { return 0 }
         let key = UInt64(position)
         let i = lowerBound(key)
         if i < pairs.count, pairs[i] == key {
             pairs[i + 1] = AggregationStore.saturatingAdd(pairs[i + 1], delta, &saturations)
-        } else {
-            pairs.insert(contentsOf: [key, AggregationStore.saturatingAdd(0, delta, &saturations)], at: i)
+            return 0
         }
+        let before = heapBytes
+        pairs.insert(AggregationStore.saturatingAdd(0, delta, &saturations), at: i)
+        pairs.insert(key, at: i)
+        return heapBytes - before
     }
 
     /// Calls `body` with each non-empty bucket's position and count, in position order.
