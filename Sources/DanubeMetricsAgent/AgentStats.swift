@@ -131,6 +131,9 @@ public final class AgentStats: Sendable {
         gauge("danube_agent_series_limit", "Most series the store holds (--max-series); new ones beyond are refused.", Double(store.limits.maxSeries))
         gauge("danube_agent_series_memory_bytes", "Memory the series take: labels, values, buckets and native windows, live and published.",
               Double(store.heldBytes))
+        counter("danube_agent_native_buckets_dropped_total",
+                "Native bucket counts dropped: new to their window while the series took their memory limit (the series is then served classic only).",
+                store.nativeBucketsDropped)
         gauge("danube_agent_exemplar_memory_bytes", "Memory the latest exemplars take.", Double(store.exemplars.bytes))
         counter("danube_agent_exemplars_dropped_total", "Exemplars dropped: the exemplars took their memory limit already.", store.exemplars.dropped)
         gauge("danube_agent_series_memory_limit_bytes", "Most memory the series may take (--memory-limit); new ones beyond are refused.",

@@ -98,4 +98,73 @@ import Testing
         #expect(startRSS > 0 && endRSS - startRSS < 32 * 1_024, "RSS \(startRSS) KiB -> \(endRSS) KiB")
         bystander.shutdown()
     }
+
+    /// Native histograms from a flood of definitions: three connections in turn (two at a time allowed) each define
+    /// 40,000 native series (4 families of 10,000, 256-bucket windows) and fill 8 buckets of each. The store stops
+    /// at `--memory-limit` (refusing new series as limit_exceeded, and window buckets new to a series), its memory
+    /// stays there and the agent's RSS with it (100,000 such series took 522 MiB, 2 KiB per empty window and
+    /// copy), and scrapes of every format go on.
+    @Test func aNativeDefinitionFloodStaysWithinTheMemoryLimit() async throws {
+        let socket = TestAgent.temporarySocketPath()
+        let port = unusedPort()
+        let limit = 16 << 20
+        let agent = try ChildProcess(Executables.agent.path, [
+            "--ingest-socket", socket, "--listen", "127.0.0.1:\(port)", "--log-format", "text", "--log-level", "error",
+            "--max-sources", "2", "--max-series-per-family", "1000000", "--memory-limit", "\(limit)",
+        ], output: socket + ".log")
+        defer { agent.stop() }
+        #expect(eventually { (try? HTTPClient.get(port: port, path: "/healthz"))?.status == 200 })
+        let startRSS = FloodTests.residentKiB(agent.pid)
+        let native = NativeHistogramSpec(schema: 3, zeroThreshold: 0x1p-5, maxBuckets: 256)
+        for connection in 0..<3 {
+            let source = try RawSource(path: socket)
+            #expect(source.handshake(name: "flood-\(connection)", instance: UInt64(100 + connection)) != nil)
+            // The agent answers refused series; read them so that it keeps reading.
+            let reading = Atomic<Bool>(true)
+            let reader = Thread { while reading.load(ordering: .relaxed), source.receive() != nil {} }
+            reader.start()
+            var sequence: UInt64 = 1
+            for first in stride(from: 0, to: 40_000, by: 500) {
+                let definitions = (first..<first + 500).map { id in
+                    SeriesDefinition(id: UInt32(id), kind: .histogram, name: "test_flood_\(id % 4)_ms", help: "",
+                                     labels: [Label("c", "\(connection)"), Label("n", "\(id)")], bounds: [1, 10], native: native)
+                }
+                source.send(.define(DefineBatch(sequence: sequence, definitions: definitions)))
+                sequence += 1
+            }
+            for first in stride(from: 0, to: 40_000, by: 500) {
+                var batch = DeltaBatch(sequence: sequence)
+                for id in first..<first + 500 {
+                    let buckets = (0..<8).map { BucketDelta(index: UInt32(4 + 20 * $0 + id % 7), count: 1) }
+                    batch.deltas.append(Delta(op: .histogram, seriesID: UInt32(id), bucketStart: batch.buckets.count, bucketCount: 8, sum: 8))
+                    batch.buckets += buckets
+                }
+                source.send(.deltas(batch))
+                sequence += 1
+            }
+            // Applied once the agent has read every DELTAS frame sent so far.
+            var finished = false
+            for _ in 0..<60 where !finished {
+                try await Task.sleep(for: .milliseconds(500))
+                finished = (try? HTTPClient.get(port: port, path: "/metrics").text)
+                    .map { Samples(parsing: $0)["danube_agent_frames_received_total{type=\"deltas\"}"] ?? 0 } == Double(80 * (connection + 1))
+            }
+            #expect(finished)
+            reading.store(false, ordering: .relaxed)
+        }
+        let text = try HTTPClient.get(port: port, path: "/metrics").text
+        let protobuf = try HTTPClient.get(port: port, path: "/metrics", headers: [("Accept", ProtobufExpositionTests.protobuf)])
+        let samples = Samples(parsing: text)
+        let endRSS = FloodTests.residentKiB(agent.pid)
+        let held = samples["danube_agent_series_memory_bytes"] ?? .infinity
+        print("native flood: \(samples["danube_agent_series"] ?? 0) series held in \(held) bytes (limit \(limit)); RSS \(startRSS) -> \(endRSS) KiB; text \(text.utf8.count) B, protobuf \(protobuf.body.count) B")
+        #expect(agent.isRunning)
+        #expect(protobuf.status == 200)
+        #expect(held <= Double(limit) + 65_536 && held > Double(limit) * 0.9, "the limit, give or take one frame's window buckets")
+        #expect(samples["danube_agent_native_buckets_dropped_total"] ?? 0 > 0)
+        #expect(samples.sum("danube_agent_series_rejected_total") > 0)
+        #expect((samples.values.first { $0.key.contains("reason=\"memory_limit\"") }?.value ?? 0) > 0)
+        // The store's bound, the scrape's own buffers and the allocator's slack.
+        #expect(endRSS - startRSS < 3 * limit / 1_024, "RSS \(startRSS) KiB -> \(endRSS) KiB")
+    }
 }

@@ -107,6 +107,8 @@ public final class AggregationStore: Sendable {
         var saturations: UInt64 = 0
         /// `seriesBytes` of every series, plus their native windows' arrays (twice: live and published).
         var heldBytes = 0
+        /// Native bucket counts dropped because the series took their memory limit.
+        var nativeBucketsDropped: UInt64 = 0
         /// Bumped by every change, so the checkpointer knows when a new state file is due.
         var changes: UInt64 = 0
         /// With `tracksChanges`: the series changed (or defined) since the checkpointer last took them, each once,
@@ -178,6 +180,8 @@ public final class AggregationStore: Sendable {
     public var seriesCount: Int { state.withLock { $0.values.count } }
     /// Bytes the series take, as `seriesBytes` and the native windows count them.
     public var heldBytes: Int { state.withLock { $0.heldBytes } }
+    /// Native bucket counts dropped at the memory limit.
+    public var nativeBucketsDropped: UInt64 { state.withLock { $0.nativeBucketsDropped } }
 
     /// What one series holds, counted against `Limits.maxBytes`: its label text and table entry (shared), its
     /// index slot and changed bit, and in the live and the published state its value, its dense buckets (classic,
@@ -341,9 +345,16 @@ public final class AggregationStore: Sendable {
                                             if index < dense {
                                                 buckets[start + index] = Self.saturatingAdd(buckets[start + index], changedBuckets[j].count, &state.saturations)
                                             } else {
-                                                // Twice: the published state gets a copy of the window.
-                                                state.heldBytes += 2 * state.windows[slot].add(changedBuckets[j].count, at: index - dense,
-                                                                                               saturations: &state.saturations)
+                                                // A bucket new to the window while the series take their limit
+                                                // is dropped (and counted): the series is then served classic
+                                                // only, and memory stays bounded. Twice: the published copy.
+                                                if let grown = state.windows[slot].add(changedBuckets[j].count, at: index - dense,
+                                                                                       mayGrow: state.heldBytes < limits.maxBytes,
+                                                                                       saturations: &state.saturations) {
+                                                    state.heldBytes += 2 * grown
+                                                } else {
+                                                    state.nativeBucketsDropped &+= 1
+                                                }
                                             }
                                         }
                                         values[slot].sum += delta.sum

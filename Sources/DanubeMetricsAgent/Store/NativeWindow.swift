@@ -45,9 +45,10 @@ struct NativeWindow: Equatable, Sendable {
     }
 
     /// Adds `delta` to bucket `position`, saturating at `AggregationStore.maxCount` (counted in `saturations`).
-    /// Returns the bytes the window grew by (`heapBytes`).
+    /// Returns the bytes the window grew by (`heapBytes`), or nil when the bucket was empty and `mayGrow` is false
+    /// (nothing is added then).
     @discardableResult
-    mutating func add(_ delta: UInt64, at position: Int, saturations: inout UInt64) -> Int {
+    mutating func add(_ delta: UInt64, at position: Int, mayGrow: Bool = true, saturations: inout UInt64) -> Int? {
         guard delta != 0 else { return 0 }
         let key = UInt64(position)
         let i = lowerBound(key)
@@ -55,6 +56,7 @@ struct NativeWindow: Equatable, Sendable {
             pairs[i + 1] = AggregationStore.saturatingAdd(pairs[i + 1], delta, &saturations)
             return 0
         }
+        guard mayGrow else { return nil }
         let before = heapBytes
         pairs.insert(AggregationStore.saturatingAdd(0, delta, &saturations), at: i)
         pairs.insert(key, at: i)
