@@ -7,18 +7,11 @@ struct ByteSizeArgument: ExpressibleByArgument, CustomStringConvertible {
     var description: String
 
     init?(argument: String) {
-        let units: [(String, Double)] = [("KiB", 0x1p10), ("MiB", 0x1p20), ("GiB", 0x1p30), ("TiB", 0x1p40),
-                                         ("K", 0x1p10), ("M", 0x1p20), ("G", 0x1p30), ("T", 0x1p40), ("B", 1)]
-        var number = Substring(argument)
-        var scale = 1.0
-        for (suffix, factor) in units where argument.hasSuffix(suffix) {
-            number = argument.dropLast(suffix.count)
-            scale = factor
-            break
-        }
+        let units = [("KiB", 0x1p10), ("MiB", 0x1p20), ("GiB", 0x1p30), ("TiB", 0x1p40), ("K", 0x1p10), ("M", 0x1p20), ("G", 0x1p30),
+                     ("T", 0x1p40), ("B", 1)]
         // At most 2^62 bytes: the product must fit an Int (a conversion that would trap otherwise).
-        guard let value = Double(number), value.isFinite, value >= 0, value * scale < 4.6e18 else { return nil }
-        bytes = Int(value * scale)
+        guard let value = scaledNumber(argument, units: units), value < 4.6e18 else { return nil }
+        bytes = Int(value)
         description = argument
     }
 }

@@ -7,19 +7,19 @@ struct DurationArgument: ExpressibleByArgument, CustomStringConvertible {
     var description: String
 
     init?(argument: String) {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
-        var number = Substring(argument)
-        var scale = 1.0
-        for (suffix, factor) in units where argument.hasSuffix(suffix) {
-            number = argument.dropLast(suffix.count)
-            scale = factor
-            break
-        }
         // Up to about 292 years: beyond, the nanoseconds would not fit (a conversion that would trap).
-        guard let value = Double(number), value.isFinite, value >= 0, value * scale < 9.2e9 else { return nil }
-        duration = .nanoseconds(Int64(value * scale * 1e9))
+        guard let seconds = scaledNumber(argument, units: [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]),
+              seconds < 9.2e9 else { return nil }
+        duration = .nanoseconds(Int64(seconds * 1e9))
         description = argument
     }
 }
 
 extension CatalogMode: ExpressibleByArgument {}
+
+/// `argument`'s number times the factor of the first of `units` it ends with (1 without one): finite, not negative.
+func scaledNumber(_ argument: String, units: [(suffix: String, factor: Double)]) -> Double? {
+    let unit = units.first { argument.hasSuffix($0.suffix) }
+    guard let value = Double(argument.dropLast(unit?.suffix.count ?? 0)), value.isFinite, value >= 0 else { return nil }
+    return value * (unit?.factor ?? 1)
+}

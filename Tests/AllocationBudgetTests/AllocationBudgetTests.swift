@@ -144,7 +144,7 @@ final class SourceHarness {
     }
 
     func send(_ frame: Frame) {
-        try? channel.writeInbound(ByteBuffer(bytes: FrameEncoder.encode(frame)))
+        _ = try? channel.writeInbound(ByteBuffer(bytes: FrameEncoder.encode(frame)))
         drain()
     }
 

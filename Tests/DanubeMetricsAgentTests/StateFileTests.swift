@@ -153,7 +153,7 @@ import Testing
                                                         labels: [Label("n", "\(i)")], counterInteger: 1, counterFloat: 0, buckets: [], sum: 0))
         }
         let file = StateFile(directory: directory)
-        FileManager.default.createFile(atPath: file.path, contents: Data(StateFormat.encode(snapshot, writtenAt: 1)))
+        #expect(FileManager.default.createFile(atPath: file.path, contents: Data(StateFormat.encode(snapshot, writtenAt: 1))))
         let agent = try await TestAgent { configuration in
             configuration.stateDirectory = directory
             configuration.uncataloguedFamilyLimit = 3

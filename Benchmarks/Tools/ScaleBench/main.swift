@@ -65,7 +65,24 @@ func cpuSeconds(_ pid: Int32) -> Double {
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
-struct Row { var series: Int; var render, get, getGzip, getProtobuf, rssEmpty, rssLoaded, rssScraped, heapEmpty, heapLoaded, heapScraped, checkpoint, checkpointCPU, checkpointCPUEach, pushCPU: Double; var bytes, gzipBytes, protobufBytes: Int }
+struct Row {
+    var series: Int
+    var render, get, getGzip, getProtobuf, rssEmpty, rssLoaded, rssScraped, heapEmpty, heapLoaded, heapScraped, checkpoint, checkpointCPU,
+        checkpointCPUEach, pushCPU: Double
+    var bytes, gzipBytes, protobufBytes: Int
+    /// 100 protobuf GETs at once: the median and slowest as curl saw them, and the renders the agent made for them.
+    var concurrentMedian = Double.nan, concurrentMax = Double.nan, concurrentRenders = Double.nan
+}
+
+/// 100 protobuf GETs started together (curl processes), as Prometheus servers and dashboards asking at once would.
+func concurrentProtobufGets(_ port: Int) -> (median: Double, max: Double, renders: Double) {
+    let before = sample(scrape(port), "danube_agent_scrape_duration_seconds_count")
+    let protobuf = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+    let script = "for i in $(seq 100); do curl -s -o /dev/null -w '%{time_total}\\n' -H 'Accept: \(protobuf)' http://127.0.0.1:\(port)/metrics & done; wait"
+    let times = shell(["bash", "-c", script]).split(separator: "\n").compactMap { Double($0) }
+    let renders = sample(scrape(port), "danube_agent_scrape_duration_seconds_count") - before - 1
+    return (times.isEmpty ? .nan : median(times), times.max() ?? .nan, renders)
+}
 
 func measure(series: Int) -> Row {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("scale-\(getpid())-\(series)").path
@@ -160,9 +177,11 @@ func measure(series: Int) -> Row {
         print(String(format: "remote write: %.0f samples accepted in 30 s, agent CPU %.2f s, pending %.0f", sent, pushCPUUsed,
                      sample(scrape(port), startingWith: "danube_agent_remote_write_samples_pending" + url)))
     }
+    let concurrent = concurrentProtobufGets(port)
     return Row(series: series, render: render, get: median(gets), getGzip: median(gzipGets),
                getProtobuf: median(protobufGets.map(\.seconds)), rssEmpty: rssEmpty, rssLoaded: rssLoaded,
-               rssScraped: rssScraped, heapEmpty: heapEmpty, heapLoaded: heapLoaded, heapScraped: heapScraped, checkpoint: median(checkpoints), checkpointCPU: cpuPerSecond, checkpointCPUEach: checkpointCPUEach, pushCPU: pushCPU, bytes: bytes, gzipBytes: gzipBytes, protobufBytes: protobufGets.last?.bytes ?? 0)
+               rssScraped: rssScraped, heapEmpty: heapEmpty, heapLoaded: heapLoaded, heapScraped: heapScraped, checkpoint: median(checkpoints), checkpointCPU: cpuPerSecond, checkpointCPUEach: checkpointCPUEach, pushCPU: pushCPU, bytes: bytes, gzipBytes: gzipBytes, protobufBytes: protobufGets.last?.bytes ?? 0,
+               concurrentMedian: concurrent.median, concurrentMax: concurrent.max, concurrentRenders: concurrent.renders)
 }
 
 let rows = (sizes.isEmpty ? [100_000, 1_000_000] : sizes).map { measure(series: $0) }
@@ -179,6 +198,8 @@ print("| agent RSS above the empty agent, per series: loaded / after 10 scrapes 
       + rows.map { String(format: "%.0f B / %.0f B", ($0.rssLoaded - $0.rssEmpty) / Double($0.series), ($0.rssScraped - $0.rssEmpty) / Double($0.series)) }.joined(separator: " | ") + " |")
 print("| 1% of series changing per second: CPU per checkpoint (mean) / last checkpoint's duration / agent CPU (ingest and checkpoints) | "
       + rows.map { String(format: "%@ / %@ / %.0f%% of a core", ms($0.checkpointCPUEach), ms($0.checkpoint), $0.checkpointCPU * 100) }.joined(separator: " | ") + " |")
+print("| 100 protobuf GETs at once: median / slowest (renders made) | "
+      + rows.map { "\(ms($0.concurrentMedian)) / \(ms($0.concurrentMax)) (\(Int($0.concurrentRenders)))" }.joined(separator: " | ") + " |")
 if remoteWrite {
     print("| remote write every 5 s: agent CPU per push / per series pushed | "
           + rows.map { String(format: "%.0f ms / %.0f ns", $0.pushCPU * 1_000, $0.pushCPU / Double($0.series) * 1e9) }.joined(separator: " | ") + " |")
