@@ -29,24 +29,33 @@ import Testing
     }
 
     /// A native series costs what its dense part takes when defined, and its window's buckets as they fill: a
-    /// 256-bucket window with nothing in it takes nothing (it took 2 KiB per copy when dense).
+    /// 256-bucket window with nothing in it takes nothing (it took 2 KiB per copy when dense). At the limit, new
+    /// series are refused and window buckets new to a series dropped (counted); buckets it has keep counting.
     @Test func bytesCountTheWindowsAsTheyFillAndBoundNewSeries() {
         let store = AggregationStore(gaugeGrace: .seconds(1), limits: AggregationStore.Limits(maxBytes: 4_000))
         _ = store.claim(instance: 1, connection: 1, now: 0)
-        var bindings: [SeriesBinding?] = []
-        while case .success(let binding) = store.define(Self.nativeHistogram(bindings.count)) { bindings.append(binding) }
-        #expect(Self.reason(store.define(Self.nativeHistogram(bindings.count))) == .memoryLimit)
-        let perSeries = store.heldBytes / bindings.count
-        #expect(bindings.count >= 10 && perSeries < 300, "\(bindings.count) series of \(perSeries) bytes")
-        // Fill 20 window buckets of the first series: the bytes grow by about 16 per bucket, per copy.
-        let before = store.heldBytes
-        let buckets = (0..<20).map { BucketDelta(index: UInt32(4 + 3 * $0), count: 1) }
-        let batch = DeltaBatch(sequence: 1, deltas: [Delta(op: .histogram, seriesID: 0, bucketStart: 0, bucketCount: buckets.count, sum: 1)],
-                               buckets: buckets)
-        #expect(store.apply(batch, bindings: [bindings[0]], from: 1, instance: 1, now: 0))
-        let grown = store.heldBytes - before
-        #expect(grown >= 2 * 20 * 16 && grown <= 2 * (32 + 8 * 64), "grew by \(grown)")
-        #expect(Self.reason(store.define(Self.nativeHistogram(bindings.count))) == .memoryLimit)
+        func observe(_ binding: SeriesBinding, windowBuckets: [Int], sequence: UInt64) {
+            let buckets = windowBuckets.map { BucketDelta(index: UInt32(4 + $0), count: 1) } // 3 classic, the zero bucket, the window
+            let batch = DeltaBatch(sequence: sequence, deltas: [Delta(op: .histogram, seriesID: 0, bucketStart: 0, bucketCount: buckets.count, sum: 1)],
+                                   buckets: buckets)
+            #expect(store.apply(batch, bindings: [binding], from: 1, instance: 1, now: 0))
+        }
+        guard case .success(let first) = store.define(Self.nativeHistogram(0)) else { Issue.record("refused"); return }
+        let empty = store.heldBytes
+        #expect(empty < 300, "a native series with an empty window: \(empty) bytes")
+        observe(first, windowBuckets: (0..<20).map { 3 * $0 }, sequence: 1)
+        let grown = store.heldBytes - empty
+        #expect(grown >= 2 * 20 * 16 && grown <= 2 * (32 + 8 * 64), "20 window buckets grew it by \(grown)")
+        var defined = 1
+        while case .success = store.define(Self.nativeHistogram(defined)) { defined += 1 }
+        #expect(Self.reason(store.define(Self.nativeHistogram(defined))) == .memoryLimit)
+        #expect(defined >= 5, "\(defined) series in 4,000 bytes")
+        // Every bucket of the window: it grows until the series take their limit (give or take the one growth
+        // that passed it), then the buckets new to it are dropped; bucket 0, which it has, counts on.
+        observe(first, windowBuckets: Array(0..<256), sequence: 2)
+        #expect(store.heldBytes >= 4_000 && store.heldBytes <= 4_000 + 2 * 8 * 512, "\(store.heldBytes) bytes")
+        #expect(store.nativeBucketsDropped > 0 && store.nativeBucketsDropped < 256 - 20)
+        #expect(store.capture().window(first.slot)[0] == 2)
     }
 
     /// A state file holding more than the limits allow loads what fits; the rest is dropped, not an error (the
