@@ -65,7 +65,7 @@ import Testing
                                  .leastNonzeroMagnitude, 9_007_199_254_740_993, 1e19, -1e19]
         func count() -> UInt64 { random.next(below: 3) == 0 ? random.next() : counts[Int(random.next(below: UInt64(counts.count)))] }
         func double() -> Double { doubles[Int(random.next(below: UInt64(doubles.count)))] }
-        for round in 0..<200 {
+        for round in 0..<1_000 {
             var snapshot = StoreSnapshot()
             for i in 0..<8 {
                 let native = random.next(below: 2) == 0 ? nil : NativeHistogramSpec(

@@ -35,8 +35,9 @@ final class ScaleSource: @unchecked Sendable {
                                                 native: kind == .histogram ? Self.native : nil))
         }
         self.definitions = definitions
+        // Without draining replies: that would take the WELCOME the next line waits for.
         send(.hello(Hello(sourceName: "scale-\(source)", pid: UInt64(getpid()), processStartMillis: 1,
-                          instanceID: UInt64.random(in: 1...UInt64.max), firstSequence: 1)))
+                          instanceID: UInt64.random(in: 1...UInt64.max), firstSequence: 1)), drain: false)
         var reply = [UInt8](repeating: 0, count: 1 << 16)
         _ = reply.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
     }
@@ -78,16 +79,16 @@ final class ScaleSource: @unchecked Sendable {
         return sequence
     }
 
-    private func send(_ frame: Frame) {
+    private func send(_ frame: Frame, drain: Bool = true) {
         let bytes = FrameEncoder.encode(frame)
         while true {
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if n == bytes.count { break }
             precondition(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK), "send failed: errno \(errno)")
-            drainReplies()
+            if drain { drainReplies() }
             usleep(200)
         }
-        drainReplies()
+        if drain { drainReplies() }
     }
 
     /// Reads whatever the agent sent (acknowledgements) without waiting.
