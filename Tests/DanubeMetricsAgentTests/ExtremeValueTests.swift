@@ -62,7 +62,7 @@ import Testing
         var random = SplitMix(seed: 20)
         let counts: [UInt64] = [0, 1, 2, 1 << 53, (1 << 53) + 1, UInt64(Int64.max), UInt64(Int64.max) + 1, .max - 1, .max]
         let doubles: [Double] = [0, -0.0, 1, -1, .nan, .infinity, -.infinity, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
-                                 .leastNonzeroMagnitude, 9_007_199_254_740_993, 1e19, -1e19]
+                                 .leastNonzeroMagnitude, 0x1p53.nextUp, 1e19, -1e19]
         func count() -> UInt64 { random.next(below: 3) == 0 ? random.next() : counts[Int(random.next(below: UInt64(counts.count)))] }
         func double() -> Double { doubles[Int(random.next(below: UInt64(doubles.count)))] }
         for round in 0..<1_000 {
