@@ -42,6 +42,8 @@ import Testing
             try value("danube_agent_remote_write_samples_failed_total", "late") > 0
         })
         try #require(receivers["late"]).release()
+        // The late receiver answers the requests queued behind the held one.
+        #expect(await eventuallyAsync(timeout: .seconds(20)) { receivers["late"]?.accepted ?? 0 > 1 })
         // The hung receiver's first request has timed out.
         #expect(try await eventuallyAsync(timeout: .seconds(20)) {
             try value("danube_agent_remote_write_request_failures_total", "hang", reason: "timeout") >= 1
