@@ -176,7 +176,8 @@ pub(crate) fn flag(index: u32) {
 /// (Inf - Inf), NaN for good.
 #[inline(always)]
 pub(crate) fn finite_part(value: f64) -> f64 {
-    if value.is_finite() {
+    // `value - value` is 0 only for a finite value: one subtraction and a select, as the Swift emitter's C does.
+    if value - value == 0.0 {
         value
     } else {
         0.0
