@@ -176,8 +176,11 @@ pub(crate) fn flag(index: u32) {
 /// (Inf - Inf), NaN for good.
 #[inline(always)]
 pub(crate) fn finite_part(value: f64) -> f64 {
-    // `value - value` is 0 only for a finite value: one subtraction and a select, as the Swift emitter's C does.
-    if value - value == 0.0 {
+    // `value - value` is 0 only for a finite value: one subtraction and a select, as the Swift emitter's C does
+    // (measured a little cheaper here than `is_finite`).
+    #[allow(clippy::eq_op)]
+    let finite = value - value == 0.0;
+    if finite {
         value
     } else {
         0.0
