@@ -34,6 +34,10 @@ public final class SeriesGate: Sendable {
         var counts: [RejectionKey: UInt64] = [:]
         var logged: Set<String> = []
         var loggingCapped = false
+
+        mutating func count(_ rejection: SeriesRejection) {
+            counts[RejectionKey(family: rejection.family, reason: rejection.reason), default: 0] += 1
+        }
     }
 
     public init(catalog: Catalog, mode: CatalogMode, uncataloguedFamilyLimit: Int, store: AggregationStore, logger: Logger) {
@@ -52,19 +56,17 @@ public final class SeriesGate: Sendable {
         return (result, rejected(rejection, name: definition.name))
     }
 
-    /// A series restored from the state file: decided as a new definition would be. The restore counts the
-    /// refusals once per series (`countRestored`), however many log records name it.
-    func admitRestored(_ definition: SeriesDefinition) -> Result<SeriesBinding, SeriesRejection> {
-        decide(definition)
-    }
-
+    /// Counts refusals of restored series, once per series however many log records name it (`decide` counts
+    /// nothing, so that the restore can).
     func countRestored(_ refused: some Sequence<SeriesRejection>) {
         rejections.withLock { state in
-            for rejection in refused { state.counts[RejectionKey(family: rejection.family, reason: rejection.reason), default: 0] += 1 }
+            for rejection in refused { state.count(rejection) }
         }
     }
 
-    private func decide(_ definition: SeriesDefinition) -> Result<SeriesBinding, SeriesRejection> {
+    /// The store binding of a definition, or why it is refused, uncounted: `admit` for new series, the restore
+    /// for saved ones.
+    func decide(_ definition: SeriesDefinition) -> Result<SeriesBinding, SeriesRejection> {
         let checked: SeriesDefinition
         do {
             checked = try SeriesRules.validate(definition)
@@ -92,7 +94,7 @@ public final class SeriesGate: Sendable {
 
     private func rejected(_ rejection: SeriesRejection, name: String) -> Bool {
         let (first, capReached) = rejections.withLock { state -> (Bool, Bool) in
-            state.counts[RejectionKey(family: rejection.family, reason: rejection.reason), default: 0] += 1
+            state.count(rejection)
             let key = "\(name)\u{0}\(rejection.reason.rawValue)"
             if state.logged.contains(key) { return (false, false) }
             if state.logged.count >= Self.maxLoggedRejections {

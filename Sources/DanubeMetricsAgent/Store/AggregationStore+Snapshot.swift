@@ -81,7 +81,7 @@ extension AggregationStore {
                 throw AgentConfigurationError(.stateEntry, "state entry \(index) (\(entry.name.prefix(64))): \(error)")
             }
             let binding: SeriesBinding
-            switch gate?.admitRestored(definition) ?? define(definition, nativeLayout: .decided(entry.native)) {
+            switch gate?.decide(definition) ?? define(definition, nativeLayout: .decided(entry.native)) {
             case .success(let value):
                 binding = value
             case .failure(let rejection) where gate != nil || rejection.reason == .agentSeriesLimit || rejection.reason == .memoryLimit:
