@@ -1,3 +1,4 @@
+@testable import DanubeMetricsAgent
 import DanubeMetricsTestKit
 import Foundation
 import Synchronization
@@ -143,8 +144,4 @@ final class MisbehavingReceiver: Sendable {
         }
         return true
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
