@@ -128,6 +128,8 @@ public final class AgentStats: Sendable {
                        integer: UInt64(checkpoint.cpuSeconds), fraction: checkpoint.cpuSeconds - checkpoint.cpuSeconds.rounded(.down))
         gauge("danube_agent_last_checkpoint_bytes", "Bytes the last checkpoint wrote: a whole base, or a log record of what changed.", Double(checkpoint.lastBytes))
         gauge("danube_agent_series", "Series held in the store.", Double(store.seriesCount))
+        counter("danube_agent_series_expired_total", "Series forgotten after --series-ttl with no update and no emitter connected that defined them.",
+                store.expiredSeries)
         gauge("danube_agent_series_limit", "Most series the store holds (--max-series); new ones beyond are refused.", Double(store.limits.maxSeries))
         gauge("danube_agent_series_memory_bytes", "Memory the series take: labels, values, buckets and native windows, live and published.",
               Double(store.heldBytes))

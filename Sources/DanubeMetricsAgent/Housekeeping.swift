@@ -26,6 +26,15 @@ struct Housekeeping {
             let forgotten = store.forgetSources(awayLongerThan: retention, now: SourceHandler.now())
             if forgotten > 0 { logger.info("forgot sources away longer than the retention", metadata: ["sources": "\(forgotten)"]) }
         })
+        if let activity = store.activity {
+            let every = TimeAmount.nanoseconds(max(100_000_000, activity.passInterval.nanoseconds))
+            tasks.append(group.next().scheduleRepeatedTask(initialDelay: every, delay: every) { [store, logger] _ in
+                let expired = store.expireSeries()
+                if expired > 0 {
+                    logger.info("forgot series nothing updated for the series ttl", metadata: ["series": "\(expired)", "ttl": "\(activity.ttl)"])
+                }
+            })
+        }
         // Defining many series at once (a broker starting) leaves its decoded definitions free inside the heap,
         // which glibc keeps: every 10 s, when 4 MiB more are free than at the last trim, they go back to the
         // system (off the event loops, one trim at a time).

@@ -124,6 +124,11 @@ struct AgentCommand: AsyncParsableCommand {
         "Most memory the latest exemplars may take, e.g. 64MiB; beyond it new ones are dropped (counted).", valueName: "size"))
     var exemplarMemoryLimit = ByteSizeArgument(argument: "64MiB")!
 
+    @Option(name: .customLong("series-ttl"), parsing: .unconditional, help: ArgumentHelp(
+        "Forget series no connected emitter has defined and nothing updated for this long, e.g. 1h (default: keep every series). A counter that comes back starts again from zero (a counter reset).",
+        valueName: "duration"))
+    var seriesTTL: DurationArgument?
+
     @Option(name: .customLong("catalog"), help: ArgumentHelp(
         "JSON file whose families replace or add to the built-in Danube catalog (see docs/CATALOG.md).", valueName: "path"))
     var catalogFile: String?
@@ -172,6 +177,9 @@ struct AgentCommand: AsyncParsableCommand {
         }
         guard maxSeriesPerSource > 0 else { throw ValidationError("--max-series-per-source must be positive") }
         guard maxSeries > 0, memoryLimit.bytes > 0 else { throw ValidationError("--max-series and --memory-limit must be positive") }
+        if let seriesTTL, seriesTTL.duration < .seconds(1) || seriesTTL.duration > SeriesActivity.maxTTL {
+            throw ValidationError("--series-ttl \(seriesTTL) must be between 1s and 365d")
+        }
         guard maxSeriesPerFamily > 0 else { throw ValidationError("--max-series-per-family must be positive") }
         if logFormat == .journal && !JournalLogHandler.isReachable() {
             throw ValidationError("--log-format journal: journald is not reachable at \(JournalLogHandler.socketPath), so every log line would be lost; use --log-format text")
@@ -284,7 +292,7 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.catalogMode = catalogMode
         configuration.uncataloguedFamilyLimit = maxSeriesPerFamily
         configuration.storeLimits = AggregationStore.Limits(maxSeries: maxSeries, maxBytes: memoryLimit.bytes,
-                                                            maxExemplarBytes: exemplarMemoryLimit.bytes)
+                                                            maxExemplarBytes: exemplarMemoryLimit.bytes, seriesTTL: seriesTTL?.duration)
         configuration.activatedIngestSocket = activated.ingest
         configuration.activatedHTTPSockets = activated.http
         let agent = try Agent(configuration: configuration, logger: logger, supervisor: SystemdSupervisor())

@@ -105,7 +105,7 @@ import Testing
         #expect(!ProtobufExposition.encode(openMetrics: writer.bytes).isEmpty)
         for native in [false, true] {
             let encoder = RemoteWriteEncoder(maxSeriesPerRequest: 50, nativeHistograms: native)
-            #expect(!encoder.requests(store.capture(), table: store.table, timestamp: 1).isEmpty)
+            #expect(!encoder.requests(store.capture(), timestamp: 1).isEmpty)
         }
     }
 }

@@ -167,4 +167,55 @@ import Testing
         // The store's bound, the scrape's own buffers and the allocator's slack.
         #expect(endRSS - startRSS < 3 * limit / 1_024, "RSS \(startRSS) KiB -> \(endRSS) KiB")
     }
+
+    /// The same flood, with `--series-ttl`: three connections in turn each define 20,000 series against
+    /// `--max-series 20001` and close. Each one's series are forgotten one ttl after it closed, so the next one
+    /// fits; a bystander connection that defined a series and never updated it keeps it, since it is connected.
+    @Test func closedConnectionsSeriesAreForgottenAfterTheTTLAndLeaveRoom() async throws {
+        let socket = TestAgent.temporarySocketPath()
+        let port = unusedPort()
+        let agent = try ChildProcess(Executables.agent.path, [
+            "--ingest-socket", socket, "--listen", "127.0.0.1:\(port)", "--log-format", "text", "--log-level", "error",
+            "--max-series-per-family", "1000000", "--max-series", "20001", "--series-ttl", "1s",
+        ], output: socket + ".log")
+        defer { agent.stop() }
+        #expect(eventually { (try? HTTPClient.get(port: port, path: "/healthz"))?.status == 200 })
+        func samples() -> Samples { Samples(parsing: (try? HTTPClient.get(port: port, path: "/metrics").text) ?? "") }
+        let bystander = try RawSource(path: socket)
+        #expect(bystander.handshake(name: "bystander", instance: 99) != nil)
+        bystander.send(.define(DefineBatch(sequence: 1, definitions: [
+            SeriesDefinition(id: 0, kind: .counter, name: "test_bystander_total", help: "", labels: []),
+        ])))
+        #expect(eventually { samples()["danube_agent_series"] == 1 })
+        let startRSS = FloodTests.residentKiB(agent.pid)
+        for connection in 0..<3 {
+            var source: RawSource? = try RawSource(path: socket)
+            #expect(source?.handshake(name: "churn-\(connection)", instance: UInt64(100 + connection)) != nil)
+            var sequence: UInt64 = 1
+            for first in stride(from: 0, to: 20_000, by: 1_000) {
+                source?.send(.define(DefineBatch(sequence: sequence, definitions: (first..<first + 1_000).map { id in
+                    SeriesDefinition(id: UInt32(id), kind: .counter, name: "test_churn_total", help: "",
+                                     labels: [Label("c", "\(connection)"), Label("n", "\(id)")])
+                })))
+                sequence += 1
+                source?.send(.deltas(DeltaBatch(sequence: sequence, deltas: (first..<first + 1_000).map {
+                    Delta(op: .counterAdd, seriesID: UInt32($0), value: 1)
+                })))
+                sequence += 1
+            }
+            #expect(eventually { samples().sum("test_churn_total") == 20_000 }, "connection \(connection): every series fits")
+            #expect(samples().sum("danube_agent_series_rejected_total") == 0)
+            source = nil
+            #expect(eventually { samples()["danube_agent_series"] == 1 }, "forgotten a ttl after the connection closed")
+            #expect(samples()["danube_agent_series_expired_total"] == Double(20_000 * (connection + 1)))
+        }
+        let end = samples()
+        #expect(end["test_bystander_total"] == 0, "a connected source's series stays")
+        #expect(end["danube_agent_series_memory_bytes"] ?? .infinity < 1_024)
+        let endRSS = FloodTests.residentKiB(agent.pid)
+        print("series ttl churn: RSS \(startRSS) -> \(endRSS) KiB after 60,000 series came and went")
+        #expect(endRSS - startRSS < 48 * 1_024, "RSS \(startRSS) KiB -> \(endRSS) KiB")
+        #expect(agent.isRunning)
+        _ = bystander
+    }
 }

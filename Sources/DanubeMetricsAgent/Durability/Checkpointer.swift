@@ -129,16 +129,16 @@ public final class Checkpointer: Sendable {
         // Nothing changed since the last durable state: no capture, no write.
         if control.withLock({ $0.durableChangeCount }) == store.changeCount { return true }
         let (needsBase, baseBytes) = control.withLock { ($0.needsBase, $0.baseBytes) }
-        let writeBase = needsBase || file.logSize > max(baseBytes, 1 << 20)
         let cpuStarted = Self.threadCPUSeconds()
-        let capture = store.captureForCheckpoint(all: writeBase)
+        // The store may ask for a whole base itself (series expired).
+        let capture = store.captureForCheckpoint(all: needsBase || file.logSize > max(baseBytes, 1 << 20))
         let started = ContinuousClock.now
         busySince.withLock { $0 = started }
         defer { busySince.withLock { $0 = nil } }
-        let (snapshot, changeCount): (StoreSnapshot, UInt64)
+        let (snapshot, changeCount, writeBase): (StoreSnapshot, UInt64, Bool)
         switch capture {
-        case .all(let state): (snapshot, changeCount) = (store.snapshot(of: state), state.changes)
-        case .changes(let changes): (snapshot, changeCount) = (store.snapshot(of: changes), changes.changes)
+        case .all(let state): (snapshot, changeCount, writeBase) = (store.snapshot(of: state), state.changes, true)
+        case .changes(let changes): (snapshot, changeCount, writeBase) = (store.snapshot(of: changes), changes.changes, false)
         }
         let bytes = StateFormat.encode(snapshot, writtenAt: Date().timeIntervalSince1970)
         do {

@@ -51,7 +51,7 @@ public final class SeriesGate: Sendable {
     /// The store binding of an admitted series, or why it was refused (counted here). `log` is true for the
     /// first refusal of this family name for this reason: the caller logs it (through its per-source limiter).
     func admit(_ definition: SeriesDefinition) -> (result: Result<SeriesBinding, SeriesRejection>, log: Bool) {
-        let result = decide(definition)
+        let result = decide(definition, binds: true)
         guard case .failure(let rejection) = result else { return (result, false) }
         return (result, rejected(rejection, name: definition.name))
     }
@@ -64,9 +64,9 @@ public final class SeriesGate: Sendable {
         }
     }
 
-    /// The store binding of a definition, or why it is refused, uncounted: `admit` for new series, the restore
-    /// for saved ones.
-    func decide(_ definition: SeriesDefinition) -> Result<SeriesBinding, SeriesRejection> {
+    /// The store binding of a definition, or why it is refused, uncounted: `admit` for new series (`binds`: a
+    /// connection holds the binding), the restore for saved ones.
+    func decide(_ definition: SeriesDefinition, binds: Bool = false) -> Result<SeriesBinding, SeriesRejection> {
         let checked: SeriesDefinition
         do {
             checked = try SeriesRules.validate(definition)
@@ -82,9 +82,10 @@ public final class SeriesGate: Sendable {
         case .refused(let rejection):
             return .failure(rejection)
         case .catalogued(let admitted, let maxSeries):
-            return store.define(admitted, maxFamilySeries: maxSeries, nativeLayout: .decided(catalog.family(named: admitted.name)?.native))
+            return store.define(admitted, maxFamilySeries: maxSeries, nativeLayout: .decided(catalog.family(named: admitted.name)?.native),
+                                binds: binds)
         case .uncatalogued(let admitted):
-            return store.define(admitted, maxFamilySeries: uncataloguedFamilyLimit).mapError { rejection in
+            return store.define(admitted, maxFamilySeries: uncataloguedFamilyLimit, binds: binds).mapError { rejection in
                 var rejection = rejection
                 rejection.family = SeriesRejection.uncataloguedFamily
                 return rejection

@@ -94,6 +94,9 @@ final class SourceHandler: ChannelInboundHandler {
         if welcomedSource { liveness?.disconnected(sourceName, now: Self.now()) }
         stats.sourcesConnected.subtract(1, ordering: .relaxed)
         store.sourceDisconnected(id)
+        // Its series may expire from now on (with a series ttl).
+        store.unbind(bindings)
+        bindings = []
         if let instance = phase.claimedInstance { store.release(instance: instance, connection: id, now: Self.now()) }
         let wasAwaitingHello = phase == .awaitingHello
         // A WELCOME still waiting for a checkpoint must not run for a connection that is gone.

@@ -22,7 +22,8 @@ struct RemoteWriteEncoder {
     var nativeHistograms = false
 
     /// The requests for `state` (at most `maxSeriesPerRequest` time series each).
-    func requests(_ state: AggregationStore.State, table: SeriesTable, timestamp: Int64) -> [Request] {
+    func requests(_ state: AggregationStore.State, timestamp: Int64) -> [Request] {
+        let table = state.table
         var requests: [Request] = []
         var writer = ByteWriter(capacity: 64 * maxSeriesPerRequest)
         var count = 0

@@ -124,7 +124,7 @@ final class RemoteWriter: @unchecked Sendable {
     /// Encodes the state `/metrics` shows and queues it for every receiver.
     func push(_ encoder: RemoteWriteEncoder) {
         let timestamp = Int64((Date().timeIntervalSince1970 * 1_000).rounded())
-        let encoded = encoder.requests(store.capturePublished(), table: store.table, timestamp: timestamp)
+        let encoded = encoder.requests(store.capturePublished(), timestamp: timestamp)
             .map { (body: Snappy.compress($0.body), samples: $0.samples) }
         let samples = encoded.reduce(0) { $0 + $1.samples }
         condition.lock()

@@ -16,6 +16,8 @@ extension AggregationStore {
         }
 
         var entries: [Entry]
+        /// The table of the published state these changes apply to (a whole base follows any other).
+        var table: SeriesTable
         var families: [Family]
         var familyByName: [String: Int]
         var sources: [UInt64: SourceRecord]
@@ -36,13 +38,17 @@ extension AggregationStore {
             let changed = state.changed
             for index in changed { state.changedFlags.clear(Int(index)) }
             state.changed = []
-            if all { return .all(state) }
+            if all || state.needsBase {
+                state.needsBase = false
+                return .all(state)
+            }
             let entries = changed.sorted().map { index in
                 let index = Int(index)
                 return Changes.Entry(index: index, value: state.values[index],
-                                     buckets: Array(state.buckets[bucketRange(index, families: state.families)]), window: state.window(index))
+                                     buckets: Array(state.buckets[Self.bucketRange(index, families: state.families, table: state.table)]),
+                                     window: state.window(index))
             }
-            return .changes(Changes(entries: entries, families: state.families, familyByName: state.familyByName,
+            return .changes(Changes(entries: entries, table: state.table, families: state.families, familyByName: state.familyByName,
                                     sources: state.sources, changes: state.changes))
         }
     }
@@ -51,7 +57,7 @@ extension AggregationStore {
     func snapshot(of changes: Changes) -> StoreSnapshot {
         var snapshot = StoreSnapshot()
         for entry in changes.entries {
-            if let series = snapshotSeries(entry.index, families: changes.families, value: entry.value, buckets: entry.buckets[...],
+            if let series = snapshotSeries(entry.index, families: changes.families, table: changes.table, value: entry.value, buckets: entry.buckets[...],
                                            window: entry.window) {
                 snapshot.series.append(series)
             }
@@ -65,6 +71,7 @@ extension AggregationStore {
     func publish(_ changes: Changes) {
         exposed.withLock { published in
             guard published != nil else { return }
+            precondition(published!.table === changes.table, "changes for another series table")
             published!.families = changes.families
             published!.familyByName = changes.familyByName
             published!.sources = changes.sources
@@ -77,7 +84,7 @@ extension AggregationStore {
                     precondition(entry.index == published!.values.count, "published series table out of step")
                     published!.values.append(entry.value)
                 }
-                let start = Int(table[entry.index].bucketStart)
+                let start = Int(changes.table[entry.index].bucketStart)
                 let end = start + entry.buckets.count
                 if published!.buckets.count < end {
                     published!.buckets.append(contentsOf: repeatElement(0, count: end - published!.buckets.count))

@@ -9,8 +9,12 @@ extension AggregationStore {
     /// derived series, run outside it, so a large scrape does not stall ingest. Large families are cut into
     /// pieces rendered on every core (`RenderPiece`), then joined in order.
     public func render(into writer: inout ExpositionWriter) {
+        // Exemplars exist only in OpenMetrics. Taken first: a slot whose series expired is forgotten there before
+        // a later series may take it (and a stale one is never read past its series' buckets).
+        let exemplars = writer.format == .openMetrics ? self.exemplars.all : [:]
         let state = capturePublished()
         let (families, familyByName, values, buckets, windows) = (state.families, state.familyByName, state.values, state.buckets, state.windows)
+        let table = state.table
         let derivedSamples = derived?.compute(families: families, familyByName: familyByName, values: values, table: table) ?? [:]
         var entries = families.map { (name: $0.name, family: Optional($0), help: $0.help) }
         for target in derived?.targets ?? [] where familyByName[target.name] == nil {
@@ -23,16 +27,16 @@ extension AggregationStore {
             guard let family = entry.family, !(family.kind == .gauge && isTarget) else {
                 // A gauge the agent derives series for: small, rendered here with its reported series merged in.
                 if let family = entry.family {
-                    pieces.append(.bytes(derivedGauge(family.name, help: family.help, reported: family.slots, values: values,
+                    pieces.append(.bytes(derivedGauge(family.name, help: family.help, reported: family.slots, table: table, values: values,
                                                       derived: derivedSamples, format: writer.format)))
                 } else if !derivedSamples.isEmpty {
-                    pieces.append(.bytes(derivedGauge(entry.name, help: entry.help, reported: [], values: values,
+                    pieces.append(.bytes(derivedGauge(entry.name, help: entry.help, reported: [], table: table, values: values,
                                                       derived: derivedSamples, format: writer.format)))
                 }
                 continue
             }
             let shown = family.kind == .gauge ? family.slots.filter { values[Int($0)].gaugeVisible } : family.slots
-            guard !shown.isEmpty || family.kind != .gauge else { continue }
+            guard !shown.isEmpty else { continue }
             var header = ExpositionWriter(format: writer.format, capacity: 256)
             header.family(name: family.name, kind: family.kind, help: family.help)
             pieces.append(.bytes(header.bytes))
@@ -41,14 +45,12 @@ extension AggregationStore {
                 pieces.append(.samples(layout, shown[start..<min(shown.count, start + layout.seriesPerPiece)]))
             }
         }
-        // Exemplars exist only in OpenMetrics.
-        let exemplars = writer.format == .openMetrics ? self.exemplars.all : [:]
         writer.append(RenderPiece.render(pieces, table: table, values: values, buckets: buckets, windows: windows, exemplars: exemplars))
     }
 
     /// A gauge family with derived series: its visible reported series, plus derived series whose labels no
     /// reported one has, in label order. Nothing (not even HELP) when there is no sample.
-    private func derivedGauge(_ name: String, help: String, reported: [UInt32], values: [Value], derived: [[Label]: Double],
+    private func derivedGauge(_ name: String, help: String, reported: [UInt32], table: SeriesTable, values: [Value], derived: [[Label]: Double],
                               format: ExpositionFormat) -> [UInt8] {
         let visible = reported.map(Int.init).filter { values[$0].gaugeVisible }
         var samples = visible.map { (text: table.labelText($0), value: values[$0].gauge) }
@@ -152,7 +154,7 @@ struct SampleLayout: Sendable {
                 start(sampleName, labels, &writer)
                 let fraction = values[index].counterFloat
                 if fraction == 0 { writer.integer(values[index].counterInteger) } else { writer.double(Double(values[index].counterInteger) + fraction) }
-                if let exemplar = seriesExemplars?[0] { Self.write(exemplar, &writer) }
+                if let exemplar = seriesExemplars?.first ?? nil { Self.write(exemplar, &writer) }
                 writer.byte(UInt8(ascii: "\n"))
             case .gauge:
                 start(sampleName, labels, &writer)
@@ -171,7 +173,7 @@ struct SampleLayout: Sendable {
                     }
                     writer.write(suffix)
                     writer.integer(cumulative)
-                    if let exemplar = seriesExemplars?[bucket] { Self.write(exemplar, &writer) }
+                    if let exemplars = seriesExemplars, bucket < exemplars.count, let exemplar = exemplars[bucket] { Self.write(exemplar, &writer) }
                     writer.byte(UInt8(ascii: "\n"))
                 }
                 start(sumName, labels, &writer)

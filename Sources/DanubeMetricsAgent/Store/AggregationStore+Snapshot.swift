@@ -18,6 +18,7 @@ extension AggregationStore {
     func sortNewSeries(_ state: inout State) {
         for index in state.families.indices where !state.families[index].sorted {
             // In the byte order of the rendered label sets: deterministic, and no parsing.
+            let table = state.table
             state.families[index].slots.sort { table.textPrecedes(Int($0), Int($1)) }
             state.families[index].sorted = true
         }
@@ -25,7 +26,8 @@ extension AggregationStore {
 
     /// The snapshot entry of series `index` with `value`, its bucket counts and native window; nil for a gauge
     /// (not kept).
-    func snapshotSeries(_ index: Int, families: [Family], value: Value, buckets: ArraySlice<UInt64>, window: NativeWindow) -> StoreSnapshot.Series? {
+    func snapshotSeries(_ index: Int, families: [Family], table: SeriesTable, value: Value, buckets: ArraySlice<UInt64>,
+                        window: NativeWindow) -> StoreSnapshot.Series? {
         let family = families[Int(table[index].family)]
         guard family.kind != .gauge else { return nil }
         let histogram = family.kind == .histogram
@@ -36,7 +38,7 @@ extension AggregationStore {
     }
 
     /// The bucket counts of series `index` in `buckets`.
-    func bucketRange(_ index: Int, families: [Family]) -> Range<Int> {
+    static func bucketRange(_ index: Int, families: [Family], table: SeriesTable) -> Range<Int> {
         let entry = table[index]
         let family = families[Int(entry.family)]
         return Int(entry.bucketStart)..<Int(entry.bucketStart) + family.bucketCount
@@ -45,10 +47,15 @@ extension AggregationStore {
     /// Counters, histograms and sources of a captured state, built outside the lock.
     func snapshot(of state: State) -> StoreSnapshot {
         var snapshot = StoreSnapshot()
+        // In slot order, the series its families list (a free slot may be in use again in the live table).
+        var listed = [Bool](repeating: false, count: state.values.count)
+        for family in state.families {
+            for slot in family.slots { listed[Int(slot)] = true }
+        }
         snapshot.series.reserveCapacity(state.values.count)
-        for index in state.values.indices {
-            let buckets = state.buckets[bucketRange(index, families: state.families)]
-            if let series = snapshotSeries(index, families: state.families, value: state.values[index], buckets: buckets,
+        for index in state.values.indices where listed[index] {
+            let buckets = state.buckets[Self.bucketRange(index, families: state.families, table: state.table)]
+            if let series = snapshotSeries(index, families: state.families, table: state.table, value: state.values[index], buckets: buckets,
                                            window: state.window(index)) {
                 snapshot.series.append(series)
             }
@@ -94,9 +101,9 @@ extension AggregationStore {
             state.withLock { state in
                 if entry.kind == .histogram {
                     state.values[binding.slot].sum = entry.sum
-                    let start = Int(table[binding.slot].bucketStart)
+                    let start = Int(state.table[binding.slot].bucketStart)
                     // A family decided without native buckets (an operator turned them off) keeps the classic ones.
-                    let dense = state.families[Int(table[binding.slot].family)].bucketCount
+                    let dense = state.families[Int(state.table[binding.slot].family)].bucketCount
                     for (i, count) in entry.buckets.prefix(dense).enumerated() { state.buckets[start + i] = count }
                     if binding.slot < state.windows.count {
                         state.heldBytes += 2 * (window.heapBytes - state.windows[binding.slot].heapBytes)

@@ -45,101 +45,11 @@ public struct SeriesBinding: Sendable {
 ///
 /// One lock guards everything; ingest takes it once per frame, a scrape once to copy what it renders.
 public final class AggregationStore: Sendable {
-    struct Family {
-        var name: String
-        var kind: MetricKind
-        var help: String
-        var bounds: [Double]
-        /// Exponential buckets every series of the family keeps beside its classic ones (the zero bucket after
-        /// them in `State.buckets`, the window's non-empty buckets in `State.windows`), or nil.
-        var native: NativeHistogramSpec?
-        /// Buckets per series in `State.buckets`: classic with +Inf, then with native buckets the zero bucket.
-        var bucketCount: Int { StoreSnapshot.Series.denseBucketCount(kind: kind, bounds: bounds.count, native: native) }
-        /// Series indices, sorted by label text before a scrape or checkpoint reads them.
-        var slots: [UInt32] = []
-        var sorted = true
-    }
-
-    /// The values of one series, by its family's kind (two words, so the live and published states stay small):
-    /// a counter's integer part and fraction, a gauge's value and owner (with the visible bit), a histogram's sum
-    /// (its bucket counts are in `State.buckets`, from its `SeriesTable` entry's `bucketStart`).
-    struct Value: Equatable {
-        var a: UInt64 = 0
-        var b: UInt64 = 0
-
-        private static let visible: UInt64 = 1 << 63
-
-        var counterInteger: UInt64 {
-            get { a }
-            set { a = newValue }
-        }
-        var counterFloat: Double {
-            get { Double(bitPattern: b) }
-            set { b = newValue.bitPattern }
-        }
-        var gauge: Double {
-            get { Double(bitPattern: a) }
-            set { a = newValue.bitPattern }
-        }
-        /// Connection ids count up from 1 and never reach the top bit.
-        var gaugeOwner: ConnectionID { b & ~Self.visible }
-        var gaugeVisible: Bool { b & Self.visible != 0 }
-        mutating func setGaugeOwner(_ owner: ConnectionID) { b = owner | Self.visible }
-        mutating func hideGauge() { b &= ~Self.visible }
-        var sum: Double {
-            get { Double(bitPattern: a) }
-            set { a = newValue.bitPattern }
-        }
-    }
-
-    struct State {
-        var families: [Family] = []
-        var familyByName: [String: Int] = [:]
-        /// By series index (see `SeriesTable`).
-        var values: [Value] = []
-        var buckets: [UInt64] = []
-        /// By series index, up to the last series with native buckets: their windows (`NativeWindow`).
-        var windows: [NativeWindow] = []
-        var live: Set<ConnectionID> = []
-        var departed: [ConnectionID: ContinuousClock.Instant] = [:]
-        var sources: [UInt64: SourceRecord] = [:]
-        /// Deltas that would have taken a count past `maxCount`.
-        var saturations: UInt64 = 0
-        /// `seriesBytes` of every series, plus their native windows' arrays (twice: live and published).
-        var heldBytes = 0
-        /// Native bucket counts dropped because the series took their memory limit.
-        var nativeBucketsDropped: UInt64 = 0
-        /// Bumped by every change, so the checkpointer knows when a new state file is due.
-        var changes: UInt64 = 0
-        /// With `tracksChanges`: the series changed (or defined) since the checkpointer last took them, each once,
-        /// so that a checkpoint writes, and publishes for `/metrics`, what changed rather than everything.
-        var changed: [UInt32] = []
-        var changedFlags = ChangedFlags()
-
-        /// The native window of series `index` (empty for one without native buckets).
-        func window(_ index: Int) -> NativeWindow { index < windows.count ? windows[index] : NativeWindow() }
-    }
-
-    /// One bit per series: listed in `changed` already.
-    struct ChangedFlags {
-        private var words: [UInt64] = []
-
-        /// Sets the bit of `index`; false when it was set already.
-        mutating func set(_ index: Int) -> Bool {
-            let word = index >> 6, bit: UInt64 = 1 << UInt64(index & 63)
-            if word >= words.count { words.append(contentsOf: repeatElement(0, count: word + 1 - words.count)) }
-            defer { words[word] |= bit }
-            return words[word] & bit == 0
-        }
-
-        mutating func clear(_ index: Int) { words[index >> 6] &= ~(1 << UInt64(index & 63)) }
-    }
-
     let state = Mutex(State())
-    /// Family, buckets and label text of every series: append-only, shared with published states and scrapes.
-    let table = SeriesTable()
     /// Finds a series by family and label text; only under `state`'s lock.
-    private let index = SeriesIndex()
+    let index = SeriesIndex()
+    /// With a series ttl: when each series was last active, and its bindings; only under `state`'s lock.
+    let activity: SeriesActivity?
     /// Latest exemplars of counters and histogram buckets, for OpenMetrics scrapes.
     let exemplars: ExemplarStore
     /// The state `/metrics` shows when the agent checkpoints: the last one written to the state file.
@@ -159,25 +69,32 @@ public final class AggregationStore: Sendable {
         public var maxBytes = 2 << 30
         /// Bytes the latest exemplars take (`ExemplarStore`); beyond it new ones are dropped.
         public var maxExemplarBytes = 64 << 20
+        /// Series no connected emitter has defined and nothing updated for this long are forgotten
+        /// (`SeriesActivity`); nil keeps every series.
+        public var seriesTTL: Duration?
 
-        public init(maxSeries: Int = 2_000_000, maxBytes: Int = 2 << 30, maxExemplarBytes: Int = 64 << 20) {
+        public init(maxSeries: Int = 2_000_000, maxBytes: Int = 2 << 30, maxExemplarBytes: Int = 64 << 20, seriesTTL: Duration? = nil) {
             self.maxSeries = maxSeries
             self.maxBytes = maxBytes
             self.maxExemplarBytes = maxExemplarBytes
+            self.seriesTTL = seriesTTL
         }
     }
 
     public let limits: Limits
 
-    public init(gaugeGrace: Duration, derived: ReliableBacklog? = nil, tracksChanges: Bool = false, limits: Limits = Limits()) {
+    public init(gaugeGrace: Duration, derived: ReliableBacklog? = nil, tracksChanges: Bool = false, limits: Limits = Limits(),
+                origin: ContinuousClock.Instant = .now) {
         self.limits = limits
+        activity = limits.seriesTTL.map { SeriesActivity(ttl: $0, origin: origin) }
         exemplars = ExemplarStore(maxBytes: limits.maxExemplarBytes)
         self.gaugeGrace = gaugeGrace
         self.derived = derived
         self.tracksChanges = tracksChanges
     }
 
-    public var seriesCount: Int { state.withLock { $0.values.count } }
+    /// Series in the store (expired ones not counted).
+    public var seriesCount: Int { state.withLock { $0.values.count - $0.freeSlots.count - $0.pendingFree.count } }
     /// Bytes the series take, as `seriesBytes` and the native windows count them.
     public var heldBytes: Int { state.withLock { $0.heldBytes } }
     /// Native bucket counts dropped at the memory limit.
@@ -190,9 +107,15 @@ public final class AggregationStore: Sendable {
         labelText + 16 + 17 + 2 * (16 + 8 * denseBuckets + (native ? 8 : 0))
     }
 
-    /// From now on `/metrics` shows `published` (a captured state that is durable), not the live state.
+    /// From now on `/metrics` shows `published` (a captured state that is durable), not the live state; the
+    /// slots of series expired before it was captured are free.
     func publish(_ published: State) {
         exposed.withLock { $0 = published }
+        state.withLock { state in
+            guard !state.pendingFree.isEmpty, published.generation >= state.pendingGeneration else { return }
+            state.freeSlots += state.pendingFree
+            state.pendingFree = []
+        }
     }
     public var familyCount: Int { state.withLock { $0.families.count } }
 
@@ -241,7 +164,10 @@ public final class AggregationStore: Sendable {
     /// family, or when it would be a new series beyond `maxFamilySeries`. `nativeLayout` says who decides the
     /// native buckets of a new family (so that an emitter without them defining it first does not decide for the
     /// others); a definition recording native buckets must match its family's, except as `NativeLayout` says.
-    public func define(_ checked: SeriesDefinition, maxFamilySeries: Int = .max, nativeLayout: NativeLayout = .asDefined) -> Result<SeriesBinding, SeriesRejection> {
+    ///
+    /// `binds`: a connection will update the series through the binding, which holds it until `unbind`.
+    public func define(_ checked: SeriesDefinition, maxFamilySeries: Int = .max, nativeLayout: NativeLayout = .asDefined,
+                       binds: Bool = false, at instant: ContinuousClock.Instant? = nil) -> Result<SeriesBinding, SeriesRejection> {
         let (familyNative, mayDropNative): (NativeHistogramSpec?, Bool) = switch nativeLayout {
         case .asDefined: (checked.native, false)
         case .decided(let native): (native, native == nil)
@@ -271,13 +197,15 @@ public final class AggregationStore: Sendable {
             let bucketCount = state.families[familyIndex].bucketCount
             var text = ExpositionWriter.labelText(checked.labels)
             return text.withUTF8 { text in
-                if let slot = index.find(family: familyIndex, text: text, in: table) {
+                let tick = activity?.tick(at: instant ?? .now) ?? 0
+                if let slot = index.find(family: familyIndex, text: text, in: state.table) {
+                    if binds { activity?.bind(slot, tick: tick) }
                     return .success(SeriesBinding(slot: slot, definition: checked, dropsNative: dropsNative))
                 }
                 guard state.families[familyIndex].slots.count < maxFamilySeries else {
                     return .failure(SeriesRejection(.familySeriesLimit, family: checked.name, "\(checked.name) already has its limit of \(maxFamilySeries) series"))
                 }
-                guard state.values.count < limits.maxSeries else {
+                guard state.heldSeries < limits.maxSeries else {
                     return .failure(SeriesRejection(.agentSeriesLimit, family: checked.name, "the agent holds its limit of \(limits.maxSeries) series (--max-series)"))
                 }
                 let bytes = Self.seriesBytes(labelText: text.count, denseBuckets: bucketCount, native: state.families[familyIndex].native != nil)
@@ -285,13 +213,22 @@ public final class AggregationStore: Sendable {
                     return .failure(SeriesRejection(.memoryLimit, family: checked.name, "the agent's series take \(state.heldBytes) of its \(limits.maxBytes) bytes (--memory-limit)"))
                 }
                 state.heldBytes += bytes
-                let slot = table.append(family: familyIndex, bucketStart: state.buckets.count, text: UnsafeRawBufferPointer(text))
-                index.insert(slot, in: table)
+                let slot: Int
+                if let free = state.freeSlots.popLast() {
+                    // An expired series' slot: its value and window were cleared when it expired.
+                    slot = Int(free)
+                    state.table.put(slot, family: familyIndex, bucketStart: state.buckets.count, text: UnsafeRawBufferPointer(text))
+                } else {
+                    slot = state.table.append(family: familyIndex, bucketStart: state.buckets.count, text: UnsafeRawBufferPointer(text))
+                    state.values.append(Value())
+                }
+                index.insert(slot, in: state.table)
                 state.buckets.append(contentsOf: repeatElement(0, count: bucketCount))
-                state.values.append(Value())
-                if state.families[familyIndex].native != nil {
+                if state.families[familyIndex].native != nil, slot >= state.windows.count {
                     state.windows.append(contentsOf: repeatElement(NativeWindow(), count: slot + 1 - state.windows.count))
                 }
+                activity?.created(slot, tick: tick)
+                if binds { activity?.bind(slot, tick: tick) }
                 markChanged(slot, in: &state)
                 state.changes &+= 1
                 state.families[familyIndex].slots.append(UInt32(slot))
@@ -305,9 +242,13 @@ public final class AggregationStore: Sendable {
     /// kind, bucket indexes in range), and records its sequence for `instance`, in one critical section. Deltas
     /// for refused series (binding nil) are skipped. False, applying nothing, when `source` no longer owns the
     /// instance (a newer connection of the same emitter claimed it).
+    /// `instant` (now if nil) is when the series were last active, for their ttl.
     @discardableResult
-    public func apply(_ batch: DeltaBatch, bindings: [SeriesBinding?], from source: ConnectionID, instance: UInt64, now: Double) -> Bool {
-        state.withLock { state in
+    public func apply(_ batch: DeltaBatch, bindings: [SeriesBinding?], from source: ConnectionID, instance: UInt64, now: Double,
+                      at instant: ContinuousClock.Instant? = nil) -> Bool {
+        let activity = self.activity
+        let tick = activity?.tick(at: instant ?? .now) ?? 0
+        return state.withLock { state in
             guard var record = state.sources[instance], record.owner == source else { return false }
             record.sequence = batch.sequence
             record.lastSeen = now
@@ -324,6 +265,7 @@ public final class AggregationStore: Sendable {
                                     let delta = deltas[i]
                                     guard let binding = bindings[Int(delta.seriesID)] else { continue }
                                     let slot = binding.slot
+                                    activity?.touch(slot, tick: tick)
                                     switch delta.op {
                                     case .counterAdd:
                                         values[slot].counterInteger = Self.saturatingAdd(values[slot].counterInteger, delta.value, &state.saturations)
@@ -336,7 +278,7 @@ public final class AggregationStore: Sendable {
                                         values[slot].gauge += delta.doubleValue
                                         values[slot].setGaugeOwner(source)
                                     case .histogram:
-                                        let start = Int(table[slot].bucketStart)
+                                        let start = Int(state.table[slot].bucketStart)
                                         let kept = binding.dropsNative ? binding.classicBucketCount : binding.bucketCount
                                         // Classic buckets and the zero bucket are dense; the window after them sparse.
                                         let dense = min(kept, binding.classicBucketCount + 1)

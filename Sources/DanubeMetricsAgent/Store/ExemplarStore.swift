@@ -54,6 +54,16 @@ final class ExemplarStore: Sendable {
         }
     }
 
+    /// Forgets the exemplars of expired series.
+    func forget(_ slots: [Int]) {
+        state.withLock { state in
+            for slot in slots {
+                guard let gone = state.exemplars.removeValue(forKey: slot) else { continue }
+                state.bytes -= Self.entryBytes(slots: gone.count) + gone.reduce(0) { $0 + ($1?.heapBytes ?? 0) }
+            }
+        }
+    }
+
     /// Everything, for one scrape.
     var all: [Int: [Exemplar?]] { state.withLock { $0.exemplars } }
     /// Bytes held, as counted against `maxBytes`.

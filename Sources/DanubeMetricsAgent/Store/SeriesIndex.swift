@@ -5,7 +5,7 @@
 final class SeriesIndex: @unchecked Sendable {
     /// Series index + 1; 0 is an empty slot. Capacity is a power of two, at most three quarters full.
     private var slots = [UInt32](repeating: 0, count: 1024)
-    private var count = 0
+    private(set) var count = 0
 
     private static func hash(family: Int, text: UnsafeBufferPointer<UInt8>) -> Int {
         var hasher = Hasher()
@@ -31,6 +31,13 @@ final class SeriesIndex: @unchecked Sendable {
         if (count + 1) * 4 > slots.count * 3 { grow(table) }
         place(index, in: table)
         count += 1
+    }
+
+    /// Forgets every series, then indexes `indices` (of `table`): after series expired.
+    func rebuild(_ indices: some Sequence<Int>, in table: SeriesTable) {
+        slots = [UInt32](repeating: 0, count: 1024)
+        count = 0
+        for index in indices { insert(index, in: table) }
     }
 
     private func place(_ index: Int, in table: SeriesTable) {

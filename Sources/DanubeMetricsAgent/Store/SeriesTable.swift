@@ -6,8 +6,10 @@ import Musl
 #endif
 
 /// What never changes about a series once defined: its family, where its buckets start and its label set as
-/// rendered (`a="x",b="y"`, sorted, escaped). Append-only and never moved, so the live state, the published
-/// state and every scrape share one copy by reference, with no copy-on-write when ingest defines more series.
+/// rendered (`a="x",b="y"`, sorted, escaped). Entries are never moved or changed once written, so the live state,
+/// the published state and every scrape share one copy by reference, with no copy-on-write when ingest defines
+/// more series. Expiring series builds a new table (`copying`) with the survivors at the same indices and the
+/// others free; only a free entry is ever written again, and no state that uses this table lists it.
 ///
 /// Hand-written because Swift's arrays are values: sharing one between a scrape and ingest makes the next append
 /// copy all of it. Entries and label bytes live in fixed pages that are allocated once and never move; only the
@@ -45,20 +47,43 @@ final class SeriesTable: @unchecked Sendable {
         textPages.deallocate()
     }
 
+    /// The family of a free entry.
+    static let freeFamily = UInt32.max
+
     /// Appends a series; its index is the previous `count`. Call only under the store's lock.
     func append(family: Int, bucketStart: Int, text: UnsafeRawBufferPointer) -> Int {
-        precondition(text.count < 1 << 24 && bucketStart <= UInt32.max && family <= UInt32.max, "series too large for the table")
         let index = count
-        let page = index >> Self.entryPageShift
-        if entryPages[page] == nil {
-            precondition(page < Self.entryPageCount, "series table full")
-            entryPages[page] = .allocate(capacity: 1 << Self.entryPageShift)
-        }
-        let where_ = storeText(text)
-        (entryPages[page]! + (index & ((1 << Self.entryPageShift) - 1)))
-            .initialize(to: Entry(family: UInt32(family), bucketStart: UInt32(bucketStart), text: where_))
-        count = index + 1
+        put(index, family: family, bucketStart: bucketStart, text: text)
         return index
+    }
+
+    /// Writes series `index`: the next one (`count`), or a free entry. Call only under the store's lock.
+    func put(_ index: Int, family: Int, bucketStart: Int, text: UnsafeRawBufferPointer) {
+        precondition(text.count < 1 << 24 && bucketStart <= UInt32.max && family < Self.freeFamily, "series too large for the table")
+        precondition(index == count || (index < count && self[index].family == Self.freeFamily), "series table entry in use")
+        write(index, Entry(family: UInt32(family), bucketStart: UInt32(bucketStart), text: storeText(text)))
+    }
+
+    private func write(_ index: Int, _ entry: Entry) {
+        let page = index >> Self.entryPageShift
+        precondition(page < Self.entryPageCount, "series table full")
+        if entryPages[page] == nil { entryPages[page] = .allocate(capacity: 1 << Self.entryPageShift) }
+        (entryPages[page]! + (index & ((1 << Self.entryPageShift) - 1))).initialize(to: entry)
+        count = max(count, index + 1)
+    }
+
+    /// A new table holding the entries of `old` whose index `survives` says so, at the same indices, with their
+    /// bucket starts from `bucketStart`; the other entries up to `old.count` are free.
+    static func copying(_ old: SeriesTable, survives: (Int) -> Bool, bucketStart: (Int) -> Int) -> SeriesTable {
+        let table = SeriesTable()
+        for index in 0..<old.count {
+            if survives(index) {
+                table.put(index, family: Int(old[index].family), bucketStart: bucketStart(index), text: UnsafeRawBufferPointer(old.text(index)))
+            } else {
+                table.write(index, Entry(family: freeFamily, bucketStart: 0, text: 0))
+            }
+        }
+        return table
     }
 
     /// A text longer than a page gets a page of its own size.
