@@ -51,6 +51,14 @@ let package = Package(
             path: "Tools/HotPathTiming"
         ),
         .executableTarget(
+            name: "ExpiryTiming",
+            dependencies: [
+                .product(name: "DanubeMetricsAgent", package: "danube-metrics-agent"),
+                .product(name: "DanubeMetricsWire", package: "danube-metrics-agent"),
+            ],
+            path: "Tools/ExpiryTiming"
+        ),
+        .executableTarget(
             name: "IngestThroughput",
             dependencies: [
                 "BenchmarkSupport",

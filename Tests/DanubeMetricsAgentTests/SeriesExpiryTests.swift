@@ -117,6 +117,22 @@ import Testing
         #expect(Self.text(store).isEmpty)
     }
 
+    /// Compaction costs what the store holds, so a few expired series leave /metrics at once but keep their
+    /// slots until they are an eighth of the live ones, or until a new series needs their room.
+    @Test func aFewExpiredSeriesAreCompactedOnlyWhenTheirRoomIsNeeded() throws {
+        let store = Self.store(maxSeries: 100)
+        var sequence: UInt64 = 0
+        let bindings = try (0..<100).map { try Self.binding(store.define(Self.counter($0), at: Self.at(0))) }
+        for binding in bindings.dropFirst(5) { Self.update(store, binding, 1, at: 100, sequence: &sequence) }
+        #expect(store.expireSeries(now: Self.at(100)) == 5)
+        #expect(store.seriesCount == 95)
+        #expect(store.capture().table.count == 100 && store.capture().retired.count == 5, "not compacted for 5 of 95")
+        #expect(!Self.text(store).contains("n=\"0\"") && Self.text(store).contains("n=\"5\""))
+        for n in 100..<105 { #expect((try? store.define(Self.counter(n), at: Self.at(101)).get()) != nil, "series \(n) takes a retired slot") }
+        #expect(StoreLimitsTests.reason(store.define(Self.counter(105), at: Self.at(101))) == .agentSeriesLimit)
+        #expect(store.capture().values.count == 100 && store.seriesCount == 100)
+    }
+
     @Test func exemplarsOfAnExpiredSeriesGoWithIt() throws {
         let store = Self.store()
         let counter = try Self.binding(store.define(Self.counter(1), at: Self.at(0)))

@@ -8,7 +8,7 @@ import Logging
 // Usage: swift run -c release IngestThroughput [rounds]   (each round: 2 x 200 frames = 400,000 deltas)
 // With BACKGROUND_SERIES=n the store also holds n other series (80/15/5% counters, gauges, histograms), the agent
 // checkpoints to a state directory, and a thread renders /metrics back to back for the whole run: ingest while a
-// large scrape and checkpoints run.
+// large scrape and checkpoints run. With SERIES_TTL=seconds, series expiry is on.
 let rounds = CommandLine.arguments.dropFirst().first.flatMap { Int($0) } ?? 25
 let framesPerRound = 200
 let socketPath = "/tmp/dma-ingest-bench-\(getpid()).sock"
@@ -17,6 +17,8 @@ configuration.httpListen = [ListenAddress(host: "127.0.0.1", port: 0)]
 let background = ProcessInfo.processInfo.environment["BACKGROUND_SERIES"].flatMap { Int($0) } ?? 0
 let stateDirectory = "/tmp/dma-ingest-bench-\(getpid())-state"
 if background > 0 { configuration.stateDirectory = stateDirectory }
+// SERIES_TTL=seconds: with series expiry on (what a ttl costs ingest: one tick stored per delta).
+configuration.storeLimits.seriesTTL = ProcessInfo.processInfo.environment["SERIES_TTL"].flatMap { Int($0) }.map { .seconds($0) }
 var logger = Logger(label: "ingest-bench")
 logger.logLevel = .warning
 let agent = try Agent(configuration: configuration, logger: logger)

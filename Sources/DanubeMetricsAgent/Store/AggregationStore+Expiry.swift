@@ -5,17 +5,18 @@
 ///
 /// Scrapes and checkpoints read captured states outside the lock, and connections update series through slots
 /// they were given at DEFINE, so a slot is used again only when nothing can still read or write it as the
-/// expired series': bound series never expire (`SeriesActivity`); expiry builds a new `SeriesTable` and bucket
-/// array (captured states keep the old ones); and with a checkpointer, whose published state `/metrics` shows,
-/// a slot is free only once a state captured after the expiry is published (the next checkpoint writes that
-/// state as a whole base, so the state file forgets the series too).
+/// expired series': bound series never expire (`SeriesActivity`). An expiry pass takes the series out of their
+/// families, the index and `/metrics` at once (a whole base is due, so the state file forgets them too) and
+/// retires their slots; their table entries, label text and buckets are reclaimed by a compaction, which builds a
+/// new `SeriesTable` and bucket array (captured states keep the old ones) and costs what the store holds, so it
+/// runs only once the retired slots are an eighth of the live series, or when a new series would pass a limit.
+/// With a checkpointer, whose published state `/metrics` shows, a compacted slot is free only once a state
+/// captured after the compaction is published: exemplars, kept apart by slot, must never show on another series.
 extension AggregationStore {
     /// Forgets the series that expired by `now` (see above); the number forgotten.
     @discardableResult
     public func expireSeries(now: ContinuousClock.Instant = .now) -> Int {
         guard let activity else { return 0 }
-        // Without a published state, nothing but a scrape in progress reads a state that is not the live one.
-        let reuseAtOnce = exposed.withLock { $0 == nil }
         return state.withLock { state in
             let tick = activity.tick(at: now)
             var expired: [Int] = []
@@ -27,15 +28,20 @@ extension AggregationStore {
                 }
             }
             guard !expired.isEmpty else { return 0 }
-            forget(expired, in: &state)
-            let slots = expired.map(UInt32.init)
-            if reuseAtOnce {
-                state.freeSlots += slots
-            } else {
-                state.pendingFree += slots
-                state.pendingGeneration = state.generation
+            for slot in expired {
+                index.remove(slot, in: state.table)
+                state.values[slot] = Value()
+                if slot < state.windows.count {
+                    state.heldBytes -= 2 * state.windows[slot].heapBytes
+                    state.windows[slot] = NativeWindow()
+                }
             }
             exemplars.forget(expired)
+            state.retired += expired.map(UInt32.init)
+            state.expired &+= UInt64(expired.count)
+            state.needsBase = true
+            state.changes &+= 1
+            if state.retired.count >= max(1, seriesCount(state) / 8) { compact(&state) }
             return expired.count
         }
     }
@@ -52,22 +58,18 @@ extension AggregationStore {
     /// Series expired since the agent started.
     public var expiredSeries: UInt64 { state.withLock { $0.expired } }
 
-    /// Drops `expired` (already out of their families' lists): a new table and bucket array holding the others,
-    /// their values and windows cleared, their bytes no longer held, the index rebuilt, and a whole base due.
-    private func forget(_ expired: [Int], in state: inout State) {
+    /// Reclaims the retired slots: a new table and bucket array holding the series their families list, the
+    /// retired series' bytes no longer held, their slots free (or pending until the next publication).
+    func compact(_ state: inout State) {
+        guard !state.retired.isEmpty else { return }
         var kept = [Bool](repeating: false, count: state.values.count)
         for family in state.families {
             for slot in family.slots { kept[Int(slot)] = true }
         }
         let old = state.table, oldBuckets = state.buckets
-        for slot in expired {
-            let family = state.families[Int(old[slot].family)]
-            state.heldBytes -= Self.seriesBytes(labelText: old.text(slot).count, denseBuckets: family.bucketCount, native: family.native != nil)
-            state.values[slot] = Value()
-            if slot < state.windows.count {
-                state.heldBytes -= 2 * state.windows[slot].heapBytes
-                state.windows[slot] = NativeWindow()
-            }
+        for slot in state.retired {
+            let family = state.families[Int(old[Int(slot)].family)]
+            state.heldBytes -= Self.seriesBytes(labelText: old.text(Int(slot)).count, denseBuckets: family.bucketCount, native: family.native != nil)
         }
         var buckets: [UInt64] = []
         buckets.reserveCapacity(oldBuckets.count)
@@ -78,10 +80,19 @@ extension AggregationStore {
             return start
         })
         state.buckets = buckets
-        index.rebuild(kept.indices.lazy.filter { kept[$0] }, in: state.table)
         state.generation &+= 1
+        if state.publishes {
+            state.pendingFree += state.retired
+            state.pendingGeneration = state.generation
+        } else {
+            // Without a published state, nothing but a scrape in progress reads a state that is not the live one.
+            state.freeSlots += state.retired
+        }
+        state.retired = []
         state.needsBase = true
-        state.changes &+= 1
-        state.expired &+= UInt64(expired.count)
+    }
+
+    func seriesCount(_ state: State) -> Int {
+        state.values.count - state.freeSlots.count - state.pendingFree.count - state.retired.count
     }
 }

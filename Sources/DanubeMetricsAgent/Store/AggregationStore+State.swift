@@ -75,6 +75,9 @@ extension AggregationStore {
         /// so that a checkpoint writes, and publishes for `/metrics`, what changed rather than everything.
         var changed: [UInt32] = []
         var changedFlags = ChangedFlags()
+        /// Slots of expired series not yet compacted: out of their families and the index, their entries, label
+        /// text and buckets still held.
+        var retired: [UInt32] = []
         /// Slots of expired series that new ones may take (`SeriesTable` entries free, no buckets).
         var freeSlots: [UInt32] = []
         /// Slots of expired series that a published state (`exposed`) may still list: free once a state of
@@ -84,6 +87,8 @@ extension AggregationStore {
         /// Bumped when series expire; with it the next checkpoint writes a whole base.
         var generation: UInt64 = 0
         var needsBase = false
+        /// A checkpointer publishes states for `/metrics` (see `AggregationStore.publish`).
+        var publishes = false
         /// Series expired since the agent started.
         var expired: UInt64 = 0
 

@@ -94,7 +94,7 @@ public final class AggregationStore: Sendable {
     }
 
     /// Series in the store (expired ones not counted).
-    public var seriesCount: Int { state.withLock { $0.values.count - $0.freeSlots.count - $0.pendingFree.count } }
+    public var seriesCount: Int { state.withLock { seriesCount($0) } }
     /// Bytes the series take, as `seriesBytes` and the native windows count them.
     public var heldBytes: Int { state.withLock { $0.heldBytes } }
     /// Native bucket counts dropped at the memory limit.
@@ -112,6 +112,7 @@ public final class AggregationStore: Sendable {
     func publish(_ published: State) {
         exposed.withLock { $0 = published }
         state.withLock { state in
+            state.publishes = true
             guard !state.pendingFree.isEmpty, published.generation >= state.pendingGeneration else { return }
             state.freeSlots += state.pendingFree
             state.pendingFree = []
@@ -205,10 +206,12 @@ public final class AggregationStore: Sendable {
                 guard state.families[familyIndex].slots.count < maxFamilySeries else {
                     return .failure(SeriesRejection(.familySeriesLimit, family: checked.name, "\(checked.name) already has its limit of \(maxFamilySeries) series"))
                 }
+                let bytes = Self.seriesBytes(labelText: text.count, denseBuckets: bucketCount, native: state.families[familyIndex].native != nil)
+                // Expired series not yet compacted make room when compacted.
+                if state.heldSeries >= limits.maxSeries || state.heldBytes + bytes > limits.maxBytes { compact(&state) }
                 guard state.heldSeries < limits.maxSeries else {
                     return .failure(SeriesRejection(.agentSeriesLimit, family: checked.name, "the agent holds its limit of \(limits.maxSeries) series (--max-series)"))
                 }
-                let bytes = Self.seriesBytes(labelText: text.count, denseBuckets: bucketCount, native: state.families[familyIndex].native != nil)
                 guard state.heldBytes + bytes <= limits.maxBytes else {
                     return .failure(SeriesRejection(.memoryLimit, family: checked.name, "the agent's series take \(state.heldBytes) of its \(limits.maxBytes) bytes (--memory-limit)"))
                 }

@@ -16,8 +16,11 @@ public final class SeriesActivity: @unchecked Sendable {
     let ttl: Duration
     let tickNanoseconds: Int64
     private let origin: ContinuousClock.Instant
-    /// By series index: the tick it was last active in, and the connections that have it bound.
-    private var lastTick: [UInt32] = []
+    /// By series index: the tick it was last active in (in memory of its own: ingest stores one per delta, which
+    /// through an array in a class costs an exclusivity check and a uniqueness check each time, +9 ns a delta),
+    /// and the connections that have it bound.
+    private var lastTick: UnsafeMutablePointer<UInt32>
+    private var capacity = 1_024
     private var bound: [UInt32] = []
 
     /// `ttl` is between a millisecond and `maxTTL` (the command line checks it).
@@ -25,7 +28,10 @@ public final class SeriesActivity: @unchecked Sendable {
         self.ttl = min(max(ttl, .milliseconds(1)), Self.maxTTL)
         tickNanoseconds = max(1, self.ttl.nanoseconds / Self.ticksPerTTL)
         self.origin = origin
+        lastTick = .allocate(capacity: capacity)
     }
+
+    deinit { lastTick.deallocate() }
 
     /// How often expiry should look: once a tick.
     var passInterval: Duration { .nanoseconds(tickNanoseconds) }
@@ -38,10 +44,14 @@ public final class SeriesActivity: @unchecked Sendable {
 
     /// A series was defined at `slot` (new, or a free slot used again).
     func created(_ slot: Int, tick: UInt32) {
-        if slot >= lastTick.count {
-            lastTick.append(contentsOf: repeatElement(0, count: slot + 1 - lastTick.count))
-            bound.append(contentsOf: repeatElement(0, count: slot + 1 - bound.count))
+        if slot >= capacity {
+            let grown = UnsafeMutablePointer<UInt32>.allocate(capacity: max(slot + 1, 2 * capacity))
+            grown.moveInitialize(from: lastTick, count: capacity)
+            lastTick.deallocate()
+            lastTick = grown
+            capacity = max(slot + 1, 2 * capacity)
         }
+        if slot >= bound.count { bound.append(contentsOf: repeatElement(0, count: slot + 1 - bound.count)) }
         lastTick[slot] = tick
         bound[slot] = 0
     }

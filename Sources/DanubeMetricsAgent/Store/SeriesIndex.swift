@@ -33,11 +33,29 @@ final class SeriesIndex: @unchecked Sendable {
         count += 1
     }
 
-    /// Forgets every series, then indexes `indices` (of `table`): after series expired.
-    func rebuild(_ indices: some Sequence<Int>, in table: SeriesTable) {
-        slots = [UInt32](repeating: 0, count: 1024)
-        count = 0
-        for index in indices { insert(index, in: table) }
+    /// Forgets series `index` (of `table`, which still holds its entry): backward-shift deletion, so that lookups
+    /// need no tombstones and an expiry costs what it removes, not what the index holds.
+    func remove(_ index: Int, in table: SeriesTable) {
+        let mask = slots.count - 1
+        var hole = Self.hash(family: Int(table[index].family), text: table.text(index)) & mask
+        while slots[hole] != UInt32(index + 1) {
+            guard slots[hole] != 0 else { return }
+            hole = (hole + 1) & mask
+        }
+        var next = (hole + 1) & mask
+        while slots[next] != 0 {
+            let entry = Int(slots[next] - 1)
+            let home = Self.hash(family: Int(table[entry].family), text: table.text(entry)) & mask
+            // The entry at `next` may move back into the hole unless its home lies cyclically in (hole, next].
+            let stays = hole < next ? (home > hole && home <= next) : (home > hole || home <= next)
+            if !stays {
+                slots[hole] = slots[next]
+                hole = next
+            }
+            next = (next + 1) & mask
+        }
+        slots[hole] = 0
+        count -= 1
     }
 
     private func place(_ index: Int, in table: SeriesTable) {
