@@ -94,6 +94,11 @@ import Testing
         let (negative, negativeText) = try run(["--checkpoint-interval", "-5"])
         #expect(!ChildProcess.exitedCleanly(negative))
         #expect(negativeText.contains("The value '-5' is invalid for '--checkpoint-interval"), "\(negativeText)")
+        for ttl in ["0", "500ms", "400d"] {
+            let (status, text) = try run(["--series-ttl", ttl])
+            #expect(!ChildProcess.exitedCleanly(status))
+            #expect(text.contains("--series-ttl \(ttl) must be between 1s and 365d"), "\(text)")
+        }
         let agent = try await TestAgent()
         let (bind, bindText) = try run(["--ingest-socket", TestAgent.temporarySocketPath(), "--listen", "127.0.0.1:\(agent.port)",
                                         "--log-format", "text"])
