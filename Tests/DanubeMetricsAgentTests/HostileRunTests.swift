@@ -99,21 +99,27 @@ import Testing
         bystander.shutdown()
     }
 
+    /// The agent binary with `arguments` (uncatalogued families of up to 1M series), ready to serve.
+    static func startAgent(_ arguments: [String]) throws -> (agent: ChildProcess, socket: String, port: Int) {
+        let socket = TestAgent.temporarySocketPath()
+        let port = unusedPort()
+        let agent = try ChildProcess(Executables.agent.path, [
+            "--ingest-socket", socket, "--listen", "127.0.0.1:\(port)", "--log-format", "text", "--log-level", "error",
+            "--max-series-per-family", "1000000",
+        ] + arguments, output: socket + ".log")
+        #expect(eventually { (try? HTTPClient.get(port: port, path: "/healthz"))?.status == 200 })
+        return (agent, socket, port)
+    }
+
     /// Native histograms from a flood of definitions: three connections in turn (two at a time allowed) each define
     /// 40,000 native series (4 families of 10,000, 256-bucket windows) and fill 8 buckets of each. The store stops
     /// at `--memory-limit` (refusing new series as limit_exceeded, and window buckets new to a series), its memory
     /// stays there and the agent's RSS with it (100,000 such series took 522 MiB, 2 KiB per empty window and
     /// copy), and scrapes of every format go on.
     @Test func aNativeDefinitionFloodStaysWithinTheMemoryLimit() async throws {
-        let socket = TestAgent.temporarySocketPath()
-        let port = unusedPort()
         let limit = 16 << 20
-        let agent = try ChildProcess(Executables.agent.path, [
-            "--ingest-socket", socket, "--listen", "127.0.0.1:\(port)", "--log-format", "text", "--log-level", "error",
-            "--max-sources", "2", "--max-series-per-family", "1000000", "--memory-limit", "\(limit)",
-        ], output: socket + ".log")
+        let (agent, socket, port) = try Self.startAgent(["--max-sources", "2", "--memory-limit", "\(limit)"])
         defer { agent.stop() }
-        #expect(eventually { (try? HTTPClient.get(port: port, path: "/healthz"))?.status == 200 })
         let startRSS = FloodTests.residentKiB(agent.pid)
         let native = NativeHistogramSpec(schema: 3, zeroThreshold: 0x1p-5, maxBuckets: 256)
         for connection in 0..<3 {
@@ -150,7 +156,11 @@ import Testing
                     .map { Samples(parsing: $0)["danube_agent_frames_received_total{type=\"deltas\"}"] ?? 0 } == Double(80 * (connection + 1))
             }
             #expect(finished)
+            // Closed before the next one (the reader would otherwise hold it open until its receive timed out,
+            // and a third connection would pass --max-sources).
             reading.store(false, ordering: .relaxed)
+            shutdown(source.fd, Int32(SHUT_RDWR))
+            #expect(eventually { (try? HTTPClient.get(port: port, path: "/metrics").text).map { Samples(parsing: $0)["danube_agent_sources_connected"] } == 0 })
         }
         let text = try HTTPClient.get(port: port, path: "/metrics").text
         let protobuf = try HTTPClient.get(port: port, path: "/metrics", headers: [("Accept", ProtobufExpositionTests.protobuf)])
@@ -172,14 +182,8 @@ import Testing
     /// `--max-series 20001` and close. Each one's series are forgotten one ttl after it closed, so the next one
     /// fits; a bystander connection that defined a series and never updated it keeps it, since it is connected.
     @Test func closedConnectionsSeriesAreForgottenAfterTheTTLAndLeaveRoom() async throws {
-        let socket = TestAgent.temporarySocketPath()
-        let port = unusedPort()
-        let agent = try ChildProcess(Executables.agent.path, [
-            "--ingest-socket", socket, "--listen", "127.0.0.1:\(port)", "--log-format", "text", "--log-level", "error",
-            "--max-series-per-family", "1000000", "--max-series", "20001", "--series-ttl", "1s",
-        ], output: socket + ".log")
+        let (agent, socket, port) = try Self.startAgent(["--max-series", "20001", "--series-ttl", "1s"])
         defer { agent.stop() }
-        #expect(eventually { (try? HTTPClient.get(port: port, path: "/healthz"))?.status == 200 })
         func samples() -> Samples { Samples(parsing: (try? HTTPClient.get(port: port, path: "/metrics").text) ?? "") }
         let bystander = try RawSource(path: socket)
         #expect(bystander.handshake(name: "bystander", instance: 99) != nil)
