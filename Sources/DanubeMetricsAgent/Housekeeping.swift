@@ -5,8 +5,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
-/// The agent's repeated tasks on its event loops: gauge expiry and source retention, returning free heap to the
-/// system, and, under a supervisor, STATUS= refreshes and the watchdog.
+/// The agent's repeated tasks on its event loops: gauge expiry and source retention, series expiry, returning free
+/// heap to the system, and, under a supervisor, STATUS= refreshes and the watchdog.
 struct Housekeeping {
     let configuration: AgentConfiguration
     let store: AggregationStore
@@ -27,11 +27,15 @@ struct Housekeeping {
             if forgotten > 0 { logger.info("forgot sources away longer than the retention", metadata: ["sources": "\(forgotten)"]) }
         })
         if let activity = store.activity {
+            // Off the event loops: a pass that compacts a large store takes a while (docs/BENCHMARKS.md).
             let every = TimeAmount.nanoseconds(max(100_000_000, activity.passInterval.nanoseconds))
+            let expiryQueue = DispatchQueue(label: "danube-metrics-agent.series-expiry", qos: .utility)
             tasks.append(group.next().scheduleRepeatedTask(initialDelay: every, delay: every) { [store, logger] _ in
-                let expired = store.expireSeries()
-                if expired > 0 {
-                    logger.info("forgot series nothing updated for the series ttl", metadata: ["series": "\(expired)", "ttl": "\(activity.ttl)"])
+                expiryQueue.async {
+                    let expired = store.expireSeries()
+                    if expired > 0 {
+                        logger.info("forgot series nothing updated for the series ttl", metadata: ["series": "\(expired)", "ttl": "\(activity.ttl)"])
+                    }
                 }
             })
         }
