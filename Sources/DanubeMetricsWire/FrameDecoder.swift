@@ -92,6 +92,7 @@ public struct FrameDecoder: Sendable {
                 seriesID: try reader.uvarint32("series id"), code: try refusalCode(&reader),
                 message: try reader.string("message", limit: 4096)))
         case .exemplars: frame = .exemplars(try decodeExemplars(&reader))
+        case .spans: frame = .spans(try decodeSpans(&reader))
         }
         if !reader.isAtEnd {
             throw WireError(.malformed, "\(reader.remaining) unexpected bytes after a \(type) frame")

@@ -37,6 +37,9 @@ public enum FrameEncoder {
             builder.writer.string(refusal.message)
         case .exemplars(let exemplars):
             for exemplar in exemplars { encode(exemplar, into: &builder.writer) }
+        case .spans(let batch):
+            encode(batch.resource, into: &builder.writer)
+            for span in batch.spans { encode(span, into: &builder.writer) }
         }
         return builder.finish()
     }

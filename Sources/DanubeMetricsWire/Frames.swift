@@ -210,7 +210,7 @@ public struct ExemplarUpdate: Sendable, Equatable {
     }
 }
 
-/// Any frame of protocol versions 1 to 3.
+/// Any frame of protocol versions 1 to 4.
 public enum Frame: Sendable, Equatable {
     case hello(Hello)
     case welcome(Welcome)
@@ -225,6 +225,8 @@ public enum Frame: Sendable, Equatable {
     /// Emitter -> agent, version 2: latest exemplars. Not sequenced or acknowledged: they are samples of traffic,
     /// and a newer one replaces an older one.
     case exemplars([ExemplarUpdate])
+    /// Emitter -> agent, version 4: finished spans of sampled traces. Not sequenced or acknowledged (best effort).
+    case spans(SpanBatch)
 
     public var type: FrameType {
         switch self {
@@ -237,6 +239,7 @@ public enum Frame: Sendable, Equatable {
         case .seriesRefused: return .seriesRefused
         case .goodbye: return .goodbye
         case .exemplars: return .exemplars
+        case .spans: return .spans
         }
     }
 }

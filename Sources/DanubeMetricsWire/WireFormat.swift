@@ -3,12 +3,14 @@ public enum WireFormat {
     /// The first four bytes of every HELLO body: "DNBM".
     public static let magic: [UInt8] = [0x44, 0x4E, 0x42, 0x4D]
     /// Protocol versions this build speaks. Version 2 adds EXEMPLARS frames, version 3 native histograms
-    /// (definition kind 4); everything else is as in version 1.
-    public static let supportedVersions: ClosedRange<UInt16> = 1...3
+    /// (definition kind 4), version 4 SPANS frames; everything else is as in version 1.
+    public static let supportedVersions: ClosedRange<UInt16> = 1...4
     /// The first version with EXEMPLARS frames.
     public static let exemplarsVersion: UInt16 = 2
     /// The first version whose histograms may carry native buckets.
     public static let nativeHistogramsVersion: UInt16 = 3
+    /// The first version with SPANS frames. An agent that exports no traces speaks at most the version before.
+    public static let spansVersion: UInt16 = 4
     /// DEFINE's kind byte for a histogram with native buckets (version 3): decoded as `.histogram` with `native`.
     public static let nativeHistogramKindByte: UInt8 = 4
     /// OpenMetrics' limit on an exemplar's label set: names and values together, in code points.
@@ -28,6 +30,7 @@ public enum FrameType: UInt8, Sendable, CaseIterable {
     case seriesRefused = 0x13
     case goodbye = 0x14
     case exemplars = 0x15
+    case spans = 0x16
 }
 
 /// What a series is. The agent keeps counters as sums, gauges as last values, histograms as bucket counts.

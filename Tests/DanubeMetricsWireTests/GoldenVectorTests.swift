@@ -72,6 +72,19 @@ import Testing
             ExemplarUpdate(seriesID: 0, bucket: 0, value: 3, timestampMillis: 0, labels: [Label("trace_id", "ü")]),
             ExemplarUpdate(seriesID: 300, bucket: 0, value: -0.0, timestampMillis: .max, labels: []),
         ])]),
+        ("spans", [.spans(SpanBatch(resource: [SpanAttribute("service.version", .string("0.15.1")), SpanAttribute("danube.cluster", .string("eu-1"))], spans: [
+            SpanRecord(traceID: TraceID(high: 0x4BF9_2F35_77B3_4DA6, low: 0xA3CE_929D_0E0E_4736), spanID: 0x00F0_67AA_0BA9_02B7,
+                       parentSpanID: 0x1122_3344_5566_7788, kind: .producer, parentIsRemote: true, name: "publish /default/orders",
+                       startUnixNanos: 1_764_400_000_123_456_789, durationNanos: 2_345_678, status: .ok, traceState: "vendor=a,rojo=00f067aa0ba902b7",
+                       attributes: [SpanAttribute("messaging.system", .string("danube")), SpanAttribute("messaging.destination.name", .string("/default/orders")),
+                                    SpanAttribute("danube.producer_id", .int(-7)), SpanAttribute("messaging.message.body.size", .int(1_024)),
+                                    SpanAttribute("danube.ratio", .double(0.25)), SpanAttribute("danube.reliable", .bool(true))],
+                       events: [SpanEvent(name: "wal.fsync", offsetNanos: 2_000_000, attributes: [SpanAttribute("bytes", .int(4_096))]),
+                                SpanEvent(name: "dispatched", offsetNanos: 2_345_678)]),
+            SpanRecord(traceID: TraceID(high: 0, low: 1), spanID: UInt64.max, name: "ü", startUnixNanos: 0, durationNanos: 0,
+                       status: .error, statusMessage: "segment upload failed"),
+        ]))]),
+        ("spans-empty", [.spans(SpanBatch())]),
     ]
 
     /// A DEFINE of one native histogram with the spec's fields as given (the encoder writes them unchecked).
@@ -103,6 +116,14 @@ import Testing
             seriesID: 0, bucket: 0, value: 1, timestampMillis: 1, labels: [Label("trace_id", String(repeating: "a", count: 121))])]))),
         ("bad-malformed-exemplar-not-finite", FrameEncoder.encode(.exemplars([ExemplarUpdate(
             seriesID: 0, bucket: 0, value: .nan, timestampMillis: 1, labels: [])]))),
+        ("bad-malformed-span-zero-id", FrameEncoder.encode(.spans(SpanBatch(spans: [SpanRecord(
+            traceID: TraceID(high: 1, low: 1), spanID: 0, name: "x", startUnixNanos: 1, durationNanos: 1)])))),
+        ("bad-malformed-span-event-after-end", FrameEncoder.encode(.spans(SpanBatch(spans: [SpanRecord(
+            traceID: TraceID(high: 1, low: 1), spanID: 1, name: "x", startUnixNanos: 1, durationNanos: 1,
+            events: [SpanEvent(name: "late", offsetNanos: 2)])])))),
+        ("bad-limit_exceeded-span-attributes", FrameEncoder.encode(.spans(SpanBatch(spans: [SpanRecord(
+            traceID: TraceID(high: 1, low: 1), spanID: 1, name: "x", startUnixNanos: 1, durationNanos: 1,
+            attributes: (0...SpanLimits.maxAttributes).map { SpanAttribute("a\($0)", .bool(true)) })])))),
     ]
 
     static func file(_ name: String) -> URL { directory.appendingPathComponent(name) }

@@ -2,7 +2,7 @@
 //! record decodes and re-encodes byte-identically, every bad one is refused with the code its name gives. A
 //! change of the format on either side fails both suites.
 
-use danube_metrics::wire::{self, Delta, Frame, Limits, RefusalCode};
+use danube_metrics::wire::{self, AttributeValue, Delta, Frame, Limits, RefusalCode, SpanKind, SpanStatus, TraceId};
 use std::path::PathBuf;
 
 fn directory() -> PathBuf {
@@ -56,6 +56,18 @@ fn golden_records_hold_what_the_swift_test_wrote() {
         Frame::SeriesRefused { id: 0, code: RefusalCode::Other, message: "?".into() }
     );
     assert_eq!(read("record-several-frames.frames").len(), 3);
+    let Frame::Spans(batch) = &read("spans.frames")[0] else { panic!("no SPANS") };
+    let publish = &batch.spans[0];
+    assert_eq!(publish.trace_id, TraceId { high: 0x4BF9_2F35_77B3_4DA6, low: 0xA3CE_929D_0E0E_4736 });
+    assert_eq!((publish.span_id, publish.parent_span_id), (0x00F0_67AA_0BA9_02B7, 0x1122_3344_5566_7788));
+    assert_eq!(
+        (publish.kind, publish.parent_is_remote, publish.name.as_str()),
+        (SpanKind::Producer, true, "publish /default/orders")
+    );
+    assert_eq!(publish.attributes[2], ("danube.producer_id".to_owned(), AttributeValue::Int(-7)));
+    assert_eq!((publish.events[0].name.as_str(), publish.events[0].offset_nanos), ("wal.fsync", 2_000_000));
+    assert_eq!(batch.spans[1].status, SpanStatus::Error);
+    assert_eq!(batch.resource[0], ("service.version".to_owned(), AttributeValue::String("0.15.1".into())));
 }
 
 #[test]

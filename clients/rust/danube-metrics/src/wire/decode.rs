@@ -6,13 +6,13 @@ use super::{
     HEADER_SIZE, MAGIC, MAX_EXEMPLAR_LABEL_CODE_POINTS,
 };
 
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], WireError> {
+    pub(super) fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], WireError> {
         if self.bytes.len() - self.at < n {
             return Err(WireError::new(RefusalCode::Truncated, format!("{what} runs past the end of the frame")));
         }
@@ -20,16 +20,16 @@ impl<'a> Reader<'a> {
         self.at += n;
         Ok(slice)
     }
-    fn u8(&mut self, what: &str) -> Result<u8, WireError> {
+    pub(super) fn u8(&mut self, what: &str) -> Result<u8, WireError> {
         Ok(self.take(1, what)?[0])
     }
-    fn u16(&mut self, what: &str) -> Result<u16, WireError> {
+    pub(super) fn u16(&mut self, what: &str) -> Result<u16, WireError> {
         Ok(u16::from_le_bytes(self.take(2, what)?.try_into().unwrap_or_default()))
     }
-    fn u64(&mut self, what: &str) -> Result<u64, WireError> {
+    pub(super) fn u64(&mut self, what: &str) -> Result<u64, WireError> {
         Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap_or_default()))
     }
-    fn uvarint(&mut self, what: &str) -> Result<u64, WireError> {
+    pub(super) fn uvarint(&mut self, what: &str) -> Result<u64, WireError> {
         let mut value = 0u64;
         for i in 0..10 {
             let byte = self.u8(what)?;
@@ -47,11 +47,11 @@ impl<'a> Reader<'a> {
         }
         Err(WireError::new(RefusalCode::Malformed, format!("{what} is longer than 10 bytes")))
     }
-    fn uvarint32(&mut self, what: &str) -> Result<u32, WireError> {
+    pub(super) fn uvarint32(&mut self, what: &str) -> Result<u32, WireError> {
         let v = self.uvarint(what)?;
         u32::try_from(v).map_err(|_| WireError::new(RefusalCode::Malformed, format!("{what} {v} does not fit 32 bits")))
     }
-    fn string(&mut self, what: &str, limit: usize) -> Result<String, WireError> {
+    pub(super) fn string(&mut self, what: &str, limit: usize) -> Result<String, WireError> {
         let length = self.uvarint(what)?;
         if length > limit as u64 {
             return Err(WireError::new(
@@ -63,7 +63,7 @@ impl<'a> Reader<'a> {
         String::from_utf8(bytes.to_vec())
             .map_err(|_| WireError::new(RefusalCode::Malformed, format!("{what} is not valid UTF-8")))
     }
-    fn at_end(&self) -> bool {
+    pub(super) fn at_end(&self) -> bool {
         self.at == self.bytes.len()
     }
 }
@@ -103,7 +103,7 @@ fn decode_frame(bytes: &[u8], limits: &Limits) -> Result<Frame, WireError> {
     let mut r = Reader { bytes, at: 0 };
     let frame_type = r.u8("frame type")?;
     let flags = r.u8("flags")?;
-    if !matches!(frame_type, 0x01..=0x03 | 0x10..=0x15) {
+    if !matches!(frame_type, 0x01..=0x03 | 0x10..=0x16) {
         return Err(WireError::new(RefusalCode::Malformed, format!("unknown frame type 0x{frame_type:x}")));
     }
     if flags != 0 {
@@ -143,6 +143,7 @@ fn decode_frame(bytes: &[u8], limits: &Limits) -> Result<Frame, WireError> {
         frame_type::ACK => Frame::Ack(r.uvarint("sequence")?),
         frame_type::GOODBYE => Frame::Goodbye(r.uvarint("sequence")?),
         frame_type::EXEMPLARS => decode_exemplars(&mut r, limits)?,
+        frame_type::SPANS => Frame::Spans(super::spans::decode_spans(&mut r)?),
         _ => Frame::SeriesRefused {
             id: r.uvarint32("series id")?,
             code: RefusalCode::from_byte(r.u8("refusal code")?),

@@ -128,6 +128,7 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
         Frame::SeriesRefused { .. } => frame_type::SERIES_REFUSED,
         Frame::Goodbye(_) => frame_type::GOODBYE,
         Frame::Exemplars(_) => frame_type::EXEMPLARS,
+        Frame::Spans(_) => frame_type::SPANS,
     };
     begin(&mut w, frame_type);
     match frame {
@@ -166,6 +167,10 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
             w.string(message);
         }
         Frame::Exemplars(exemplars) => exemplars.iter().for_each(|e| encode_exemplar(&mut w, e)),
+        Frame::Spans(batch) => {
+            super::spans::encode_attributes(&mut w, &batch.resource);
+            batch.spans.iter().for_each(|s| super::spans::encode_span(&mut w, s));
+        }
     }
     finish(&mut w, 0);
     w.bytes

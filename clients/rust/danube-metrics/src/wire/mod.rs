@@ -1,4 +1,4 @@
-//! Protocol frames (versions 1 to 3): encoding and decoding, byte for byte as `docs/PROTOCOL.md` specifies and as the Swift
+//! Protocol frames (versions 1 to 4): encoding and decoding, byte for byte as `docs/PROTOCOL.md` specifies and as the Swift
 //! reference (`Sources/DanubeMetricsWire`) writes them. Golden vectors in `Tests/golden-frames` keep both in step.
 //!
 //! Hand-written because the format is small and ours; a serialisation crate would be a dependency for no gain.
@@ -7,9 +7,11 @@ use std::fmt;
 
 mod decode;
 mod encode;
+mod spans;
 
 pub use decode::decode_record;
 pub use encode::{begin, encode, encode_definition, encode_delta, encode_exemplar, finish, FrameBuilder, Writer};
+pub use spans::{encode_span, AttributeValue, SpanBatch, SpanEvent, SpanKind, SpanRecord, SpanStatus, TraceId};
 
 /// The first four bytes of every HELLO body.
 pub const MAGIC: [u8; 4] = *b"DNBM";
@@ -23,6 +25,8 @@ pub const EXEMPLARS_VERSION: u16 = 2;
 pub const NATIVE_HISTOGRAMS_VERSION: u16 = 3;
 /// DEFINE's kind byte for a histogram with native buckets.
 pub const NATIVE_HISTOGRAM_KIND: u8 = 4;
+/// The first version with SPANS frames (this crate decodes them; it records no spans yet, so it offers 3).
+pub const SPANS_VERSION: u16 = 4;
 /// OpenMetrics' limit on an exemplar's labels: names and values together, in code points.
 pub const MAX_EXEMPLAR_LABEL_CODE_POINTS: usize = 128;
 /// Bytes in front of every frame body: u32 length + u8 type + u8 flags.
@@ -39,6 +43,7 @@ pub mod frame_type {
     pub const SERIES_REFUSED: u8 = 0x13;
     pub const GOODBYE: u8 = 0x14;
     pub const EXEMPLARS: u8 = 0x15;
+    pub const SPANS: u8 = 0x16;
 }
 
 /// What a series is.
@@ -120,7 +125,7 @@ pub struct WireError {
 }
 
 impl WireError {
-    fn new(code: RefusalCode, message: impl Into<String>) -> WireError {
+    pub(crate) fn new(code: RefusalCode, message: impl Into<String>) -> WireError {
         WireError { code, message: message.into() }
     }
 }
@@ -222,7 +227,7 @@ impl ExemplarUpdate {
     }
 }
 
-/// Any frame of protocol v1 and v2.
+/// Any frame of protocol versions 1 to 4.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Frame {
     Hello(Hello),
@@ -248,6 +253,8 @@ pub enum Frame {
     Goodbye(u64),
     /// Version 2: latest exemplars; not sequenced.
     Exemplars(Vec<ExemplarUpdate>),
+    /// Version 4: finished spans of sampled traces; not sequenced (best effort).
+    Spans(SpanBatch),
 }
 
 /// Per-item limits of protocol v1 (the agent's defaults).
