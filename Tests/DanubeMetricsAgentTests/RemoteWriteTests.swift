@@ -127,7 +127,9 @@ import Testing
         var configuration = AgentConfiguration(ingestSocketPath: TestAgent.temporarySocketPath())
         configuration.remoteWrite.urls = ["mimir:9009"]
         #expect(throws: AgentConfigurationError.self) { _ = try Agent(configuration: configuration, logger: Logger(label: "test")) }
-        let target = try RemoteWriteTarget("http://mimir:9009/api/v1/push?tenant=a")
+        var configured = RemoteWriteConfiguration()
+        configured.urls = ["http://mimir:9009/api/v1/push?tenant=a"]
+        let target = try #require(try configured.targets().first)
         #expect(target.host == "mimir" && target.port == 9009 && target.path == "/api/v1/push?tenant=a")
     }
 

@@ -27,7 +27,9 @@ public struct RemoteWriteConfiguration: Sendable {
         guard interval > .zero, maxPendingSamples > 0, maxSeriesPerRequest > 0, requestTimeout > .zero else {
             throw AgentConfigurationError(.remoteWrite, "remote write: interval, queue size, request size and timeout must be positive")
         }
-        return try urls.map { url throws(AgentConfigurationError) in try RemoteWriteTarget(url) }
+        return try urls.map { url throws(AgentConfigurationError) in
+            try PushEndpoint(url, option: "--remote-write-url", example: "http://mimir:9009/api/v1/push", credentialsOption: "--remote-write-bearer-token-file")
+        }
     }
 
     static func readToken(_ path: String) throws(AgentConfigurationError) -> String {
@@ -43,28 +45,5 @@ public struct RemoteWriteConfiguration: Sendable {
     }
 }
 
-/// One receiver's address.
-public struct RemoteWriteTarget: Sendable, Equatable {
-    public let url: String
-    let host: String
-    let port: Int
-    /// Path and query, as sent in the request line.
-    let path: String
-
-    init(_ url: String) throws(AgentConfigurationError) {
-        guard let parsed = URLComponents(string: url), let scheme = parsed.scheme?.lowercased(), let host = parsed.host, !host.isEmpty else {
-            throw AgentConfigurationError(.remoteWriteURL, "--remote-write-url \(url) is not a URL such as http://mimir:9009/api/v1/push")
-        }
-        guard scheme == "http" else {
-            throw AgentConfigurationError(.remoteWriteURL, "--remote-write-url \(url): only http is supported; put a TLS proxy on the same host in front of an https receiver")
-        }
-        guard parsed.user == nil, parsed.password == nil else {
-            throw AgentConfigurationError(.remoteWriteURL, "--remote-write-url \(url): credentials in the URL would be logged; use --remote-write-bearer-token-file")
-        }
-        self.url = url
-        self.host = host
-        port = parsed.port ?? 80
-        let query = parsed.percentEncodedQuery.map { "?" + $0 } ?? ""
-        path = (parsed.percentEncodedPath.isEmpty ? "/" : parsed.percentEncodedPath) + query
-    }
-}
+/// A remote write receiver's address.
+public typealias RemoteWriteTarget = PushEndpoint

@@ -2,13 +2,16 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// One HTTP/1.1 POST per request on a fresh connection, through NIO: what a remote write push needs (a request
-/// every few seconds per receiver), without a client library that would pull in TLS and connection pools.
-struct RemoteWriteClient: Sendable {
+/// One HTTP/1.1 POST per request on a fresh connection, through NIO: what a push needs (a request every few
+/// seconds per receiver, remote write or OTLP), without a client library that would pull in TLS and connection
+/// pools.
+struct HTTPPostClient: Sendable {
     struct Response: Sendable {
         var status: Int
         /// From `Retry-After` (seconds form), when the receiver sent one.
         var retryAfter: Duration?
+        /// The first `bodyLimit` bytes of a 2xx answer's body (none unless asked for).
+        var body: [UInt8] = []
     }
 
     /// A request that got no response: every one is retried (with backoff) by the writer.
@@ -20,8 +23,9 @@ struct RemoteWriteClient: Sendable {
 
     let group: EventLoopGroup
 
-    /// The response to one POST; fails on connection errors and after `timeout`.
-    func post(_ target: RemoteWriteTarget, body: [UInt8], headers: [(String, String)], timeout: Duration) -> EventLoopFuture<Response> {
+    /// The response to one POST; fails on connection errors and after `timeout`. With `bodyLimit`, a 2xx
+    /// answer's body is read up to that many bytes (OTLP's partial success); otherwise only the status line.
+    func post(_ target: PushEndpoint, body: [UInt8], headers: [(String, String)], timeout: Duration, bodyLimit: Int = 0) -> EventLoopFuture<Response> {
         let loop = group.next()
         let promise = loop.makePromise(of: Response.self)
         let deadline = loop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
@@ -31,7 +35,7 @@ struct RemoteWriteClient: Sendable {
             .connectTimeout(.nanoseconds(timeout.nanoseconds))
             .channelInitializer { channel in
                 channel.pipeline.addHTTPClientHandlers().flatMap {
-                    channel.pipeline.addHandler(ResponseHandler(promise: promise))
+                    channel.pipeline.addHandler(ResponseHandler(promise: promise, bodyLimit: bodyLimit))
                 }
             }
             .connect(host: target.host, port: target.port)
@@ -57,21 +61,43 @@ struct RemoteWriteClient: Sendable {
     private final class ResponseHandler: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = HTTPClientResponsePart
         private let promise: EventLoopPromise<Response>
+        private let bodyLimit: Int
+        /// A 2xx head whose body is being read.
+        private var reading: Response?
 
-        init(promise: EventLoopPromise<Response>) { self.promise = promise }
+        init(promise: EventLoopPromise<Response>, bodyLimit: Int) {
+            self.promise = promise
+            self.bodyLimit = bodyLimit
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
             case .head(let head):
-                // The status says what to do; the receiver's message is not read, so an endless or huge answer
-                // holds neither memory nor the sender. An informational (1xx) head is not the answer.
+                // The status says what to do; beyond `bodyLimit` the receiver's message is not read, so an endless
+                // or huge answer holds neither memory nor the sender. An informational (1xx) head is not the answer.
                 guard head.status.code >= 200 else { return }
                 let retryAfter = head.headers.first(name: "Retry-After").flatMap(Int.init).map { Duration.seconds(max(0, $0)) }
-                promise.succeed(Response(status: Int(head.status.code), retryAfter: retryAfter))
-                context.close(promise: nil)
-            case .body, .end:
-                break
+                let response = Response(status: Int(head.status.code), retryAfter: retryAfter)
+                if bodyLimit > 0, (200..<300).contains(response.status) {
+                    reading = response
+                } else {
+                    finish(response, context)
+                }
+            case .body(var buffer):
+                guard var response = reading else { return }
+                let take = min(buffer.readableBytes, bodyLimit - response.body.count)
+                response.body += buffer.readBytes(length: take) ?? []
+                reading = response
+                if response.body.count >= bodyLimit { finish(response, context) }
+            case .end:
+                if let response = reading { finish(response, context) }
             }
+        }
+
+        private func finish(_ response: Response, _ context: ChannelHandlerContext) {
+            reading = nil
+            promise.succeed(response)
+            context.close(promise: nil)
         }
 
         func channelInactive(context: ChannelHandlerContext) {

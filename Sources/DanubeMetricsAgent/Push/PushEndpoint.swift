@@ -1,0 +1,29 @@
+import Foundation
+
+/// Where one push receiver listens (a remote write receiver, an OTLP endpoint): checked at start, so a bad URL
+/// stops the agent with one line instead of failing every push later.
+public struct PushEndpoint: Sendable, Equatable {
+    public let url: String
+    let host: String
+    let port: Int
+    /// Path and query, as sent in the request line.
+    let path: String
+
+    /// `option` names the command line option in errors; `example` shows a URL that would do.
+    init(_ url: String, option: String, example: String, credentialsOption: String) throws(AgentConfigurationError) {
+        guard let parsed = URLComponents(string: url), let scheme = parsed.scheme?.lowercased(), let host = parsed.host, !host.isEmpty else {
+            throw AgentConfigurationError(.remoteWriteURL, "\(option) \(url) is not a URL such as \(example)")
+        }
+        guard scheme == "http" else {
+            throw AgentConfigurationError(.remoteWriteURL, "\(option) \(url): only http is supported; put a TLS proxy on the same host in front of an https receiver")
+        }
+        guard parsed.user == nil, parsed.password == nil else {
+            throw AgentConfigurationError(.remoteWriteURL, "\(option) \(url): credentials in the URL would be logged; use \(credentialsOption)")
+        }
+        self.url = url
+        self.host = host
+        port = parsed.port ?? 80
+        let query = parsed.percentEncodedQuery.map { "?" + $0 } ?? ""
+        path = (parsed.percentEncodedPath.isEmpty ? "/" : parsed.percentEncodedPath) + query
+    }
+}
