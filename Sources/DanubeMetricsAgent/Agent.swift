@@ -39,6 +39,8 @@ public final class Agent: Service, Sendable {
     private let checkpointer: Checkpointer?
     private let supervisor: AgentSupervisor?
     private let remoteWriter: RemoteWriter?
+    /// Exports emitters' spans with OTLP (nil without `--otlp-endpoint`).
+    private let spanExporter: SpanExporter?
     private let renders: SharedRenders
 
     private struct RunState {
@@ -53,6 +55,7 @@ public final class Agent: Service, Sendable {
     public init(configuration: AgentConfiguration, logger: Logger, supervisor: AgentSupervisor? = nil) throws(AgentConfigurationError) {
         // First, before any thread is started: nothing is left running when this throws.
         let remoteWriteTargets = configuration.remoteWrite.urls.isEmpty ? [] : try configuration.remoteWrite.targets()
+        let otlpEndpoints = try configuration.traceExport.parsedEndpoints()
         self.configuration = configuration
         self.logger = logger
         self.supervisor = supervisor
@@ -70,11 +73,14 @@ public final class Agent: Service, Sendable {
         remoteWriter = configuration.remoteWrite.urls.isEmpty ? nil : RemoteWriter(
             store: store, configuration: configuration.remoteWrite, targets: remoteWriteTargets,
             group: group, logger: logger)
+        spanExporter = otlpEndpoints.isEmpty ? nil : SpanExporter(configuration: configuration.traceExport, endpoints: otlpEndpoints,
+                                                                  group: group, logger: logger)
         // One limiter for a source's warnings, whether about its connection or its frames.
         warnings = WarningLimiter(burst: configuration.warningBurst, window: configuration.warningWindow)
         let admission = SourceAdmission(access: configuration.peerAccess, stats: stats, warnings: warnings, logger: logger)
         self.admission = admission
-        renderer = MetricsRenderer(store: store, stats: stats, liveness: liveness, gate: gate, remoteWriter: remoteWriter)
+        renderer = MetricsRenderer(store: store, stats: stats, liveness: liveness, gate: gate, remoteWriter: remoteWriter,
+                                   spanExporter: spanExporter)
         let renderer = self.renderer
         renders = SharedRenders(threadPool: threadPool) { format, gzip in
             let chunks = renderer.render(format)
@@ -144,6 +150,7 @@ public final class Agent: Service, Sendable {
         let tasks = housekeeping.schedule(on: group)
         state.withLockedValue { $0.tasks = tasks }
         remoteWriter?.start()
+        spanExporter?.start()
         logger.info("agent ready", metadata: [
             "ingest_socket": "\(configuration.activatedIngestSocket.map { "fd \($0) (socket activation)" } ?? configuration.ingestSocketPath)",
             "http": "\(httpAddresses.map { "\($0)" }.joined(separator: ", "))",
@@ -183,6 +190,7 @@ public final class Agent: Service, Sendable {
         // restarted agent tells each emitter so.
         checkpointer?.stop()
         remoteWriter?.stop()
+        spanExporter?.stop()
         try? await group.shutdownGracefully()
         try? await threadPool.shutdownGracefully()
         if !afterFailedStart { logger.info("agent stopped") }
@@ -211,6 +219,7 @@ public final class Agent: Service, Sendable {
     private func ingestBootstrap() -> ServerBootstrap {
         let store = self.store, stats = self.stats, gate = self.gate, limits = configuration.limits, logger = self.logger
         let liveness = self.liveness, checkpointer = self.checkpointer, admission = self.admission, warnings = self.warnings
+        let spans = spanExporter.map { exporter in SpanIntake(exporter: exporter, hostName: SpanIntake.localHostName) }
         let rates = SourceRates(framesPerSecond: configuration.maxFramesPerSecondPerSource,
                                 definitionBytes: configuration.maxDefinitionBytesPerSource, helloTimeout: configuration.helloTimeout)
         return ServerBootstrap(group: group)
@@ -225,7 +234,7 @@ public final class Agent: Service, Sendable {
             .childChannelInitializer { channel in
                 admission.admit(channel) { id, peer in
                     SourceHandler(id: id, store: store, gate: gate, stats: stats, limits: limits, rates: rates, warnings: warnings,
-                                  checkpointer: checkpointer, peer: peer, logger: logger, liveness: liveness)
+                                  checkpointer: checkpointer, peer: peer, logger: logger, liveness: liveness, spans: spans)
                 }
             }
     }

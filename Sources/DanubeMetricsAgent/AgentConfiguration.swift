@@ -61,6 +61,8 @@ public struct AgentConfiguration: Sendable {
     public var storeLimits = AggregationStore.Limits()
     /// Receivers the store is pushed to with Prometheus remote write (none: only scraped).
     public var remoteWrite = RemoteWriteConfiguration()
+    /// OTLP receivers for the spans emitters send (none: emitters are told not to send any).
+    public var traceExport = TraceExportConfiguration()
 
     public init(ingestSocketPath: String) {
         self.ingestSocketPath = ingestSocketPath
@@ -84,6 +86,7 @@ extension AgentConfiguration {
             ])
         }
         _ = try remoteWrite.targets()
+        _ = try traceExport.parsedEndpoints()
         if let stateDirectory { try StateFile(directory: stateDirectory).prepare() }
         return sourceCap
     }

@@ -74,6 +74,15 @@ struct AgentCommand: AsyncParsableCommand {
         "Also push the latency families' native histograms; the receivers must accept them (Prometheus: --enable-feature=native-histograms)."))
     var remoteWriteNativeHistograms = false
 
+    @Option(name: .customLong("otlp-endpoint"), help: ArgumentHelp(
+        "Export the spans emitters record with OTLP/HTTP protobuf to this receiver (http://host:4318/v1/traces; repeatable), e.g. an OpenTelemetry Collector, Tempo, Jaeger or Phoenix. Without one, emitters send no spans.",
+        valueName: "url"))
+    var otlpEndpoints: [String] = []
+
+    @Option(name: .customLong("otlp-max-queued-spans"), help: ArgumentHelp(
+        "Spans held per OTLP receiver while it is down or slow; beyond it the oldest are dropped (counted).", valueName: "count"))
+    var otlpMaxQueuedSpans = TraceExportConfiguration().maxQueuedSpans
+
     @Option(name: .customLong("forget-sources-after"), parsing: .unconditional, help: ArgumentHelp(
         "Forget an emitter instance away for this long (its sequence is no longer kept).", valueName: "duration"))
     var forgetSourcesAfter = DurationArgument(argument: "7d")!
@@ -205,6 +214,14 @@ struct AgentCommand: AsyncParsableCommand {
             do { _ = try ListenAddress(parsing: address) } catch { throw ValidationError("\(error)") }
         }
         do { _ = try remoteWrite.targets() } catch { throw ValidationError("\(error)") }
+        do { _ = try traceExport.parsedEndpoints() } catch { throw ValidationError("\(error)") }
+    }
+
+    var traceExport: TraceExportConfiguration {
+        var traceExport = TraceExportConfiguration()
+        traceExport.endpoints = otlpEndpoints
+        traceExport.maxQueuedSpans = otlpMaxQueuedSpans
+        return traceExport
     }
 
     var remoteWrite: RemoteWriteConfiguration {
@@ -275,6 +292,7 @@ struct AgentCommand: AsyncParsableCommand {
             ?? ProcessInfo.processInfo.environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
         configuration.checkpointInterval = checkpointInterval.duration
         configuration.remoteWrite = remoteWrite
+        configuration.traceExport = traceExport
         configuration.sourceRetention = forgetSourcesAfter.duration
         configuration.peerAccess = PeerAccess(users: Set(try allowUsers.map(PeerAccess.uid)), groups: Set(try allowGroups.map(PeerAccess.gid)))
         configuration.maxSources = maxSources

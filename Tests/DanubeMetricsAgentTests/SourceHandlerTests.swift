@@ -16,14 +16,14 @@ import Testing
         let channel = EmbeddedChannel()
 
         init(store: AggregationStore = AggregationStore(gaugeGrace: .seconds(15)), mode: CatalogMode = .permissive,
-             framesPerSecond: Int = 0, helloTimeout: Duration = .seconds(10), id: ConnectionID = 1) throws {
+             framesPerSecond: Int = 0, helloTimeout: Duration = .seconds(10), id: ConnectionID = 1, spans: SpanIntake? = nil) throws {
             self.store = store
             let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
             let gate = SeriesGate(catalog: BuiltinCatalog.catalog, mode: mode, uncataloguedFamilyLimit: 100, store: store, logger: logger)
             let handler = SourceHandler(
                 id: id, store: store, gate: gate, stats: stats, limits: .default,
                 rates: SourceRates(framesPerSecond: framesPerSecond, definitionBytes: 1 << 20, helloTimeout: helloTimeout),
-                warnings: WarningLimiter(), checkpointer: nil, peer: PeerCredentials(), logger: logger)
+                warnings: WarningLimiter(), checkpointer: nil, peer: PeerCredentials(), logger: logger, spans: spans)
             try channel.pipeline.syncOperations.addHandler(handler)
             try channel.connect(to: SocketAddress(unixDomainSocketPath: "/emitter")).wait()
         }
@@ -89,7 +89,7 @@ import Testing
         let current = try Harness()
         defer { current.finish() }
         guard case .welcome(let welcome)? = try current.hello(versions: 1...9).first else { Issue.record("no WELCOME"); return }
-        #expect(welcome.version == WireFormat.supportedVersions.upperBound && welcome.lastAppliedSequence == 0)
+        #expect(welcome.version == WireFormat.spansVersion - 1 && welcome.lastAppliedSequence == 0, "no SPANS frames: nothing exports them")
         let future = try Harness()
         defer { future.finish() }
         #expect(Self.refusal(try future.hello(versions: 8...9)) == .unsupportedVersion)

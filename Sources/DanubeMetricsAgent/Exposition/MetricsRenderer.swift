@@ -7,6 +7,7 @@ struct MetricsRenderer: Sendable {
     let liveness: SourceLiveness
     let gate: SeriesGate
     let remoteWriter: RemoteWriter?
+    let spanExporter: SpanExporter?
 
     /// The exposition as the chunks a response is built from (text is not joined; protobuf is one chunk).
     func render(_ format: ScrapeFormat) -> [[UInt8]] {
@@ -27,6 +28,7 @@ struct MetricsRenderer: Sendable {
         liveness.render(into: &writer)
         process?.render(into: &writer)
         remoteWriter?.render(into: &writer)
+        spanExporter?.render(into: &writer)
         gate.render(into: &writer)
         writer.finish()
         stats.scraped(seconds: (ContinuousClock.now - started).seconds)

@@ -53,6 +53,10 @@ public struct AgentConfigurationError: Error, CustomStringConvertible {
         case remoteWrite
         /// The remote write bearer token file is unreadable or empty.
         case bearerToken
+        /// An `--otlp-endpoint` that cannot be used (not a URL, https, credentials in it).
+        case otlpEndpoint
+        /// Another OTLP export setting: queue sizes, batch size, interval, timeout.
+        case otlpExport
     }
 
     public var code: Code

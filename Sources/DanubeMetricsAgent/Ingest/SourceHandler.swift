@@ -34,6 +34,10 @@ final class SourceHandler: ChannelInboundHandler {
     private var sourceName = "unidentified"
     private var helloDeadline: Scheduled<Void>?
     private let liveness: SourceLiveness?
+    /// Where SPANS frames go (nil: the agent exports no traces and speaks protocol version 3 at most).
+    private let spans: SpanIntake?
+    /// The OTLP resource attributes of this source, from its HELLO.
+    private var spanResource: [SpanAttribute] = []
     /// Welcomed: counted in `liveness` until the connection closes.
     private var welcomedSource = false
     private var lastSeenReported = NIODeadline.distantPast
@@ -51,8 +55,9 @@ final class SourceHandler: ChannelInboundHandler {
 
     init(id: ConnectionID, store: AggregationStore, gate: SeriesGate, stats: AgentStats, limits: WireLimits, rates: SourceRates,
          warnings: WarningLimiter, checkpointer: Checkpointer?, peer: PeerCredentials, logger: Logger,
-         liveness: SourceLiveness? = nil) {
+         liveness: SourceLiveness? = nil, spans: SpanIntake? = nil) {
         self.liveness = liveness
+        self.spans = spans
         self.checkpointer = checkpointer
         self.rates = rates
         tokens = Double(rates.framesPerSecond)
@@ -213,6 +218,9 @@ final class SourceHandler: ChannelInboundHandler {
         case (.active, .exemplars(let updates)) where version >= WireFormat.exemplarsVersion:
             stats.controlFrames.add(1, ordering: .relaxed)
             try record(updates)
+        case (.active, .spans(let batch)) where version >= WireFormat.spansVersion:
+            stats.controlFrames.add(1, ordering: .relaxed)
+            spans?.exporter.accept(batch, resource: spanResource)
         case (.active, _):
             throw WireError(.unexpectedFrame, "\(frame.type) is not a frame an emitter sends")
         case (.closing, _):
@@ -225,7 +233,8 @@ final class SourceHandler: ChannelInboundHandler {
         sourceName = hello.sourceName
         logger[metadataKey: "source"] = "\(hello.sourceName)"
         logger[metadataKey: "source_pid"] = "\(hello.pid)"
-        let supported = WireFormat.supportedVersions
+        // SPANS frames (version 4) only when the agent exports them: an emitter told 3 records none.
+        let supported = WireFormat.supportedVersions.lowerBound...(spans == nil ? WireFormat.spansVersion - 1 : WireFormat.supportedVersions.upperBound)
         guard hello.maxVersion >= supported.lowerBound, hello.minVersion <= supported.upperBound else {
             throw WireError(.unsupportedVersion, "emitter speaks protocol \(hello.minVersion)...\(hello.maxVersion), this agent speaks \(supported.lowerBound)...\(supported.upperBound)")
         }
@@ -238,6 +247,7 @@ final class SourceHandler: ChannelInboundHandler {
             throw WireError(.outOfOrder, "first sequence \(hello.firstSequence) is not after \(held), which this agent already applied for the instance")
         }
         expectedSequence = hello.firstSequence
+        spanResource = spans?.resource(of: hello) ?? []
         lastApplied = held
         lastAcknowledged = held
         version = min(hello.maxVersion, supported.upperBound)

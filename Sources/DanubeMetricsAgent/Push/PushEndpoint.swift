@@ -9,16 +9,17 @@ public struct PushEndpoint: Sendable, Equatable {
     /// Path and query, as sent in the request line.
     let path: String
 
-    /// `option` names the command line option in errors; `example` shows a URL that would do.
-    init(_ url: String, option: String, example: String, credentialsOption: String) throws(AgentConfigurationError) {
+    /// `option` names the command line option in errors (whose code is `code`); `example` shows a URL that would do.
+    init(_ url: String, option: String, example: String, credentialsOption: String,
+         code: AgentConfigurationError.Code = .remoteWriteURL) throws(AgentConfigurationError) {
         guard let parsed = URLComponents(string: url), let scheme = parsed.scheme?.lowercased(), let host = parsed.host, !host.isEmpty else {
-            throw AgentConfigurationError(.remoteWriteURL, "\(option) \(url) is not a URL such as \(example)")
+            throw AgentConfigurationError(code, "\(option) \(url) is not a URL such as \(example)")
         }
         guard scheme == "http" else {
-            throw AgentConfigurationError(.remoteWriteURL, "\(option) \(url): only http is supported; put a TLS proxy on the same host in front of an https receiver")
+            throw AgentConfigurationError(code, "\(option) \(url): only http is supported; put a TLS proxy on the same host in front of an https receiver")
         }
         guard parsed.user == nil, parsed.password == nil else {
-            throw AgentConfigurationError(.remoteWriteURL, "\(option) \(url): credentials in the URL would be logged; use \(credentialsOption)")
+            throw AgentConfigurationError(code, "\(option) \(url): credentials in the URL would be logged; use \(credentialsOption)")
         }
         self.url = url
         self.host = host
@@ -26,4 +27,14 @@ public struct PushEndpoint: Sendable, Equatable {
         let query = parsed.percentEncodedQuery.map { "?" + $0 } ?? ""
         path = (parsed.percentEncodedPath.isEmpty ? "/" : parsed.percentEncodedPath) + query
     }
+
+    private init(url: String, host: String, port: Int, path: String) {
+        self.url = url
+        self.host = host
+        self.port = port
+        self.path = path
+    }
+
+    /// The same receiver at another path (its URL as given, for logs and labels).
+    func withPath(_ path: String) -> PushEndpoint { PushEndpoint(url: url, host: host, port: port, path: path) }
 }

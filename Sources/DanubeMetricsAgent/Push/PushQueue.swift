@@ -5,8 +5,9 @@ import DanubeMetricsWire
 
 /// Requests for one receiver (remote write, OTLP), sent in order by a thread of their own: each attempt's outcome
 /// (`Attempt`, decided by the caller's `send`) sends it again after a backoff, drops it, or removes it as sent.
-/// The queue holds at most `maxPendingItems` items (samples, spans); beyond it the oldest requests are dropped,
-/// never the one in flight, so every request counts exactly once as sent or failed.
+/// The queue holds at most `maxPendingItems` items (samples, spans) and `maxPendingBytes` of request bodies;
+/// beyond either the oldest requests are dropped, never the one in flight, so every request counts exactly once as
+/// sent or failed.
 final class PushQueue: @unchecked Sendable {
     struct Request {
         /// Unique per queue: the sender removes the request it sent by identity, whatever was dropped meanwhile.
@@ -37,11 +38,14 @@ final class PushQueue: @unchecked Sendable {
         var retried: UInt64 = 0
         /// Items queued; never negative (added when queued, subtracted once when removed).
         var pending = 0
+        /// Bytes of the request bodies queued.
+        var pendingBytes = 0
         var failures: [FailureReason: UInt64] = [:]
     }
 
     let endpoint: PushEndpoint
     private let maxPendingItems: Int
+    private let maxPendingBytes: Int
     /// "remote write", "OTLP export": how log lines name the pushes.
     private let what: String
     private let logger: Logger
@@ -55,9 +59,10 @@ final class PushQueue: @unchecked Sendable {
     private var stopped = false
     private var started = false
 
-    init(endpoint: PushEndpoint, maxPendingItems: Int, what: String, logger: Logger) {
+    init(endpoint: PushEndpoint, maxPendingItems: Int, maxPendingBytes: Int = .max, what: String, logger: Logger) {
         self.endpoint = endpoint
         self.maxPendingItems = maxPendingItems
+        self.maxPendingBytes = maxPendingBytes
         self.what = what
         self.logger = logger
     }
@@ -92,6 +97,7 @@ final class PushQueue: @unchecked Sendable {
                 requests.append(Request(id: nextID, body: request.body, items: request.items))
                 nextID &+= 1
                 counts.pending += request.items
+                counts.pendingBytes += request.body.count
             }
             condition.broadcast()
             return dropOldest()
@@ -104,18 +110,20 @@ final class PushQueue: @unchecked Sendable {
 
     var snapshot: Counts { condition.withLock { counts } }
 
-    /// Drops the oldest requests, except the one in flight, until at most `maxPendingItems` are queued (or only
-    /// the one in flight); the dropped ones count as failed. Under `condition`.
+    /// Drops the oldest requests, except the one in flight, until at most `maxPendingItems` items and
+    /// `maxPendingBytes` bytes are queued (or only the one in flight); the dropped ones count as failed. Under
+    /// `condition`.
     private func dropOldest() -> Int {
         var dropped = 0
         var position = 0
-        while counts.pending > maxPendingItems, position < requests.count {
+        while counts.pending > maxPendingItems || counts.pendingBytes > maxPendingBytes, position < requests.count {
             if requests[position].id == inFlight {
                 position += 1
                 continue
             }
             let oldest = requests.remove(at: position)
             counts.pending -= oldest.items
+            counts.pendingBytes -= oldest.body.count
             counts.failed &+= UInt64(oldest.items)
             dropped += oldest.items
         }
@@ -128,6 +136,7 @@ final class PushQueue: @unchecked Sendable {
         guard let position = requests.firstIndex(where: { $0.id == id }) else { return }
         let request = requests.remove(at: position)
         counts.pending -= request.items
+        counts.pendingBytes -= request.body.count
         if wasSent { counts.sent &+= UInt64(request.items) } else { counts.failed &+= UInt64(request.items) }
     }
 

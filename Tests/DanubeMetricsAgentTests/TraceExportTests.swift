@@ -1,0 +1,168 @@
+@testable import DanubeMetricsAgent
+import DanubeMetricsTestKit
+import DanubeMetricsWire
+import Foundation
+import Logging
+import NIOPosix
+import Testing
+
+/// Spans from emitters (SPANS frames) exported with OTLP/HTTP protobuf: checked against the official schema
+/// (opentelemetry-proto decodes every request) and a real trace backend (Arize Phoenix).
+@Suite(.serialized) struct TraceExportTests {
+    static let trace = TraceID(high: 0x4BF9_2F35_77B3_4DA6, low: 0xA3CE_929D_0E0E_4736)
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+
+    /// A publish trace as the broker records it: publish (its parent in the producer, remote) → WAL append →
+    /// dispatch → ack, with `base` as the start of the publish in Unix nanoseconds. Span ids are 0x10...0x13 plus
+    /// `ids` (span ids are unique across traces: a backend keys spans by them).
+    static func publishTrace(_ trace: TraceID, base: UInt64, ids: UInt64 = 0) -> SpanBatch {
+        let publish = SpanRecord(
+            traceID: trace, spanID: ids + 0x10, parentSpanID: 0xABCD, kind: .producer, parentIsRemote: true, name: "publish /default/orders",
+            startUnixNanos: base, durationNanos: 9_000_000, status: .ok, traceState: "rojo=00f067aa0ba902b7",
+            attributes: [SpanAttribute("messaging.system", .string("danube")), SpanAttribute("messaging.destination.name", .string("/default/orders")),
+                         SpanAttribute("messaging.operation.type", .string("publish")), SpanAttribute("danube.producer_id", .int(7))],
+            events: [SpanEvent(name: "wal.appended", offsetNanos: 2_000_000, attributes: [SpanAttribute("danube.segment", .int(3))])])
+        let wal = SpanRecord(traceID: trace, spanID: ids + 0x11, parentSpanID: ids + 0x10, name: "wal.append", startUnixNanos: base + 500_000,
+                             durationNanos: 1_500_000, attributes: [SpanAttribute("danube.fsync", .bool(true)), SpanAttribute("danube.ratio", .double(0.5))])
+        let dispatch = SpanRecord(traceID: trace, spanID: ids + 0x12, parentSpanID: ids + 0x10, kind: .consumer, name: "dispatch /default/orders",
+                                  startUnixNanos: base + 2_500_000, durationNanos: 5_000_000)
+        let ack = SpanRecord(traceID: trace, spanID: ids + 0x13, parentSpanID: ids + 0x12, kind: .server, name: "ack", startUnixNanos: base + 6_000_000,
+                             durationNanos: 1_000_000, status: .error, statusMessage: "consumer gone")
+        return SpanBatch(resource: [SpanAttribute("service.version", .string("0.15.1"))], spans: [publish, wal, dispatch, ack])
+    }
+
+    static func now() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1e9) }
+
+    /// A raw emitter connection speaking protocol version 4.
+    static func source(_ agent: TestAgent) throws -> RawSource {
+        let source = try RawSource(path: agent.socketPath)
+        let welcome = source.handshake(name: "danube-broker", versions: 1...4, instance: 0x0123_4567_89AB_CDEF)
+        #expect(welcome?.version == WireFormat.spansVersion)
+        return source
+    }
+
+    @Test func anAgentWithoutAnEndpointSpeaksVersionThreeAndRefusesSpans() async throws {
+        let agent = try await TestAgent()
+        let source = try RawSource(path: agent.socketPath)
+        #expect(source.handshake(versions: 1...4)?.version == 3)
+        source.send(.spans(Self.publishTrace(Self.trace, base: 1)))
+        guard case .refuse(let refusal)? = source.receive() else { Issue.record("no REFUSE"); return }
+        #expect(refusal.code == .unexpectedFrame)
+        await agent.stop()
+    }
+
+    /// Through a receiver that decodes with opentelemetry-proto: two 503s (retried after Retry-After), then a
+    /// partial success rejecting one span. Every field arrives as recorded, with the source's resource.
+    @Test func spansArriveAsTheOTLPSchemaSays() async throws {
+        let python = try PythonTools.python()
+        let port = unusedPort()
+        let output = Scratch.path("otlp", suffix: ".jsonl")
+        let receiver = try ChildProcess(python, [Self.repository + "/Tests/otlp/otlp_receiver.py", "\(port)", output, "--fail-first", "2", "--reject", "1"],
+                                        output: output + ".log")
+        defer { receiver.stop() }
+        #expect(eventually { boundLoopbackSocket(port: port).map { close($0); return false } ?? true })
+        let agent = try await TestAgent { $0.traceExport.endpoints = ["http://127.0.0.1:\(port)"]; $0.traceExport.exportInterval = .milliseconds(100) }
+        let source = try Self.source(agent)
+        let base = Self.now()
+        source.send(.spans(Self.publishTrace(Self.trace, base: base)))
+        #expect(await eventuallyAsync(timeout: .seconds(20)) { Self.lines(output).count == 4 }, "\((try? String(contentsOfFile: output + ".log", encoding: .utf8)) ?? "")")
+        let spans = Dictionary(uniqueKeysWithValues: Self.lines(output).map { ($0["span_id"] as? String ?? "", $0) })
+        let publish = try #require(spans["0000000000000010"])
+        #expect(publish["path"] as? String == "/v1/traces" && publish["content_type"] as? String == "application/x-protobuf")
+        #expect(publish["trace_id"] as? String == "4bf92f3577b34da6a3ce929d0e0e4736")
+        #expect(publish["parent_span_id"] as? String == "000000000000abcd" && publish["trace_state"] as? String == "rojo=00f067aa0ba902b7")
+        #expect(publish["kind"] as? Int == 4 && publish["name"] as? String == "publish /default/orders")
+        #expect(publish["start"] as? UInt64 == base && publish["end"] as? UInt64 == base + 9_000_000)
+        #expect(publish["flags"] as? Int == 0x301, "sampled, with a remote parent")
+        let resource = try #require(publish["resource"] as? [String: Any])
+        #expect(resource["service.name"] as? String == "danube-broker" && resource["service.instance.id"] as? String == "0123456789abcdef")
+        #expect(resource["service.version"] as? String == "0.15.1" && resource["host.name"] as? String == SpanIntake.localHostName)
+        let attributes = try #require(publish["attributes"] as? [String: Any])
+        #expect(attributes["messaging.system"] as? String == "danube" && attributes["danube.producer_id"] as? Int == 7)
+        let events = try #require(publish["events"] as? [[String: Any]])
+        #expect(events.first?["name"] as? String == "wal.appended" && events.first?["time"] as? UInt64 == base + 2_000_000)
+        let wal = try #require(spans["0000000000000011"]?["attributes"] as? [String: Any])
+        #expect(wal["danube.fsync"] as? Bool == true && wal["danube.ratio"] as? Double == 0.5)
+        let ack = try #require(spans["0000000000000013"])
+        #expect(ack["status_code"] as? Int == 2 && ack["status_message"] as? String == "consumer gone" && ack["parent_span_id"] as? String == "0000000000000012")
+        let samples = try agent.samples()
+        let url = "url=\"http://127.0.0.1:\(port)\""
+        #expect(samples["danube_agent_spans_received_total"] == 4)
+        #expect(samples["danube_agent_otlp_spans_sent_total{\(url)}"] == 4)
+        #expect(samples["danube_agent_otlp_spans_retried_total{\(url)}"] == 8, "4 spans sent twice more")
+        #expect(samples["danube_agent_otlp_request_failures_total{reason=\"status_5xx\",\(url)}"] == 2)
+        #expect(samples["danube_agent_otlp_spans_rejected_total{\(url)}"] == 1)
+        #expect(agent.logs.contains("OTLP receiver rejected spans", "test rejection"))
+        await agent.stop()
+    }
+
+    static func lines(_ path: String) -> [[String: Any]] {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    /// Arize Phoenix, a real trace backend: a receiver down at first loses nothing the queue held, and every
+    /// span of every trace arrives with its parent.
+    @Test func aRealTraceBackendGetsWholeTracesAfterComingUp() async throws {
+        _ = try PythonTools.python()
+        let port = unusedPort()
+        let agent = try await TestAgent { $0.traceExport.endpoints = ["http://127.0.0.1:\(port)/v1/traces"]; $0.traceExport.exportInterval = .milliseconds(100) }
+        let source = try Self.source(agent)
+        let traces = (1...5).map { TraceID(high: 0xDA_0BE0 + UInt64($0), low: UInt64($0)) }
+        let base = Self.now()
+        for trace in traces { source.send(.spans(Self.publishTrace(trace, base: base, ids: trace.low << 8))) }
+        #expect(try await eventuallyAsync { try agent.samples().sum("danube_agent_otlp_request_failures_total") > 0 }, "the backend is not up yet")
+        let work = Scratch.makeDirectory("phoenix")
+        let phoenix = try ChildProcess(PythonTools.phoenix, ["serve"], environment: [
+            "PHOENIX_PORT": "\(port)", "PHOENIX_GRPC_PORT": "\(unusedPort())", "PHOENIX_HOST": "127.0.0.1", "PHOENIX_WORKING_DIR": work,
+        ], output: work + "/phoenix.log")
+        defer { phoenix.stop() }
+        func stored() -> [[String: Any]] {
+            guard let result = try? HTTPClient.get(port: port, path: "/v1/projects/default/spans?limit=1000"), result.status == 200,
+                  let json = try? JSONSerialization.jsonObject(with: Data(result.text.utf8)) as? [String: Any] else { return [] }
+            return json["data"] as? [[String: Any]] ?? []
+        }
+        #expect(await eventuallyAsync(timeout: .seconds(90)) { stored().count == 20 }, "\((try? String(contentsOfFile: work + "/phoenix.log", encoding: .utf8))?.suffix(2_000) ?? "")")
+        for trace in traces {
+            let spans = stored().filter { (($0["context"] as? [String: Any])?["trace_id"] as? String) == trace.description }
+            #expect(spans.count == 4, "trace \(trace)")
+            let byID = Dictionary(uniqueKeysWithValues: spans.compactMap { span in ((span["context"] as? [String: Any])?["span_id"] as? String).map { ($0, span) } })
+            let id = { (n: UInt64) in SpanID.hex(trace.low << 8 + n) }
+            #expect(byID[id(0x11)]?["parent_id"] as? String == id(0x10))
+            #expect(byID[id(0x13)]?["parent_id"] as? String == id(0x12))
+            #expect(byID[id(0x10)]?["name"] as? String == "publish /default/orders" && byID[id(0x10)]?["parent_id"] as? String == "000000000000abcd")
+            #expect(byID[id(0x13)]?["status_code"] as? String == "ERROR")
+        }
+        let samples = try agent.samples()
+        #expect(samples["danube_agent_otlp_spans_sent_total{url=\"http://127.0.0.1:\(port)/v1/traces\"}"] == 20)
+        #expect(samples["danube_agent_otlp_spans_failed_total{url=\"http://127.0.0.1:\(port)/v1/traces\"}"] == 0)
+        await agent.stop()
+    }
+}
+
+/// What spans the agent holds is bounded, whatever emitters send while no receiver takes them.
+@Suite struct SpanIntakeBoundTests {
+    @Test func spansBeyondTheBoundDropTheOldestAndAreCounted() throws {
+        var configuration = TraceExportConfiguration()
+        configuration.maxQueuedSpans = 10
+        var parsed = TraceExportConfiguration()
+        parsed.endpoints = ["http://127.0.0.1:9/v1/traces"]
+        let endpoint = try #require(try parsed.parsedEndpoints().first)
+        let exporter = SpanExporter(configuration: configuration, endpoints: [endpoint], group: MultiThreadedEventLoopGroup.singleton,
+                                    logger: Logger(label: "test"))
+        for n in 0..<5 { exporter.accept(TraceExportTests.publishTrace(TraceID(high: 1, low: UInt64(n + 1)), base: 1), resource: []) }
+        var writer = ExpositionWriter(format: .prometheusText)
+        exporter.render(into: &writer)
+        let samples = Samples(parsing: String(decoding: writer.bytes, as: UTF8.self))
+        #expect(samples["danube_agent_spans_received_total"] == 20)
+        #expect(samples["danube_agent_spans_dropped_total{reason=\"queue_full\"}"] == 12, "three batches of four dropped to keep ten at most")
+        var bytes = TraceExportConfiguration()
+        bytes.maxQueuedBytes = 1
+        let tiny = SpanExporter(configuration: bytes, endpoints: [endpoint], group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        tiny.accept(TraceExportTests.publishTrace(TraceID(high: 1, low: 1), base: 1), resource: [])
+        var tinyWriter = ExpositionWriter(format: .prometheusText)
+        tiny.render(into: &tinyWriter)
+        #expect(Samples(parsing: String(decoding: tinyWriter.bytes, as: UTF8.self))["danube_agent_spans_dropped_total{reason=\"queue_full\"}"] == 4)
+    }
+}
