@@ -35,6 +35,11 @@ pub struct Config {
     /// Report this process's CPU, memory, descriptors and threads as `danube_process_*{source}` every 5 s
     /// (default: yes), so dashboards show the broker's health beside the agent's.
     pub process_metrics: bool,
+    /// Share of traces recorded, decided at each root span on its trace id (0 to 1; default 0.01).
+    pub trace_sample_ratio: f64,
+    /// Keep a span of an unsampled trace anyway when it took at least this long (default: `None`, never).
+    /// Timing every span costs two clock reads per span.
+    pub trace_slow_threshold: Option<Duration>,
 }
 
 impl Default for Config {
@@ -53,6 +58,8 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(2),
             log: None,
             process_metrics: true,
+            trace_sample_ratio: 0.01,
+            trace_slow_threshold: None,
         }
     }
 }
@@ -121,6 +128,9 @@ pub(crate) fn validate(config: &Config) -> Result<Settings, Error> {
     }
     if config.acknowledgement_timeout <= Duration::from_secs(5) {
         return invalid("acknowledgement_timeout must exceed the agent's longest checkpoint interval, 5 s".to_owned());
+    }
+    if !(0.0..=1.0).contains(&config.trace_sample_ratio) {
+        return invalid("trace_sample_ratio must be between 0 and 1".to_owned());
     }
     if config.reconnect_backoff.0.is_zero() || config.reconnect_backoff.0 > config.reconnect_backoff.1 {
         return invalid("reconnect_backoff must be (positive first, not below the first)".to_owned());

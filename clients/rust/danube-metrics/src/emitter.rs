@@ -46,6 +46,7 @@ pub fn install(config: Config) -> Result<Handle, Error> {
     if let Some(log) = config.log {
         let _ = LOG.set(log);
     }
+    crate::trace::configure_sampling(config.trace_sample_ratio, config.trace_slow_threshold);
     let shared = Arc::new(Shared {
         control: Mutex::new(Control { shutdown_timeout: config.shutdown_timeout, ..Control::default() }),
         changed: Condvar::new(),

@@ -111,6 +111,10 @@ impl Flusher {
             if self.unacked.len() < self.settings.max_unacknowledged_frames {
                 self.send_deltas(&series);
                 self.send_exemplars();
+                self.send_spans();
+                self.stats.spans_recorded = crate::trace::ring::RECORDED.load(std::sync::atomic::Ordering::Relaxed);
+                self.stats.spans_dropped_ring_full =
+                    crate::trace::ring::DROPPED_FULL.load(std::sync::atomic::Ordering::Relaxed);
             } else {
                 self.stats.flushes_throttled += 1;
             }
@@ -390,6 +394,57 @@ impl Flusher {
         if !updates.is_empty() {
             let _ = connection.send(&frame.finish());
         }
+    }
+
+    /// Sends the spans the recording threads finished (an agent without span export gets none: they are dropped
+    /// and counted). Spans are best effort: a frame that cannot be sent now is dropped, not retried. The
+    /// emitter's global labels go with them as resource attributes.
+    fn send_spans(&mut self) {
+        let Some(connection) = self.connection.as_ref() else { return };
+        let spans = crate::trace::ring::drain();
+        if spans.is_empty() {
+            return;
+        }
+        if connection.welcome.version < wire::SPANS_VERSION {
+            self.stats.spans_dropped += spans.len() as u64;
+            return;
+        }
+        let resource: Vec<(String, wire::AttributeValue)> = self
+            .settings
+            .global_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), wire::AttributeValue::String(v.clone())))
+            .collect();
+        let new_frame = || {
+            let mut frame = FrameBuilder::unsequenced(wire::frame_type::SPANS, self.max_frame_bytes);
+            frame.append(|w| wire::spans::encode_attributes(w, &resource));
+            frame
+        };
+        let (mut sent, mut dropped, mut oversized, mut in_frame) = (0u64, 0u64, 0u64, 0u64);
+        let mut send = |frame: FrameBuilder, count: u64| {
+            if matches!(connection.send(&frame.finish()), SendResult::Sent) {
+                sent += count;
+            } else {
+                dropped += count;
+            }
+        };
+        let mut frame = new_frame();
+        for span in &spans {
+            if !frame.append(|w| wire::encode_span(w, span)) {
+                send(std::mem::replace(&mut frame, new_frame()), in_frame);
+                in_frame = 0;
+                if !frame.append(|w| wire::encode_span(w, span)) {
+                    oversized += 1; // larger than a frame: it cannot be sent
+                    continue;
+                }
+            }
+            in_frame += 1;
+        }
+        if in_frame > 0 {
+            send(frame, in_frame);
+        }
+        self.stats.spans_sent += sent;
+        self.stats.spans_dropped += dropped + oversized;
     }
 
     /// The update and delta of one series, or None when it has not changed since it was last sent.

@@ -38,6 +38,7 @@ mod registry;
 mod series_set;
 mod stats;
 mod totals;
+pub mod trace;
 pub mod wire;
 
 pub use config::{Config, Error};

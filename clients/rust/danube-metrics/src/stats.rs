@@ -31,6 +31,15 @@ pub struct Stats {
     /// Macro calls or registrations refused before reaching the agent (a bad name or labels, another type
     /// under the same name, the series limit): their handles record nowhere. Each name is logged once.
     pub rejected_registrations: u64,
+    /// Spans recorded (sampled, or kept for being slow).
+    pub spans_recorded: u64,
+    /// Spans sent to the agent (SPANS frames).
+    pub spans_sent: u64,
+    /// Spans dropped when sending: the agent takes no spans (protocol version 3 or older: it exports no
+    /// traces), or the socket was full.
+    pub spans_dropped: u64,
+    /// Spans dropped on a recording thread: its ring was full (the agent away or slow), the oldest went.
+    pub spans_dropped_ring_full: u64,
     /// Why the last connection attempt failed or the last connection was lost.
     pub last_error: Option<String>,
 }

@@ -7,7 +7,7 @@ use std::fmt;
 
 mod decode;
 mod encode;
-mod spans;
+pub mod spans;
 
 pub use decode::decode_record;
 pub use encode::{begin, encode, encode_definition, encode_delta, encode_exemplar, finish, FrameBuilder, Writer};
@@ -15,8 +15,8 @@ pub use spans::{encode_span, AttributeValue, SpanBatch, SpanEvent, SpanKind, Spa
 
 /// The first four bytes of every HELLO body.
 pub const MAGIC: [u8; 4] = *b"DNBM";
-/// Protocol versions this crate speaks: 1, 2 (EXEMPLARS frames) and 3 (native histograms).
-pub const VERSION: u16 = 3;
+/// Protocol versions this crate speaks: 1, 2 (EXEMPLARS frames), 3 (native histograms) and 4 (SPANS frames).
+pub const VERSION: u16 = 4;
 /// The lowest version this crate speaks.
 pub const MIN_VERSION: u16 = 1;
 /// The first version with EXEMPLARS frames.
@@ -25,7 +25,7 @@ pub const EXEMPLARS_VERSION: u16 = 2;
 pub const NATIVE_HISTOGRAMS_VERSION: u16 = 3;
 /// DEFINE's kind byte for a histogram with native buckets.
 pub const NATIVE_HISTOGRAM_KIND: u8 = 4;
-/// The first version with SPANS frames (this crate decodes them; it records no spans yet, so it offers 3).
+/// The first version with SPANS frames: an agent that exports no traces speaks 3 at most.
 pub const SPANS_VERSION: u16 = 4;
 /// OpenMetrics' limit on an exemplar's labels: names and values together, in code points.
 pub const MAX_EXEMPLAR_LABEL_CODE_POINTS: usize = 128;

@@ -84,7 +84,7 @@ pub struct SpanBatch {
     pub spans: Vec<SpanRecord>,
 }
 
-pub(super) fn encode_attributes(w: &mut Writer, attributes: &[(String, AttributeValue)]) {
+pub fn encode_attributes(w: &mut Writer, attributes: &[(String, AttributeValue)]) {
     w.uvarint(attributes.len() as u64);
     for (key, value) in attributes {
         w.string(key);
