@@ -50,23 +50,44 @@ pub fn configure_sampling(ratio: f64, slow: Option<Duration>) {
     SLOW_NANOS.store(slow.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)), Ordering::Relaxed);
 }
 
-/// The thread's current span, as its children need it.
+/// The thread's current span, as its children need it. Four words, no `Option` or `bool` in it: copied whole,
+/// never byte by byte (a bool beside padding cost a store-forwarding stall, most of an unsampled span's time).
 #[derive(Clone, Copy)]
 struct Current {
     trace_id: TraceId,
     span_id: u64,
-    sampled: bool,
+    /// `PRESENT` | `SAMPLED`; 0: no current span.
+    flags: u64,
+}
+
+const PRESENT: u64 = 1;
+const SAMPLED: u64 = 2;
+
+impl Current {
+    const NONE: Current = Current { trace_id: TraceId { high: 0, low: 0 }, span_id: 0, flags: 0 };
+
+    fn get(self) -> Option<Current> {
+        (self.flags & PRESENT != 0).then_some(self)
+    }
+
+    fn sampled(self) -> bool {
+        self.flags & SAMPLED != 0
+    }
 }
 
 thread_local! {
-    static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
-    static RANDOM: Cell<u64> = Cell::new(crate::identity::random_u64() | 1);
+    static CURRENT: Cell<Current> = const { Cell::new(Current::NONE) };
+    /// 0 until the thread's first id (a const initializer: no lazy-init check on every access).
+    static RANDOM: Cell<u64> = const { Cell::new(0) };
 }
 
 /// A non-zero random id (xorshift64*, per thread, seeded from the process's random source).
 fn random_id() -> u64 {
     RANDOM.with(|state| {
         let mut x = state.get();
+        if x == 0 {
+            x = crate::identity::random_u64() | 1;
+        }
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
@@ -112,7 +133,7 @@ pub struct Span {
     start: Option<Instant>,
     recording: Option<Box<Recording>>,
     trace_state: Option<Arc<str>>,
-    previous: Option<Current>,
+    previous: Current,
     /// Not `Send`: dropping it restores its thread's current span.
     _thread: PhantomData<*const ()>,
 }
@@ -120,12 +141,14 @@ pub struct Span {
 impl Span {
     /// A child of this thread's current span, or the root of a new trace (sampled as configured).
     pub fn start(name: &'static str, kind: SpanKind) -> Span {
-        match CURRENT.with(Cell::get) {
-            Some(parent) => Span::begin(name, kind, parent.trace_id, parent.span_id, false, parent.sampled, None),
+        match CURRENT.with(Cell::get).get() {
+            Some(parent) => Span::begin(name, kind, parent.trace_id, parent.span_id, false, parent.sampled(), None),
             None => {
-                let trace_id = TraceId { high: random_id(), low: random_id() };
-                let sampled = trace_id.low < SAMPLE_BELOW.load(Ordering::Relaxed);
-                Span::begin(name, kind, trace_id, 0, false, sampled, None)
+                // One draw decides; the rest of the id only when the span may be kept (`begin`, `context`).
+                let low = random_id();
+                let sampled = low < SAMPLE_BELOW.load(Ordering::Relaxed);
+                let high = if sampled || SLOW_NANOS.load(Ordering::Relaxed) != 0 { random_id() } else { 0 };
+                Span::begin(name, kind, TraceId { high, low }, 0, false, sampled, None)
             }
         }
     }
@@ -144,6 +167,7 @@ impl Span {
         )
     }
 
+    #[inline(always)]
     fn begin(
         name: &'static str,
         kind: SpanKind,
@@ -153,9 +177,11 @@ impl Span {
         sampled: bool,
         trace_state: Option<Arc<str>>,
     ) -> Span {
-        let span_id = random_id();
         let keeps = sampled || SLOW_NANOS.load(Ordering::Relaxed) != 0;
-        let previous = CURRENT.with(|current| current.replace(Some(Current { trace_id, span_id, sampled })));
+        // A span that can never be recorded gets its id only if `context()` asks for one.
+        let span_id = if keeps { random_id() } else { 0 };
+        let flags = PRESENT | if sampled { SAMPLED } else { 0 };
+        let previous = CURRENT.with(|current| current.replace(Current { trace_id, span_id, flags }));
         Span {
             name,
             kind,
@@ -188,7 +214,7 @@ impl Span {
     pub fn context(&self) -> SpanContext {
         SpanContext {
             trace_id: self.trace_id,
-            span_id: self.span_id,
+            span_id: if self.span_id == 0 { random_id() } else { self.span_id },
             sampled: self.sampled,
             remote: false,
             trace_state: self.trace_state.clone(),
@@ -277,7 +303,7 @@ impl Drop for Span {
 
 /// The thread's current span if its trace is sampled: (trace id, span id) in hex, for an exemplar.
 pub(crate) fn current_sampled() -> Option<(TraceId, u64)> {
-    CURRENT.with(Cell::get).filter(|c| c.sampled).map(|c| (c.trace_id, c.span_id))
+    CURRENT.with(Cell::get).get().filter(|c| c.sampled()).map(|c| (c.trace_id, c.span_id))
 }
 
 fn truncate(text: &str, limit: usize) -> &str {
