@@ -55,7 +55,7 @@ gzip -9n "$root/usr/share/man/man8/danube-metrics-agent.8"
 # Dashboards and Prometheus files, to import into Grafana and copy into a Prometheus configuration.
 share="$root/usr/share/$package"
 install -D -m 0644 -t "$share/grafana" packaging/grafana/*.json
-install -D -m 0644 -t "$share/grafana/provisioning" packaging/grafana/provisioning/danube-metrics-agent.yaml
+install -D -m 0644 -t "$share/grafana/provisioning" packaging/grafana/provisioning/*.yaml
 install -D -m 0644 -t "$share/prometheus" packaging/prometheus/*.yml
 install -D -m 0644 -t "$share/prometheus/tests" packaging/prometheus/tests/*.yml
 printf '%s (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- Danube maintainers <maintainers@danube.invalid>  %s\n' \

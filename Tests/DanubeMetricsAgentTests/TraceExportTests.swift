@@ -166,3 +166,21 @@ import Testing
         #expect(Samples(parsing: String(decoding: tinyWriter.bytes, as: UTF8.self))["danube_agent_spans_dropped_total{reason=\"queue_full\"}"] == 4)
     }
 }
+
+/// The shipped Grafana data source provisioning links exemplars to the trace data source it defines.
+@Suite struct ExemplarLinkProvisioningTests {
+    @Test func theExemplarDestinationIsTheProvisionedTraceDataSource() throws {
+        let file = TraceExportTests.repository + "/packaging/grafana/provisioning/danube-datasources.yaml"
+        let output = Scratch.path("datasources", suffix: ".json")
+        let script = "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), open(sys.argv[2], 'w'))"
+        let python = try ChildProcess("/usr/bin/python3", ["-c", script, file, output], output: output + ".log")
+        #expect(ChildProcess.exitedCleanly(python.wait(timeout: .seconds(30))))
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output))) as? [String: Any])
+        let sources = try #require(parsed["datasources"] as? [[String: Any]])
+        let prometheus = try #require(sources.first { $0["type"] as? String == "prometheus" })
+        let destinations = try #require((prometheus["jsonData"] as? [String: Any])?["exemplarTraceIdDestinations"] as? [[String: Any]])
+        #expect(destinations.first?["name"] as? String == "trace_id", "the exemplar label the emitters write")
+        let target = destinations.first?["datasourceUid"] as? String
+        #expect(sources.contains { $0["uid"] as? String == target && $0["type"] as? String == "tempo" })
+    }
+}
