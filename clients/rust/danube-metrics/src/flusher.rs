@@ -396,55 +396,12 @@ impl Flusher {
         }
     }
 
-    /// Sends the spans the recording threads finished (an agent without span export gets none: they are dropped
-    /// and counted). Spans are best effort: a frame that cannot be sent now is dropped, not retried. The
-    /// emitter's global labels go with them as resource attributes.
+    /// Sends the spans the recording threads finished (`trace::send`).
     fn send_spans(&mut self) {
         let Some(connection) = self.connection.as_ref() else { return };
-        let spans = crate::trace::ring::drain();
-        if spans.is_empty() {
-            return;
-        }
-        if connection.welcome.version < wire::SPANS_VERSION {
-            self.stats.spans_dropped += spans.len() as u64;
-            return;
-        }
-        let resource: Vec<(String, wire::AttributeValue)> = self
-            .settings
-            .global_labels
-            .iter()
-            .map(|(k, v)| (k.clone(), wire::AttributeValue::String(v.clone())))
-            .collect();
-        let new_frame = || {
-            let mut frame = FrameBuilder::unsequenced(wire::frame_type::SPANS, self.max_frame_bytes);
-            frame.append(|w| wire::spans::encode_attributes(w, &resource));
-            frame
-        };
-        let (mut sent, mut dropped, mut oversized, mut in_frame) = (0u64, 0u64, 0u64, 0u64);
-        let mut send = |frame: FrameBuilder, count: u64| {
-            if matches!(connection.send(&frame.finish()), SendResult::Sent) {
-                sent += count;
-            } else {
-                dropped += count;
-            }
-        };
-        let mut frame = new_frame();
-        for span in &spans {
-            if !frame.append(|w| wire::encode_span(w, span)) {
-                send(std::mem::replace(&mut frame, new_frame()), in_frame);
-                in_frame = 0;
-                if !frame.append(|w| wire::encode_span(w, span)) {
-                    oversized += 1; // larger than a frame: it cannot be sent
-                    continue;
-                }
-            }
-            in_frame += 1;
-        }
-        if in_frame > 0 {
-            send(frame, in_frame);
-        }
+        let (sent, dropped) = crate::trace::send(connection, &self.settings.global_labels, self.max_frame_bytes);
         self.stats.spans_sent += sent;
-        self.stats.spans_dropped += dropped + oversized;
+        self.stats.spans_dropped += dropped;
     }
 
     /// The update and delta of one series, or None when it has not changed since it was last sent.

@@ -25,9 +25,11 @@
 
 mod context;
 pub(crate) mod ring;
+mod send;
 
 pub use crate::wire::{AttributeValue, SpanKind, SpanStatus};
 pub use context::{SpanContext, TraceContextError};
+pub(crate) use send::send;
 
 use crate::wire::{SpanEvent, SpanRecord, TraceId};
 use std::cell::Cell;
