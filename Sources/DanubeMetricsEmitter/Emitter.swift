@@ -28,6 +28,12 @@ public struct EmitterConfiguration: Sendable {
     /// Whether this emitter reports its process's CPU, memory, descriptors and threads (`danube_process_*`, labelled
     /// with `sourceName`). One emitter per process is enough: turn it off on the others.
     public var reportsProcessMetrics = true
+    /// Share of traces recorded, decided at each root span on its trace id (0 to 1; `Span`, docs/TRACING.md).
+    public var traceSampleRatio = EmitterConfiguration.defaultTraceSampleRatio
+    public static let defaultTraceSampleRatio = 0.01
+    /// Keep a span of an unsampled trace anyway when it took at least this long (nil: never; timing every span
+    /// costs two clock reads).
+    public var traceSlowThreshold: Duration?
 
     public init(
         socketPath: String = DefaultPaths.emitterSocket(environment: ProcessInfo.processInfo.environment),
@@ -71,6 +77,10 @@ public final class Emitter: Sendable {
     public init(configuration: EmitterConfiguration = .init(), logger: Logger = Logger(label: "danube.metrics.emitter")) {
         self.configuration = configuration
         self.logger = logger
+        // Sampling is process-wide: an emitter with the defaults leaves it as it is (one process may hold several).
+        if configuration.traceSampleRatio != EmitterConfiguration.defaultTraceSampleRatio || configuration.traceSlowThreshold != nil {
+            Tracing.configureSampling(ratio: configuration.traceSampleRatio, slow: configuration.traceSlowThreshold)
+        }
         registry = SeriesRegistry(limits: configuration.limits)
         let flusher = Flusher(registry: registry, configuration: configuration, logger: logger)
         let reporter = configuration.reportsProcessMetrics ? Self.processReporter(registry, configuration, logger) : nil

@@ -26,6 +26,15 @@ public struct EmitterStats: Sendable, Equatable {
     public var refusedSeries = 0
     public var registeredSeries = 0
     public var lastError: String?
+    /// Spans recorded (sampled, or kept for being slow).
+    public var spansRecorded: UInt64 = 0
+    /// Spans sent to the agent (SPANS frames).
+    public var spansSent: UInt64 = 0
+    /// Spans dropped when sending: the agent takes no spans (protocol version 3 or older: it exports no traces),
+    /// or the socket was full.
+    public var spansDropped: UInt64 = 0
+    /// Spans dropped on a recording thread: its ring was full (the agent away or slow), the oldest went.
+    public var spansDroppedRingFull: UInt64 = 0
 
     public init() {}
 }

@@ -1,3 +1,4 @@
+import DanubeMetricsWire
 import CDanubeCells
 
 /// A monotonically increasing count. Resolve once with `Emitter.counter(...)`, then call `increment(by:)` on the
@@ -67,7 +68,18 @@ public struct Histogram: @unchecked Sendable, Hashable {
     @inlinable
     public func observe(_ value: Double) {
         if value.isNaN { return }
-        record(value, bucket: bucket(of: value))
+        let bucket = bucket(of: value)
+        record(value, bucket: bucket)
+        let span = dm_span_current_get()
+        if span.flags & UInt64(DM_SPAN_SAMPLED) != 0 { link(value, bucket: bucket, span: span) }
+    }
+
+    /// An observation inside a sampled span becomes its bucket's exemplar, pointing at that span.
+    @usableFromInline @inline(never)
+    func link(_ value: Double, bucket: UInt32, span: dm_span_current) {
+        let trace = TraceID(high: span.trace_high, low: span.trace_low)
+        guard let exemplar = try? Exemplar(traceID: trace.description, spanID: SpanID.hex(span.span_id)) else { return }
+        PendingExemplars.record(cell: firstCell, bucket: bucket, value: value, exemplar: exemplar)
     }
 
     /// As `observe(_:)`, and `exemplar` becomes the latest of the bucket `value` falls in.

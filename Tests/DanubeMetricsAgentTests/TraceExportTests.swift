@@ -1,4 +1,5 @@
 @testable import DanubeMetricsAgent
+import DanubeMetricsEmitter
 import DanubeMetricsTestKit
 import DanubeMetricsWire
 import Foundation
@@ -93,6 +94,43 @@ import Testing
         #expect(samples["danube_agent_otlp_request_failures_total{reason=\"status_5xx\",\(url)}"] == 2)
         #expect(samples["danube_agent_otlp_spans_rejected_total{\(url)}"] == 1)
         #expect(agent.logs.contains("OTLP receiver rejected spans", "test rejection"))
+        await agent.stop()
+    }
+
+    /// The Swift emitter's spans, end to end: recorded in a sampled trace (a producer's traceparent), sent on
+    /// protocol version 4, exported with the source's resource; a latency observed inside a span is that bucket's
+    /// exemplar, pointing at the span.
+    @Test func theSwiftEmittersSpansArriveAndLatencyExemplarsPointAtThem() async throws {
+        let python = try PythonTools.python()
+        let port = unusedPort()
+        let output = Scratch.path("otlp-swift", suffix: ".jsonl")
+        let receiver = try ChildProcess(python, [Self.repository + "/Tests/otlp/otlp_receiver.py", "\(port)", output], output: output + ".log")
+        defer { receiver.stop() }
+        #expect(eventually { boundLoopbackSocket(port: port).map { close($0); return false } ?? true })
+        let agent = try await TestAgent { $0.traceExport.endpoints = ["http://127.0.0.1:\(port)"]; $0.traceExport.exportInterval = .milliseconds(100) }
+        let emitter = agent.emitter(name: "swift-broker")
+        let latency = try emitter.histogram("test_trace_latency_ms", buckets: [1, 10])
+        let producer = try SpanContext(traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        let walSpanID: UInt64
+        do {
+            let publish = Span("publish", kind: .producer, parent: producer)
+            publish.setAttribute("messaging.system", .string("danube"))
+            let wal = Span("wal.append")
+            latency.observe(2.5)
+            walSpanID = wal.context.spanID
+        }
+        #expect(emitter.waitUntilDelivered())
+        #expect(await eventuallyAsync(timeout: .seconds(20)) { Self.lines(output).count == 2 }, "\(emitter.stats)")
+        let spans = Self.lines(output)
+        #expect(Set(spans.compactMap { $0["name"] as? String }) == ["publish", "wal.append"])
+        #expect(spans.allSatisfy { $0["trace_id"] as? String == "4bf92f3577b34da6a3ce929d0e0e4736" })
+        #expect(spans.allSatisfy { ($0["resource"] as? [String: Any])?["service.name"] as? String == "swift-broker" })
+        let openMetrics = try agent.scrape(accept: "application/openmetrics-text; version=1.0.0").text
+        let bucket = openMetrics.split(separator: "\n").first { $0.hasPrefix("test_trace_latency_ms_bucket") && $0.contains("trace_id") }
+        #expect(bucket?.contains("trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"") == true, "\(openMetrics)")
+        #expect(bucket?.contains("span_id=\"\(SpanID.hex(walSpanID))\"") == true)
+        #expect(emitter.stats.spansSent == 2 && emitter.stats.spansDropped == 0)
+        emitter.shutdown()
         await agent.stop()
     }
 

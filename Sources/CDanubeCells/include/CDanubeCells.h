@@ -161,4 +161,6 @@ static inline void dm_shared_add_f64(uint64_t *word, double delta) {
 /// Names the calling thread at the OS level (at most 15 bytes are kept).
 void dm_set_thread_name(const char *name);
 
+#include "dm_spans.h"
+
 #endif
