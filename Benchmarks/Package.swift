@@ -46,6 +46,14 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .executableTarget(
+            name: "SpanTiming",
+            dependencies: [
+                .product(name: "DanubeMetricsEmitter", package: "danube-metrics-agent"),
+                .product(name: "DanubeMetricsWire", package: "danube-metrics-agent"),
+            ],
+            path: "Tools/SpanTiming"
+        ),
+        .executableTarget(
             name: "HotPathTiming",
             dependencies: [.product(name: "DanubeMetricsEmitter", package: "danube-metrics-agent")],
             path: "Tools/HotPathTiming"

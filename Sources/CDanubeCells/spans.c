@@ -31,6 +31,21 @@ uint64_t dm_span_random_seed(void) {
     return seed | 1u;
 }
 
+static pthread_once_t offset_once = PTHREAD_ONCE_INIT;
+static uint64_t unix_minus_monotonic = 0;
+
+static void take_offset(void) {
+    struct timespec unix_now;
+    clock_gettime(CLOCK_REALTIME, &unix_now);
+    uint64_t unix_nanos = (uint64_t)unix_now.tv_sec * 1000000000u + (uint64_t)unix_now.tv_nsec;
+    unix_minus_monotonic = unix_nanos - dm_monotonic_nanos();
+}
+
+uint64_t dm_unix_minus_monotonic(void) {
+    pthread_once(&offset_once, take_offset);
+    return unix_minus_monotonic;
+}
+
 static void ring_thread_exited(void *value) {
     atomic_store_explicit(&((dm_span_ring *)value)->orphaned, 1, memory_order_release);
     tls_ring = NULL;

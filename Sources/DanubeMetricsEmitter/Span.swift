@@ -1,11 +1,6 @@
 import CDanubeCells
 import DanubeMetricsWire
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// Sampling of traces and the finished spans waiting for the flusher: the Rust crate's `trace` module, the same
 /// rules. A share of root spans is recorded (decided on the trace id, 1% by default), children follow their
@@ -54,19 +49,6 @@ public enum Tracing {
         }
     }
 
-    /// Unix nanoseconds of `instant`, from one anchor taken once (one clock read per start and end).
-    static func unixNanos(_ instant: ContinuousClock.Instant) -> UInt64 {
-        let (at, unix) = anchor
-        let offset = instant - at
-        let nanos = offset.components.seconds &* 1_000_000_000 &+ offset.components.attoseconds / 1_000_000_000
-        return nanos >= 0 ? unix &+ UInt64(nanos) : unix &- UInt64(-nanos)
-    }
-
-    private static let anchor: (ContinuousClock.Instant, UInt64) = {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return (ContinuousClock.now, UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec))
-    }()
 }
 
 /// A finished span on its way through a ring (a class, so a ring slot holds one retained pointer).
@@ -75,32 +57,43 @@ final class FinishedSpan {
     init(_ record: SpanRecord) { self.record = record }
 }
 
-/// What a recorded span collects (allocated only for spans that are recorded).
+/// What a recorded span collects, and a received `tracestate` (allocated only for spans that are recorded or
+/// carry one, so that a span that is neither holds one nil reference, not several optionals).
 final class SpanRecording {
+    let recorded: Bool
+    let traceState: String?
     var attributes: [SpanAttribute] = []
     var events: [SpanEvent] = []
     var status = SpanStatus.unset
     var statusMessage = ""
+
+    init(recorded: Bool, traceState: String?) {
+        self.recorded = recorded
+        self.traceState = traceState
+    }
 }
 
 /// One operation of a trace. Ends when it goes out of scope (or with `end()`); while it lives it is its thread's
 /// current span, the parent of spans started there without one. Don't keep one across an `await` (the task may
 /// resume on another thread): pass `context` on and start a child there.
 public struct Span: ~Copyable {
-    private let name: String
+    /// Static, as the Rust crate's `&'static str`: span names are the catalog's, never built per call (and a
+    /// trivial field costs nothing to destroy).
+    private let name: StaticString
     private let kind: SpanKind
     private let traceID: TraceID
     private let spanID: UInt64
     private let parentSpanID: UInt64
     private let parentIsRemote: Bool
     public let isSampled: Bool
-    private let start: ContinuousClock.Instant?
-    private let recording: SpanRecording?
-    private let traceState: String?
+    /// CLOCK_MONOTONIC nanoseconds at the start, 0 when the span is not timed (plain integers: an optional
+    /// `ContinuousClock.Instant` went through value witnesses and tripled an unsampled span's cost).
+    private let start: UInt64
+    private let detail: SpanRecording?
     private let previous: dm_span_current
 
     /// A child of this thread's current span, or the root of a new trace (sampled as configured).
-    public init(_ name: String, kind: SpanKind = .internal) {
+    public init(_ name: StaticString, kind: SpanKind = .internal) {
         let current = dm_span_current_get()
         if current.flags & UInt64(DM_SPAN_PRESENT) != 0 {
             self.init(name, kind: kind, trace: TraceID(high: current.trace_high, low: current.trace_low), parent: current.span_id,
@@ -115,12 +108,12 @@ public struct Span: ~Copyable {
 
     /// A child of `parent`: a span handed over from another thread, or a `traceparent` received (whose sampling
     /// decision it follows).
-    public init(_ name: String, kind: SpanKind = .internal, parent: SpanContext) {
+    public init(_ name: StaticString, kind: SpanKind = .internal, parent: SpanContext) {
         self.init(name, kind: kind, trace: parent.traceID, parent: parent.spanID, remote: parent.remote, sampled: parent.sampled,
                   traceState: parent.traceState)
     }
 
-    private init(_ name: String, kind: SpanKind, trace: TraceID, parent: UInt64, remote: Bool, sampled: Bool, traceState: String?) {
+    private init(_ name: StaticString, kind: SpanKind, trace: TraceID, parent: UInt64, remote: Bool, sampled: Bool, traceState: String?) {
         let keeps = sampled || Tracing.slowNanos.load(ordering: .relaxed) != 0
         // A span that can never be recorded gets its id only if `context` asks for one.
         let id = keeps ? dm_span_random() : 0
@@ -131,9 +124,8 @@ public struct Span: ~Copyable {
         parentSpanID = parent
         parentIsRemote = remote
         isSampled = sampled
-        start = keeps ? ContinuousClock.now : nil
-        recording = sampled ? SpanRecording() : nil
-        self.traceState = traceState
+        start = keeps ? dm_monotonic_nanos() : 0
+        detail = sampled || traceState != nil ? SpanRecording(recorded: sampled, traceState: traceState) : nil
         previous = dm_span_current_swap(dm_span_current(
             trace_high: trace.high, trace_low: trace.low, span_id: id,
             flags: UInt64(DM_SPAN_PRESENT) | (sampled ? UInt64(DM_SPAN_SAMPLED) : 0)))
@@ -141,8 +133,11 @@ public struct Span: ~Copyable {
 
     /// What to hand to a child on another thread, or to send on as a `traceparent`.
     public var context: SpanContext {
-        SpanContext(traceID: traceID, spanID: spanID == 0 ? dm_span_random() : spanID, sampled: isSampled, traceState: traceState)
+        SpanContext(traceID: traceID, spanID: spanID == 0 ? dm_span_random() : spanID, sampled: isSampled, traceState: detail?.traceState)
     }
+
+    /// What attributes, events and status go to: set for recorded spans only.
+    private var recording: SpanRecording? { detail?.recorded == true ? detail : nil }
 
     /// Sets an attribute (recorded spans only; at most 32, strings cut to 256 bytes).
     public func setAttribute(_ key: String, _ value: AttributeValue) {
@@ -152,9 +147,8 @@ public struct Span: ~Copyable {
 
     /// Adds an event now (recorded spans only; at most 16, with up to 8 attributes each).
     public func addEvent(_ name: String, attributes: [SpanAttribute] = []) {
-        guard let recording, let start, recording.events.count < SpanLimits.maxEvents else { return }
-        let offset = ContinuousClock.now - start
-        let nanos = UInt64(clamping: offset.components.seconds) &* 1_000_000_000 &+ UInt64(offset.components.attoseconds / 1_000_000_000)
+        guard let recording, start != 0, recording.events.count < SpanLimits.maxEvents else { return }
+        let nanos = dm_monotonic_nanos() &- start
         recording.events.append(SpanEvent(name: name, offsetNanos: nanos,
                                           attributes: attributes.prefix(SpanLimits.maxEventAttributes).map { SpanAttribute($0.key, Self.bounded($0.value)) }))
     }
@@ -173,17 +167,16 @@ public struct Span: ~Copyable {
 
     deinit {
         dm_span_current_set(previous)
-        guard let start else { return }
-        let elapsed = ContinuousClock.now - start
-        let duration = UInt64(clamping: elapsed.components.seconds) &* 1_000_000_000 &+ UInt64(elapsed.components.attoseconds / 1_000_000_000)
+        guard start != 0 else { return }
+        let duration = dm_monotonic_nanos() &- start
         let slow = Tracing.slowNanos.load(ordering: .relaxed)
         guard isSampled || (slow != 0 && duration >= slow) else { return }
         var attributes = recording?.attributes ?? []
         if !isSampled { attributes.append(SpanAttribute("danube.kept_as_slow", .bool(true))) }
         Tracing.push(SpanRecord(
             traceID: traceID, spanID: spanID, parentSpanID: parentSpanID, kind: kind, parentIsRemote: parentIsRemote,
-            name: Self.truncated(name, SpanLimits.maxNameBytes), startUnixNanos: Tracing.unixNanos(start), durationNanos: duration,
-            status: recording?.status ?? .unset, statusMessage: recording?.statusMessage ?? "", traceState: traceState ?? "",
+            name: Self.truncated(name.description, SpanLimits.maxNameBytes), startUnixNanos: start &+ dm_unix_minus_monotonic(), durationNanos: duration,
+            status: recording?.status ?? .unset, statusMessage: recording?.statusMessage ?? "", traceState: detail?.traceState ?? "",
             attributes: attributes, events: recording?.events ?? []))
     }
 

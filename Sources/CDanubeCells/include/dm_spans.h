@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /// Spans one thread may hold before the oldest are dropped.
 #define DM_SPAN_RING_SLOTS 512u
@@ -54,6 +55,17 @@ static inline uint64_t dm_span_random(void) {
     dm_tls_span_random = x;
     return (x * 0x2545F4914F6CDD1DULL) | 1u;
 }
+
+/// CLOCK_MONOTONIC in nanoseconds (a span's start and end; never 0 on a running system).
+static inline uint64_t dm_monotonic_nanos(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+/// Unix nanoseconds minus CLOCK_MONOTONIC nanoseconds, taken once: a span's wall-clock start without a second
+/// clock read per span.
+uint64_t dm_unix_minus_monotonic(void);
 
 /// Queues `span` on the calling thread's ring; returns the span it displaced (the oldest, to release), or NULL.
 void *dm_span_ring_push(void *span);
