@@ -30,6 +30,9 @@ public struct EmitterConfiguration: Sendable {
     public var reportsProcessMetrics = true
     /// Share of traces recorded, decided at each root span on its trace id (0 to 1; `Span`, docs/TRACING.md).
     public var traceSampleRatio = EmitterConfiguration.defaultTraceSampleRatio
+    /// Whether this emitter sends the process's finished spans (they are process-wide, as the sampling is): with
+    /// several emitters in one process (one per component), let one send them, or each takes some.
+    public var sendsSpans = true
     public static let defaultTraceSampleRatio = 0.01
     /// Keep a span of an unsampled trace anyway when it took at least this long (nil: never; timing every span
     /// costs two clock reads).

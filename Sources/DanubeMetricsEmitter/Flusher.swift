@@ -342,7 +342,7 @@ final class Flusher {
     /// Sends the spans the recording threads finished (protocol version 4; an agent without span export gets none:
     /// they are dropped and counted). Best effort: a frame that cannot be sent now is dropped, not kept.
     private func sendSpans() {
-        guard let connection else { return }
+        guard let connection, configuration.sendsSpans else { return }
         let spans = Tracing.takeFinishedSpans()
         stats.spansRecorded = Tracing.recorded.load(ordering: .relaxed)
         stats.spansDroppedRingFull = Tracing.droppedRingFull.load(ordering: .relaxed)

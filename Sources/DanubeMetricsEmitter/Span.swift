@@ -40,6 +40,10 @@ public enum Tracing {
         }
     }
 
+    /// Queues a span measured elsewhere (a simulation, a bridge from another tracer) as if a `Span` had ended on
+    /// this thread: it goes out with the next flush, through the same bounded ring.
+    public static func record(_ span: SpanRecord) { push(span) }
+
     static func push(_ record: SpanRecord) {
         recorded.add(1, ordering: .relaxed)
         let displaced = dm_span_ring_push(Unmanaged.passRetained(FinishedSpan(record)).toOpaque())

@@ -55,6 +55,11 @@ struct LoadgenCommand: ParsableCommand {
     @Option(name: .customLong("record-latencies"), help: ArgumentHelp("Write every producer send latency observed to this file, one per line, when done (for checking quantiles).", valueName: "path"))
     var recordLatencies: String?
 
+    @Option(name: .customLong("trace-ids"), help: ArgumentHelp(
+        "Write the trace id of every message traced (one in 1,000: publish, WAL append, dispatch, ack spans) to this file, one per line, when done.",
+        valueName: "path"))
+    var traceIDs: String?
+
     @Option(name: .customLong("drain-timeout"), help: "Seconds to wait, when stopping, for the agent to acknowledge everything (reconnecting if it is restarting).")
     var drainTimeout = 2.0
 
@@ -75,8 +80,9 @@ struct LoadgenCommand: ParsableCommand {
             var configuration = EmitterConfiguration(sourceName: "\(sourcePrefix)-\(name)")
             if let socket { configuration.socketPath = socket }
             configuration.flushInterval = .milliseconds(flushIntervalMs)
-            // The three sources share this process: the broker's emitter reports its health.
+            // The three sources share this process: the broker's emitter reports its health and sends the spans.
             configuration.reportsProcessMetrics = name == "broker"
+            configuration.sendsSpans = name == "broker"
             return Emitter(configuration: configuration)
         }
         let broker = emitter("broker")
@@ -126,6 +132,9 @@ struct LoadgenCommand: ParsableCommand {
         if let recordLatencies {
             let lines = (tallies.total.sendLatencies ?? []).map { "\($0)\n" }.joined()
             try lines.write(toFile: recordLatencies, atomically: true, encoding: .utf8)
+        }
+        if let traceIDs {
+            try tallies.total.traceIDs.map { "\($0)\n" }.joined().write(toFile: traceIDs, atomically: true, encoding: .utf8)
         }
         if report {
             let recorded = emitters.flatMap { $0.1.recordedTotals() }

@@ -9,6 +9,8 @@ struct Tally {
     var fsyncs: [UInt64]
     /// Every producer send latency observed, with `--record-latencies` (nil otherwise).
     var sendLatencies: [Double]?
+    /// Trace ids of the messages traced (`MessageTrace`).
+    var traceIDs: [String] = []
 
     init(partitions: Int) {
         messages = [UInt64](repeating: 0, count: partitions)
@@ -23,6 +25,7 @@ struct Tally {
             fsyncs[i] += other.fsyncs[i]
         }
         if let more = other.sendLatencies { sendLatencies = (sendLatencies ?? []) + more }
+        traceIDs += other.traceIDs
     }
 }
 
@@ -68,33 +71,22 @@ struct Worker {
         return tally
     }
 
-    /// One message in `tracedEvery` carries a W3C trace id: its publish, WAL append, dispatch and ack latencies
-    /// get that trace's exemplar (as a traced broker would record them), so a slow bucket leads to the trace.
+    /// One message in `tracedEvery` is traced (`MessageTrace`): its spans go to the agent, and its publish, WAL
+    /// append, dispatch and ack latencies get exemplars pointing at them, so a slow bucket leads to the trace.
     static let tracedEvery: UInt64 = 1_000
-
-    /// A W3C trace context for a sampled message: 16 random bytes of trace id, 8 of span id, in hex.
-    private mutating func traceExemplar() -> Exemplar? {
-        func hex(_ words: Int) -> String {
-            (0..<words).map { _ in
-                let word = random.next(below: .max) | 1 // an all-zero id is invalid in W3C trace context
-                return String(repeating: "0", count: 16 - String(word, radix: 16).count) + String(word, radix: 16)
-            }.joined()
-        }
-        return try? Exemplar(traceID: hex(2), spanID: hex(1))
-    }
 
     private mutating func publish(_ index: Int) {
         let partition = simulation.partitions[index]
         let size = 64 + random.next(below: 4_000)
-        let trace = random.next(below: Self.tracedEvery) == 0 ? traceExemplar() : nil
-        func observe(_ histogram: Histogram, _ value: Double) {
-            if let trace { histogram.observe(value, exemplar: trace) } else { histogram.observe(value) }
+        var trace = random.next(below: Self.tracedEvery) == 0 ? MessageTrace(random: &random, partition: partition) : nil
+        func observe(_ histogram: Histogram, _ value: Double, span: UInt64?) {
+            if let span, let exemplar = trace?.exemplar(span) { histogram.observe(value, exemplar: exemplar) } else { histogram.observe(value) }
         }
         partition.metrics.messagesIn.increment()
         partition.metrics.bytesIn.increment(by: size)
         partition.metrics.messageSize.observe(Double(size))
         let sendLatency = latency(median: partition.reliable ? 3 : 0.6)
-        observe(partition.metrics.sendLatency, sendLatency)
+        observe(partition.metrics.sendLatency, sendLatency, span: trace?.publishID)
         tally.sendLatencies?.append(sendLatency)
         simulation.sendRPCDuration.observe(latency(median: partition.reliable ? 0.003 : 0.0006))
         tally.messages[index] += 1
@@ -107,15 +99,18 @@ struct Worker {
             partition.metrics.sends.succeeded.increment()
             simulation.sendRPC.increment()
         }
-        if let wal = partition.wal { append(index, size: size, wal: wal, trace: trace) }
+        if let wal = partition.wal { append(index, size: size, wal: wal, trace: &trace) }
         for (position, subscriptionIndex) in partition.subscriptions.enumerated() {
             let subscription = simulation.subscriptions[subscriptionIndex]
             subscription.enqueued.increment()
-            observe(subscription.dispatchLatency, latency(median: partition.reliable ? 1.5 : 0.2))
+            let dispatchLatency = latency(median: partition.reliable ? 1.5 : 0.2)
+            let commitLatency = latency(median: partition.reliable ? 4 : 0.3)
+            let spans = trace?.deliver(subscription: "sub-\(position)", dispatch: dispatchLatency, ack: commitLatency, random: &random)
+            observe(subscription.dispatchLatency, dispatchLatency, span: spans?.dispatch)
             subscription.dequeued.increment()
             subscription.received.increment()
             subscription.bytesOut.increment(by: size)
-            observe(subscription.commitLatency, latency(median: partition.reliable ? 4 : 0.3))
+            observe(subscription.commitLatency, commitLatency, span: spans?.ack)
             if random.next(below: 200) == 0 {
                 subscription.redeliveries[random.next(below: 3) == 0 ? .nack : .timeout].increment()
                 if random.next(below: 4) == 0 { subscription.acks[.error].increment() }
@@ -128,18 +123,28 @@ struct Worker {
                 if random.next(below: 10) == 0 { partition.wal?.cacheMisses.increment() } else { partition.wal?.cacheHits.increment() }
             }
         }
+        if let trace {
+            trace.record(publish: sendLatency)
+            tally.traceIDs.append(trace.trace.description)
+        }
     }
 
-    private mutating func append(_ index: Int, size: UInt64, wal: WALMetrics, trace: Exemplar?) {
+    private mutating func append(_ index: Int, size: UInt64, wal: WALMetrics, trace: inout MessageTrace?) {
         wal.appends.increment()
         wal.appendBytes.increment(by: size + 24)
         let appendLatency = latency(median: 2)
-        if let trace { wal.appendLatency.observe(appendLatency, exemplar: trace) } else { wal.appendLatency.observe(appendLatency) }
+        let fsynced = random.next(below: 16) == 0
+        if var traced = trace, let exemplar = traced.exemplar(traced.walAppend(appendLatency, fsync: fsynced, random: &random)) {
+            trace = traced
+            wal.appendLatency.observe(appendLatency, exemplar: exemplar)
+        } else {
+            wal.appendLatency.observe(appendLatency)
+        }
         wal.endOffset.add(1)
         wal.diskBytes.add(Double(size + 24))
         pendingFsyncBytes[index] += size + 24
         fileBytes[index] += size + 24
-        if random.next(below: 16) == 0 {
+        if fsynced {
             wal.fsyncs.increment()
             wal.fsyncBatchBytes.observe(Double(pendingFsyncBytes[index]))
             pendingFsyncBytes[index] = 0
