@@ -196,6 +196,78 @@ import Testing
         await agent.stop()
     }
 
+    /// A receiver down while spans arrive: the queue keeps the request being retried and the newest it may hold,
+    /// the rest is counted as failed, and once the receiver is up it gets exactly what was kept: nothing
+    /// unaccounted for.
+    @Test func aReceiverDownLosesOnlyWhatExceededTheQueueAndTheCountsSaySo() async throws {
+        let python = try PythonTools.python()
+        let port = unusedPort()
+        let url = "http://127.0.0.1:\(port)/v1/traces"
+        let agent = try await TestAgent {
+            $0.traceExport.endpoints = [url]
+            $0.traceExport.exportInterval = .milliseconds(50)
+            $0.traceExport.maxQueuedSpans = 8
+        }
+        let source = try Self.source(agent)
+        for n in 1...5 {
+            source.send(.spans(Self.publishTrace(TraceID(high: 7, low: UInt64(n)), base: Self.now(), ids: UInt64(n) << 8)))
+            try await Task.sleep(for: .milliseconds(150)) // each batch exported (and queued) before the next
+        }
+        #expect(try await eventuallyAsync { try agent.samples()["danube_agent_otlp_spans_failed_total{url=\"\(url)\"}"] == 12 })
+        let output = Scratch.path("otlp-late", suffix: ".jsonl")
+        let receiver = try ChildProcess(python, [Self.repository + "/Tests/otlp/otlp_receiver.py", "\(port)", output], output: output + ".log")
+        defer { receiver.stop() }
+        #expect(try await eventuallyAsync(timeout: .seconds(40)) { try agent.samples()["danube_agent_otlp_spans_sent_total{url=\"\(url)\"}"] == 8 })
+        let samples = try agent.samples()
+        #expect(samples["danube_agent_spans_received_total"] == 20 && samples["danube_agent_spans_dropped_total{reason=\"queue_full\"}"] == 0)
+        #expect(Self.lines(output).count == 8)
+        #expect(Set(Self.lines(output).compactMap { $0["trace_id"] as? String }) == ["00000000000000070000000000000001", "00000000000000070000000000000005"],
+                "the request in flight (being retried) and the newest kept; the three between dropped")
+        await agent.stop()
+    }
+
+    /// SIGKILL of the agent: what it held of spans is lost (best effort), nothing of the metrics (exact, from
+    /// the state file and the emitter's unacknowledged deltas), and spans recorded while it was down wait in their
+    /// rings and go out once it is back.
+    @Test func aKilledAgentLosesAtMostTheSpansItHeldAndNoMetrics() async throws {
+        let python = try PythonTools.python()
+        let receiverPort = unusedPort(), httpPort = unusedPort()
+        let output = Scratch.path("otlp-kill", suffix: ".jsonl")
+        let receiver = try ChildProcess(python, [Self.repository + "/Tests/otlp/otlp_receiver.py", "\(receiverPort)", output], output: output + ".log")
+        defer { receiver.stop() }
+        let socket = TestAgent.temporarySocketPath(), state = Scratch.makeDirectory("kill-state")
+        func startAgent() throws -> ChildProcess {
+            let agent = try ChildProcess(Executables.agent.path, [
+                "--ingest-socket", socket, "--listen", "127.0.0.1:\(httpPort)", "--state-dir", state, "--checkpoint-interval", "100ms",
+                "--otlp-endpoint", "http://127.0.0.1:\(receiverPort)/v1/traces", "--log-format", "text",
+            ], output: socket + ".log")
+            #expect(eventually { (try? HTTPClient.get(port: httpPort, path: "/healthz"))?.status == 200 })
+            return agent
+        }
+        var agent = try startAgent()
+        let emitter = TestAgent.emitter(socketPath: socket, name: "killed-broker")
+        let counter = try emitter.counter("test_kill_messages_total")
+        let producer = SpanContext(traceID: TraceID(high: 9, low: 9), spanID: 1, sampled: true, remote: true)
+        func record(_ name: StaticString, messages: Int) {
+            for _ in 0..<messages { counter.increment() }
+            for _ in 0..<3 { _ = Span(name, kind: .producer, parent: producer) }
+        }
+        record("before", messages: 1_000)
+        #expect(emitter.waitUntilDelivered())
+        #expect(await eventuallyAsync { Self.lines(output).count == 3 })
+        #expect(kill(agent.pid, SIGKILL) == 0)
+        _ = agent.wait(timeout: .seconds(10))
+        record("while.down", messages: 500)
+        agent = try startAgent()
+        defer { _ = agent.stop() }
+        #expect(emitter.waitUntilDelivered(timeout: .seconds(20)), "\(emitter.stats)")
+        let samples = Samples(parsing: try HTTPClient.get(port: httpPort, path: "/metrics").text)
+        #expect(samples["test_kill_messages_total"] == 1_500, "exact across the SIGKILL")
+        #expect(await eventuallyAsync(timeout: .seconds(20)) { Self.lines(output).count == 6 })
+        #expect(Self.lines(output).filter { $0["name"] as? String == "while.down" }.count == 3)
+        emitter.shutdown()
+    }
+
     /// Every span Phoenix on `port` holds, page by page (at most 1,000 a page).
     static func storedSpans(port: Int) -> [[String: Any]] {
         var spans: [[String: Any]] = []
