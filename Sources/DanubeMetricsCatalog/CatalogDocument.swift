@@ -2,6 +2,17 @@
 /// The explanations that are not per family live here; the per-family and per-label reasoning lives in the
 /// catalog's notes, next to the decision it explains.
 public enum CatalogDocument {
+    /// Danube's spans (docs/TRACING.md), from `SpanCatalog`.
+    static var spanSection: String {
+        var out = "\n## Spans\n\nTraced with OpenTelemetry spans (docs/TRACING.md), named here as metric families are:\n\n| span | kind | parent | what it covers | attributes |\n| --- | --- | --- | --- | --- |\n"
+        for span in SpanCatalog.spans {
+            out += "| `\(span.name)` | \(span.kind) | \(span.parent) | \(span.meaning) | \(span.attributes.map { "`\($0)`" }.joined(separator: ", ")) |\n"
+        }
+        out += "\n| attribute | holds |\n| --- | --- |\n"
+        for attribute in SpanCatalog.attributes { out += "| `\(attribute.key)` | \(attribute.meaning) |\n" }
+        return out
+    }
+
     public static func markdown(_ catalog: Catalog) -> String {
         var out = header
         // The plan's order, then areas only an operator file has.
@@ -39,7 +50,7 @@ public enum CatalogDocument {
         if !catalog.globalLabels.isEmpty {
             out += "- Accepted on every family (optional, kept): \(catalog.globalLabels.map { "`\($0)`" }.joined(separator: ", ")): labels an emitter puts on all its series (Danube's exporter adds `broker`).\n"
         }
-        return out + upstreamSection(catalog) + footer
+        return out + spanSection + upstreamSection(catalog) + footer
     }
 
     /// How each name upstream Danube records maps onto the catalog and the plan.

@@ -1,4 +1,4 @@
-/// Renders the catalog's histogram buckets as Rust source for the Rust emitter
+/// Renders the catalog's histogram buckets, span names and span attribute keys as Rust source for the Rust emitter
 /// (`danube-metrics-agent --print-catalog rust > clients/rust/danube-metrics/src/catalog.rs`). The agent refuses
 /// a catalogued histogram whose buckets differ from the catalog's, so the Rust crate must record with exactly
 /// these; a test compares the committed file with this output.
@@ -24,7 +24,17 @@ public enum RustCatalogTable {
             } ?? "None"
             out += "    (\"\(family.name)\", &[\(bounds)], \(native)),\n"
         }
-        return out + "];\n"
+        out += "];\n"
+        out += "\n/// Danube's span names (docs/TRACING.md), with the kind each is started with.\npub mod spans {\n    use crate::wire::SpanKind;\n"
+        for span in SpanCatalog.spans {
+            out += "\n    /// \(span.meaning); parent: \(span.parent).\n    pub const \(span.constant): &str = \"\(span.name)\";\n"
+            out += "    pub const \(span.constant)_KIND: SpanKind = SpanKind::\(span.kind.prefix(1).uppercased() + span.kind.dropFirst());\n"
+        }
+        out += "}\n\n/// Attribute keys of Danube's spans.\npub mod span_attributes {\n"
+        for attribute in SpanCatalog.attributes {
+            out += "    /// \(attribute.meaning).\n    pub const \(attribute.constant): &str = \"\(attribute.key)\";\n"
+        }
+        return out + "}\n"
     }
 
     /// A Rust `f64` literal that reads back as exactly `value` (Swift's shortest round-trip digits).

@@ -1,4 +1,5 @@
 @testable import DanubeMetricsAgent
+import DanubeMetricsCatalog
 import DanubeMetricsEmitter
 import DanubeMetricsTestKit
 import DanubeMetricsWire
@@ -170,6 +171,8 @@ import Testing
             let counts = Dictionary(grouping: spans.compactMap(traceOf), by: { $0 }).mapValues(\.count)
             return traces.allSatisfy { (counts[$0] ?? 0) >= 4 }
         }, "\((try? agent.samples().lines.filter { $0.contains("spans") }) ?? [])")
+        let catalogued = Set(SpanCatalog.spans.map(\.name))
+        #expect(spans.allSatisfy { catalogued.contains($0["name"] as? String ?? "") }, "every span name is the catalog's")
         let dates = ISO8601DateFormatter()
         dates.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         func time(_ span: [String: Any], _ key: String) -> Double { (span[key] as? String).flatMap { dates.date(from: $0) }?.timeIntervalSince1970 ?? .nan }

@@ -3,7 +3,7 @@
 //!
 //!   cargo run --release --example spans -- SOCKET TRACES
 
-use danube_metrics::trace::{Span, SpanKind};
+use danube_metrics::trace::{span_attributes as key, spans, Span};
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -25,16 +25,16 @@ fn main() {
     }
     let started = Instant::now();
     for n in 0..traces {
-        let mut publish = Span::start("publish", SpanKind::Producer);
-        publish.set_attribute("messaging.system", "danube");
-        publish.set_attribute("messaging.destination.name", "/default/orders");
-        publish.set_attribute("danube.producer_id", n);
+        let mut publish = Span::start(spans::PUBLISH, spans::PUBLISH_KIND);
+        publish.set_attribute(key::MESSAGING_SYSTEM, "danube");
+        publish.set_attribute(key::MESSAGING_DESTINATION_NAME, "/default/orders");
+        publish.set_attribute(key::DANUBE_PRODUCER_ID, n);
         {
-            let mut wal = Span::start("wal.append", SpanKind::Internal);
+            let mut wal = Span::start(spans::WAL_APPEND, spans::WAL_APPEND_KIND);
             wal.add_event("wal.fsync", &[]);
         }
-        let dispatch = Span::start("dispatch", SpanKind::Consumer);
-        drop(Span::start("ack", SpanKind::Server));
+        let dispatch = Span::start(spans::DISPATCH, spans::DISPATCH_KIND);
+        drop(Span::start(spans::ACK, spans::ACK_KIND));
         drop(dispatch);
         if n % 100 == 99 {
             // 400 spans per flush, about 40,000 a second: rings hold 512 and the agent's queue 20,000, so a

@@ -22,3 +22,48 @@ pub(crate) static HISTOGRAM_BUCKETS: &[(&str, &[f64], Option<NativeSpec>)] = &[
     ("danube_wal_fsync_batch_bytes", &[512.0, 2048.0, 8192.0, 32768.0, 131072.0, 524288.0, 2097152.0, 8388608.0, 33554432.0, 134217728.0, 536870912.0], None),
     ("danube_wal_reader_read_latency_ms", &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0, 300000.0], Some(NativeSpec { schema: 3, zero_threshold: 0.03125, max_buckets: 184 })),
 ];
+
+/// Danube's span names (docs/TRACING.md), with the kind each is started with.
+pub mod spans {
+    use crate::wire::SpanKind;
+
+    /// the broker takes a message from a producer until it answers it; parent: the producer's span (`traceparent` in the message properties), else none.
+    pub const PUBLISH: &str = "publish";
+    pub const PUBLISH_KIND: SpanKind = SpanKind::Producer;
+
+    /// the WAL writer appends the message (event `wal.fsync` when the batch is synced); parent: publish.
+    pub const WAL_APPEND: &str = "wal.append";
+    pub const WAL_APPEND_KIND: SpanKind = SpanKind::Internal;
+
+    /// a subscription's dispatcher hands the message to a consumer, until its ack; parent: publish (its context travels with the message).
+    pub const DISPATCH: &str = "dispatch";
+    pub const DISPATCH_KIND: SpanKind = SpanKind::Consumer;
+
+    /// the subscription applies the consumer's ack; parent: dispatch.
+    pub const ACK: &str = "ack";
+    pub const ACK_KIND: SpanKind = SpanKind::Server;
+}
+
+/// Attribute keys of Danube's spans.
+pub mod span_attributes {
+    /// `danube` (OpenTelemetry messaging conventions).
+    pub const MESSAGING_SYSTEM: &str = "messaging.system";
+    /// the topic, `/namespace/topic`.
+    pub const MESSAGING_DESTINATION_NAME: &str = "messaging.destination.name";
+    /// `publish`, `process` (dispatch) or `settle` (ack).
+    pub const MESSAGING_OPERATION_TYPE: &str = "messaging.operation.type";
+    /// the message id (kept out of metrics: unbounded).
+    pub const MESSAGING_MESSAGE_ID: &str = "messaging.message.id";
+    /// the namespace.
+    pub const DANUBE_NAMESPACE: &str = "danube.namespace";
+    /// the partition index (int).
+    pub const DANUBE_PARTITION: &str = "danube.partition";
+    /// the subscription.
+    pub const DANUBE_SUBSCRIPTION: &str = "danube.subscription";
+    /// the producer id (int; kept out of metrics).
+    pub const DANUBE_PRODUCER_ID: &str = "danube.producer_id";
+    /// the consumer id (int; kept out of metrics).
+    pub const DANUBE_CONSUMER_ID: &str = "danube.consumer_id";
+    /// the WAL segment written (int; kept out of metrics).
+    pub const DANUBE_SEGMENT: &str = "danube.segment";
+}

@@ -27,6 +27,7 @@ mod context;
 pub(crate) mod ring;
 mod send;
 
+pub use crate::catalog::{span_attributes, spans};
 pub use crate::wire::{AttributeValue, SpanKind, SpanStatus};
 pub use context::{SpanContext, TraceContextError};
 pub(crate) use send::send;
