@@ -106,7 +106,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "DanubeMetricsWireTests", dependencies: ["DanubeMetricsWire"]),
-        .testTarget(name: "DanubeMetricsEmitterTests", dependencies: ["DanubeMetricsEmitter", "DanubeMetricsSync"]),
+        .testTarget(name: "DanubeMetricsEmitterTests", dependencies: ["DanubeMetricsEmitter", "DanubeMetricsSync", "DanubeMetricsTestKit"]),
         .testTarget(name: "DanubeMetricsCatalogTests", dependencies: ["DanubeMetricsCatalog", "DanubeMetricsWire"]),
         .testTarget(
             name: "DanubeMetricsTests",

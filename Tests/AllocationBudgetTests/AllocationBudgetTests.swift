@@ -30,6 +30,7 @@ struct AllocationBudgetTests {
         var configuration = EmitterConfiguration(socketPath: "/nonexistent/budget.sock", sourceName: "budget")
         configuration.flushInterval = .seconds(3600)
         configuration.reportsProcessMetrics = false
+        configuration.sendsSpans = false // spans are process-wide: left to the tests that hold TracingExclusive
         let emitter = Emitter(configuration: configuration)
         defer { emitter.shutdown(timeout: .zero) }
         let counter = try emitter.counter("budget_total", labels: [("topic", "a")])

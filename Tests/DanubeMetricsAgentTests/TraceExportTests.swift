@@ -43,6 +43,24 @@ import Testing
         return source
     }
 
+    /// An agent that exports no traces (version 3): the Swift emitter drops its spans and counts them; its
+    /// metrics go on unchanged.
+    @Test func theSwiftEmitterDropsAndCountsSpansForAnAgentWithoutExport() async throws {
+        try await TracingExclusive.shared.run {
+            let agent = try await TestAgent()
+            let emitter = agent.emitter(name: "old-agent-broker", spans: true)
+            let counter = try emitter.counter("test_no_export_total")
+            counter.increment(by: 3)
+            _ = Span("publish", kind: .producer, parent: SpanContext(traceID: TraceID(high: 5, low: 5), spanID: 5, sampled: true))
+            #expect(emitter.waitUntilDelivered())
+            #expect(await eventuallyAsync { emitter.stats.spansDropped == 1 }, "\(emitter.stats)")
+            #expect(emitter.stats.spansSent == 0)
+            #expect(try agent.samples()["test_no_export_total"] == 3)
+            emitter.shutdown()
+            await agent.stop()
+        }
+    }
+
     @Test func anAgentWithoutAnEndpointSpeaksVersionThreeAndRefusesSpans() async throws {
         let agent = try await TestAgent()
         let source = try RawSource(path: agent.socketPath)
@@ -102,37 +120,39 @@ import Testing
     /// protocol version 4, exported with the source's resource; a latency observed inside a span is that bucket's
     /// exemplar, pointing at the span.
     @Test func theSwiftEmittersSpansArriveAndLatencyExemplarsPointAtThem() async throws {
-        let python = try PythonTools.python()
-        let port = unusedPort()
-        let output = Scratch.path("otlp-swift", suffix: ".jsonl")
-        let receiver = try ChildProcess(python, [Self.repository + "/Tests/otlp/otlp_receiver.py", "\(port)", output], output: output + ".log")
-        defer { receiver.stop() }
-        #expect(eventually { boundLoopbackSocket(port: port).map { close($0); return false } ?? true })
-        let agent = try await TestAgent { $0.traceExport.endpoints = ["http://127.0.0.1:\(port)"]; $0.traceExport.exportInterval = .milliseconds(100) }
-        let emitter = agent.emitter(name: "swift-broker")
-        let latency = try emitter.histogram("test_trace_latency_ms", buckets: [1, 10])
-        let producer = try SpanContext(traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-        let walSpanID: UInt64
-        do {
-            let publish = Span("publish", kind: .producer, parent: producer)
-            publish.setAttribute("messaging.system", .string("danube"))
-            let wal = Span("wal.append")
-            latency.observe(2.5)
-            walSpanID = wal.context.spanID
+        try await TracingExclusive.shared.run {
+            let python = try PythonTools.python()
+            let port = unusedPort()
+            let output = Scratch.path("otlp-swift", suffix: ".jsonl")
+            let receiver = try ChildProcess(python, [Self.repository + "/Tests/otlp/otlp_receiver.py", "\(port)", output], output: output + ".log")
+            defer { receiver.stop() }
+            #expect(eventually { boundLoopbackSocket(port: port).map { close($0); return false } ?? true })
+            let agent = try await TestAgent { $0.traceExport.endpoints = ["http://127.0.0.1:\(port)"]; $0.traceExport.exportInterval = .milliseconds(100) }
+            let emitter = agent.emitter(name: "swift-broker", spans: true)
+            let latency = try emitter.histogram("test_trace_latency_ms", buckets: [1, 10])
+            let producer = try SpanContext(traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            let walSpanID: UInt64
+            do {
+                let publish = Span("publish", kind: .producer, parent: producer)
+                publish.setAttribute("messaging.system", .string("danube"))
+                let wal = Span("wal.append")
+                latency.observe(2.5)
+                walSpanID = wal.context.spanID
+            }
+            #expect(emitter.waitUntilDelivered())
+            #expect(await eventuallyAsync(timeout: .seconds(20)) { Self.lines(output).count == 2 }, "\(emitter.stats)")
+            let spans = Self.lines(output)
+            #expect(Set(spans.compactMap { $0["name"] as? String }) == ["publish", "wal.append"])
+            #expect(spans.allSatisfy { $0["trace_id"] as? String == "4bf92f3577b34da6a3ce929d0e0e4736" })
+            #expect(spans.allSatisfy { ($0["resource"] as? [String: Any])?["service.name"] as? String == "swift-broker" })
+            let openMetrics = try agent.scrape(accept: "application/openmetrics-text; version=1.0.0").text
+            let bucket = openMetrics.split(separator: "\n").first { $0.hasPrefix("test_trace_latency_ms_bucket") && $0.contains("trace_id") }
+            #expect(bucket?.contains("trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"") == true, "\(openMetrics)")
+            #expect(bucket?.contains("span_id=\"\(SpanID.hex(walSpanID))\"") == true)
+            #expect(emitter.stats.spansSent == 2 && emitter.stats.spansDropped == 0)
+            emitter.shutdown()
+            await agent.stop()
         }
-        #expect(emitter.waitUntilDelivered())
-        #expect(await eventuallyAsync(timeout: .seconds(20)) { Self.lines(output).count == 2 }, "\(emitter.stats)")
-        let spans = Self.lines(output)
-        #expect(Set(spans.compactMap { $0["name"] as? String }) == ["publish", "wal.append"])
-        #expect(spans.allSatisfy { $0["trace_id"] as? String == "4bf92f3577b34da6a3ce929d0e0e4736" })
-        #expect(spans.allSatisfy { ($0["resource"] as? [String: Any])?["service.name"] as? String == "swift-broker" })
-        let openMetrics = try agent.scrape(accept: "application/openmetrics-text; version=1.0.0").text
-        let bucket = openMetrics.split(separator: "\n").first { $0.hasPrefix("test_trace_latency_ms_bucket") && $0.contains("trace_id") }
-        #expect(bucket?.contains("trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"") == true, "\(openMetrics)")
-        #expect(bucket?.contains("span_id=\"\(SpanID.hex(walSpanID))\"") == true)
-        #expect(emitter.stats.spansSent == 2 && emitter.stats.spansDropped == 0)
-        emitter.shutdown()
-        await agent.stop()
     }
 
     /// The proof the broker team asked for: the load generator traces one message in 1,000 (publish → WAL
@@ -233,42 +253,44 @@ import Testing
     /// the state file and the emitter's unacknowledged deltas), and spans recorded while it was down wait in their
     /// rings and go out once it is back.
     @Test func aKilledAgentLosesAtMostTheSpansItHeldAndNoMetrics() async throws {
-        let python = try PythonTools.python()
-        let receiverPort = unusedPort(), httpPort = unusedPort()
-        let output = Scratch.path("otlp-kill", suffix: ".jsonl")
-        let receiver = try ChildProcess(python, [Self.repository + "/Tests/otlp/otlp_receiver.py", "\(receiverPort)", output], output: output + ".log")
-        defer { receiver.stop() }
-        let socket = TestAgent.temporarySocketPath(), state = Scratch.makeDirectory("kill-state")
-        func startAgent() throws -> ChildProcess {
-            let agent = try ChildProcess(Executables.agent.path, [
-                "--ingest-socket", socket, "--listen", "127.0.0.1:\(httpPort)", "--state-dir", state, "--checkpoint-interval", "100ms",
-                "--otlp-endpoint", "http://127.0.0.1:\(receiverPort)/v1/traces", "--log-format", "text",
-            ], output: socket + ".log")
-            #expect(eventually { (try? HTTPClient.get(port: httpPort, path: "/healthz"))?.status == 200 })
-            return agent
+        try await TracingExclusive.shared.run {
+            let python = try PythonTools.python()
+            let receiverPort = unusedPort(), httpPort = unusedPort()
+            let output = Scratch.path("otlp-kill", suffix: ".jsonl")
+            let receiver = try ChildProcess(python, [Self.repository + "/Tests/otlp/otlp_receiver.py", "\(receiverPort)", output], output: output + ".log")
+            defer { receiver.stop() }
+            let socket = TestAgent.temporarySocketPath(), state = Scratch.makeDirectory("kill-state")
+            func startAgent() throws -> ChildProcess {
+                let agent = try ChildProcess(Executables.agent.path, [
+                    "--ingest-socket", socket, "--listen", "127.0.0.1:\(httpPort)", "--state-dir", state, "--checkpoint-interval", "100ms",
+                    "--otlp-endpoint", "http://127.0.0.1:\(receiverPort)/v1/traces", "--log-format", "text",
+                ], output: socket + ".log")
+                #expect(eventually { (try? HTTPClient.get(port: httpPort, path: "/healthz"))?.status == 200 })
+                return agent
+            }
+            var agent = try startAgent()
+            let emitter = TestAgent.emitter(socketPath: socket, name: "killed-broker", spans: true)
+            let counter = try emitter.counter("test_kill_messages_total")
+            let producer = SpanContext(traceID: TraceID(high: 9, low: 9), spanID: 1, sampled: true, remote: true)
+            func record(_ name: StaticString, messages: Int) {
+                for _ in 0..<messages { counter.increment() }
+                for _ in 0..<3 { _ = Span(name, kind: .producer, parent: producer) }
+            }
+            record("before", messages: 1_000)
+            #expect(emitter.waitUntilDelivered())
+            #expect(await eventuallyAsync { Self.lines(output).count == 3 })
+            #expect(kill(agent.pid, SIGKILL) == 0)
+            _ = agent.wait(timeout: .seconds(10))
+            record("while.down", messages: 500)
+            agent = try startAgent()
+            defer { _ = agent.stop() }
+            #expect(emitter.waitUntilDelivered(timeout: .seconds(20)), "\(emitter.stats)")
+            let samples = Samples(parsing: try HTTPClient.get(port: httpPort, path: "/metrics").text)
+            #expect(samples["test_kill_messages_total"] == 1_500, "exact across the SIGKILL")
+            #expect(await eventuallyAsync(timeout: .seconds(20)) { Self.lines(output).count == 6 })
+            #expect(Self.lines(output).filter { $0["name"] as? String == "while.down" }.count == 3)
+            emitter.shutdown()
         }
-        var agent = try startAgent()
-        let emitter = TestAgent.emitter(socketPath: socket, name: "killed-broker")
-        let counter = try emitter.counter("test_kill_messages_total")
-        let producer = SpanContext(traceID: TraceID(high: 9, low: 9), spanID: 1, sampled: true, remote: true)
-        func record(_ name: StaticString, messages: Int) {
-            for _ in 0..<messages { counter.increment() }
-            for _ in 0..<3 { _ = Span(name, kind: .producer, parent: producer) }
-        }
-        record("before", messages: 1_000)
-        #expect(emitter.waitUntilDelivered())
-        #expect(await eventuallyAsync { Self.lines(output).count == 3 })
-        #expect(kill(agent.pid, SIGKILL) == 0)
-        _ = agent.wait(timeout: .seconds(10))
-        record("while.down", messages: 500)
-        agent = try startAgent()
-        defer { _ = agent.stop() }
-        #expect(emitter.waitUntilDelivered(timeout: .seconds(20)), "\(emitter.stats)")
-        let samples = Samples(parsing: try HTTPClient.get(port: httpPort, path: "/metrics").text)
-        #expect(samples["test_kill_messages_total"] == 1_500, "exact across the SIGKILL")
-        #expect(await eventuallyAsync(timeout: .seconds(20)) { Self.lines(output).count == 6 })
-        #expect(Self.lines(output).filter { $0["name"] as? String == "while.down" }.count == 3)
-        emitter.shutdown()
     }
 
     /// Every span Phoenix on `port` holds, page by page (at most 1,000 a page).

@@ -64,6 +64,7 @@ import Testing
     @Test func undeliveredCountsSeriesNotFlaggedLines() throws {
         var configuration = EmitterConfiguration(socketPath: "/tmp/dma-nobody-\(getpid())-lines.sock", sourceName: "t")
         configuration.reportsProcessMetrics = false
+        configuration.sendsSpans = false // spans are process-wide: left to the tests that hold TracingExclusive
         let emitter = Emitter(configuration: configuration)
         defer { emitter.shutdown(timeout: .zero) }
         let counters = try (0..<40).map { try emitter.counter("lines_total", labels: [("n", "\($0)")]) }

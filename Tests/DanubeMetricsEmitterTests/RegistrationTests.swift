@@ -9,6 +9,7 @@ import Testing
         var configuration = EmitterConfiguration(socketPath: "/tmp/dma-nobody-\(getpid())-\(UUID().uuidString.prefix(6)).sock", sourceName: "t")
         configuration.flushInterval = .milliseconds(20)
         configuration.reportsProcessMetrics = false
+        configuration.sendsSpans = false // spans are process-wide: left to the tests that hold TracingExclusive
         return Emitter(configuration: configuration)
     }
 

@@ -78,13 +78,15 @@ final class TestAgent: Sendable {
 
     /// An emitter that flushes every 20 ms to this agent; without its process metrics unless asked, so tests
     /// see only the series they record.
-    func emitter(name: String = "test-emitter", processMetrics: Bool = false) -> Emitter {
-        TestAgent.emitter(socketPath: socketPath, name: name, processMetrics: processMetrics)
+    /// `spans`: it sends the process's finished spans (process-wide: only tests holding `TracingExclusive` ask).
+    func emitter(name: String = "test-emitter", processMetrics: Bool = false, spans: Bool = false) -> Emitter {
+        TestAgent.emitter(socketPath: socketPath, name: name, processMetrics: processMetrics, spans: spans)
     }
 
-    static func emitter(socketPath: String, name: String = "test-emitter", processMetrics: Bool = false) -> Emitter {
+    static func emitter(socketPath: String, name: String = "test-emitter", processMetrics: Bool = false, spans: Bool = false) -> Emitter {
         var configuration = EmitterConfiguration(socketPath: socketPath, sourceName: name)
         configuration.reportsProcessMetrics = processMetrics
+        configuration.sendsSpans = spans
         configuration.flushInterval = .milliseconds(20)
         configuration.reconnectBackoff = .milliseconds(10)...(.milliseconds(100))
         configuration.acknowledgementTimeout = .seconds(1)
