@@ -73,3 +73,22 @@ fn a_million_updates_on_a_warm_thread_allocate_nothing() {
     counter!("test_newly_registered_total", "topic" => &topic).increment(1);
     assert!(allocations() > before, "the counting allocator saw nothing");
 }
+
+#[test]
+fn spans_of_unsampled_traces_allocate_nothing_and_histograms_inside_them_neither() {
+    use danube_metrics::trace::{self, Span, SpanKind};
+    trace::configure_sampling(0.0, None);
+    let latency = histogram!("danube_wal_append_latency_ms", "topic" => "/default/orders");
+    latency.record(1.0);
+    drop(Span::start("publish", SpanKind::Producer)); // warm: the thread's generator is seeded
+    let before = allocations();
+    for i in 0..100_000u64 {
+        let mut publish = Span::start("publish", SpanKind::Producer);
+        publish.set_attribute("messaging.destination.name", "/default/orders");
+        let wal = Span::start("wal.append", SpanKind::Internal);
+        latency.record((i % 100) as f64);
+        drop(wal);
+    }
+    let spans = allocations() - before;
+    assert_eq!(spans, 0, "1e5 unsampled traces of two spans allocated {spans} times");
+}
