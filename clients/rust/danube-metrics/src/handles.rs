@@ -154,14 +154,16 @@ impl Histogram {
         }
         let bucket = self.bounds.partition_point(|bound| *bound < value);
         self.count(bucket as u32, value);
-        if let Some((trace_id, span_id)) = crate::trace::current_sampled() {
-            self.link(bucket as u32, value, trace_id, span_id);
+        if crate::trace::current_is_sampled() {
+            self.link(bucket as u32, value);
         }
     }
 
     /// An observation inside a sampled span becomes its bucket's exemplar, pointing at that span.
     #[cold]
-    fn link(&self, bucket: u32, value: f64, trace_id: crate::wire::TraceId, span_id: u64) {
+    #[inline(never)]
+    fn link(&self, bucket: u32, value: f64) {
+        let Some((trace_id, span_id)) = crate::trace::current_sampled() else { return };
         let trace = format!("{:016x}{:016x}", trace_id.high, trace_id.low);
         if let Ok(exemplar) = crate::Exemplar::trace(&trace, Some(&format!("{span_id:016x}"))) {
             crate::exemplars::record(self.first_cell, bucket, value, &exemplar);

@@ -304,7 +304,13 @@ impl Drop for Span {
     }
 }
 
-/// The thread's current span if its trace is sampled: (trace id, span id) in hex, for an exemplar.
+/// Whether the thread's current span is sampled: one word of a thread-local, on every histogram observation.
+#[inline(always)]
+pub(crate) fn current_is_sampled() -> bool {
+    CURRENT.with(|current| current.get().flags & SAMPLED != 0)
+}
+
+/// The thread's current span if its trace is sampled: (trace id, span id), for an exemplar.
 pub(crate) fn current_sampled() -> Option<(TraceId, u64)> {
     CURRENT.with(Cell::get).get().filter(|c| c.sampled()).map(|c| (c.trace_id, c.span_id))
 }
