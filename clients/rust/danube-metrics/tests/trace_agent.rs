@@ -56,6 +56,7 @@ fn spans_reach_the_agent_and_latency_exemplars_point_at_them() {
     // An agent that exports no traces speaks version 3: spans recorded meanwhile are dropped and counted.
     agent.kill();
     let mut plain = Agent::prepare("trace-plain", &[]);
+    let _ = std::fs::remove_dir_all(&plain.dir); // it takes over the first agent's directory (and removes it)
     plain.dir = agent.dir.clone();
     plain.port = agent.port;
     plain.start();
