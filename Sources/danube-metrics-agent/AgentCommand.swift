@@ -60,6 +60,18 @@ struct AgentCommand: AsyncParsableCommand {
         "File holding a bearer token for the remote write receivers (read before each request).", valueName: "path"))
     var remoteWriteBearerTokenFile: String?
 
+    @Option(name: .customLong("remote-write-basic-auth-user"), help: ArgumentHelp(
+        "Basic auth user for the remote write receivers (with --remote-write-basic-auth-password-file).", valueName: "user"))
+    var remoteWriteBasicAuthUser: String?
+
+    @Option(name: .customLong("remote-write-basic-auth-password-file"), help: ArgumentHelp(
+        "File holding the basic auth password (read before each request).", valueName: "path"))
+    var remoteWriteBasicAuthPasswordFile: String?
+
+    @Option(name: .customLong("remote-write-header"), help: ArgumentHelp(
+        "An extra header on every remote write request, e.g. \"X-Scope-OrgID: tenant-a\" (repeatable).", valueName: "name: value"))
+    var remoteWriteHeaders: [String] = []
+
     @Option(name: .customLong("remote-write-max-pending-samples"), help: ArgumentHelp(
         "Samples queued per receiver while it is down; beyond it the oldest are dropped (later pushes carry the same cumulative values).",
         valueName: "count"))
@@ -78,6 +90,22 @@ struct AgentCommand: AsyncParsableCommand {
         "Export the spans emitters record with OTLP/HTTP protobuf to this receiver (http://host:4318/v1/traces; repeatable), e.g. an OpenTelemetry Collector, Tempo, Jaeger or Phoenix. Without one, emitters send no spans.",
         valueName: "url"))
     var otlpEndpoints: [String] = []
+
+    @Option(name: .customLong("otlp-bearer-token-file"), help: ArgumentHelp(
+        "File holding a bearer token for the OTLP receivers (read before each request).", valueName: "path"))
+    var otlpBearerTokenFile: String?
+
+    @Option(name: .customLong("otlp-basic-auth-user"), help: ArgumentHelp(
+        "Basic auth user for the OTLP receivers (with --otlp-basic-auth-password-file).", valueName: "user"))
+    var otlpBasicAuthUser: String?
+
+    @Option(name: .customLong("otlp-basic-auth-password-file"), help: ArgumentHelp(
+        "File holding the OTLP basic auth password (read before each request).", valueName: "path"))
+    var otlpBasicAuthPasswordFile: String?
+
+    @Option(name: .customLong("otlp-header"), help: ArgumentHelp(
+        "An extra header on every OTLP request, e.g. \"X-Scope-OrgID: tenant-a\" (repeatable).", valueName: "name: value"))
+    var otlpHeaders: [String] = []
 
     @Option(name: .customLong("otlp-max-queued-spans"), help: ArgumentHelp(
         "Spans held per OTLP receiver while it is down or slow; beyond it the oldest are dropped (counted).", valueName: "count"))
@@ -217,10 +245,26 @@ struct AgentCommand: AsyncParsableCommand {
         do { _ = try traceExport.parsedEndpoints() } catch { throw ValidationError("\(error)") }
     }
 
+    /// `"Name: value"` headers, as curl writes them; one without a colon keeps an empty name (refused by the check).
+    static func credentials(bearerTokenFile: String?, user: String?, passwordFile: String?, headers: [String]) -> PushCredentials {
+        var credentials = PushCredentials()
+        credentials.bearerTokenFile = bearerTokenFile
+        credentials.basicAuthUser = user
+        credentials.basicAuthPasswordFile = passwordFile
+        for header in headers {
+            let parts = header.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = parts.count == 2 ? parts[0].trimmingCharacters(in: .whitespaces) : ""
+            credentials.headers[name] = parts.count == 2 ? parts[1].trimmingCharacters(in: .whitespaces) : header
+        }
+        return credentials
+    }
+
     var traceExport: TraceExportConfiguration {
         var traceExport = TraceExportConfiguration()
         traceExport.endpoints = otlpEndpoints
         traceExport.maxQueuedSpans = otlpMaxQueuedSpans
+        traceExport.credentials = Self.credentials(bearerTokenFile: otlpBearerTokenFile, user: otlpBasicAuthUser,
+                                                   passwordFile: otlpBasicAuthPasswordFile, headers: otlpHeaders)
         return traceExport
     }
 
@@ -228,7 +272,8 @@ struct AgentCommand: AsyncParsableCommand {
         var remoteWrite = RemoteWriteConfiguration()
         remoteWrite.urls = remoteWriteURLs
         remoteWrite.interval = remoteWriteInterval.duration
-        remoteWrite.bearerTokenFile = remoteWriteBearerTokenFile
+        remoteWrite.credentials = Self.credentials(bearerTokenFile: remoteWriteBearerTokenFile, user: remoteWriteBasicAuthUser,
+                                                   passwordFile: remoteWriteBasicAuthPasswordFile, headers: remoteWriteHeaders)
         remoteWrite.maxPendingSamples = remoteWriteMaxPendingSamples
         remoteWrite.requestTimeout = remoteWriteTimeout.duration
         remoteWrite.nativeHistograms = remoteWriteNativeHistograms

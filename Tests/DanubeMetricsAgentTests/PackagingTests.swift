@@ -173,6 +173,8 @@ final class PrometheusServer {
     let port: Int
     let directory: String
     private let process: ChildProcess
+    /// Sent with every query (a server with `--web.config.file` basic auth).
+    var authorization: String?
 
     /// Scraping the agent on `agentPort` every second through the shipped job, with the given rule files.
     convenience init(agentPort: Int, ruleFiles: [String], flags: [String] = []) throws {
@@ -214,7 +216,7 @@ final class PrometheusServer {
     }
 
     private func get(_ path: String) throws -> [String: Any] {
-        let result = try HTTPClient.get(port: port, path: path)
+        let result = try HTTPClient.get(port: port, path: path, headers: authorization.map { [("Authorization", $0)] } ?? [])
         guard let object = try JSONSerialization.jsonObject(with: Data(result.body)) as? [String: Any],
               object["status"] as? String == "success" else {
             throw HTTPClient.Failure(description: "\(path): \(result.status) \(result.text)")

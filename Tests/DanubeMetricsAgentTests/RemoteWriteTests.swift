@@ -122,6 +122,17 @@ import Testing
         #expect(error { $0.urls = ["http://user:secret@mimir/api/v1/push"] } == .remoteWriteURL)
         #expect(error { $0.urls = ["http://mimir/x"]; $0.bearerTokenFile = "/nonexistent/token" } == .bearerToken)
         #expect(error { $0.urls = ["http://mimir/x"]; $0.interval = .zero } == .remoteWrite)
+        let password = Scratch.path("password", suffix: ".txt")
+        try "secret\n".write(toFile: password, atomically: true, encoding: .utf8)
+        #expect(error { $0.urls = ["http://mimir/x"]; $0.bearerTokenFile = password; $0.credentials.basicAuthUser = "u"; $0.credentials.basicAuthPasswordFile = password } == .bearerToken)
+        #expect(error { $0.urls = ["http://mimir/x"]; $0.credentials.basicAuthUser = "u" } == .bearerToken, "a user needs a password file")
+        #expect(error { $0.urls = ["http://mimir/x"]; $0.credentials.basicAuthUser = "a:b"; $0.credentials.basicAuthPasswordFile = password } == .bearerToken)
+        #expect(error { $0.urls = ["http://mimir/x"]; $0.credentials.basicAuthUser = "u"; $0.credentials.basicAuthPasswordFile = "/nonexistent" } == .bearerToken)
+        #expect(error { $0.urls = ["http://mimir/x"]; $0.credentials.headers = ["Authorization": "Bearer x"] } == .remoteWrite)
+        #expect(error { $0.urls = ["http://mimir/x"]; $0.credentials.headers = ["Bad Name": "x"] } == .remoteWrite)
+        #expect(error { $0.urls = ["http://mimir/x"]; $0.credentials.headers = ["X-Scope-OrgID": "a\r\nb"] } == .remoteWrite)
+        #expect(error { $0.urls = ["http://mimir/x"]; $0.credentials.headers = ["X-Scope-OrgID": "tenant-a"]
+            $0.credentials.basicAuthUser = "u"; $0.credentials.basicAuthPasswordFile = password } == nil)
         #expect(error { $0.urls = ["http://mimir:9009/api/v1/push?tenant=a"] } == nil)
         // A library caller building an agent is told too, at once (it used to get an agent pushing nowhere).
         var configuration = AgentConfiguration(ingestSocketPath: TestAgent.temporarySocketPath())
@@ -240,6 +251,56 @@ import Testing
 
     /// An unreadable bearer token file holds the request back (logged, counted, retried): it is never sent without
     /// credentials.
+    /// Into a Prometheus receiver that itself requires basic auth (`--web.config.file`, bcrypt): the right password
+    /// is stored, a wrong one is refused (401, dropped and counted, never retried), a password file that cannot be
+    /// read sends nothing.
+    @Test func basicAuthIntoAReceiverThatRequiresIt() async throws {
+        let hash = Scratch.path("hash", suffix: ".txt")
+        let python = try ChildProcess("/usr/bin/python3", ["-W", "ignore", "-c",
+            "import crypt, sys; open(sys.argv[1], 'w').write(crypt.crypt('secret', crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 4)))", hash],
+            output: hash + ".log")
+        #expect(ChildProcess.exitedCleanly(python.wait(timeout: .seconds(30))))
+        let webConfig = Scratch.path("web", suffix: ".yml")
+        try "basic_auth_users:\n  danube: \(try String(contentsOfFile: hash, encoding: .utf8))\n".write(toFile: webConfig, atomically: true, encoding: .utf8)
+        let port = unusedPort()
+        let prometheus = try PrometheusServer(remoteWriteReceiverOn: port, flags: ["--web.config.file=\(webConfig)"])
+        defer { prometheus.stop() }
+        prometheus.authorization = "Basic " + Data("danube:secret".utf8).base64EncodedString()
+        let right = Scratch.path("right", suffix: ".txt"), wrong = Scratch.path("wrong", suffix: ".txt")
+        try "secret\n".write(toFile: right, atomically: true, encoding: .utf8)
+        try "guess\n".write(toFile: wrong, atomically: true, encoding: .utf8)
+        let url = "http://127.0.0.1:\(port)/api/v1/write"
+        let agent = try await TestAgent { configuration in
+            configuration.remoteWrite.urls = [url]
+            configuration.remoteWrite.interval = .milliseconds(200)
+            configuration.remoteWrite.credentials.basicAuthUser = "danube"
+            configuration.remoteWrite.credentials.basicAuthPasswordFile = right
+            configuration.remoteWrite.credentials.headers = ["X-Scope-OrgID": "tenant-a"]
+        }
+        let emitter = agent.emitter()
+        try emitter.counter("rw_auth_total").increment(by: 5)
+        #expect(emitter.waitUntilDelivered())
+        #expect(await eventuallyAsync(timeout: .seconds(30)) { (try? Self.prometheusValue(prometheus, "rw_auth_total")) == 5 }, "\(prometheus.log)")
+        await agent.stop()
+
+        let refused = try await TestAgent { configuration in
+            configuration.remoteWrite.urls = [url]
+            configuration.remoteWrite.interval = .milliseconds(200)
+            configuration.remoteWrite.credentials.basicAuthUser = "danube"
+            configuration.remoteWrite.credentials.basicAuthPasswordFile = wrong
+        }
+        let refusedEmitter = refused.emitter()
+        try refusedEmitter.counter("rw_auth_refused_total").increment()
+        #expect(refusedEmitter.waitUntilDelivered())
+        let failures = "danube_agent_remote_write_request_failures_total{reason=\"status_4xx\",url=\"\(url)\"}"
+        #expect(try await eventuallyAsync { (try refused.samples()[failures] ?? 0) >= 1 })
+        #expect(try refused.samples()["danube_agent_remote_write_request_failures_total{reason=\"status_5xx\",url=\"\(url)\"}"] == 0)
+        #expect(refused.logs.contains("remote write request dropped", "401"))
+        #expect((try? Self.prometheusValue(prometheus, "rw_auth_refused_total")) == nil, "nothing stored with the wrong password")
+        refusedEmitter.shutdown()
+        await refused.stop()
+    }
+
     @Test func anUnreadableTokenFileSendsNothingWithoutCredentials() async throws {
         let receiver = try MisbehavingReceiver(.status(200))
         defer { receiver.stop() }

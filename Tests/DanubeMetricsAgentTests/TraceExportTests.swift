@@ -81,7 +81,15 @@ import Testing
                                         output: output + ".log")
         defer { receiver.stop() }
         #expect(eventually { boundLoopbackSocket(port: port).map { close($0); return false } ?? true })
-        let agent = try await TestAgent { $0.traceExport.endpoints = ["http://127.0.0.1:\(port)"]; $0.traceExport.exportInterval = .milliseconds(100) }
+        let password = Scratch.path("otlp-password", suffix: ".txt")
+        try "secret\n".write(toFile: password, atomically: true, encoding: .utf8)
+        let agent = try await TestAgent {
+            $0.traceExport.endpoints = ["http://127.0.0.1:\(port)"]
+            $0.traceExport.exportInterval = .milliseconds(100)
+            $0.traceExport.credentials.basicAuthUser = "danube"
+            $0.traceExport.credentials.basicAuthPasswordFile = password
+            $0.traceExport.credentials.headers = ["X-Scope-OrgID": "tenant-a"]
+        }
         let source = try Self.source(agent)
         let base = Self.now()
         source.send(.spans(Self.publishTrace(Self.trace, base: base)))
@@ -89,6 +97,8 @@ import Testing
         let spans = Dictionary(uniqueKeysWithValues: Self.lines(output).map { ($0["span_id"] as? String ?? "", $0) })
         let publish = try #require(spans["0000000000000010"])
         #expect(publish["path"] as? String == "/v1/traces" && publish["content_type"] as? String == "application/x-protobuf")
+        #expect(publish["authorization"] as? String == "Basic " + Data("danube:secret".utf8).base64EncodedString())
+        #expect(publish["tenant"] as? String == "tenant-a")
         #expect(publish["trace_id"] as? String == "4bf92f3577b34da6a3ce929d0e0e4736")
         #expect(publish["parent_span_id"] as? String == "000000000000abcd" && publish["trace_state"] as? String == "rojo=00f067aa0ba902b7")
         #expect(publish["kind"] as? Int == 4 && publish["name"] as? String == "publish /default/orders")

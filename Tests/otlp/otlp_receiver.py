@@ -60,6 +60,8 @@ class Handler(BaseHTTPRequestHandler):
                         out.write(json.dumps({
                             "path": self.path,
                             "content_type": self.headers.get("Content-Type"),
+                            "authorization": self.headers.get("Authorization"),
+                            "tenant": self.headers.get("X-Scope-OrgID"),
                             "resource": resource,
                             "scope": scope_spans.scope.name,
                             "trace_id": span.trace_id.hex(),

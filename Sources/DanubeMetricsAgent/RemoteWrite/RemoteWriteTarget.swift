@@ -7,8 +7,13 @@ public struct RemoteWriteConfiguration: Sendable {
     public var urls: [String] = []
     /// How often the whole store is pushed (one sample per series each time).
     public var interval: Duration = .seconds(15)
+    /// Bearer token or basic auth, and extra headers (`PushCredentials`).
+    public var credentials = PushCredentials()
     /// Read before every request (so a rotated token is picked up); sent as `Authorization: Bearer`.
-    public var bearerTokenFile: String?
+    public var bearerTokenFile: String? {
+        get { credentials.bearerTokenFile }
+        set { credentials.bearerTokenFile = newValue }
+    }
     /// Samples queued per receiver while it is down or slow; beyond it the oldest requests are dropped (values
     /// are cumulative: a later sample carries everything, so only resolution is lost) and counted as failed.
     public var maxPendingSamples = 2_000_000
@@ -23,24 +28,12 @@ public struct RemoteWriteConfiguration: Sendable {
 
     /// The receivers, parsed; throws a one-line reason for the first bad one, or for a token file that cannot be read.
     public func targets() throws(AgentConfigurationError) -> [RemoteWriteTarget] {
-        if let bearerTokenFile { _ = try Self.readToken(bearerTokenFile) }
+        try credentials.check(prefix: "--remote-write")
         guard interval > .zero, maxPendingSamples > 0, maxSeriesPerRequest > 0, requestTimeout > .zero else {
             throw AgentConfigurationError(.remoteWrite, "remote write: interval, queue size, request size and timeout must be positive")
         }
         return try urls.map { url throws(AgentConfigurationError) in
             try PushEndpoint(url, option: "--remote-write-url", example: "http://mimir:9009/api/v1/push", credentialsOption: "--remote-write-bearer-token-file")
-        }
-    }
-
-    static func readToken(_ path: String) throws(AgentConfigurationError) -> String {
-        do {
-            let token = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !token.isEmpty else { throw AgentConfigurationError(.bearerToken, "remote write bearer token file \(path) is empty") }
-            return token
-        } catch let error as AgentConfigurationError {
-            throw error
-        } catch {
-            throw AgentConfigurationError(.bearerToken, "remote write bearer token file \(path) cannot be read: \(error.localizedDescription)")
         }
     }
 }

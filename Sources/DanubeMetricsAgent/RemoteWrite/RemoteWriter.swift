@@ -75,12 +75,10 @@ final class RemoteWriter: @unchecked Sendable {
     private func attempt(_ request: PushQueue.Request, to target: RemoteWriteTarget, backoff: Duration) -> PushQueue.Attempt {
         var headers = [("Content-Encoding", "snappy"), ("Content-Type", "application/x-protobuf"),
                        ("User-Agent", "danube-metrics-agent/\(Agent.version)"), ("X-Prometheus-Remote-Write-Version", "0.1.0")]
-        if let file = configuration.bearerTokenFile {
-            do {
-                headers.append(("Authorization", "Bearer \(try RemoteWriteConfiguration.readToken(file))"))
-            } catch {
-                return .retry(.credentials, detail: error.description, after: backoff)
-            }
+        do {
+            headers += try configuration.credentials.requestHeaders()
+        } catch {
+            return .retry(.credentials, detail: error.description, after: backoff)
         }
         // 5xx and 429 are retried, as Prometheus does; any other 4xx would fail the same way again.
         return PushQueue.attempt({ try client.post(target, body: request.body, headers: headers, timeout: configuration.requestTimeout).wait() },

@@ -19,6 +19,8 @@ public struct TraceExportConfiguration: Sendable {
     public var exportInterval: Duration = .seconds(1)
     public var maxSpansPerRequest = 512
     public var requestTimeout: Duration = .seconds(10)
+    /// Bearer token or basic auth, and extra headers (`PushCredentials`).
+    public var credentials = PushCredentials()
 
     public init() {}
 
@@ -26,6 +28,7 @@ public struct TraceExportConfiguration: Sendable {
         guard maxQueuedSpans > 0, maxQueuedBytes > 0, maxSpansPerRequest > 0, exportInterval > .zero, requestTimeout > .zero else {
             throw AgentConfigurationError(.otlpExport, "OTLP export: queue sizes, batch size, interval and timeout must be positive")
         }
+        if !endpoints.isEmpty { try credentials.check(prefix: "--otlp") }
         return try endpoints.map { url throws(AgentConfigurationError) in
             let endpoint = try PushEndpoint(url, option: "--otlp-endpoint", example: "http://collector:4318/v1/traces",
                                             credentialsOption: "an authenticating proxy on the same host", code: .otlpEndpoint)
@@ -186,7 +189,12 @@ final class SpanExporter: Sendable {
     }
 
     private func attempt(_ request: PushQueue.Request, queue index: Int, backoff: Duration) -> PushQueue.Attempt {
-        let headers = [("Content-Type", "application/x-protobuf"), ("User-Agent", "danube-metrics-agent/\(Agent.version)")]
+        var headers = [("Content-Type", "application/x-protobuf"), ("User-Agent", "danube-metrics-agent/\(Agent.version)")]
+        do {
+            headers += try configuration.credentials.requestHeaders()
+        } catch {
+            return .retry(.credentials, detail: error.description, after: backoff)
+        }
         let endpoint = queues[index].endpoint
         return PushQueue.attempt({ try client.post(endpoint, body: request.body, headers: headers, timeout: configuration.requestTimeout,
                                                    bodyLimit: 64 << 10).wait() },
