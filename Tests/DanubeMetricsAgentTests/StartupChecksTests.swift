@@ -94,6 +94,14 @@ import Testing
         let (negative, negativeText) = try run(["--checkpoint-interval", "-5"])
         #expect(!ChildProcess.exitedCleanly(negative))
         #expect(negativeText.contains("The value '-5' is invalid for '--checkpoint-interval"), "\(negativeText)")
+        for (arguments, line) in [
+            (["--remote-write-url", "http://mimir/push", "--remote-write-header", "Authorization: x"], "--remote-write-header Authorization is set by the agent itself"),
+            (["--otlp-endpoint", "http://tempo:4318", "--otlp-basic-auth-user", "u"], "--otlp-basic-auth-user and --otlp-basic-auth-password-file go together"),
+        ] {
+            let (status, text) = try run(arguments)
+            #expect(!ChildProcess.exitedCleanly(status))
+            #expect(text.contains(line), "\(text)")
+        }
         for ttl in ["0", "500ms", "400d"] {
             let (status, text) = try run(["--series-ttl", ttl])
             #expect(!ChildProcess.exitedCleanly(status))
