@@ -42,6 +42,8 @@ public final class Agent: Service, Sendable {
     /// Exports emitters' spans with OTLP (nil without `--otlp-endpoint`).
     private let spanExporter: SpanExporter?
     private let renders: SharedRenders
+    /// TLS and basic auth of the HTTP listeners (nil without `--web.config.file`).
+    private let webSecurity: WebSecurity?
 
     private struct RunState {
         var ingest: Channel?
@@ -56,6 +58,7 @@ public final class Agent: Service, Sendable {
         // First, before any thread is started: nothing is left running when this throws.
         let remoteWriteTargets = configuration.remoteWrite.urls.isEmpty ? [] : try configuration.remoteWrite.targets()
         let otlpEndpoints = try configuration.traceExport.parsedEndpoints()
+        webSecurity = try configuration.webConfigFile.map { path throws(AgentConfigurationError) in try WebSecurity(path: path, logger: logger) }
         self.configuration = configuration
         self.logger = logger
         self.supervisor = supervisor
@@ -80,7 +83,7 @@ public final class Agent: Service, Sendable {
         let admission = SourceAdmission(access: configuration.peerAccess, stats: stats, warnings: warnings, logger: logger)
         self.admission = admission
         renderer = MetricsRenderer(store: store, stats: stats, liveness: liveness, gate: gate, remoteWriter: remoteWriter,
-                                   spanExporter: spanExporter)
+                                   spanExporter: spanExporter, webSecurity: webSecurity)
         let renderer = self.renderer
         renders = SharedRenders(threadPool: threadPool) { format, gzip in
             let chunks = renderer.render(format)
@@ -121,6 +124,7 @@ public final class Agent: Service, Sendable {
         // of staying in the heap (glibc's default after the first large free).
         _ = dm_return_large_blocks(512 << 10)
         threadPool.start()
+        webSecurity?.start(on: group.next())
         if let directory = configuration.stateDirectory { StateFile(directory: directory).restore(into: store, gate: gate, logger: logger) }
         checkpointer?.start()
         do {
@@ -193,6 +197,7 @@ public final class Agent: Service, Sendable {
         spanExporter?.stop()
         try? await group.shutdownGracefully()
         try? await threadPool.shutdownGracefully()
+        await webSecurity?.stop()
         if !afterFailedStart { logger.info("agent stopped") }
     }
 
@@ -203,6 +208,11 @@ public final class Agent: Service, Sendable {
         logger.info("shutting down")
         await stop()
     }
+
+    /// Re-reads `--web.config.file` if it or a file it names changed (SIGHUP; it is also checked every second).
+    /// False when nothing changed or the change did not load (the previous configuration stays, logged).
+    @discardableResult
+    public func reloadWebConfiguration() -> Bool { webSecurity?.reloadIfChanged() ?? false }
 
     /// The complete `/metrics` exposition: sources' families, then the agent's own.
     public func renderMetrics(format: ExpositionFormat) -> [UInt8] {
@@ -255,17 +265,29 @@ public final class Agent: Service, Sendable {
 
     private func httpBootstrap() -> ServerBootstrap {
         let renders = self.renders
-        let limits = configuration.http, connections = httpConnections
+        let limits = configuration.http, connections = httpConnections, security = webSecurity
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer(Self.acceptBackoff)
             .childChannelInitializer { channel in
+                // The connection counts against the cap, and HTTPGuard's request timeout runs, from the accept on:
+                // a TLS handshake that stalls is closed like a request that does not arrive.
                 guard connections.admit(channel) else { return channel.close() }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(HTTPGuard(limits: limits, connections: connections))
-                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(renders: renders))
+                    let pipeline = channel.pipeline.syncOperations
+                    let web = security?.current
+                    if let security, let web, let tls = web.tls {
+                        try pipeline.addHandler(WebTLS.handler(web, context: tls))
+                        try pipeline.addHandler(TLSFailureCounter(security: security))
+                    }
+                    try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
+                    if let headers = web?.configuration.headers, !headers.isEmpty { try pipeline.addHandler(ResponseHeaders(headers)) }
+                    try pipeline.addHandler(HTTPGuard(limits: limits, connections: connections))
+                    if let security, let web, !web.configuration.basicAuthUsers.isEmpty {
+                        try pipeline.addHandler(BasicAuthHandler(security: security, loaded: web))
+                    }
+                    try pipeline.addHandler(MetricsHTTPHandler(renders: renders))
                 }
             }
     }

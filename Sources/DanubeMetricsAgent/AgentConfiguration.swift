@@ -33,6 +33,9 @@ public struct AgentConfiguration: Sendable {
     public var checkpointInterval: Duration = .seconds(1)
     /// Connection cap, request timeout and size limit of the HTTP server.
     public var http = HTTPLimits()
+    /// TLS, client certificates, basic auth and response headers for every HTTP listener, in the Prometheus
+    /// exporters' web configuration format (nil: plain HTTP, no authentication). See `WebConfiguration`.
+    public var webConfigFile: String?
     /// Who may connect to the ingest socket (SO_PEERCRED), beyond the socket file's mode.
     public var peerAccess = PeerAccess()
     /// Emitter connections open at once; more are refused. Lowered at start to what the open-file limit allows

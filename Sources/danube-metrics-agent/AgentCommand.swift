@@ -33,6 +33,11 @@ struct AgentCommand: AsyncParsableCommand {
         valueName: "host:port"))
     var listen: [String] = ["127.0.0.1:9470"]
 
+    @Option(name: .customLong("web.config.file"), help: ArgumentHelp(
+        "Web configuration file (the Prometheus exporters' format) for TLS, client certificates, basic auth and response headers on every HTTP listener; re-read within a second of a change. See docs/SECURITY.md.",
+        valueName: "path"))
+    var webConfigFile: String?
+
     @Option(name: .customLong("gauge-grace"), parsing: .unconditional, help: ArgumentHelp(
         "How long a disconnected source's gauges stay on /metrics (e.g. 15s, 500ms).", valueName: "duration"))
     var gaugeGrace = DurationArgument(argument: "15s")!
@@ -47,69 +52,8 @@ struct AgentCommand: AsyncParsableCommand {
         valueName: "duration"))
     var checkpointInterval = DurationArgument(argument: "1s")!
 
-    @Option(name: .customLong("remote-write-url"), help: ArgumentHelp(
-        "Also push every series with Prometheus remote write to this receiver (http://host:port/path; repeatable), e.g. a Prometheus with --web.enable-remote-write-receiver, Mimir, Thanos Receive or VictoriaMetrics.",
-        valueName: "url"))
-    var remoteWriteURLs: [String] = []
-
-    @Option(name: .customLong("remote-write-interval"), parsing: .unconditional, help: ArgumentHelp(
-        "How often the whole store is pushed to each remote write receiver.", valueName: "duration"))
-    var remoteWriteInterval = DurationArgument(argument: "15s")!
-
-    @Option(name: .customLong("remote-write-bearer-token-file"), help: ArgumentHelp(
-        "File holding a bearer token for the remote write receivers (read before each request).", valueName: "path"))
-    var remoteWriteBearerTokenFile: String?
-
-    @Option(name: .customLong("remote-write-basic-auth-user"), help: ArgumentHelp(
-        "Basic auth user for the remote write receivers (with --remote-write-basic-auth-password-file).", valueName: "user"))
-    var remoteWriteBasicAuthUser: String?
-
-    @Option(name: .customLong("remote-write-basic-auth-password-file"), help: ArgumentHelp(
-        "File holding the basic auth password (read before each request).", valueName: "path"))
-    var remoteWriteBasicAuthPasswordFile: String?
-
-    @Option(name: .customLong("remote-write-header"), help: ArgumentHelp(
-        "An extra header on every remote write request, e.g. \"X-Scope-OrgID: tenant-a\" (repeatable).", valueName: "name: value"))
-    var remoteWriteHeaders: [String] = []
-
-    @Option(name: .customLong("remote-write-max-pending-samples"), help: ArgumentHelp(
-        "Samples queued per receiver while it is down; beyond it the oldest are dropped (later pushes carry the same cumulative values).",
-        valueName: "count"))
-    var remoteWriteMaxPendingSamples = 2_000_000
-
-    @Option(name: .customLong("remote-write-timeout"), parsing: .unconditional, help: ArgumentHelp(
-        "How long one remote write request may take, from connecting to the response's status line; then it is retried.",
-        valueName: "duration"))
-    var remoteWriteTimeout = DurationArgument(argument: "30s")!
-
-    @Flag(name: .customLong("remote-write-native-histograms"), help: ArgumentHelp(
-        "Also push the latency families' native histograms; the receivers must accept them (Prometheus: --enable-feature=native-histograms)."))
-    var remoteWriteNativeHistograms = false
-
-    @Option(name: .customLong("otlp-endpoint"), help: ArgumentHelp(
-        "Export the spans emitters record with OTLP/HTTP protobuf to this receiver (http://host:4318/v1/traces; repeatable), e.g. an OpenTelemetry Collector, Tempo, Jaeger or Phoenix. Without one, emitters send no spans.",
-        valueName: "url"))
-    var otlpEndpoints: [String] = []
-
-    @Option(name: .customLong("otlp-bearer-token-file"), help: ArgumentHelp(
-        "File holding a bearer token for the OTLP receivers (read before each request).", valueName: "path"))
-    var otlpBearerTokenFile: String?
-
-    @Option(name: .customLong("otlp-basic-auth-user"), help: ArgumentHelp(
-        "Basic auth user for the OTLP receivers (with --otlp-basic-auth-password-file).", valueName: "user"))
-    var otlpBasicAuthUser: String?
-
-    @Option(name: .customLong("otlp-basic-auth-password-file"), help: ArgumentHelp(
-        "File holding the OTLP basic auth password (read before each request).", valueName: "path"))
-    var otlpBasicAuthPasswordFile: String?
-
-    @Option(name: .customLong("otlp-header"), help: ArgumentHelp(
-        "An extra header on every OTLP request, e.g. \"X-Scope-OrgID: tenant-a\" (repeatable).", valueName: "name: value"))
-    var otlpHeaders: [String] = []
-
-    @Option(name: .customLong("otlp-max-queued-spans"), help: ArgumentHelp(
-        "Spans held per OTLP receiver while it is down or slow; beyond it the oldest are dropped (counted).", valueName: "count"))
-    var otlpMaxQueuedSpans = TraceExportConfiguration().maxQueuedSpans
+    @OptionGroup(title: "Remote write and OTLP export")
+    var push: PushOptions
 
     @Option(name: .customLong("forget-sources-after"), parsing: .unconditional, help: ArgumentHelp(
         "Forget an emitter instance away for this long (its sequence is no longer kept).", valueName: "duration"))
@@ -241,43 +185,8 @@ struct AgentCommand: AsyncParsableCommand {
         for address in listen {
             do { _ = try ListenAddress(parsing: address) } catch { throw ValidationError("\(error)") }
         }
-        do { _ = try remoteWrite.targets() } catch { throw ValidationError("\(error)") }
-        do { _ = try traceExport.parsedEndpoints() } catch { throw ValidationError("\(error)") }
-    }
-
-    /// `"Name: value"` headers, as curl writes them; one without a colon keeps an empty name (refused by the check).
-    static func credentials(bearerTokenFile: String?, user: String?, passwordFile: String?, headers: [String]) -> PushCredentials {
-        var credentials = PushCredentials()
-        credentials.bearerTokenFile = bearerTokenFile
-        credentials.basicAuthUser = user
-        credentials.basicAuthPasswordFile = passwordFile
-        for header in headers {
-            let parts = header.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = parts.count == 2 ? parts[0].trimmingCharacters(in: .whitespaces) : ""
-            credentials.headers[name] = parts.count == 2 ? parts[1].trimmingCharacters(in: .whitespaces) : header
-        }
-        return credentials
-    }
-
-    var traceExport: TraceExportConfiguration {
-        var traceExport = TraceExportConfiguration()
-        traceExport.endpoints = otlpEndpoints
-        traceExport.maxQueuedSpans = otlpMaxQueuedSpans
-        traceExport.credentials = Self.credentials(bearerTokenFile: otlpBearerTokenFile, user: otlpBasicAuthUser,
-                                                   passwordFile: otlpBasicAuthPasswordFile, headers: otlpHeaders)
-        return traceExport
-    }
-
-    var remoteWrite: RemoteWriteConfiguration {
-        var remoteWrite = RemoteWriteConfiguration()
-        remoteWrite.urls = remoteWriteURLs
-        remoteWrite.interval = remoteWriteInterval.duration
-        remoteWrite.credentials = Self.credentials(bearerTokenFile: remoteWriteBearerTokenFile, user: remoteWriteBasicAuthUser,
-                                                   passwordFile: remoteWriteBasicAuthPasswordFile, headers: remoteWriteHeaders)
-        remoteWrite.maxPendingSamples = remoteWriteMaxPendingSamples
-        remoteWrite.requestTimeout = remoteWriteTimeout.duration
-        remoteWrite.nativeHistograms = remoteWriteNativeHistograms
-        return remoteWrite
+        do { _ = try push.remoteWrite.targets() } catch { throw ValidationError("\(error)") }
+        do { _ = try push.traceExport.parsedEndpoints() } catch { throw ValidationError("\(error)") }
     }
 
     /// The built-in catalog, overlaid by the operator file if one is given.
@@ -331,13 +240,14 @@ struct AgentCommand: AsyncParsableCommand {
             ingestSocketPath: ingestSocket ?? DefaultPaths.ingestSocket(environment: ProcessInfo.processInfo.environment))
         configuration.ingestSocketMode = mode_t(ingestSocketMode, radix: 8)!
         configuration.httpListen = try listen.map(ListenAddress.init(parsing:))
+        configuration.webConfigFile = webConfigFile
         configuration.gaugeGrace = gaugeGrace.duration
         configuration.limits.maxSeriesPerConnection = maxSeriesPerSource
         configuration.stateDirectory = stateDirectory
             ?? ProcessInfo.processInfo.environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
         configuration.checkpointInterval = checkpointInterval.duration
-        configuration.remoteWrite = remoteWrite
-        configuration.traceExport = traceExport
+        configuration.remoteWrite = push.remoteWrite
+        configuration.traceExport = push.traceExport
         configuration.sourceRetention = forgetSourcesAfter.duration
         configuration.peerAccess = PeerAccess(users: Set(try allowUsers.map(PeerAccess.uid)), groups: Set(try allowGroups.map(PeerAccess.gid)))
         configuration.maxSources = maxSources
@@ -359,12 +269,17 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.activatedIngestSocket = activated.ingest
         configuration.activatedHTTPSockets = activated.http
         let agent = try Agent(configuration: configuration, logger: logger, supervisor: SystemdSupervisor())
-        // Nothing is reloadable (all configuration is on the command line, and a restart loses nothing), so
-        // SIGHUP must not kill the agent as its default action would: it is logged and otherwise ignored.
+        // Only the web configuration is reloadable (it is also re-read within a second of a change; the rest is on
+        // the command line, and a restart loses nothing), so SIGHUP must not kill the agent as its default action
+        // would: it re-reads the web configuration if there is one.
         signal(SIGHUP, SIG_IGN)
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-        hangup.setEventHandler {
-            logger.notice("SIGHUP ignored: configuration is on the command line; restart the service to change it")
+        hangup.setEventHandler { [webConfigFile] in
+            if webConfigFile != nil {
+                if !agent.reloadWebConfiguration() { logger.notice("SIGHUP: the web configuration is unchanged") }
+            } else {
+                logger.notice("SIGHUP ignored: configuration is on the command line; restart the service to change it")
+            }
         }
         hangup.resume()
         defer { hangup.cancel() }

@@ -8,6 +8,7 @@ struct MetricsRenderer: Sendable {
     let gate: SeriesGate
     let remoteWriter: RemoteWriter?
     let spanExporter: SpanExporter?
+    let webSecurity: WebSecurity?
 
     /// The exposition as the chunks a response is built from (text is not joined; protobuf is one chunk).
     func render(_ format: ScrapeFormat) -> [[UInt8]] {
@@ -29,6 +30,7 @@ struct MetricsRenderer: Sendable {
         process?.render(into: &writer)
         remoteWriter?.render(into: &writer)
         spanExporter?.render(into: &writer)
+        webSecurity?.render(into: &writer)
         gate.render(into: &writer)
         writer.finish()
         stats.scraped(seconds: (ContinuousClock.now - started).seconds)

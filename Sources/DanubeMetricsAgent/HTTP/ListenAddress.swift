@@ -57,6 +57,11 @@ public struct AgentConfigurationError: Error, CustomStringConvertible {
         case otlpEndpoint
         /// Another OTLP export setting: queue sizes, batch size, interval, timeout.
         case otlpExport
+        /// The `--web.config.file` or a file it names: unreadable, invalid, a key that does not match its
+        /// certificate, a hash that is not bcrypt.
+        case webConfig
+        /// A push's TLS files (`--remote-write-ca-file`, `-cert-file`, `-key-file`, their OTLP twins).
+        case pushTLS
     }
 
     public var code: Code
