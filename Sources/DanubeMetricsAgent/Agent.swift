@@ -195,9 +195,9 @@ public final class Agent: Service, Sendable {
         checkpointer?.stop()
         remoteWriter?.stop()
         spanExporter?.stop()
+        await webSecurity?.stop()
         try? await group.shutdownGracefully()
         try? await threadPool.shutdownGracefully()
-        await webSecurity?.stop()
         if !afterFailedStart { logger.info("agent stopped") }
     }
 

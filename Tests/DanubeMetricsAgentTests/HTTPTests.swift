@@ -122,8 +122,13 @@ import Testing
 }
 
 func runPromtool(_ arguments: [String], input: [UInt8]) throws -> (Int32, String) {
+    try runTool("/usr/bin/promtool", arguments, input: input)
+}
+
+/// Runs a tool to the end with `input` on its standard input: its exit status and its output (stdout and stderr).
+func runTool(_ executable: String, _ arguments: [String], input: [UInt8] = []) throws -> (Int32, String) {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/promtool")
+    process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     let stdin = Pipe(), output = Pipe()
     process.standardInput = stdin

@@ -100,14 +100,15 @@ import Testing
     }
 
     /// The agent binary with `arguments` (uncatalogued families of up to 1M series), ready to serve.
-    static func startAgent(_ arguments: [String]) throws -> (agent: ChildProcess, socket: String, port: Int) {
+    static func startAgent(_ arguments: [String], healthy: (Int) -> Bool = { port in (try? HTTPClient.get(port: port, path: "/healthz"))?.status == 200 })
+        throws -> (agent: ChildProcess, socket: String, port: Int) {
         let socket = TestAgent.temporarySocketPath()
         let port = unusedPort()
         let agent = try ChildProcess(Executables.agent.path, [
             "--ingest-socket", socket, "--listen", "127.0.0.1:\(port)", "--log-format", "text", "--log-level", "error",
             "--max-series-per-family", "1000000",
         ] + arguments, output: socket + ".log")
-        #expect(eventually { (try? HTTPClient.get(port: port, path: "/healthz"))?.status == 200 })
+        #expect(eventually { healthy(port) })
         return (agent, socket, port)
     }
 
@@ -221,5 +222,35 @@ import Testing
         #expect(endRSS - startRSS < 48 * 1_024, "RSS \(startRSS) KiB -> \(endRSS) KiB")
         #expect(agent.isRunning)
         _ = bystander
+    }
+
+    /// TLS on the HTTP listener: clients that open a connection and never start the handshake, or stop in the
+    /// middle of their ClientHello, count against the connection cap like any idle connection (evicted for a
+    /// scraper) and are closed after the request timeout; scrapes over TLS go on meanwhile.
+    @Test func stalledTLSHandshakesAreEvictedAndClosedAfterTheRequestTimeout() async throws {
+        let pki = try TestCertificates()
+        let config = "\(pki.directory)/web.yml"
+        try "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let (agent, _, port) = try Self.startAgent(["--web.config.file", config, "--http-request-timeout", "1s", "--http-max-connections", "8"],
+                                                   healthy: { port in (try? curl("https://localhost:\(port)/healthz", ["--cacert", pki.caCert]))?.status == 200 })
+        defer { agent.stop() }
+        let stalled = try (0..<24).map { _ in try HTTPHardeningTests.RawHTTP(port: port) }
+        // Half send nothing; half a TLS record header announcing 512 bytes of ClientHello and then 9 of them.
+        let partialHello: [UInt8] = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03, 0x00, 0x01, 0x02]
+        for client in stalled.prefix(12) {
+            _ = partialHello.withUnsafeBytes { sendBytes(client.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        for _ in 0..<5 {
+            let scrape = try curl("https://localhost:\(port)/metrics", ["--cacert", pki.caCert])
+            #expect(scrape.status == 200, "\(scrape.body)")
+        }
+        // Every stalled connection is closed by the agent (readAll returns on close; its socket timeout is 5 s).
+        for client in stalled {
+            var buffer = [UInt8](repeating: 0, count: 64)
+            let read = buffer.withUnsafeMutableBytes { recv(client.fd, $0.baseAddress, $0.count, 0) }
+            #expect(read == 0 || (read < 0 && errno == ECONNRESET), "a stalled handshake is still open (read \(read), errno \(errno))")
+        }
+        #expect(agent.isRunning)
     }
 }

@@ -197,6 +197,11 @@ final class PrometheusServer {
         try self.init(config: "global:\n  scrape_interval: 1s\n", port: port, flags: (enabled ? ["--web.enable-remote-write-receiver"] : []) + flags)
     }
 
+    /// Scraping with `job` (a scrape_configs entry), every second.
+    convenience init(scrapeJob job: String, flags: [String] = []) throws {
+        try self.init(config: "global:\n  scrape_interval: 1s\nscrape_configs:\n" + job, port: unusedPort(), flags: flags)
+    }
+
     private init(config: String, port: Int, flags: [String]) throws {
         self.port = port
         directory = TestAgent.temporarySocketPath() + ".prometheus"

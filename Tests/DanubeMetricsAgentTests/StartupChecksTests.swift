@@ -97,6 +97,7 @@ import Testing
         for (arguments, line) in [
             (["--remote-write-url", "http://mimir/push", "--remote-write-header", "Authorization: x"], "--remote-write-header Authorization is set by the agent itself"),
             (["--otlp-endpoint", "http://tempo:4318", "--otlp-basic-auth-user", "u"], "--otlp-basic-auth-user and --otlp-basic-auth-password-file go together"),
+            (["--web.config.file", "/nonexistent/web.yml"], "--web.config.file /nonexistent/web.yml: file /nonexistent/web.yml cannot be read: No such file or directory"),
         ] {
             let (status, text) = try run(arguments)
             #expect(!ChildProcess.exitedCleanly(status))
