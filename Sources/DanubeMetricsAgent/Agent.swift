@@ -153,7 +153,8 @@ public final class Agent: Service, Sendable {
                                         supervisor: supervisor, logger: logger) { [self] rate in statusLine(deltasPerSecond: rate) }
         let tasks = housekeeping.schedule(on: group)
         state.withLockedValue { $0.tasks = tasks }
-        remoteWriter?.start()
+        let renderer = self.renderer
+        remoteWriter?.start { renderer.agentSeriesText() }
         spanExporter?.start()
         logger.info("agent ready", metadata: [
             "ingest_socket": "\(configuration.activatedIngestSocket.map { "fd \($0) (socket activation)" } ?? configuration.ingestSocketPath)",

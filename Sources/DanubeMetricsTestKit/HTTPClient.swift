@@ -5,6 +5,12 @@ public struct HTTPResult {
     public var headers: [String: String]
     public var body: [UInt8]
     public var text: String { String(decoding: body, as: UTF8.self) }
+
+    public init(status: Int, headers: [String: String], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
 }
 
 /// A minimal blocking HTTP/1.1 client over a real TCP socket: enough to scrape the agent the way Prometheus does.

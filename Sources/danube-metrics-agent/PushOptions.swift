@@ -5,7 +5,7 @@ import Foundation
 /// Where the agent pushes (Prometheus remote write, OTLP spans) and how it authenticates there.
 struct PushOptions: ParsableArguments {
     @Option(name: .customLong("remote-write-url"), help: ArgumentHelp(
-        "Also push every series with Prometheus remote write to this receiver (http://host:port/path; repeatable), e.g. a Prometheus with --web.enable-remote-write-receiver, Mimir, Thanos Receive or VictoriaMetrics.",
+        "Also push every series with Prometheus remote write to this receiver (http:// or https://host:port/path; repeatable), e.g. a Prometheus with --web.enable-remote-write-receiver, Mimir, Thanos Receive or VictoriaMetrics.",
         valueName: "url"))
     var remoteWriteURLs: [String] = []
 
@@ -29,6 +29,18 @@ struct PushOptions: ParsableArguments {
         "An extra header on every remote write request, e.g. \"X-Scope-OrgID: tenant-a\" (repeatable).", valueName: "name: value"))
     var remoteWriteHeaders: [String] = []
 
+    @Option(name: .customLong("remote-write-ca-file"), help: ArgumentHelp(
+        "CA certificate(s) (PEM) the https remote write receivers' certificates must chain to, instead of the system's store.", valueName: "path"))
+    var remoteWriteCAFile: String?
+
+    @Option(name: .customLong("remote-write-cert-file"), help: ArgumentHelp(
+        "Client certificate (PEM) for https remote write receivers that require one (with --remote-write-key-file).", valueName: "path"))
+    var remoteWriteCertFile: String?
+
+    @Option(name: .customLong("remote-write-key-file"), help: ArgumentHelp(
+        "The client certificate's private key (PEM, unencrypted).", valueName: "path"))
+    var remoteWriteKeyFile: String?
+
     @Option(name: .customLong("remote-write-max-pending-samples"), help: ArgumentHelp(
         "Samples queued per receiver while it is down; beyond it the oldest are dropped (later pushes carry the same cumulative values).",
         valueName: "count"))
@@ -43,8 +55,12 @@ struct PushOptions: ParsableArguments {
         "Also push the latency families' native histograms; the receivers must accept them (Prometheus: --enable-feature=native-histograms)."))
     var remoteWriteNativeHistograms = false
 
+    @Flag(name: .customLong("remote-write-agent-metrics"), inversion: .prefixedNo, help: ArgumentHelp(
+        "Also push the agent's own danube_agent_* and process_* series, so that alerts on the agent work without a scrape."))
+    var remoteWriteAgentMetrics = true
+
     @Option(name: .customLong("otlp-endpoint"), help: ArgumentHelp(
-        "Export the spans emitters record with OTLP/HTTP protobuf to this receiver (http://host:4318/v1/traces; repeatable), e.g. an OpenTelemetry Collector, Tempo, Jaeger or Phoenix. Without one, emitters send no spans.",
+        "Export the spans emitters record with OTLP/HTTP protobuf to this receiver (http:// or https://host:4318/v1/traces; repeatable), e.g. an OpenTelemetry Collector, Tempo, Jaeger or Phoenix. Without one, emitters send no spans.",
         valueName: "url"))
     var otlpEndpoints: [String] = []
 
@@ -64,6 +80,18 @@ struct PushOptions: ParsableArguments {
         "An extra header on every OTLP request, e.g. \"X-Scope-OrgID: tenant-a\" (repeatable).", valueName: "name: value"))
     var otlpHeaders: [String] = []
 
+    @Option(name: .customLong("otlp-ca-file"), help: ArgumentHelp(
+        "CA certificate(s) (PEM) the https OTLP receivers' certificates must chain to, instead of the system's store.", valueName: "path"))
+    var otlpCAFile: String?
+
+    @Option(name: .customLong("otlp-cert-file"), help: ArgumentHelp(
+        "Client certificate (PEM) for https OTLP receivers that require one (with --otlp-key-file).", valueName: "path"))
+    var otlpCertFile: String?
+
+    @Option(name: .customLong("otlp-key-file"), help: ArgumentHelp(
+        "The client certificate's private key (PEM, unencrypted).", valueName: "path"))
+    var otlpKeyFile: String?
+
     @Option(name: .customLong("otlp-max-queued-spans"), help: ArgumentHelp(
         "Spans held per OTLP receiver while it is down or slow; beyond it the oldest are dropped (counted).", valueName: "count"))
     var otlpMaxQueuedSpans = TraceExportConfiguration().maxQueuedSpans
@@ -82,10 +110,19 @@ struct PushOptions: ParsableArguments {
         return credentials
     }
 
+    static func tls(ca: String?, cert: String?, key: String?) -> PushTLS {
+        var tls = PushTLS()
+        tls.caFile = ca
+        tls.certFile = cert
+        tls.keyFile = key
+        return tls
+    }
+
     var traceExport: TraceExportConfiguration {
         var traceExport = TraceExportConfiguration()
         traceExport.endpoints = otlpEndpoints
         traceExport.maxQueuedSpans = otlpMaxQueuedSpans
+        traceExport.tls = Self.tls(ca: otlpCAFile, cert: otlpCertFile, key: otlpKeyFile)
         traceExport.credentials = Self.credentials(bearerTokenFile: otlpBearerTokenFile, user: otlpBasicAuthUser,
                                                    passwordFile: otlpBasicAuthPasswordFile, headers: otlpHeaders)
         return traceExport
@@ -95,11 +132,13 @@ struct PushOptions: ParsableArguments {
         var remoteWrite = RemoteWriteConfiguration()
         remoteWrite.urls = remoteWriteURLs
         remoteWrite.interval = remoteWriteInterval.duration
+        remoteWrite.tls = Self.tls(ca: remoteWriteCAFile, cert: remoteWriteCertFile, key: remoteWriteKeyFile)
         remoteWrite.credentials = Self.credentials(bearerTokenFile: remoteWriteBearerTokenFile, user: remoteWriteBasicAuthUser,
                                                    passwordFile: remoteWriteBasicAuthPasswordFile, headers: remoteWriteHeaders)
         remoteWrite.maxPendingSamples = remoteWriteMaxPendingSamples
         remoteWrite.requestTimeout = remoteWriteTimeout.duration
         remoteWrite.nativeHistograms = remoteWriteNativeHistograms
+        remoteWrite.includeAgentSeries = remoteWriteAgentMetrics
         return remoteWrite
     }
 

@@ -175,6 +175,8 @@ final class PrometheusServer {
     private let process: ChildProcess
     /// Sent with every query (a server with `--web.config.file` basic auth).
     var authorization: String?
+    /// curl's TLS options (`--cacert`, ...) for a server with `--web.config.file` TLS: queries go over https.
+    var curlTLS: [String]?
 
     /// Scraping the agent on `agentPort` every second through the shipped job, with the given rule files.
     convenience init(agentPort: Int, ruleFiles: [String], flags: [String] = []) throws {
@@ -221,7 +223,13 @@ final class PrometheusServer {
     }
 
     private func get(_ path: String) throws -> [String: Any] {
-        let result = try HTTPClient.get(port: port, path: path, headers: authorization.map { [("Authorization", $0)] } ?? [])
+        var result: HTTPResult
+        if let curlTLS {
+            let (status, body) = try curl("https://localhost:\(port)\(path)", curlTLS + (authorization.map { ["-H", "Authorization: \($0)"] } ?? []))
+            result = HTTPResult(status: status, headers: [:], body: Array(body.utf8))
+        } else {
+            result = try HTTPClient.get(port: port, path: path, headers: authorization.map { [("Authorization", $0)] } ?? [])
+        }
         guard let object = try JSONSerialization.jsonObject(with: Data(result.body)) as? [String: Any],
               object["status"] as? String == "success" else {
             throw HTTPClient.Failure(description: "\(path): \(result.status) \(result.text)")
@@ -239,6 +247,12 @@ final class PrometheusServer {
     func query(_ expression: String) throws -> [[String: Any]] {
         let data = try get("/api/v1/query?query=\(Self.encode(expression))")["data"] as! [String: Any]
         return data["result"] as? [[String: Any]] ?? []
+    }
+
+    /// The first value of an instant query, nil when it has none.
+    func value(_ query: String) throws -> Double? {
+        guard let first = try self.query(query).first, let value = first["value"] as? [Any], let text = value.last as? String else { return nil }
+        return Double(text)
     }
 
     /// `/api/v1/query_exemplars` for `query` between two Unix times.

@@ -35,8 +35,7 @@ import Testing
     }
 
     private static func prometheusValue(_ prometheus: PrometheusServer, _ query: String) throws -> Double? {
-        guard let first = try prometheus.query(query).first, let value = first["value"] as? [Any], let text = value.last as? String else { return nil }
-        return Double(text)
+        try prometheus.value(query)
     }
 
     /// What Prometheus stores equals /metrics; a receiver that is down for a while loses nothing still queued.
@@ -45,6 +44,7 @@ import Testing
         let agent = try await TestAgent { configuration in
             configuration.remoteWrite.urls = ["http://127.0.0.1:\(port)/api/v1/write"]
             configuration.remoteWrite.interval = .milliseconds(300)
+            configuration.remoteWrite.includeAgentSeries = false // counts the store's 7 samples per push
         }
         let emitter = agent.emitter()
         try emitter.counter("rw_requests_total", labels: [("path", "/a \"quoted\"")]).increment(by: 41)
@@ -105,6 +105,27 @@ import Testing
         await agent.stop()
     }
 
+    /// The agent's own series go to remote write from their text render: every line, labels unescaped and sorted.
+    @Test func theAgentsOwnSeriesReadBackFromTheirText() {
+        var writer = ExpositionWriter(format: .prometheusText)
+        writer.family(name: "danube_agent_source_up", kind: .gauge, help: "h")
+        writer.gauge("danube_agent_source_up", labels: ExpositionWriter.labelText([Label("source", "a \"b\"\\c\nd"), Label("instance", "1")]), value: 1)
+        writer.family(name: "danube_agent_x_total", kind: .counter, help: "h")
+        writer.counter(writer.counterSampleName("danube_agent_x_total"), labels: "", integer: 12, fraction: 0.5)
+        writer.family(name: "danube_agent_d_seconds", kind: .histogram, help: "h")
+        writer.histogram("danube_agent_d_seconds", labels: "", bounds: ["0.1"], bucketCounts: [2, 1], sum: .infinity)
+        writer.finish()
+        let samples = AgentSeries.samples(fromText: writer.bytes)
+        #expect(samples == [
+            AgentSeries.Sample(name: "danube_agent_source_up", labels: [Label("instance", "1"), Label("source", "a \"b\"\\c\nd")], value: 1),
+            AgentSeries.Sample(name: "danube_agent_x_total", labels: [], value: 12.5),
+            AgentSeries.Sample(name: "danube_agent_d_seconds_bucket", labels: [Label("le", "0.1")], value: 2),
+            AgentSeries.Sample(name: "danube_agent_d_seconds_bucket", labels: [Label("le", "+Inf")], value: 3),
+            AgentSeries.Sample(name: "danube_agent_d_seconds_sum", labels: [], value: .infinity),
+            AgentSeries.Sample(name: "danube_agent_d_seconds_count", labels: [], value: 3),
+        ])
+    }
+
     @Test func badSettingsFailAtStartWithOneLine() throws {
         func error(_ configure: (inout RemoteWriteConfiguration) -> Void) -> AgentConfigurationError.Code? {
             var configuration = RemoteWriteConfiguration()
@@ -117,7 +138,12 @@ import Testing
                 return error.code
             }
         }
-        #expect(error { $0.urls = ["https://mimir/api/v1/push"] } == .remoteWriteURL)
+        #expect(error { $0.urls = ["ftp://mimir/api/v1/push"] } == .remoteWriteURL)
+        #expect(error { $0.urls = ["https://mimir/api/v1/push"] } == nil, "the system's CA store")
+        #expect(error { $0.urls = ["https://mimir/x"]; $0.tls.caFile = "/nonexistent/ca.crt" } == .pushTLS)
+        #expect(error { $0.urls = ["https://mimir/x"]; $0.tls.caFile = "/etc/hostname" } == .pushTLS, "no PEM certificate in it")
+        #expect(error { $0.urls = ["https://mimir/x"]; $0.tls.certFile = "/etc/hostname" } == .pushTLS, "a certificate needs its key")
+        #expect(error { $0.urls = ["http://mimir/x"]; $0.tls.caFile = "/etc/ssl/certs/ca-certificates.crt" } == .pushTLS, "no https receiver")
         #expect(error { $0.urls = ["mimir:9009"] } == .remoteWriteURL)
         #expect(error { $0.urls = ["http://user:secret@mimir/api/v1/push"] } == .remoteWriteURL)
         #expect(error { $0.urls = ["http://mimir/x"]; $0.bearerTokenFile = "/nonexistent/token" } == .bearerToken)
@@ -194,6 +220,7 @@ import Testing
             configuration.remoteWrite.interval = .milliseconds(100)
             configuration.remoteWrite.requestTimeout = .milliseconds(300)
             configuration.remoteWrite.maxPendingSamples = 5
+            configuration.remoteWrite.includeAgentSeries = false // one sample per push
         }
         let emitter = agent.emitter()
         try emitter.counter("rw_hung_total").increment()

@@ -5,8 +5,12 @@ and is recorded as an error) and writes one JSON line per span to OUTPUT.
 Usage: otlp_receiver.py PORT OUTPUT [--fail-first N] [--reject N]
   --fail-first N  answer the first N requests 503 with Retry-After: 0 (retried by the agent)
   --reject N      answer the first successful request with a partial success rejecting N spans
+With OTLP_RECEIVER_CERT and OTLP_RECEIVER_KEY in the environment it serves HTTPS, and with OTLP_RECEIVER_CLIENT_CA
+too it requires a client certificate from that CA (its common name is recorded as "client").
 """
 import json
+import os
+import ssl
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -27,6 +31,15 @@ def value(any_value):
 
 def attributes(key_values):
     return {kv.key: value(kv.value) for kv in key_values}
+
+
+def client_name(connection):
+    certificate = connection.getpeercert() if isinstance(connection, ssl.SSLSocket) else None
+    for field in (certificate or {}).get("subject", ()):
+        for key, value in field:
+            if key == "commonName":
+                return value
+    return None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -62,6 +75,7 @@ class Handler(BaseHTTPRequestHandler):
                             "content_type": self.headers.get("Content-Type"),
                             "authorization": self.headers.get("Authorization"),
                             "tenant": self.headers.get("X-Scope-OrgID"),
+                            "client": client_name(self.connection),
                             "resource": resource,
                             "scope": scope_spans.scope.name,
                             "trace_id": span.trace_id.hex(),
@@ -92,4 +106,12 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
+if os.environ.get("OTLP_RECEIVER_CERT"):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.environ["OTLP_RECEIVER_CERT"], os.environ["OTLP_RECEIVER_KEY"])
+    if os.environ.get("OTLP_RECEIVER_CLIENT_CA"):
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(os.environ["OTLP_RECEIVER_CLIENT_CA"])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()

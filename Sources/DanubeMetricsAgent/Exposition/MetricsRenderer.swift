@@ -25,6 +25,21 @@ struct MetricsRenderer: Sendable {
         var writer = ExpositionWriter(format: format, capacity: 1 << 20)
         writer.nativeHistograms = nativeHistograms
         store.render(into: &writer)
+        renderAgentSeries(into: &writer, process: process)
+        writer.finish()
+        stats.scraped(seconds: (ContinuousClock.now - started).seconds)
+        return writer
+    }
+
+    /// The agent's own series alone, in the 0.0.4 text format (what remote write pushes of them).
+    func agentSeriesText() -> [UInt8] {
+        var writer = ExpositionWriter(format: .prometheusText, capacity: 64 << 10)
+        renderAgentSeries(into: &writer, process: ProcessMetrics.current())
+        writer.finish()
+        return writer.bytes
+    }
+
+    private func renderAgentSeries(into writer: inout ExpositionWriter, process: ProcessMetrics?) {
         stats.render(into: &writer, store: store)
         liveness.render(into: &writer)
         process?.render(into: &writer)
@@ -32,8 +47,5 @@ struct MetricsRenderer: Sendable {
         spanExporter?.render(into: &writer)
         webSecurity?.render(into: &writer)
         gate.render(into: &writer)
-        writer.finish()
-        stats.scraped(seconds: (ContinuousClock.now - started).seconds)
-        return writer
     }
 }

@@ -1,10 +1,11 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
-/// One HTTP/1.1 POST per request on a fresh connection, through NIO: what a push needs (a request every few
-/// seconds per receiver, remote write or OTLP), without a client library that would pull in TLS and connection
-/// pools.
+/// One HTTP/1.1 POST per request on a fresh connection, through NIO (and swift-nio-ssl for `https://`): what a
+/// push needs (a request every few seconds per receiver, remote write or OTLP), without a client library's
+/// connection pools.
 struct HTTPPostClient: Sendable {
     struct Response: Sendable {
         var status: Int
@@ -16,26 +17,45 @@ struct HTTPPostClient: Sendable {
 
     /// A request that got no response: every one is retried (with backoff) by the writer.
     struct Failure: Error, CustomStringConvertible {
-        enum Code { case timeout, connect, closed }
+        enum Code { case timeout, connect, closed, tls }
         var code: Code
         var description: String
     }
 
     let group: EventLoopGroup
+    /// For `https://` receivers (nil: none is https).
+    var tls: PushTLSContext?
 
     /// The response to one POST; fails on connection errors and after `timeout`. With `bodyLimit`, a 2xx
     /// answer's body is read up to that many bytes (OTLP's partial success); otherwise only the status line.
     func post(_ target: PushEndpoint, body: [UInt8], headers: [(String, String)], timeout: Duration, bodyLimit: Int = 0) -> EventLoopFuture<Response> {
         let loop = group.next()
         let promise = loop.makePromise(of: Response.self)
+        // Built here, on the sender's thread, never on the event loop (it reads files).
+        var context: NIOSSLContext?
+        if target.tls {
+            do throws(AgentConfigurationError) {
+                guard let tls else { throw AgentConfigurationError(.pushTLS, "no TLS settings") }
+                context = try tls.context()
+            } catch {
+                promise.fail(Failure(code: .tls, description: error.description))
+                return promise.futureResult
+            }
+        }
         let deadline = loop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
             promise.fail(Failure(code: .timeout, description: "no response within \(timeout)"))
         }
         ClientBootstrap(group: loop)
             .connectTimeout(.nanoseconds(timeout.nanoseconds))
             .channelInitializer { channel in
-                channel.pipeline.addHTTPClientHandlers().flatMap {
-                    channel.pipeline.addHandler(ResponseHandler(promise: promise, bodyLimit: bodyLimit))
+                channel.eventLoop.makeCompletedFuture {
+                    if let context {
+                        // SNI and name checks need a host name; an IP address is checked against the certificate's IP SANs.
+                        let name = target.host.allSatisfy { $0.isHexDigit || $0 == "." || $0 == ":" } ? nil : target.host
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: name))
+                    }
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(ResponseHandler(promise: promise, target: target, bodyLimit: bodyLimit))
                 }
             }
             .connect(host: target.host, port: target.port)
@@ -45,7 +65,7 @@ struct HTTPPostClient: Sendable {
                     promise.fail(Failure(code: .connect, description: "connect to \(target.host):\(target.port): \(error)"))
                 case .success(let channel):
                     var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: target.path)
-                    head.headers.add(name: "Host", value: target.port == 80 ? target.host : "\(target.host):\(target.port)")
+                    head.headers.add(name: "Host", value: target.hostHeader)
                     head.headers.add(name: "Content-Length", value: String(body.count))
                     head.headers.add(name: "Connection", value: "close")
                     for (name, value) in headers { head.headers.add(name: name, value: value) }
@@ -61,12 +81,14 @@ struct HTTPPostClient: Sendable {
     private final class ResponseHandler: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = HTTPClientResponsePart
         private let promise: EventLoopPromise<Response>
+        private let target: PushEndpoint
         private let bodyLimit: Int
         /// A 2xx head whose body is being read.
         private var reading: Response?
 
-        init(promise: EventLoopPromise<Response>, bodyLimit: Int) {
+        init(promise: EventLoopPromise<Response>, target: PushEndpoint, bodyLimit: Int) {
             self.promise = promise
+            self.target = target
             self.bodyLimit = bodyLimit
         }
 
@@ -105,8 +127,19 @@ struct HTTPPostClient: Sendable {
         }
 
         func errorCaught(context: ChannelHandlerContext, error: Error) {
-            promise.fail(error)
+            if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
+                promise.fail(Failure(code: .tls, description: "TLS with \(target.host):\(target.port) failed: \(Self.explain(error))"))
+            } else {
+                promise.fail(error)
+            }
             context.close(promise: nil)
+        }
+
+        /// BoringSSL's reason, with what it means for an operator when the receiver's certificate was refused.
+        static func explain(_ error: Error) -> String {
+            let text = "\(error)"
+            guard text.contains("CERTIFICATE_VERIFY_FAILED") else { return text }
+            return "the receiver's certificate was refused: not issued by a trusted CA (the CA file or the system store), expired or not yet valid, or not for this host (\(text))"
         }
     }
 }

@@ -8,6 +8,8 @@ public struct PushEndpoint: Sendable, Equatable {
     let port: Int
     /// Path and query, as sent in the request line.
     let path: String
+    /// `https://`: the request goes over TLS (`PushTLS`).
+    let tls: Bool
 
     /// `option` names the command line option in errors (whose code is `code`); `example` shows a URL that would do.
     init(_ url: String, option: String, example: String, credentialsOption: String,
@@ -15,26 +17,34 @@ public struct PushEndpoint: Sendable, Equatable {
         guard let parsed = URLComponents(string: url), let scheme = parsed.scheme?.lowercased(), let host = parsed.host, !host.isEmpty else {
             throw AgentConfigurationError(code, "\(option) \(url) is not a URL such as \(example)")
         }
-        guard scheme == "http" else {
-            throw AgentConfigurationError(code, "\(option) \(url): only http is supported; put a TLS proxy on the same host in front of an https receiver")
+        guard scheme == "http" || scheme == "https" else {
+            throw AgentConfigurationError(code, "\(option) \(url): only http and https are supported")
         }
         guard parsed.user == nil, parsed.password == nil else {
             throw AgentConfigurationError(code, "\(option) \(url): credentials in the URL would be logged; use \(credentialsOption)")
         }
         self.url = url
         self.host = host
-        port = parsed.port ?? 80
+        tls = scheme == "https"
+        port = parsed.port ?? (tls ? 443 : 80)
         let query = parsed.percentEncodedQuery.map { "?" + $0 } ?? ""
         path = (parsed.percentEncodedPath.isEmpty ? "/" : parsed.percentEncodedPath) + query
     }
 
-    private init(url: String, host: String, port: Int, path: String) {
+    private init(url: String, host: String, port: Int, path: String, tls: Bool) {
         self.url = url
         self.host = host
         self.port = port
         self.path = path
+        self.tls = tls
     }
 
     /// The same receiver at another path (its URL as given, for logs and labels).
-    func withPath(_ path: String) -> PushEndpoint { PushEndpoint(url: url, host: host, port: port, path: path) }
+    func withPath(_ path: String) -> PushEndpoint { PushEndpoint(url: url, host: host, port: port, path: path, tls: tls) }
+
+    /// The Host header: the port only when it is not the scheme's default.
+    var hostHeader: String {
+        let name = host.contains(":") ? "[\(host)]" : host
+        return port == (tls ? 443 : 80) ? name : "\(name):\(port)"
+    }
 }

@@ -28,7 +28,7 @@ final class PushQueue: @unchecked Sendable {
 
     /// Why a request was not delivered, for the `..._request_failures_total{reason}` metrics.
     enum FailureReason: String, CaseIterable, Sendable {
-        case timeout, connect, closed, status_5xx, status_429, status_4xx, credentials
+        case timeout, connect, closed, tls, status_5xx, status_429, status_4xx, credentials
     }
 
     /// What the queue did, for its metrics.
@@ -215,6 +215,7 @@ final class PushQueue: @unchecked Sendable {
             case .timeout: .timeout
             case .connect: .connect
             case .closed: .closed
+            case .tls: .tls
             }
             return .retry(reason, detail: failure.description, after: backoff)
         } catch {

@@ -21,8 +21,8 @@ struct RemoteWriteEncoder {
     let maxSeriesPerRequest: Int
     var nativeHistograms = false
 
-    /// The requests for `state` (at most `maxSeriesPerRequest` time series each).
-    func requests(_ state: AggregationStore.State, timestamp: Int64) -> [Request] {
+    /// The requests for `state` and the agent's own `agentSeries` (at most `maxSeriesPerRequest` time series each).
+    func requests(_ state: AggregationStore.State, agentSeries: [AgentSeries.Sample] = [], timestamp: Int64) -> [Request] {
         let table = state.table
         var requests: [Request] = []
         var writer = ByteWriter(capacity: 64 * maxSeriesPerRequest)
@@ -71,6 +71,9 @@ struct RemoteWriteEncoder {
                     }
                 }
             }
+        }
+        for sample in agentSeries {
+            add(SeriesLabels(sample.labels), Self.label("__name__", sample.name), value: sample.value)
         }
         if count > 0 { requests.append(Request(body: writer.bytes, samples: count)) }
         return requests

@@ -21,17 +21,21 @@ final class RemoteWriter: @unchecked Sendable {
     init(store: AggregationStore, configuration: RemoteWriteConfiguration, targets: [RemoteWriteTarget], group: EventLoopGroup, logger: Logger) {
         self.store = store
         self.configuration = configuration
-        client = HTTPPostClient(group: group)
+        client = HTTPPostClient(group: group, tls: PushTLSContext(configuration.tls, prefix: "--remote-write", logger: logger))
         queues = targets.map { PushQueue(endpoint: $0, maxPendingItems: configuration.maxPendingSamples, what: "remote write", logger: logger) }
     }
 
     /// Threads of their own (one pushing, one per receiver sending): encoding a large store takes a while, and a
     /// receiver that is down must hold neither the event loops nor Swift's cooperative pool.
-    func start() {
+    /// `agentSeries` renders the agent's own series as text (pushed with the store's unless the configuration
+    /// says not to).
+    func start(agentSeries: @escaping @Sendable () -> [UInt8]) {
         let pusher = Thread { [self] in
             let encoder = RemoteWriteEncoder(maxSeriesPerRequest: configuration.maxSeriesPerRequest,
                                              nativeHistograms: configuration.nativeHistograms)
-            while wait(for: configuration.interval) { push(encoder) }
+            while wait(for: configuration.interval) {
+                push(encoder, agentSeries: configuration.includeAgentSeries ? AgentSeries.samples(fromText: agentSeries()) : [])
+            }
             finished.signal()
         }
         pusher.name = "danube-remote-write"
@@ -65,9 +69,9 @@ final class RemoteWriter: @unchecked Sendable {
 
     /// Encodes the state `/metrics` shows and queues it for every receiver (a late sample carries the same
     /// counters as an early one, so a full queue drops its oldest).
-    func push(_ encoder: RemoteWriteEncoder) {
+    func push(_ encoder: RemoteWriteEncoder, agentSeries: [AgentSeries.Sample] = []) {
         let timestamp = Int64((Date().timeIntervalSince1970 * 1_000).rounded())
-        let encoded = encoder.requests(store.capturePublished(), timestamp: timestamp)
+        let encoded = encoder.requests(store.capturePublished(), agentSeries: agentSeries, timestamp: timestamp)
             .map { (body: Snappy.compress($0.body), items: $0.samples) }
         for queue in queues { queue.enqueue(encoded) }
     }

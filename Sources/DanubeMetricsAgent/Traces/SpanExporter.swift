@@ -21,6 +21,8 @@ public struct TraceExportConfiguration: Sendable {
     public var requestTimeout: Duration = .seconds(10)
     /// Bearer token or basic auth, and extra headers (`PushCredentials`).
     public var credentials = PushCredentials()
+    /// CA, client certificate and key for `https://` receivers.
+    public var tls = PushTLS()
 
     public init() {}
 
@@ -29,11 +31,13 @@ public struct TraceExportConfiguration: Sendable {
             throw AgentConfigurationError(.otlpExport, "OTLP export: queue sizes, batch size, interval and timeout must be positive")
         }
         if !endpoints.isEmpty { try credentials.check(prefix: "--otlp") }
-        return try endpoints.map { url throws(AgentConfigurationError) in
+        let parsed = try endpoints.map { url throws(AgentConfigurationError) in
             let endpoint = try PushEndpoint(url, option: "--otlp-endpoint", example: "http://collector:4318/v1/traces",
-                                            credentialsOption: "an authenticating proxy on the same host", code: .otlpEndpoint)
+                                            credentialsOption: "--otlp-basic-auth-user and --otlp-basic-auth-password-file", code: .otlpEndpoint)
             return endpoint.path == "/" ? endpoint.withPath("/v1/traces") : endpoint
         }
+        try tls.check(prefix: "--otlp", endpoints: parsed)
+        return parsed
     }
 }
 
@@ -73,7 +77,7 @@ final class SpanExporter: Sendable {
     init(configuration: TraceExportConfiguration, endpoints: [PushEndpoint], group: EventLoopGroup, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        client = HTTPPostClient(group: group)
+        client = HTTPPostClient(group: group, tls: PushTLSContext(configuration.tls, prefix: "--otlp", logger: logger))
         queues = endpoints.map {
             PushQueue(endpoint: $0, maxPendingItems: configuration.maxQueuedSpans, maxPendingBytes: configuration.maxQueuedBytes,
                       what: "OTLP export", logger: logger)
