@@ -29,6 +29,7 @@ final class MisbehavingReceiver: Sendable {
     private let stopped = Atomic<Bool>(false)
     private let requestCount = Atomic<Int>(0)
     private let answeredOK = Atomic<Int>(0)
+    private let lastHead = Mutex<String?>(nil)
 
     init(_ behaviour: Behaviour) throws {
         self.behaviour = behaviour
@@ -46,6 +47,8 @@ final class MisbehavingReceiver: Sendable {
     var url: String { "http://127.0.0.1:\(port)/api/v1/write" }
     /// Requests read whole so far.
     var requests: Int { requestCount.load(ordering: .acquiring) }
+    /// The head (request line and headers, lowercased) of the last request read.
+    var lastRequestHead: String? { lastHead.withLock { $0 } }
     /// Requests answered 200 so far.
     var accepted: Int { answeredOK.load(ordering: .acquiring) }
 
@@ -118,6 +121,7 @@ final class MisbehavingReceiver: Sendable {
             received += chunk[0..<n]
             if expected == nil, let end = received.firstRange(of: Array("\r\n\r\n".utf8)) {
                 let head = String(decoding: received[..<end.lowerBound], as: UTF8.self).lowercased()
+                lastHead.withLock { $0 = head }
                 let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
                     .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
                 expected = end.upperBound + length
