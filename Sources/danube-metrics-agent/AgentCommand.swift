@@ -38,6 +38,10 @@ struct AgentCommand: AsyncParsableCommand {
         valueName: "path"))
     var webConfigFile: String?
 
+    @Flag(name: .customLong("hash-password"), help: ArgumentHelp(
+        "Read a password from standard input (its first line) and print its bcrypt hash for the web configuration's basic_auth_users, then exit."))
+    var hashPassword = false
+
     @Option(name: .customLong("gauge-grace"), parsing: .unconditional, help: ArgumentHelp(
         "How long a disconnected source's gauges stay on /metrics (e.g. 15s, 500ms).", valueName: "duration"))
     var gaugeGrace = DurationArgument(argument: "15s")!
@@ -202,6 +206,15 @@ struct AgentCommand: AsyncParsableCommand {
         } catch {
             FileHandle.standardError.write(Data("danube-metrics-agent: \(error.message)\n".utf8))
             throw ExitCode(2)
+        }
+        if hashPassword {
+            let password = readLine(strippingNewline: true) ?? ""
+            guard !password.isEmpty, let hash = WebConfiguration.bcryptHash(password) else {
+                FileHandle.standardError.write(Data("danube-metrics-agent: --hash-password: no password on standard input\n".utf8))
+                throw ExitCode(2)
+            }
+            print(hash)
+            return
         }
         switch printCatalog {
         case .markdown?:

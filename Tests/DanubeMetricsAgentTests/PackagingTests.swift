@@ -47,8 +47,11 @@ import Testing
         // The scrape job as the README wires it: appended to a configuration whose last key is scrape_configs.
         let config = TestAgent.temporarySocketPath() + ".prometheus.yml"
         defer { try? FileManager.default.removeItem(atPath: config) }
+        // Both jobs (plain, and https with basic auth), as two hosts' configurations would hold them.
         let job = try String(contentsOfFile: "\(directory)/scrape-job.yml", encoding: .utf8)
-        try ("rule_files:\n  - \(directory)/danube-*.yml\nscrape_configs:\n" + job).write(toFile: config, atomically: true, encoding: .utf8)
+        let https = try String(contentsOfFile: "\(directory)/scrape-job-https.yml", encoding: .utf8)
+            .replacingOccurrences(of: "job_name: danube-metrics-agent", with: "job_name: danube-metrics-agent-https")
+        try ("rule_files:\n  - \(directory)/danube-*.yml\nscrape_configs:\n" + job + https).write(toFile: config, atomically: true, encoding: .utf8)
         for arguments in [["check", "config", config],
                           ["check", "rules", "\(directory)/danube-rules.yml", "\(directory)/danube-alerts.yml"],
                           ["test", "rules", "\(directory)/tests/danube-rules.test.yml"]] {

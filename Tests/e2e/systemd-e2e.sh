@@ -35,7 +35,14 @@ wait_for() { # wait_for seconds command...
     for _ in $(seq $((seconds * 10))); do "$@" && return 0; sleep 0.1; done
     return 1
 }
-scrape() { inside curl -fs http://127.0.0.1:9470/metrics; }
+# After README's block 4 the agent serves TLS with basic auth, as README says to scrape it.
+scrape() {
+    if inside test -f /etc/danube-metrics-agent/web.yml; then
+        inside sh -c 'curl -fs --cacert /etc/danube-metrics-agent/agent.crt -u "prometheus:$(cat /etc/danube-metrics-agent/scrape.password)" https://localhost:9470/metrics'
+    else
+        inside curl -fs http://127.0.0.1:9470/metrics
+    fi
+}
 messages() { scrape | awk '/^danube_topic_messages_in_total/ {s += $2} END {printf "%d", s}'; }
 messages_are() { [ "$(messages)" = "$1" ]; }
 main_pid() { inside systemctl show -p MainPID --value danube-metrics-agent.service; }
@@ -115,13 +122,28 @@ check "STATUS= reports sources and series" \
 deploy 4
 check "the HTTP socket now listens on 0.0.0.0:9470 only" \
     sh -c "[ \"\$(nsenter -t $systemd_pid -a -r systemctl show -p Listen --value danube-metrics-agent-http.socket)\" = '0.0.0.0:9470 (Stream)' ]"
-check "after the socket restart, a scrape starts the agent again and the broker reconnects" wait_for 30 broker_connected
+check "after the socket restart, a scrape (TLS, basic auth) starts the agent again and the broker reconnects" wait_for 30 broker_connected
+check "the key, certificate and web configuration are root:danube-metrics 0640, the password root-only" \
+    sh -c "[ \"\$(nsenter -t $systemd_pid -a -r stat -c '%a %U %G' /etc/danube-metrics-agent/agent.key /etc/danube-metrics-agent/web.yml /etc/danube-metrics-agent/scrape.password | tr '\n' ' ')\" = '640 root danube-metrics 640 root danube-metrics 600 root root ' ]"
+check "a scrape without credentials is refused (401), a wrong password too, plain HTTP gets no answer" \
+    sh -c "[ \"\$(nsenter -t $systemd_pid -a -r curl -s -o /dev/null -w '%{http_code}' --cacert /etc/danube-metrics-agent/agent.crt https://localhost:9470/metrics)\" = 401 ] &&
+        [ \"\$(nsenter -t $systemd_pid -a -r curl -s -o /dev/null -w '%{http_code}' --cacert /etc/danube-metrics-agent/agent.crt -u prometheus:guess https://localhost:9470/metrics)\" = 401 ] &&
+        ! nsenter -t $systemd_pid -a -r curl -fs -o /dev/null http://127.0.0.1:9470/metrics"
+refusals_counted() { scrape | grep '^danube_agent_http_auth_failures_total{reason="wrong"} [1-9]' >/dev/null; }
+check "the refusals are counted (danube_agent_http_auth_failures_total)" refusals_counted
+inside sh -c 'printf "http_server_config:\n  headers:\n    X-Frame-Options: deny\n" >> /etc/danube-metrics-agent/web.yml'
+inside systemctl reload danube-metrics-agent.service
+header_served() {
+    inside sh -c 'curl -fsS -D - -o /dev/null --cacert /etc/danube-metrics-agent/agent.crt -u "prometheus:$(cat /etc/danube-metrics-agent/scrape.password)" https://localhost:9470/healthz' |
+        grep -i '^x-frame-options: deny' >/dev/null
+}
+check "systemctl reload re-reads the web configuration: a header added to it is served" wait_for 5 header_served
 
 deploy 5
 prometheus_has() { # prometheus_has query: the instant query returns at least one series
     inside curl -fsG http://127.0.0.1:9090/api/v1/query --data-urlencode "query=$1" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["data"]["result"] else 1)'
 }
-check "Debian's Prometheus scrapes the agent with the shipped job (up == 1, cluster label set)" \
+check "Debian's Prometheus scrapes the agent with the shipped https job (TLS, basic auth; up == 1, cluster label set)" \
     wait_for 60 prometheus_has 'up{job="danube-metrics-agent", cluster="danube"} == 1'
 check "Prometheus has the broker's series from the agent, its process health included" \
     wait_for 30 prometheus_has 'danube_agent_source_connected{job="danube-metrics-agent", source="danube-broker"} == 1 and on (cluster, instance) danube_process_resident_memory_bytes{source="danube-broker"} > 1e6'

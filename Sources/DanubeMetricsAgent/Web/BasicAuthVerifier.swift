@@ -49,10 +49,17 @@ final class BasicAuthVerifier: Sendable {
 
     /// A bcrypt hash of a random password at `cost` (the decoy that unknown users are checked against).
     static func decoy(cost: Int) -> String {
+        hash(password: Array("danube-metrics-agent-unknown-user".utf8), cost: cost) ?? "$2b$10$abcdefghijklmnopqrstuuXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
+    }
+
+    /// `password` hashed with bcrypt at `cost` and a fresh random salt (libxcrypt reads the system's randomness);
+    /// nil when the password holds a NUL byte or libxcrypt fails.
+    static func hash(password: [UInt8], cost: Int) -> String? {
         var output = [CChar](repeating: 0, count: Int(CRYPT_GENSALT_OUTPUT_SIZE))
-        let salt = crypt_gensalt_rn("$2b$", UInt(max(4, min(31, cost))), nil, 0, &output, Int32(output.count))
-        let setting = salt.map { String(cString: $0) } ?? "$2b$10$abcdefghijklmnopqrstuu"
-        return crypt(password: Array("danube-metrics-agent-unknown-user".utf8), setting: setting) ?? setting
+        guard !password.contains(0), let salt = crypt_gensalt_rn("$2b$", UInt(max(4, min(31, cost))), nil, 0, &output, Int32(output.count)) else {
+            return nil
+        }
+        return crypt(password: password, setting: String(cString: salt))
     }
 
     /// The cost of a bcrypt hash (its two digits).

@@ -83,6 +83,11 @@ public struct WebConfiguration: Sendable, Equatable {
         ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", .TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256),
     ])
 
+    /// A `basic_auth_users` entry's hash for `password`: bcrypt at `cost` (10, as htpasswd -B) with a random salt.
+    public static func bcryptHash(_ password: String, cost: Int = 10) -> String? {
+        BasicAuthVerifier.hash(password: Array(password.utf8), cost: cost)
+    }
+
     /// Parses the file's text; `directory` resolves relative paths. Throws one line naming the key at fault.
     public static func parse(_ text: String, directory: String) throws(AgentConfigurationError) -> WebConfiguration {
         let root: Node?
