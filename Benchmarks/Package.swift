@@ -23,11 +23,14 @@ let package = Package(
             dependencies: ["BenchmarkSupport", .product(name: "DanubeMetricsEmitter", package: "danube-metrics-agent")],
             path: "Tools/FlusherCost"
         ),
-        .executableTarget(
-            name: "ScaleBench",
+        // Emitter connections that fill an agent with a given number of series (ScaleBench, TLSBench).
+        .target(
+            name: "ScaleFeed",
             dependencies: [.product(name: "DanubeMetricsWire", package: "danube-metrics-agent")],
-            path: "Tools/ScaleBench"
+            path: "Tools/ScaleFeed"
         ),
+        .executableTarget(name: "ScaleBench", dependencies: ["ScaleFeed"], path: "Tools/ScaleBench"),
+        .executableTarget(name: "TLSBench", dependencies: ["ScaleFeed"], path: "Tools/TLSBench"),
         .executableTarget(
             name: "RenderTiming",
             dependencies: [

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Tools: dpkg-shlibdeps (dpkg-dev), help2man for the man page, lintian for the check.
 missing=()
-for tool in dpkg-dev help2man lintian libsystemd-dev zlib1g-dev libsnappy-dev libcrypt-dev pkg-config; do
+for tool in dpkg-dev help2man lintian libsystemd-dev zlib1g-dev libsnappy-dev libcrypt-dev libyaml-dev pkg-config; do
     dpkg-query -W -f='${Status}' "$tool" 2>/dev/null | grep -q "install ok installed" || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -53,9 +53,21 @@ import Testing
         // exporter-toolkit: a TLS section that sets nothing is plain HTTP; an empty file is no configuration.
         #expect(try WebConfiguration.parse("tls_server_config: {}\n", directory: "/").tls == nil)
         #expect(try WebConfiguration.parse("", directory: "/") == WebConfiguration())
+        #expect(try WebConfiguration.parse("tls_server_config:\nhttp_server_config: ~\n", directory: "/") == WebConfiguration())
+        // YAML 1.1 booleans, as Go's yaml.v2 reads them; a quoted "yes" is a string.
+        #expect(try WebConfiguration.parse("tls_server_config:\n  cert_file: a\n  key_file: b\n  prefer_server_cipher_suites: no\n",
+                                           directory: "/").tls?.preferServerCipherSuites == false)
+        // Anchors and aliases resolve; an alias bomb stops at the node bound instead of filling memory.
+        let anchored = try WebConfiguration.parse("x: &u $2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi\n".replacingOccurrences(of: "x: ", with: "basic_auth_users:\n  a: ") + "  b: *u\n", directory: "/")
+        #expect(anchored.basicAuthUsers["a"] == anchored.basicAuthUsers["b"] && anchored.basicAuthUsers.count == 2)
+        var bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for level in 1...8 { bomb += "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        #expect(throws: AgentConfigurationError.self) { try WebConfiguration.parse(bomb, directory: "/") }
 
         let refused: [(String, String)] = [
-            ("tls_server_config: [", "not YAML"),
+            ("tls_server_config: [", "not YAML: did not find expected node content at line 2, column 1"),
+            ("tls_server_config:\n  cert_file: a\n  key_file: b\n  prefer_server_cipher_suites: \"yes\"\n", "must be true or false"),
+            ("tls_server_config:\n  cert_file: a\n  cert_file: b\n", "cert_file is given twice"),
             ("tls_server_config:\n  cert_fil: a.crt\n", "unknown key cert_fil"),
             ("tls_server_config:\n  cert_file: a.crt\n", "missing one of key or key_file"),
             ("tls_server_config:\n  key_file: a.key\n", "missing one of cert or cert_file"),

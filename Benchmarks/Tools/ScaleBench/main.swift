@@ -1,4 +1,5 @@
 import Foundation
+import ScaleFeed
 
 // The scale benchmark: a release agent fed through real SEQPACKET connections by 10 sources until it holds
 // `series` series (80% counters, 15% gauges, 5% histograms of 19 bounds, 4 labels), then what a user sees:
@@ -51,19 +52,9 @@ func sample(_ text: String, startingWith prefix: String) -> Double {
 
 func scrape(_ port: Int) -> String { shell(["curl", "-s", "http://127.0.0.1:\(port)/metrics"]) }
 
-func rssBytes(_ pid: Int32) -> Double {
-    let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-    let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-    return (Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? .nan) * 1024
-}
-
-func cpuSeconds(_ pid: Int32) -> Double {
-    let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
-    let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
-    return (Double(fields[11])! + Double(fields[12])!) / Double(sysconf(Int32(_SC_CLK_TCK)))
-}
-
-func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+func rssBytes(_ pid: Int32) -> Double { ProcessProbe.rssBytes(pid) }
+func cpuSeconds(_ pid: Int32) -> Double { ProcessProbe.cpuSeconds(pid) }
+func median(_ values: [Double]) -> Double { ProcessProbe.median(values) }
 
 struct Row {
     var series: Int

@@ -1,5 +1,4 @@
 import NIOSSL
-import Yams
 
 /// The web configuration file (`--web.config.file`) in the format Prometheus and its exporters read
 /// (exporter-toolkit): `tls_server_config`, `http_server_config` and `basic_auth_users`. Read strictly as they do:
@@ -90,11 +89,11 @@ public struct WebConfiguration: Sendable, Equatable {
 
     /// Parses the file's text; `directory` resolves relative paths. Throws one line naming the key at fault.
     public static func parse(_ text: String, directory: String) throws(AgentConfigurationError) -> WebConfiguration {
-        let root: Node?
+        let root: YAMLNode?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try YAMLNode.parse(text)
         } catch {
-            throw AgentConfigurationError(.webConfig, "not YAML: \(String(describing: error).split(separator: "\n").joined(separator: " "))")
+            throw AgentConfigurationError(.webConfig, "not YAML: \(error.description)")
         }
         var configuration = WebConfiguration()
         guard let root else { return configuration }  // an empty file: plain HTTP, no authentication
@@ -130,7 +129,7 @@ public struct WebConfiguration: Sendable, Equatable {
         return configuration
     }
 
-    private static func parseTLS(_ node: Node, directory: String) throws(AgentConfigurationError) -> TLSServer? {
+    private static func parseTLS(_ node: YAMLNode, directory: String) throws(AgentConfigurationError) -> TLSServer? {
         let fields = try mapping(node, "tls_server_config", keys: [
             "cert_file", "key_file", "cert", "key", "client_ca_file", "client_ca", "client_auth_type", "min_version", "max_version",
             "cipher_suites", "curve_preferences", "prefer_server_cipher_suites", "client_allowed_sans",
@@ -188,11 +187,13 @@ public struct WebConfiguration: Sendable, Equatable {
     // MARK: strict reading of YAML nodes
 
     /// A mapping's entries by key; `keys` (when given) are the only ones allowed.
-    private static func mapping(_ node: Node, _ what: String, keys: Set<String>?) throws(AgentConfigurationError) -> [String: Node] {
+    private static func mapping(_ node: YAMLNode, _ what: String, keys: Set<String>?) throws(AgentConfigurationError) -> [String: YAMLNode] {
+        if case .scalar(let text, plain: true) = node, ["", "~", "null", "Null", "NULL"].contains(text) { return [:] }  // a key with no value
         guard case .mapping(let mapping) = node else { throw AgentConfigurationError(.webConfig, "\(what) must be a mapping") }
-        var fields: [String: Node] = [:]
-        for (key, value) in mapping {
-            guard let name = key.string else { throw AgentConfigurationError(.webConfig, "\(what): a key is not a string") }
+        var fields: [String: YAMLNode] = [:]
+        for pair in mapping {
+            let value = pair.value
+            guard let name = pair.key.string else { throw AgentConfigurationError(.webConfig, "\(what): a key is not a string") }
             if let keys, !keys.contains(name) {
                 throw AgentConfigurationError(.webConfig, "\(what): unknown key \(name) (known: \(keys.sorted().joined(separator: ", ")))")
             }
@@ -201,17 +202,17 @@ public struct WebConfiguration: Sendable, Equatable {
         return fields
     }
 
-    private static func string(_ node: Node, _ what: String) throws(AgentConfigurationError) -> String {
-        guard case .scalar(let scalar) = node else { throw AgentConfigurationError(.webConfig, "\(what) must be a string") }
-        return scalar.string
+    private static func string(_ node: YAMLNode, _ what: String) throws(AgentConfigurationError) -> String {
+        guard let text = node.string else { throw AgentConfigurationError(.webConfig, "\(what) must be a string") }
+        return text
     }
 
-    private static func bool(_ node: Node, _ what: String) throws(AgentConfigurationError) -> Bool {
+    private static func bool(_ node: YAMLNode, _ what: String) throws(AgentConfigurationError) -> Bool {
         guard let value = node.bool else { throw AgentConfigurationError(.webConfig, "\(what) must be true or false") }
         return value
     }
 
-    private static func list<Value>(_ node: Node, _ what: String, from names: [String: Value]) throws(AgentConfigurationError) -> [Value] {
+    private static func list<Value>(_ node: YAMLNode, _ what: String, from names: [String: Value]) throws(AgentConfigurationError) -> [Value] {
         guard case .sequence(let sequence) = node else { throw AgentConfigurationError(.webConfig, "\(what) must be a list") }
         var values: [Value] = []
         for item in sequence {

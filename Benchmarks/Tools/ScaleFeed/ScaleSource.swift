@@ -5,17 +5,17 @@ import Foundation
 /// 5% histograms of 19 bounds, 4 labels each, in families of at most 8,000 series as the default per-family
 /// limit allows) and sends deltas, reading the agent's acknowledgements as it goes (an agent whose replies
 /// pile up stops reading, as it should).
-final class ScaleSource: @unchecked Sendable {
+public final class ScaleSource: @unchecked Sendable {
     static let bounds: [Double] = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 120_000]
     /// NATIVE=1: histograms also keep the catalog's native latency buckets (schema 3, 184).
-    static let native = ProcessInfo.processInfo.environment["NATIVE"] == "1"
+    public static let native = ProcessInfo.processInfo.environment["NATIVE"] == "1"
         ? NativeHistogramSpec(schema: 3, zeroThreshold: 0x1p-5, maxBuckets: 184) : nil
 
     let fd: Int32
-    let definitions: [SeriesDefinition]
+    public let definitions: [SeriesDefinition]
     private var sequence: UInt64 = 1
 
-    init(path: String, source: Int, series: Int) throws {
+    public init(path: String, source: Int, series: Int) throws {
         let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0)
         self.fd = fd
         let rc = try UnixSocketAddress.withSockaddr(path: path) { connect(fd, $0, $1) }
@@ -42,14 +42,14 @@ final class ScaleSource: @unchecked Sendable {
         _ = reply.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
     }
 
-    func defineAll() {
+    public func defineAll() {
         for start in stride(from: 0, to: definitions.count, by: 150) {
             send(.define(DefineBatch(sequence: next(), definitions: Array(definitions[start..<min(definitions.count, start + 150)]))))
         }
     }
 
     /// One delta for every `stride`-th series starting at `offset` (stride 1: every series).
-    func update(stride step: Int = 1, offset: Int = 0, round: UInt64 = 1) {
+    public func update(stride step: Int = 1, offset: Int = 0, round: UInt64 = 1) {
         var batch = DeltaBatch(sequence: 0)
         for index in Swift.stride(from: offset % step, to: definitions.count, by: step) {
             let definition = definitions[index]
