@@ -1,4 +1,4 @@
-import DanubeMetricsAgent
+@testable import DanubeMetricsAgent
 import DanubeMetricsTestKit
 import Foundation
 import Synchronization
@@ -167,6 +167,27 @@ import Testing
         #expect(samples["danube_agent_http_auth_failures_total{reason=\"missing\"}"] == 2)
         #expect(samples["danube_agent_http_auth_failures_total{reason=\"wrong\"}"] == 2)
         #expect((samples["danube_agent_http_tls_handshake_failures_total"] ?? 0) >= 1)
+        emitter.shutdown()
+        await agent.stop()
+    }
+
+    /// A scrape of several MiB goes out over TLS a slice at a time (so that the event loop never encrypts it whole):
+    /// it arrives complete and equal to the plain render.
+    @Test func aLargeScrapeArrivesWholeOverTLS() async throws {
+        let pki = try TestCertificates()
+        let (agent, _) = try await self.agent(pki, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n") {
+            $0.uncataloguedFamilyLimit = 20_000
+        }
+        let emitter = agent.emitter()
+        let padding = String(repeating: "p", count: 120)
+        for index in 0..<20_000 { try emitter.counter("tls_big_total", labels: [("n", "\(index)"), ("pad", padding)]).increment(by: UInt64(index)) }
+        #expect(emitter.waitUntilDelivered(timeout: .seconds(30)))
+        let scrape = try curl(url(agent), ["--cacert", pki.caCert])
+        #expect(scrape.status == 200)
+        let lines = { (text: String) in text.split(separator: "\n").filter { $0.hasPrefix("tls_big_total") } }
+        let served = lines(scrape.body)
+        #expect(scrape.body.utf8.count > 3 * MetricsHTTPHandler.sliceBytes)
+        #expect(served.count == 20_000 && served == lines(String(decoding: agent.agent.renderMetrics(format: .prometheusText), as: UTF8.self)))
         emitter.shutdown()
         await agent.stop()
     }

@@ -84,12 +84,17 @@ func sample(_ text: String, _ name: String) -> Double {
     return .nan
 }
 
-// Fill both with the same series.
+// Fill both with the same series; the sources stay connected to the end (a departed source's gauges go after
+// the gauge grace, and the two expositions would differ).
+var sources: [ScaleSource] = []
 for agent in [plain, secured] {
-    let sources = (0..<10).map { try! ScaleSource(path: agent.socket, source: $0, series: series / 10) }
-    DispatchQueue.concurrentPerform(iterations: sources.count) { sources[$0].defineAll(); sources[$0].update() }
+    let feeding = (0..<10).map { try! ScaleSource(path: agent.socket, source: $0, series: series / 10) }
+    DispatchQueue.concurrentPerform(iterations: feeding.count) { feeding[$0].defineAll(); feeding[$0].update() }
     while sample(scrape(agent), "danube_agent_series") < Double(series) { sleep(1) }
+    sources += feeding
 }
+sleep(11) // both agents' first heap trim
+let loadedRSS = (plain: rssBytes(plain.pid), tls: rssBytes(secured.pid))
 
 /// Seconds curl takes for one GET (a new connection: handshake, authentication, body), and the bytes received.
 func get(_ agent: Agent, gzip: Bool) -> (seconds: Double, bytes: Int) {
@@ -100,6 +105,28 @@ func get(_ agent: Agent, gzip: Bool) -> (seconds: Double, bytes: Int) {
 }
 
 _ = get(secured, gzip: false) // the one bcrypt verification; later requests use the verified-credentials cache
+// Meanwhile `/healthz` on new connections to each agent, every 20 ms: the slowest says how long a large response
+// held an event loop (and every connection on it, emitters' included).
+final class Probes: @unchecked Sendable {
+    private let lock = NSLock()
+    private var running = true
+    private var slowest: [Int: Double] = [:]
+    var isRunning: Bool { lock.withLock { running } }
+    func stop() { lock.withLock { running = false } }
+    func record(_ port: Int, _ seconds: Double) { lock.withLock { slowest[port] = max(slowest[port] ?? 0, seconds) } }
+    func slowest(_ port: Int) -> Double { lock.withLock { slowest[port] ?? .nan } }
+}
+let probes = Probes()
+let probers = [plain, secured].map { agent in
+    let arguments = ["curl", "-s", "-o", "/dev/null", "-w", "%{time_total}"] + options(agent) + [url(agent, "/healthz")]
+    return Thread {
+        while probes.isRunning {
+            probes.record(agent.port, Double(shell(arguments)) ?? .nan)
+            usleep(20_000)
+        }
+    }
+}
+probers.forEach { $0.start() }
 var times: [String: [Double]] = [:]
 var sizes: [String: Int] = [:]
 for _ in 0..<5 {
@@ -109,6 +136,10 @@ for _ in 0..<5 {
         sizes[name] = result.bytes
     }
 }
+
+probes.stop()
+sleep(2)
+let scrapedRSS = (plain: rssBytes(plain.pid), tls: rssBytes(secured.pid))
 
 // Full handshakes for 10 s (each a new session: no resumption), and what they cost the agent.
 let cpuBefore = cpuSeconds(secured.pid)
@@ -152,6 +183,7 @@ let idleTLS = idleBytesPerConnection(secured, tls: true)
 
 func ms(_ seconds: Double) -> String { String(format: "%.0f ms", seconds * 1_000) }
 func mb(_ bytes: Int?) -> String { String(format: "%.1f MB", Double(bytes ?? 0) / 1e6) }
+_ = sources
 print("TLS benchmark, \(series) series\(slowCipher ? ", TLS 1.2 with AES-128-CBC-SHA only" : "")")
 print("| measure | plain HTTP | TLS + basic auth | ratio |")
 print("| --- | --- | --- | --- |")
@@ -159,6 +191,10 @@ for (label, key) in [("`GET /metrics` (median of 5)", ""), ("`GET /metrics` with
     let plainTime = median(times["plain" + key] ?? [.nan]), tlsTime = median(times["tls" + key] ?? [.nan])
     print("| \(label) | \(ms(plainTime)) (\(mb(sizes["plain" + key]))) | \(ms(tlsTime)) (\(mb(sizes["tls" + key]))) | \(String(format: "%.2fx", tlsTime / plainTime)) |")
 }
+print(String(format: "| slowest `/healthz` on another connection during the GETs | %.0f ms | %.0f ms | |",
+             probes.slowest(plain.port) * 1_000, probes.slowest(secured.port) * 1_000))
+print(String(format: "| agent RSS after the 10 GETs minus before | %+.1f MB | %+.1f MB | |",
+             (scrapedRSS.plain - loadedRSS.plain) / 1e6, (scrapedRSS.tls - loadedRSS.tls) / 1e6))
 print(String(format: "| full TLS handshakes (openssl s_time -new, 10 s) | | %.0f per second, agent CPU %.2f ms each | |",
              handshakes / elapsed, handshakeCPU / handshakes * 1_000))
 print(String(format: "| agent RSS per idle connection (%d open) | %.1f KiB | %.1f KiB | |", idleConnections, idlePlain / 1_024, idleTLS / 1_024))
