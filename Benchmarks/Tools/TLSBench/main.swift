@@ -105,28 +105,55 @@ func get(_ agent: Agent, gzip: Bool) -> (seconds: Double, bytes: Int) {
 }
 
 _ = get(secured, gzip: false) // the one bcrypt verification; later requests use the verified-credentials cache
-// Meanwhile `/healthz` on new connections to each agent, every 20 ms: the slowest says how long a large response
-// held an event loop (and every connection on it, emitters' included).
-final class Probes: @unchecked Sendable {
-    private let lock = NSLock()
-    private var running = true
-    private var slowest: [Int: Double] = [:]
-    var isRunning: Bool { lock.withLock { running } }
-    func stop() { lock.withLock { running = false } }
-    func record(_ port: Int, _ seconds: Double) { lock.withLock { slowest[port] = max(slowest[port] ?? 0, seconds) } }
-    func slowest(_ port: Int) -> Double { lock.withLock { slowest[port] ?? .nan } }
-}
-let probes = Probes()
-let probers = [plain, secured].map { agent in
-    let arguments = ["curl", "-s", "-o", "/dev/null", "-w", "%{time_total}"] + options(agent) + [url(agent, "/healthz")]
-    return Thread {
-        while probes.isRunning {
-            probes.record(agent.port, Double(shell(arguments)) ?? .nan)
-            usleep(20_000)
-        }
+// Meanwhile, on 4 keep-alive connections to each agent (spread over its 2 event loops), `/healthz` every 10 ms:
+// the slowest answer says how long a large response held an event loop, and every connection on it (emitters'
+// included).
+let prober = """
+    import base64, socket, ssl, sys, threading, time
+    port, tls, ca = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
+    request = b"GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\nAuthorization: Basic " + base64.b64encode(b"bench:bench-secret") + b"\\r\\n\\r\\n"
+    context = ssl.create_default_context(cafile=ca)
+    connections = []
+    for _ in range(4):
+        raw = socket.create_connection(("127.0.0.1", port))
+        connections.append(context.wrap_socket(raw, server_hostname="localhost") if tls else raw)
+    slowest, stop = [0.0], threading.Event()
+    def probe():
+        while not stop.is_set():
+            for connection in connections:
+                started = time.monotonic()
+                connection.sendall(request)
+                answer = b""
+                while not answer.endswith(b"OK\\n"):
+                    answer += connection.recv(4096)
+                slowest[0] = max(slowest[0], time.monotonic() - started)
+            time.sleep(0.01)
+    thread = threading.Thread(target=probe)
+    thread.start()
+    sys.stdin.read()
+    stop.set()
+    thread.join()
+    print(slowest[0])
+    """
+final class Prober {
+    let process = Process()
+    let input = Pipe(), output = Pipe()
+    init(_ agent: Agent, tls: Bool) {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", prober, "\(agent.port)", tls ? "1" : "0", "\(directory)/agent.crt"]
+        process.standardInput = input
+        process.standardOutput = output
+        try! process.run()
+    }
+    func slowest() -> Double {
+        try? input.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return Double(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .nan
     }
 }
-probers.forEach { $0.start() }
+let probers = (plain: Prober(plain, tls: false), tls: Prober(secured, tls: true))
+sleep(1)
 var times: [String: [Double]] = [:]
 var sizes: [String: Int] = [:]
 for _ in 0..<5 {
@@ -137,7 +164,7 @@ for _ in 0..<5 {
     }
 }
 
-probes.stop()
+let stalls = (plain: probers.plain.slowest(), tls: probers.tls.slowest())
 sleep(2)
 let scrapedRSS = (plain: rssBytes(plain.pid), tls: rssBytes(secured.pid))
 
@@ -191,8 +218,8 @@ for (label, key) in [("`GET /metrics` (median of 5)", ""), ("`GET /metrics` with
     let plainTime = median(times["plain" + key] ?? [.nan]), tlsTime = median(times["tls" + key] ?? [.nan])
     print("| \(label) | \(ms(plainTime)) (\(mb(sizes["plain" + key]))) | \(ms(tlsTime)) (\(mb(sizes["tls" + key]))) | \(String(format: "%.2fx", tlsTime / plainTime)) |")
 }
-print(String(format: "| slowest `/healthz` on another connection during the GETs | %.0f ms | %.0f ms | |",
-             probes.slowest(plain.port) * 1_000, probes.slowest(secured.port) * 1_000))
+print(String(format: "| slowest `/healthz` on a keep-alive connection during the GETs | %.0f ms | %.0f ms | |",
+             stalls.plain * 1_000, stalls.tls * 1_000))
 print(String(format: "| agent RSS after the 10 GETs minus before | %+.1f MB | %+.1f MB | |",
              (scrapedRSS.plain - loadedRSS.plain) / 1e6, (scrapedRSS.tls - loadedRSS.tls) / 1e6))
 print(String(format: "| full TLS handshakes (openssl s_time -new, 10 s) | | %.0f per second, agent CPU %.2f ms each | |",

@@ -14,7 +14,7 @@ public struct HTTPLimits: Sendable {
     public var requestTimeout: Duration = .seconds(10)
     /// Request line plus headers, in bytes (larger: 431); request bodies are refused beyond the same size (413).
     public var maxRequestBytes = 16 * 1024
-    /// Time a response may take to reach the kernel from its head on (a client that stops reading is closed).
+    /// Time a response may take to reach the kernel once it is written (a client that stops reading is closed).
     public var responseTimeout: Duration = .seconds(60)
 
     public init() {}
@@ -132,12 +132,7 @@ final class HTTPGuard: ChannelDuplexHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let part = unwrapOutboundIn(data)
-        if case .head = part, !refused {
-            // A large body is written in slices before its end: the response timeout runs from its head.
-            arm(context, limits.responseTimeout)
-        }
-        guard case .end = part, !refused else {
+        guard case .end = unwrapOutboundIn(data), !refused else {
             context.write(data, promise: promise)
             return
         }

@@ -82,28 +82,10 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         let keepAlive = request.isKeepAlive
         headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
-        stream(request.method == .HEAD ? ByteBuffer() : body, context: context) { handler in
-            let done = context.writeAndFlush(handler.wrapOutboundOut(.end(nil)))
-            if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+        if request.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
-    }
-
-    /// Bytes of a body written at once. A large body goes out a slice at a time, the next once the previous reached
-    /// the kernel: with TLS, swift-nio-ssl encrypts everything flushed at once on the event loop into a second copy,
-    /// so a 200 MB scrape written whole held the loop (and every connection on it, emitters' included) for a third
-    /// of a second and doubled its memory (docs/BENCHMARKS.md, "TLS and authentication").
-    static let sliceBytes = 1 << 20
-
-    private func stream(_ body: ByteBuffer, context: ChannelHandlerContext, then finish: @escaping (MetricsHTTPHandler) -> Void) {
-        var rest = body
-        guard rest.readableBytes > Self.sliceBytes, let slice = rest.readSlice(length: Self.sliceBytes) else {
-            if rest.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(rest))), promise: nil) }
-            return finish(self)
-        }
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(slice)))).whenSuccess { _ in
-            let (handler, context) = loopBound.value
-            handler.stream(rest, context: context, then: finish)
-        }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
     }
 }

@@ -4,8 +4,8 @@ import NIOHTTP1
 
 /// Lets a request through only with `Authorization: Basic` credentials of a `basic_auth_users` entry (every path,
 /// as exporter-toolkit). A request without them, or with wrong ones, is answered 401 with `WWW-Authenticate` and
-/// its connection closed, so each guess costs a new connection (and handshake); verifications beyond a few waiting
-/// are answered 429 without hashing. While a verification runs, the connection is not read (parts that arrived
+/// its connection closed, so each guess costs a new connection (and handshake); verifications beyond a few waiting,
+/// and guesses from an address that guessed wrong within the last second, are answered 429 without hashing. While a verification runs, the connection is not read (parts that arrived
 /// already wait here, a bounded few).
 final class BasicAuthHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -53,7 +53,8 @@ final class BasicAuthHandler: ChannelInboundHandler, RemovableChannelHandler {
         if security.verifier.cached(user: user, password: password, hash: hash) == true {
             return context.fireChannelRead(data)
         }
-        guard let verification = security.verify(user: user, password: password, hash: hash, decoy: decoy, on: context.eventLoop) else {
+        let address = context.channel.remoteAddress?.ipAddress
+        guard let verification = security.verify(user: user, password: password, hash: hash, decoy: decoy, from: address, on: context.eventLoop) else {
             security.authFailed(.throttled)
             return refuse(head, .tooManyRequests, context)
         }
@@ -70,6 +71,7 @@ final class BasicAuthHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard case .verifying(let held) = state else { return }
         guard verified else {
             security.authFailed(.wrong)
+            security.guessedWrong(from: context.channel.remoteAddress?.ipAddress)
             return refuse(head, .unauthorized, context)
         }
         state = .open

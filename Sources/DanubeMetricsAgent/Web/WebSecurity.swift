@@ -38,6 +38,7 @@ final class WebSecurity: Sendable {
     private let authPool = NIOThreadPool(numberOfThreads: 1)
     static let maxPendingVerifications = 8
     private let pending = NIOLockedValueBox(0)
+    private let penalties = NIOLockedValueBox(GuessPenalties())
     private let loaded: NIOLockedValueBox<Loaded>
     private let counters = NIOLockedValueBox(Counters())
     private let logger: Logger
@@ -125,9 +126,11 @@ final class WebSecurity: Sendable {
 
     // MARK: authentication
 
-    /// Runs bcrypt for one request off the event loops; nil when too many are waiting already (the request is
-    /// answered 429 without any hashing, so a flood of guesses costs one thread at most).
-    func verify(user: String, password: [UInt8], hash: String?, decoy: String, on loop: EventLoop) -> EventLoopFuture<Bool>? {
+    /// Runs bcrypt for one request off the event loops; nil when too many are waiting already or the client's
+    /// address guessed wrong within the last second (the request is answered 429 without any hashing, so a flood
+    /// of guesses costs one thread at most, and one address one bcrypt run per second).
+    func verify(user: String, password: [UInt8], hash: String?, decoy: String, from address: String?, on loop: EventLoop) -> EventLoopFuture<Bool>? {
+        if let address, penalties.withLockedValue({ $0.isPenalized(address, now: .now) }) { return nil }
         let admitted = pending.withLockedValue { pending in
             guard pending < Self.maxPendingVerifications else { return false }
             pending += 1
@@ -141,6 +144,12 @@ final class WebSecurity: Sendable {
     }
 
     func authFailed(_ reason: AuthFailure) { counters.withLockedValue { $0.authFailures[reason.rawValue, default: 0] &+= 1 } }
+
+    /// Wrong credentials from `address`: its next unknown ones wait a second (`GuessPenalties`).
+    func guessedWrong(from address: String?) {
+        guard let address else { return }
+        penalties.withLockedValue { $0.penalize(address, now: .now) }
+    }
     func handshakeFailed() { counters.withLockedValue { $0.handshakeFailures &+= 1 } }
 
     func authFailures(_ reason: AuthFailure) -> UInt64 { counters.withLockedValue { $0.authFailures[reason.rawValue] ?? 0 } }
