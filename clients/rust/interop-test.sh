@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Rust emitter against the Swift agent, run by ./dev test (so by CI):
 #   1. the crate's own suite (cargo fmt/clippy where installed, cargo test --offline: golden vectors, hot path,
-#      allocation budget, a real agent SIGKILLed while four threads record);
+#      allocation budget, a real agent SIGKILLed while four threads record), and again with the portable platform
+#      layer forced (--cfg danube_metrics_force_portable: what macOS and Windows compile);
 #   2. the chaos command with the crate's Danube-style broker example as its emitters: the agent is SIGKILLed
 #      again and again, and every counter, bucket, count and sum on /metrics must equal what they recorded;
 #   3. an agent started with --allow-user for another uid refuses the example, which says so and exits 1;
@@ -24,6 +25,13 @@ fail() { echo "interop: FAILED: $*" >&2; [ -f "$work/agent.log" ] && tail -20 "$
 if cargo fmt --version >/dev/null 2>&1; then cargo fmt --check || fail "cargo fmt --check"; fi
 if cargo clippy --version >/dev/null 2>&1; then cargo clippy --offline --all-targets -q -- -D warnings || fail "cargo clippy"; fi
 DANUBE_METRICS_AGENT="$bin/danube-metrics-agent" cargo test --offline
+# The portable platform layer (what macOS and Windows builds compile), forced on Linux: lint-clean, and it
+# records without delivering (tests/portable.rs; the unit tests run under it too).
+portable=(env RUSTFLAGS="--cfg danube_metrics_force_portable" CARGO_TARGET_DIR=target/portable)
+if cargo clippy --version >/dev/null 2>&1; then
+    "${portable[@]}" cargo clippy --offline --all-targets -q -- -D warnings || fail "cargo clippy (portable)"
+fi
+"${portable[@]}" cargo test --offline --lib --test portable || fail "cargo test (portable)"
 cargo build --offline --release --lib --examples -q
 
 "$bin/danube-metrics-chaos" --duration "$seconds" --emitters 2 --emitter-command "$PWD/target/release/examples/broker" \

@@ -507,7 +507,7 @@ pub(crate) fn read(series: &Series) -> Vec<u64> {
 fn connect_failure_level(reason: &str) -> Level {
     if reason.contains("refused the connection") {
         Level::Error
-    } else if reason.ends_with(NOT_ADMITTED) {
+    } else if reason.ends_with(NOT_ADMITTED) || reason == crate::platform::UNSUPPORTED {
         Level::Warn
     } else {
         Level::Debug

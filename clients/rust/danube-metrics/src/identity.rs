@@ -6,11 +6,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::process;
-
-extern "C" {
-    fn getuid() -> u32;
-}
+use crate::{platform, process};
 
 /// Environment variable that overrides the ingest socket path for agent and emitters alike.
 pub const SOCKET_ENV: &str = "DANUBE_METRICS_SOCKET";
@@ -30,8 +26,10 @@ pub fn default_socket() -> PathBuf {
     if std::path::Path::new(SYSTEM_SOCKET).exists() {
         return PathBuf::from(SYSTEM_SOCKET);
     }
-    // SAFETY: getuid(2) cannot fail.
-    let uid = unsafe { getuid() };
+    let Some(uid) = platform::uid() else {
+        // No user ids (the portable layer): one path per machine, in its temporary directory.
+        return std::env::temp_dir().join("danube-metrics-agent/ingest.sock");
+    };
     if uid == 0 {
         return PathBuf::from(SYSTEM_SOCKET);
     }

@@ -18,6 +18,9 @@
 //! background thread sends compact deltas to the agent over a Unix SEQPACKET socket (`docs/PROTOCOL.md`), with
 //! exactly-once delivery across agent restarts and crashes. While the agent is away, updates keep accumulating
 //! in place and are delivered after it comes back. Series recorded before `install` are delivered too.
+//!
+//! Linux delivers; other targets (macOS, Windows) compile the same API and record without delivering, saying so
+//! once (`platform`).
 #![warn(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 mod c_api;
@@ -33,6 +36,7 @@ mod handles;
 mod identity;
 mod macros;
 mod native;
+pub mod platform;
 mod process;
 mod registry;
 mod series_set;

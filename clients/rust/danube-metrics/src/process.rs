@@ -1,19 +1,12 @@
 //! The emitting process's health as gauges labelled with the emitter's source, like the Swift emitter's
 //! `ProcessReporter`: CPU in use, resident memory, descriptors and their limit, threads and start time. The
 //! agent's own `process_*` metrics describe the agent; these describe the broker. Sampled on the flusher thread
-//! every 5 s from /proc/self (a few small reads), never on the hot path.
+//! every 5 s from /proc/self (a few small reads), never on the hot path. Where there is no /proc (the portable
+//! platform layer's targets), nothing is sampled.
 
 use crate::handles::Gauge;
+use crate::platform;
 use std::time::{Duration, Instant};
-
-extern "C" {
-    fn sysconf(name: i32) -> i64;
-    fn getrlimit(resource: i32, limits: *mut [u64; 2]) -> i32;
-}
-
-const SC_CLK_TCK: i32 = 2;
-const SC_PAGESIZE: i32 = 30;
-const RLIMIT_NOFILE: i32 = 7;
 
 /// How often the process is sampled.
 pub(crate) const INTERVAL: Duration = Duration::from_secs(5);
@@ -50,8 +43,7 @@ pub(crate) fn boot_time_seconds() -> Option<u64> {
 }
 
 pub(crate) fn clock_ticks() -> u64 {
-    // SAFETY: sysconf(3) with a valid name has no preconditions.
-    unsafe { sysconf(SC_CLK_TCK) }.max(1) as u64
+    platform::clock_ticks()
 }
 
 pub(crate) fn snapshot() -> Option<Snapshot> {
@@ -60,13 +52,10 @@ pub(crate) fn snapshot() -> Option<Snapshot> {
     // Field numbers as in proc(5): utime 14, stime 15, num_threads 20, starttime 22, rss 24 (pages).
     let field = |number: usize| fields.get(number - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     let ticks = clock_ticks() as f64;
-    // SAFETY: sysconf(3) with a valid name has no preconditions.
-    let page_size = unsafe { sysconf(SC_PAGESIZE) }.max(1) as f64;
+    let page_size = platform::page_size() as f64;
     // Less the descriptor that lists the directory.
     let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count().saturating_sub(1));
-    let mut limits = [0u64; 2];
-    // SAFETY: `limits` is a valid, writable struct rlimit {rlim_cur, rlim_max} on 64-bit Linux.
-    let max_fds = if unsafe { getrlimit(RLIMIT_NOFILE, &mut limits) } == 0 { limits[0] as f64 } else { 1024.0 };
+    let max_fds = platform::open_file_limit().unwrap_or(1024) as f64;
     Some(Snapshot {
         cpu_seconds: (field(14) + field(15)) / ticks,
         resident_bytes: field(24) * page_size,
