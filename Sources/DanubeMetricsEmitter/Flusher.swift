@@ -150,7 +150,12 @@ final class Flusher {
             return true
         } catch {
             stats.connectFailures += 1
-            if stats.lastError != error.message {
+            // The first failure of an emitter that never reached its agent is a warning, so that a program pointed
+            // at the wrong socket says so at once; later ones only when the reason changes.
+            if stats.connects == 0, stats.lastError == nil {
+                logger.log(level: .warning, "cannot reach the metrics agent; recording continues and is delivered once it is reachable",
+                           metadata: ["socket": "\(configuration.socketPath)", "reason": "\(error.message)"])
+            } else if stats.lastError != error.message {
                 logger.log(level: error.needsOperator ? .warning : .debug, "cannot reach the metrics agent",
                            metadata: ["reason": "\(error.message)"])
             }

@@ -7,7 +7,9 @@ import Testing
 /// socket-activated), and what it cannot deliver is reported.
 @Suite struct DrainTests {
     @Test func withoutAnAgentShutdownKeepsTryingUntilItsTimeoutAndReportsTheRest() throws {
-        let emitter = TestAgent.emitter(socketPath: Scratch.path("nowhere", suffix: ".sock"))
+        let logs = LogCapture()
+        let socket = Scratch.path("nowhere", suffix: ".sock")
+        let emitter = TestAgent.emitter(socketPath: socket, logger: logs.logger)
         try emitter.counter("test_never_delivered_total").increment(by: 3)
         let started = ContinuousClock.now
         let stats = emitter.shutdown(timeout: .milliseconds(600))
@@ -15,6 +17,10 @@ import Testing
         #expect(took >= .milliseconds(550) && took < .seconds(5), "shutdown took \(took)")
         #expect(stats.connects == 0 && stats.connectFailures >= 2)
         #expect(stats.undeliveredSeries == 1)
+        // Said at the first failure, once, with the socket: a program pointed at the wrong path says so at once
+        // (as the Rust emitter does: clients/rust/danube-metrics/tests/shutdown.rs).
+        let warnings = logs.all.filter { $0.hasPrefix("warning cannot reach the metrics agent") }
+        #expect(warnings.count == 1 && warnings.first?.contains("socket=\(socket)") == true, "\(logs.all)")
     }
 
     @Test func anAgentThatComesUpDuringTheDrainGetsEverything() async throws {

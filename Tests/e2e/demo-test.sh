@@ -23,6 +23,14 @@ demo=$!
 set +m
 for _ in $(seq 600); do grep -q "is serving live Danube metrics" "$work/demo.log" && break; sleep 0.1; done
 grep -q "is serving live Danube metrics" "$work/demo.log" || fail "the demo did not start"
+# The banner names the socket and how to add the Rust broker example; run that, as a user would, with a bound.
+grep -qx "Ingest socket: $work/ingest.sock" "$work/demo.log" || fail "the banner does not name the ingest socket"
+example="$(grep -A1 "Add the Rust emitter's broker example" "$work/demo.log" | tail -1)"
+[[ "$example" == *"cargo run --offline --example broker -- --socket '$work/ingest.sock')" ]] || fail "no example line: $example"
+(eval "${example%)} --messages 300 --drain-timeout 10)") >"$work/example.log" 2>&1 || fail "the example failed: $(tail -5 "$work/example.log")"
+curl -fs "http://127.0.0.1:$port/metrics" | grep -q '^danube_agent_source_last_seen_timestamp_seconds{source="danube-broker-example"}' \
+    || fail "the example's source is not on /metrics"
+echo "demo-test: ok: the banner's example line delivers to the demo, as its own source"
 kill -INT "$demo"
 status=0
 for _ in $(seq 300); do kill -0 "$demo" 2>/dev/null || break; sleep 0.1; done
@@ -30,7 +38,7 @@ kill -0 "$demo" 2>/dev/null && { kill -TERM "$demo"; fail "the demo did not stop
 wait "$demo" || status=$?
 [ "$status" -eq 0 ] || fail "Ctrl-C ended the demo with status $status"
 ! grep -q "unbound variable" "$work/demo.log" || fail "the demo's stop ran into an unbound variable"
-[ "$(grep -c "source finished" "$work/demo.log")" -eq 3 ] || fail "the load generator's three sources did not finish (drain) before the agent stopped"
+[ "$(grep -cE "source=danube-(broker|wal|cloud) source_pid=.*source finished" "$work/demo.log")" -eq 3 ] || fail "the load generator's three sources did not finish (drain) before the agent stopped"
 grep -q "agent stopped" "$work/demo.log" || fail "the agent did not stop cleanly"
 ! pgrep -f "danube-metrics-(agent|loadgen) .*$work/ingest.sock" >/dev/null || fail "processes left running"
 echo "demo-test: ok: Ctrl-C stops the demo cleanly, sources drain first"

@@ -59,6 +59,32 @@ grep -q "peer_uid=$(id -u) .*emitter connection refused: its user and groups are
 stop_agent
 echo "interop: ok: an --allow-user $other_uid agent refused the Rust emitter (uid $(id -u)): not_permitted"
 
+# SIGTERM, as a service manager or a container runtime stops a broker: the example's workers stop, its bounded
+# shutdown delivers, and every update recorded before the signal is on /metrics, exactly.
+start_agent
+target/release/examples/broker --socket "$work/ingest.sock" --rate 4000 --drain-timeout 10 --report \
+    >"$work/sigterm.json" 2>"$work/sigterm.log" &
+broker_pid=$!
+sleep 2
+kill -TERM "$broker_pid"
+wait "$broker_pid" || fail "the example did not exit cleanly after SIGTERM: $(cat "$work/sigterm.log")"
+curl -fs "http://127.0.0.1:$port/metrics" >"$work/sigterm.metrics"
+python3 - "$work/sigterm.json" "$work/sigterm.metrics" <<'PYTHON' || fail "after SIGTERM, /metrics differs from what the example recorded"
+import json, sys
+recorded = json.load(open(sys.argv[1]))["recorded"]
+shown = {}
+for line in open(sys.argv[2]):
+    if line and not line.startswith("#"):
+        key, _, value = line.rstrip("\n").rpartition(" ")
+        shown[key] = float(value)
+wrong = {k: (v, shown.get(k)) for k, v in recorded.items() if shown.get(k) != v}
+assert recorded and not wrong, f"{len(wrong)} of {len(recorded)} samples differ, e.g. {list(wrong.items())[:3]}"
+orders = sum(v for k, v in recorded.items() if k.startswith("danube_topic_messages_in_total{"))
+print(f"interop: {len(recorded)} samples equal, {int(orders)} messages recorded before SIGTERM")
+PYTHON
+stop_agent
+echo "interop: ok: SIGTERM to the broker example: every update recorded before it is on /metrics"
+
 cc -O2 -Wall -Werror -Iinclude tests/c/emit.c target/release/libdanube_metrics.a -lpthread -ldl -lm -o "$work/emit"
 start_agent
 "$work/emit" "$work/ingest.sock" || fail "the C program"

@@ -83,14 +83,15 @@ final class TestAgent: Sendable {
         TestAgent.emitter(socketPath: socketPath, name: name, processMetrics: processMetrics, spans: spans)
     }
 
-    static func emitter(socketPath: String, name: String = "test-emitter", processMetrics: Bool = false, spans: Bool = false) -> Emitter {
+    static func emitter(socketPath: String, name: String = "test-emitter", processMetrics: Bool = false, spans: Bool = false,
+                        logger: Logger = Logger(label: "danube.metrics.emitter")) -> Emitter {
         var configuration = EmitterConfiguration(socketPath: socketPath, sourceName: name)
         configuration.reportsProcessMetrics = processMetrics
         configuration.sendsSpans = spans
         configuration.flushInterval = .milliseconds(20)
         configuration.reconnectBackoff = .milliseconds(10)...(.milliseconds(100))
         configuration.acknowledgementTimeout = .seconds(1)
-        return Emitter(configuration: configuration)
+        return Emitter(configuration: configuration, logger: logger)
     }
 }
 

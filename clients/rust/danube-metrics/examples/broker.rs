@@ -5,6 +5,10 @@
 //! can compare them exactly (the chaos command does, while it SIGKILLs the agent).
 //!
 //! cargo run --example broker -- --socket /run/danube-metrics-agent/ingest.sock --rate 2000
+//! (beside `./dev demo`: `--socket .danube-metrics/ingest.sock` from the repository's root, as the demo prints)
+//!
+//! SIGTERM or SIGINT stops the workers, then `shutdown_within(--drain-timeout)` delivers what they recorded: the
+//! shape of the signal handling docs/DANUBE-INTEGRATION.md adds to danube-broker.
 
 use danube_metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -122,7 +126,8 @@ struct Options {
 fn parse() -> Result<Options, String> {
     let mut o = Options {
         socket: None,
-        source_name: "danube-broker".into(),
+        // Not the load generator's danube-broker: beside `./dev demo`, both show on the same /metrics.
+        source_name: "danube-broker-example".into(),
         broker_id: "1".into(),
         threads: 4,
         rate: 2_000,

@@ -113,7 +113,9 @@ fn run(mut flusher: Flusher, shared: &Shared, interval: Duration, process_source
 }
 
 /// The running emitter. Dropping it leaves the flusher running (like an installed `metrics` recorder); call
-/// [`Handle::shutdown`] before the process exits so that the last updates are delivered.
+/// [`Handle::shutdown`] before the process exits so that the last updates are delivered. Clones share the one
+/// emitter: a signal-handling task can hold one and shut down from there (see [`Handle::shutdown_within`]).
+#[derive(Clone)]
 pub struct Handle {
     shared: Arc<Shared>,
 }
@@ -153,14 +155,20 @@ impl Handle {
     /// Final flush, waiting up to `Config::shutdown_timeout` for the agent's acknowledgement (reconnecting if
     /// it is restarting), then GOODBYE; the flusher thread ends. Returns the final statistics: a non-zero
     /// `undelivered_series` says what did not reach the agent.
-    pub fn shutdown(self) -> Stats {
+    pub fn shutdown(&self) -> Stats {
         let timeout = self.shared.lock().shutdown_timeout;
         self.shutdown_within(timeout)
     }
 
-    /// [`Handle::shutdown`] with its own bound.
-    pub fn shutdown_within(self, timeout: Duration) -> Stats {
+    /// [`Handle::shutdown`] with its own bound: it returns within `timeout` plus one handshake timeout (a connect
+    /// in progress), from any thread, any number of times (once stopped, at once, with the final statistics).
+    /// It blocks: from an async signal handler, call it through `tokio::task::spawn_blocking` (or after the
+    /// runtime's other tasks ended), as docs/DANUBE-INTEGRATION.md shows.
+    pub fn shutdown_within(&self, timeout: Duration) -> Stats {
         let mut control = self.shared.lock();
+        if control.stopped {
+            return control.stats.clone();
+        }
         control.shutdown_timeout = timeout;
         control.stopping = true;
         self.shared.changed.notify_all();

@@ -178,7 +178,19 @@ impl Flusher {
             }
             Err(reason) => {
                 self.stats.connect_failures += 1;
-                if self.stats.last_error.as_deref() != Some(reason.as_str()) {
+                // The first failure of an emitter that never reached its agent is a warning, so that a program
+                // pointed at the wrong socket says so at once; later ones only when the reason changes.
+                let first = self.stats.connects == 0 && self.stats.last_error.is_none();
+                if first {
+                    log(
+                        Level::Warn.max(connect_failure_level(&reason)),
+                        &format!(
+                            "cannot reach the metrics agent at {}: {reason}; recording continues and is delivered \
+                             once it is reachable",
+                            self.settings.socket.display()
+                        ),
+                    );
+                } else if self.stats.last_error.as_deref() != Some(reason.as_str()) {
                     log(connect_failure_level(&reason), &format!("cannot reach the metrics agent: {reason}"));
                 }
                 self.stats.last_error = Some(reason);
