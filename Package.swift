@@ -98,6 +98,7 @@ let package = Package(
             dependencies: [
                 "DanubeMetricsEmitter",
                 "DanubeMetrics",
+                "DanubeMetricsCatalog",
                 "DanubeMetricsTestKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

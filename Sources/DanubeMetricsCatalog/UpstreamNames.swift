@@ -1,5 +1,7 @@
-/// What Danube records today (v0.15.1, through the `metrics` crate): every `danube_*` name with the label names
-/// its call sites use. The built-in catalog accepts all of it, so that a broker switched to the Rust emitter
+/// What Danube records today (v0.15.1, through the `metrics` crate): every name any crate of its workspace
+/// records, with the label names its call sites use: 45 `danube_*` names (danube-broker, danube-persistent-storage,
+/// danube-schema) and danube-edge's 8 `mqtt_*` names (its MQTT gateway, which the broker links); danube-iceberg
+/// records none. (Taken from every `counter!`, `gauge!` and `histogram!` of the v0.15.1 workspace.) The built-in catalog accepts all of it, so that a broker switched to the Rust emitter
 /// (`clients/rust/danube-metrics`) loses no series even in strict mode and danube-admin's PromQL keeps working:
 ///
 /// - A name the plan also has (`danube_topic_messages_in_total`, ...) keeps the plan's specification, widened:
@@ -24,9 +26,13 @@ public enum UpstreamNames {
         public var planEquivalent: String?
         public var maxSeries: Int
         public var buckets: [Double]?
+        /// The area of `docs/CATALOG.md` its family goes in (names only upstream has).
+        public var area: String
+        /// What a label holds, where upstream's meaning needs saying.
+        public var labelNotes: [String: String]
 
         init(_ name: String, _ type: FamilyType, _ labels: [String], help: String = "", plan: String? = nil,
-             max: Int = 50_000, buckets: [Double]? = nil) {
+             max: Int = 50_000, buckets: [Double]? = nil, area: String = UpstreamNames.area, labelNotes: [String: String] = [:]) {
             self.name = name
             self.type = type
             self.labels = labels
@@ -34,13 +40,24 @@ public enum UpstreamNames {
             planEquivalent = plan
             maxSeries = max
             self.buckets = buckets
+            self.area = area
+            self.labelNotes = labelNotes
         }
     }
 
     /// Durations of the load manager's rebalancing cycle, in seconds: 10 ms to 10 minutes.
     public static let rebalancingCycleBuckets: [Double] = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600]
 
-    /// The 45 names, as upstream's call sites record them.
+    /// Messages per batch the Edge MQTT ingester writes to the WAL (its default batch is 100): 1 to 10,000.
+    public static let batchSizeBuckets: [Double] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 10_000]
+
+    /// What `topic` holds on the gateway's message counters.
+    static let mqttTopicNote = "The MQTT topic the device published to, as it sent it (`device/42/telemetry`; `_session` for a keep-alive timeout): one series per device topic, hence the limit."
+
+    /// The area of danube-edge's MQTT gateway families.
+    public static let edgeArea = "Upstream Edge (MQTT)"
+
+    /// The 53 names, as upstream's call sites record them.
     public static let usages: [Usage] = [
         // Names the plan has too: the plan's family, widened.
         Usage("danube_topic_messages_in_total", .counter, ["topic"]),
@@ -120,11 +137,30 @@ public enum UpstreamNames {
               buckets: BuiltinCatalog.latencyBuckets),
         Usage("danube_rebalancing_cycle_duration_seconds", .histogram, [],
               help: "Duration of rebalancing cycle execution in seconds", max: 16, buckets: rebalancingCycleBuckets),
+        // danube-edge's MQTT gateway (src/mqtt/metrics.rs), recorded in the broker that links it.
+        Usage("mqtt_connections_total", .counter, [], help: "MQTT sessions established (after CONNACK).", max: 16, area: edgeArea),
+        Usage("mqtt_connections_active", .gauge, [], help: "MQTT sessions open now.", max: 16, area: edgeArea),
+        Usage("mqtt_connections_rejected_total", .counter, [], help: "MQTT connections rejected (max_connections reached).",
+              max: 16, area: edgeArea),
+        Usage("mqtt_messages_received_total", .counter, ["topic"], help: "PUBLISH packets received from devices.", max: 10_000,
+              area: edgeArea, labelNotes: ["topic": mqttTopicNote]),
+        Usage("mqtt_messages_dropped_total", .counter, ["topic", "reason"],
+              help: "Messages dropped by the gateway (no topic mapping, failed validation, a transient error, a keep-alive timeout).",
+              max: 10_000, area: edgeArea,
+              labelNotes: ["topic": mqttTopicNote,
+                           "reason": "no_mapping, validation_failed, transient_error or keep_alive_timeout (upstream's values in v0.15.1)."]),
+        Usage("mqtt_ingester_batch_flushes_total", .counter, ["topic"], help: "Batches of MQTT messages written to the WAL.",
+              max: 1_000, area: edgeArea, labelNotes: ["topic": "The Danube topic the batch went to (the mapping's `danube_topic`)."]),
+        Usage("mqtt_ingester_batch_size", .histogram, ["topic"], help: "Messages per batch written to the WAL.", max: 1_000,
+              buckets: batchSizeBuckets, area: edgeArea, labelNotes: ["topic": "The Danube topic the batch went to."]),
+        Usage("mqtt_ingester_flush_latency_ms", .histogram, ["topic"], help: "Time to write one batch to the WAL, in milliseconds.",
+              max: 1_000, buckets: BuiltinCatalog.latencyBuckets, area: edgeArea,
+              labelNotes: ["topic": "The Danube topic the batch went to."]),
     ]
 }
 
 extension UpstreamNames {
-    /// The area of the families only upstream has, in `docs/CATALOG.md`.
+    /// The area of the families only upstream's broker has, in `docs/CATALOG.md`.
     public static let area = "Upstream broker"
 
     /// `spec` with upstream's labels added and every label optional, when upstream records the same name.
@@ -143,10 +179,10 @@ extension UpstreamNames {
         usages.filter { !planned.contains($0.name) }.map { usage in
             FamilySpec(
                 usage.name, usage.type, help: usage.help, unit: unit(of: usage.name),
-                labels: usage.labels.map { LabelSpec($0, required: false, note: upstreamLabelNote($0)) },
+                labels: usage.labels.map { LabelSpec($0, required: false, note: usage.labelNotes[$0] ?? upstreamLabelNote($0)) },
                 buckets: usage.buckets,
                 native: usage.type == .histogram ? BuiltinCatalog.nativeBuckets(unit: unit(of: usage.name), buckets: usage.buckets) : nil,
-                maxSeries: usage.maxSeries, area: area,
+                maxSeries: usage.maxSeries, area: usage.area,
                 note: usage.planEquivalent.map { "The plan records this as `\($0)`." })
         }
     }

@@ -2,9 +2,11 @@ import DanubeMetrics
 import Foundation
 
 /// The cluster side of the simulation, on its own thread: the broker wins a leader election, is assigned its
-/// topics, and every few seconds one topic moves to another broker and back.
+/// topics, and every few seconds one topic moves to another broker and back; its Edge MQTT gateway ingests device
+/// telemetry meanwhile.
 struct ClusterActivity {
     let simulation: SimulatedBroker
+    let edge: EdgeGateway
 
     func run(stop: StopFlag, done: TallyBox) {
         let broker = simulation.broker
@@ -16,6 +18,7 @@ struct ClusterActivity {
         while !stop.isSet {
             Thread.sleep(forTimeInterval: 0.1)
             elapsed += 1
+            edge.tick(elapsed)
             switch elapsed {
             case 3: simulation.leaderElection.set(.following)
             case 10: simulation.leaderElection.set(.leading)

@@ -99,7 +99,8 @@ struct LoadgenCommand: ParsableCommand {
             Thread.sleep(forTimeInterval: Double(startDelayMs) / 1_000)
         }
         let tallies = TallyBox(partitions: simulation.partitions.count)
-        let cluster = Thread { ClusterActivity(simulation: simulation).run(stop: stop, done: tallies) }
+        let edge = try EdgeGateway(emitter: broker)
+        let cluster = Thread { ClusterActivity(simulation: simulation, edge: edge).run(stop: stop, done: tallies) }
         cluster.start()
         let workers = (0..<threads).map { index in
             let thread = Thread {

@@ -25,9 +25,37 @@ import Testing
         }
     }
 
-    @Test func fortyFiveNames() {
-        #expect(UpstreamNames.usages.count == 45)
-        #expect(Set(UpstreamNames.usages.map(\.name)).count == 45)
+    /// Every name the v0.15.1 workspace records: 45 `danube_*` (broker, persistent storage, schema) and danube-edge's
+    /// 8 `mqtt_*`, each once.
+    @Test func fiftyThreeNamesFromEveryCrateOfTheWorkspace() {
+        #expect(UpstreamNames.usages.count == 53)
+        #expect(Set(UpstreamNames.usages.map(\.name)).count == 53)
+        #expect(UpstreamNames.usages.filter { $0.name.hasPrefix("danube_") }.count == 45)
+        let edge = UpstreamNames.usages.filter { $0.area == UpstreamNames.edgeArea }.map(\.name)
+        #expect(Set(edge) == ["mqtt_connections_total", "mqtt_connections_active", "mqtt_connections_rejected_total",
+                              "mqtt_messages_received_total", "mqtt_messages_dropped_total", "mqtt_ingester_batch_flushes_total",
+                              "mqtt_ingester_batch_size", "mqtt_ingester_flush_latency_ms"])
+    }
+
+    /// danube-edge's call sites, value for value (session.rs, ingester.rs, server.rs), in a strict agent.
+    @Test func edgesCallSitesAreAdmittedAsTheyRecord() {
+        let catalog = BuiltinCatalog.catalog
+        let calls: [(String, [(String, String)])] = [
+            ("mqtt_connections_total", []), ("mqtt_connections_active", []), ("mqtt_connections_rejected_total", []),
+            ("mqtt_messages_received_total", [("topic", "device/42/telemetry")]),
+            ("mqtt_messages_dropped_total", [("topic", "_session"), ("reason", "keep_alive_timeout")]),
+            ("mqtt_messages_dropped_total", [("topic", "device/42/telemetry"), ("reason", "validation_failed")]),
+            ("mqtt_ingester_batch_flushes_total", [("topic", "/edge1/telemetry")]),
+            ("mqtt_ingester_batch_size", [("topic", "/edge1/telemetry")]),
+            ("mqtt_ingester_flush_latency_ms", [("topic", "/edge1/telemetry")]),
+        ]
+        for (name, labels) in calls {
+            let usage = UpstreamNames.usages.first { $0.name == name }!
+            guard case .catalogued = catalog.admit(definition(usage, labels: labels + [("broker", "7")]), mode: .strict) else {
+                Issue.record("\(name) \(labels) refused")
+                continue
+            }
+        }
     }
 
     @Test func everyUpstreamSeriesIsAdmittedInStrictMode() {

@@ -32,6 +32,8 @@ if cargo clippy --version >/dev/null 2>&1; then
     "${portable[@]}" cargo clippy --offline --all-targets -q -- -D warnings || fail "cargo clippy (portable)"
 fi
 "${portable[@]}" cargo test --offline --lib --test portable || fail "cargo test (portable)"
+# Publishable: the package builds on its own (what crates.io or a git dependency would get).
+cargo package --offline --allow-dirty -q || fail "cargo package"
 cargo build --offline --release --lib --examples -q
 
 "$bin/danube-metrics-chaos" --duration "$seconds" --emitters 2 --emitter-command "$PWD/target/release/examples/broker" \

@@ -21,6 +21,8 @@ pub(crate) static HISTOGRAM_BUCKETS: &[(&str, &[f64], Option<NativeSpec>)] = &[
     ("danube_wal_flush_latency_ms", &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0, 300000.0], Some(NativeSpec { schema: 3, zero_threshold: 0.03125, max_buckets: 184 })),
     ("danube_wal_fsync_batch_bytes", &[512.0, 2048.0, 8192.0, 32768.0, 131072.0, 524288.0, 2097152.0, 8388608.0, 33554432.0, 134217728.0, 536870912.0], None),
     ("danube_wal_reader_read_latency_ms", &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0, 300000.0], Some(NativeSpec { schema: 3, zero_threshold: 0.03125, max_buckets: 184 })),
+    ("mqtt_ingester_batch_size", &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 10000.0], None),
+    ("mqtt_ingester_flush_latency_ms", &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0, 300000.0], Some(NativeSpec { schema: 3, zero_threshold: 0.03125, max_buckets: 184 })),
 ];
 
 /// Danube's span names (docs/TRACING.md), with the kind each is started with.
