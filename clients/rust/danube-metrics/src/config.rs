@@ -3,12 +3,27 @@
 
 use crate::{default_socket, identity, wire, LogFn, FLUSH_INTERVAL_ENV};
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// Where recorded metrics go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sink {
+    /// Delivered to danube-metrics-agent over its ingest socket (the default).
+    #[default]
+    Agent,
+    /// Served by this process on `/metrics` at this address (Prometheus text format), as
+    /// metrics-exporter-prometheus did: for deployments that scrape the process itself. Nothing is sent to an
+    /// agent, and the socket settings are not used.
+    Exporter(SocketAddr),
+}
 
 /// How the emitter finds and talks to the agent. Every field has a default (`..Default::default()`).
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The agent (default) or an in-process `/metrics` endpoint ([`Sink`]).
+    pub sink: Sink,
     /// Shown in the agent's logs ("danube-broker"). Default: the process name.
     pub source_name: String,
     /// The agent's ingest socket. Default (`None`): [`default_socket`], the same rules as the Swift emitter.
@@ -47,6 +62,7 @@ impl Default for Config {
         let flush_millis =
             std::env::var(FLUSH_INTERVAL_ENV).ok().and_then(|v| v.parse::<u64>().ok()).filter(|v| *v > 0);
         Config {
+            sink: Sink::Agent,
             source_name: identity::process_name(),
             socket: None,
             global_labels: Vec::new(),
@@ -87,6 +103,8 @@ pub enum Error {
     InvalidConfig(String),
     /// The flusher thread could not be started.
     Spawn(std::io::Error),
+    /// `Sink::Exporter`'s address could not be bound (in use, not permitted).
+    Exporter(SocketAddr, std::io::Error),
 }
 
 impl fmt::Display for Error {
@@ -95,6 +113,7 @@ impl fmt::Display for Error {
             Error::AlreadyInstalled => f.write_str("a danube-metrics emitter is already installed in this process"),
             Error::InvalidConfig(why) => write!(f, "invalid danube-metrics configuration: {why}"),
             Error::Spawn(e) => write!(f, "cannot start the danube-metrics flusher thread: {e}"),
+            Error::Exporter(address, e) => write!(f, "cannot serve /metrics on {address}: {e}"),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! shutdown). The thread owns the `Flusher`; the handle and the thread share only a small mutex-guarded control
 //! block and a condition variable.
 
-use crate::config::{validate, Config, Error};
+use crate::config::{validate, Config, Error, Sink};
 use crate::flusher::Flusher;
 use crate::process::ProcessReporter;
 use crate::{log, Level, Stats, LOG};
@@ -24,6 +24,8 @@ pub(crate) struct Shared {
     control: Mutex<Control>,
     changed: Condvar,
     pub(crate) global_labels: Vec<(String, String)>,
+    /// Where `Sink::Exporter` serves `/metrics`.
+    exporter: Option<std::net::SocketAddr>,
 }
 
 impl Shared {
@@ -47,10 +49,27 @@ pub fn install(config: Config) -> Result<Handle, Error> {
         let _ = LOG.set(log);
     }
     crate::trace::configure_sampling(config.trace_sample_ratio, config.trace_slow_threshold);
+    if let Sink::Exporter(address) = config.sink {
+        // No flusher: the exporter reads the cells at each scrape, and there is nothing to deliver or drain.
+        let bound = crate::exporter::start(address, settings.global_labels.clone()).map_err(|e| {
+            INSTALLED.store(false, Ordering::SeqCst);
+            Error::Exporter(address, e)
+        })?;
+        let shared = Arc::new(Shared {
+            control: Mutex::new(Control { stopped: true, ..Control::default() }),
+            changed: Condvar::new(),
+            global_labels: settings.global_labels,
+            exporter: Some(bound),
+        });
+        let _ = SHARED.set(shared.clone());
+        log(Level::Info, &format!("serving /metrics on {bound} (Sink::Exporter)"));
+        return Ok(Handle { shared });
+    }
     let shared = Arc::new(Shared {
         control: Mutex::new(Control { shutdown_timeout: config.shutdown_timeout, ..Control::default() }),
         changed: Condvar::new(),
         global_labels: settings.global_labels.clone(),
+        exporter: None,
     });
     let _ = SHARED.set(shared.clone());
     let interval = config.flush_interval;
@@ -121,6 +140,11 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// Where `Sink::Exporter` serves `/metrics` (the port bound, when 0 was asked for); `None` for the agent.
+    pub fn exporter_address(&self) -> Option<std::net::SocketAddr> {
+        self.shared.exporter
+    }
+
     /// A copy of the delivery statistics as of the last flush.
     pub fn stats(&self) -> Stats {
         self.shared.lock().stats.clone()

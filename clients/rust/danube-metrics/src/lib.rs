@@ -31,6 +31,7 @@ mod config;
 mod connection;
 mod emitter;
 mod exemplars;
+mod exporter;
 mod flusher;
 mod handles;
 mod identity;
@@ -45,7 +46,7 @@ mod totals;
 pub mod trace;
 pub mod wire;
 
-pub use config::{Config, Error};
+pub use config::{Config, Error, Sink};
 pub use emitter::{install, Handle};
 pub use exemplars::Exemplar;
 pub use totals::{recorded_totals, RecordedTotal};

@@ -2,8 +2,9 @@
 //! `SOCK_SEQPACKET`), the user id that picks the default socket path, and the process figures (`/proc`,
 //! `sysconf`, `getrlimit`). Every other target (macOS has no SEQPACKET Unix sockets; Windows has no Unix
 //! sockets for std at all), and Linux built with `--cfg danube_metrics_force_portable`, compiles the same API
-//! from `portable`: recording works as usual (the cells are plain atomics), nothing is delivered (connecting fails
-//! with `UNSUPPORTED`, which the flusher logs once as a warning), and no process figures are sampled.
+//! from `portable`: recording works as usual (the cells are plain atomics), nothing is delivered to an agent
+//! (connecting fails with `UNSUPPORTED`, which the flusher logs once as a warning), and no process figures are
+//! sampled. `Sink::Exporter` (an in-process `/metrics`) works on every target: it needs only std's TCP.
 
 #[cfg(all(target_os = "linux", not(danube_metrics_force_portable)))]
 mod linux;
