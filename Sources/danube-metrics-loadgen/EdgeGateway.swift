@@ -32,13 +32,14 @@ struct EdgeGateway: Sendable {
         }
         let topic = [("topic", Self.danubeTopic)]
         flushes = try emitter.counter("mqtt_ingester_batch_flushes_total", labels: topic)
-        batchSize = try emitter.histogram("mqtt_ingester_batch_size", buckets: Self.buckets("mqtt_ingester_batch_size"), labels: topic)
-        flushLatency = try emitter.histogram("mqtt_ingester_flush_latency_ms", buckets: Self.buckets("mqtt_ingester_flush_latency_ms"),
-                                             labels: topic)
+        batchSize = try Self.histogram(emitter, "mqtt_ingester_batch_size", labels: topic)
+        flushLatency = try Self.histogram(emitter, "mqtt_ingester_flush_latency_ms", labels: topic)
     }
 
-    private static func buckets(_ family: String) -> [Double] {
-        BuiltinCatalog.catalog.family(named: family)?.buckets ?? []
+    /// A histogram with its family's buckets from the catalog, classic and native (the latency one has both).
+    private static func histogram(_ emitter: Emitter, _ family: String, labels: [(String, String)]) throws(EmitterError) -> Histogram {
+        let spec = BuiltinCatalog.catalog.family(named: family)
+        return try emitter.histogram(family, buckets: spec?.buckets ?? [], native: spec?.native, labels: labels)
     }
 
     /// One 100 ms step: the first steps connect the devices; then each device publishes 5 messages, the ingester
