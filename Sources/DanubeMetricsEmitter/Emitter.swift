@@ -122,8 +122,10 @@ public final class Emitter: Sendable {
         _ name: String, buckets: [Double], native: NativeHistogramSpec? = nil, labels: [(String, String)] = [], help: String = ""
     ) throws(EmitterError) -> Histogram {
         let series = try registry.register(kind: .histogram, name: name, help: help, labels: labels, bounds: buckets, native: native)
+        // The handle derives its sum cell: after +Inf, or after the native window.
+        assert((series.native.map { $0.pointee.sumCell } ?? UInt32(buckets.count + 1)) == series.cellCount - 1)
         return Histogram(firstCell: series.firstCell, bounds: series.boundsStorage!, boundCount: UInt32(buckets.count),
-                         sumCell: series.cellCount - 1, native: series.native)
+                         native: series.native)
     }
 
     // MARK: delivery

@@ -49,19 +49,19 @@ public struct Gauge: @unchecked Sendable, Hashable {
 /// beside them. `observe` finds the bucket by binary search and bumps per-thread cells: the bucket, the native
 /// bucket when there are native buckets, and the sum. NaN observations are ignored.
 public struct Histogram: @unchecked Sendable, Hashable {
-    @usableFromInline let firstCell: UInt32
+    // Three words, so that the handle passes in registers through an opaque call and fits an existential's
+    // inline buffer (a 72-byte handle with the native finder inline was copied to the stack, or boxed, per call).
     /// Immortal copy of the bounds owned by the registry.
     @usableFromInline let bounds: UnsafePointer<Double>
+    /// The family's native bucket finder (immortal, owned by the registry), or nil for classic buckets only.
+    @usableFromInline let native: UnsafePointer<NativeBuckets>?
+    @usableFromInline let firstCell: UInt32
     @usableFromInline let boundCount: UInt32
-    /// Offset of the sum cell: after the classic buckets and the native ones.
-    @usableFromInline let sumCell: UInt32
-    @usableFromInline let native: NativeBuckets?
 
-    init(firstCell: UInt32, bounds: UnsafePointer<Double>, boundCount: UInt32, sumCell: UInt32, native: NativeBuckets?) {
+    init(firstCell: UInt32, bounds: UnsafePointer<Double>, boundCount: UInt32, native: UnsafePointer<NativeBuckets>?) {
         self.firstCell = firstCell
         self.bounds = bounds
         self.boundCount = boundCount
-        self.sumCell = sumCell
         self.native = native
     }
 
@@ -90,13 +90,14 @@ public struct Histogram: @unchecked Sendable, Hashable {
         PendingExemplars.record(cell: firstCell, bucket: bucket, value: value, exemplar: exemplar)
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     func record(_ value: Double, bucket: UInt32) {
-        // Two calls so that, inlined, the classic one has a constant 0 and no native branch left.
+        // Two calls so that, inlined, the classic one has a constant 0 and no native branch left. The classic sum
+        // cell follows the +Inf bucket; with native buckets it follows the window.
         if let native {
-            dm_histogram_observe(firstCell, bucket, native.cell(of: value), sumCell, value)
+            dm_histogram_observe(firstCell, bucket, native.pointee.cell(of: value), native.pointee.sumCell, value)
         } else {
-            dm_histogram_observe(firstCell, bucket, 0, sumCell, value)
+            dm_histogram_observe(firstCell, bucket, 0, boundCount &+ 1, value)
         }
     }
 

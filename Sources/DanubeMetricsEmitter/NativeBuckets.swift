@@ -6,6 +6,8 @@ import DanubeMetricsWire
 struct NativeBuckets: @unchecked Sendable, Hashable {
     /// Cell offset of the zero bucket from the histogram's first cell; the window follows it.
     @usableFromInline let zeroCell: UInt32
+    /// Cell offset of the sum, after the window.
+    @usableFromInline let sumCell: UInt32
     @usableFromInline let zeroThreshold: Double
     @usableFromInline let schema: Int
     @usableFromInline let firstIndex: Int
@@ -15,6 +17,7 @@ struct NativeBuckets: @unchecked Sendable, Hashable {
 
     init(spec: NativeHistogramSpec, zeroCell: UInt32, mantissas: UnsafePointer<UInt64>) {
         self.zeroCell = zeroCell
+        sumCell = zeroCell &+ 1 &+ UInt32(spec.maxBuckets)
         zeroThreshold = spec.zeroThreshold
         schema = Int(spec.schema)
         firstIndex = spec.firstIndex

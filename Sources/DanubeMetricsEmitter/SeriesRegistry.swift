@@ -49,8 +49,8 @@ struct RegisteredSeries: @unchecked Sendable {
     /// Shared word of a gauge.
     var gaugeWord: UnsafeMutablePointer<UInt64>?
     var boundsStorage: UnsafeMutablePointer<Double>?
-    /// A histogram's native bucket finder (its bound mantissas owned here, immortal).
-    var native: NativeBuckets?
+    /// A histogram's native bucket finder, shared by its family (immortal, as its bound mantissas).
+    var native: UnsafePointer<NativeBuckets>?
 }
 
 /// Cells reserved by one registry, inside one chunk and starting on a line: its flusher takes the changed-line
@@ -69,7 +69,7 @@ final class SeriesRegistry: Sendable {
         var series: [RegisteredSeries] = []
         var byKey: [SeriesKey: Int] = [:]
         /// Per family: its kind and buckets, and the native bucket finder its series share (made once per family).
-        var families: [String: (kind: MetricKind, bounds: [Double], native: NativeHistogramSpec?, buckets: NativeBuckets?)] = [:]
+        var families: [String: (kind: MetricKind, bounds: [Double], native: NativeHistogramSpec?, buckets: UnsafePointer<NativeBuckets>?)] = [:]
         var spans: [CellSpan] = []
         /// Next free cell of the last span.
         var nextCell: UInt32 = 0
@@ -173,8 +173,15 @@ final class SeriesRegistry: Sendable {
                 }
             }
             if let spec = definition.native {
-                entry.native = state.families[definition.name]?.buckets
-                    ?? NativeBuckets(spec: spec, zeroCell: UInt32(definition.bounds.count + 1), mantissas: state.mantissas(spec.schema))
+                if let shared = state.families[definition.name]?.buckets {
+                    entry.native = shared
+                } else {
+                    // Immortal, like the bounds: every handle of the family points at it.
+                    let buckets = UnsafeMutablePointer<NativeBuckets>.allocate(capacity: 1)
+                    buckets.initialize(to: NativeBuckets(spec: spec, zeroCell: UInt32(definition.bounds.count + 1),
+                                                         mantissas: state.mantissas(spec.schema)))
+                    entry.native = UnsafePointer(buckets)
+                }
             }
             state.families[definition.name] = (kind, definition.bounds, definition.native, entry.native)
             state.byKey[key] = state.series.count
