@@ -126,6 +126,17 @@ import Testing
         ])
     }
 
+    /// TLS sends a host name as SNI (and checks the certificate against it), but never an IP address literal.
+    @Test func theServerNameIsTheHostUnlessItIsAnAddress() throws {
+        func name(_ url: String) throws -> String? {
+            try PushEndpoint(url, option: "--remote-write-url", example: "", credentialsOption: "").serverName
+        }
+        #expect(try name("https://mimir.example:443/push") == "mimir.example")
+        #expect(try name("https://cafe.de/push") == "cafe.de")
+        #expect(try name("https://127.0.0.1:9090/push") == nil)
+        #expect(try name("https://[::1]:9090/push") == nil)
+    }
+
     @Test func badSettingsFailAtStartWithOneLine() throws {
         func error(_ configure: (inout RemoteWriteConfiguration) -> Void) -> AgentConfigurationError.Code? {
             var configuration = RemoteWriteConfiguration()

@@ -50,9 +50,7 @@ struct HTTPPostClient: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let context {
-                        // SNI and name checks need a host name; an IP address is checked against the certificate's IP SANs.
-                        let name = target.host.allSatisfy { $0.isHexDigit || $0 == "." || $0 == ":" } ? nil : target.host
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: name))
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: target.serverName))
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(ResponseHandler(promise: promise, target: target, bodyLimit: bodyLimit))

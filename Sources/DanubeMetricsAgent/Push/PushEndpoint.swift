@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 
 /// Where one push receiver listens (a remote write receiver, an OTLP endpoint): checked at start, so a bad URL
 /// stops the agent with one line instead of failing every push later.
@@ -41,6 +42,14 @@ public struct PushEndpoint: Sendable, Equatable {
 
     /// The same receiver at another path (its URL as given, for logs and labels).
     func withPath(_ path: String) -> PushEndpoint { PushEndpoint(url: url, host: host, port: port, path: path, tls: tls) }
+
+    /// The name TLS sends (SNI) and checks the certificate against; nil for an IP address literal, which is
+    /// checked against the certificate's IP SANs instead (a host such as `cafe.de`, all hex digits and dots, is a
+    /// name).
+    var serverName: String? {
+        let literal = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        return (try? SocketAddress(ipAddress: literal, port: 0)) == nil ? host : nil
+    }
 
     /// The Host header: the port only when it is not the scheme's default.
     var hostHeader: String {

@@ -61,7 +61,7 @@ public struct WebConfiguration: Sendable, Equatable {
     ]
 
     static let versions: [String: TLSVersion] = ["TLS10": .tlsv1, "TLS11": .tlsv11, "TLS12": .tlsv12, "TLS13": .tlsv13]
-    private static let order: [TLSVersion] = [.tlsv1, .tlsv11, .tlsv12, .tlsv13]
+    private static let rank: [TLSVersion: Int] = [.tlsv1: 0, .tlsv11: 1, .tlsv12: 2, .tlsv13: 3]
     static let curveNames: [String: NIOTLSCurve] = [
         "CurveP256": .secp256r1, "CurveP384": .secp384r1, "CurveP521": .secp521r1, "X25519": .x25519,
         "X25519MLKEM768": .x25519_MLKEM768,
@@ -173,7 +173,7 @@ public struct WebConfiguration: Sendable, Equatable {
             }
             tls[keyPath: keyPath] = version
         }
-        if order.firstIndex(of: tls.minVersion)! > order.firstIndex(of: tls.maxVersion)! { throw AgentConfigurationError(.webConfig, "tls_server_config: min_version is above max_version") }
+        if rank[tls.minVersion, default: 0] > rank[tls.maxVersion, default: 0] { throw AgentConfigurationError(.webConfig, "tls_server_config: min_version is above max_version") }
         if let node = fields["cipher_suites"] {
             tls.cipherSuites = try list(node, "tls_server_config.cipher_suites", from: cipherNames)
         }
