@@ -21,7 +21,8 @@ set -m
 ./dev demo >"$work/demo.log" 2>&1 &
 demo=$!
 set +m
-for _ in $(seq 600); do grep -q "is serving live Danube metrics" "$work/demo.log" && break; sleep 0.1; done
+# The banner's last line (the example's command) says the whole banner is out.
+for _ in $(seq 600); do grep -q -- "--example broker -- --socket" "$work/demo.log" && break; sleep 0.1; done
 grep -q "is serving live Danube metrics" "$work/demo.log" || fail "the demo did not start"
 # The banner names the socket and how to add the Rust broker example; run that, as a user would, with a bound.
 grep -qx "Ingest socket: $work/ingest.sock" "$work/demo.log" || fail "the banner does not name the ingest socket"
