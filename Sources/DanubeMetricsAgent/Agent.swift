@@ -74,8 +74,7 @@ public final class Agent: Service, Sendable {
         threadPool = NIOThreadPool(numberOfThreads: 1)
         httpConnections = HTTPConnections(limit: max(1, configuration.http.maxConnections), evictionAge: configuration.http.evictionAge)
         remoteWriter = configuration.remoteWrite.urls.isEmpty ? nil : RemoteWriter(
-            store: store, configuration: configuration.remoteWrite, targets: remoteWriteTargets,
-            group: group, logger: logger)
+            configuration: configuration.remoteWrite, targets: remoteWriteTargets, group: group, logger: logger)
         spanExporter = otlpEndpoints.isEmpty ? nil : SpanExporter(configuration: configuration.traceExport, endpoints: otlpEndpoints,
                                                                   group: group, logger: logger)
         // One limiter for a source's warnings, whether about its connection or its frames.
@@ -154,7 +153,7 @@ public final class Agent: Service, Sendable {
         let tasks = housekeeping.schedule(on: group)
         state.withLockedValue { $0.tasks = tasks }
         let renderer = self.renderer
-        remoteWriter?.start { renderer.agentSeriesText() }
+        remoteWriter?.start { renderer.snapshot(exemplars: false, agentSeries: $0) }
         spanExporter?.start()
         logger.info("agent ready", metadata: [
             "ingest_socket": "\(configuration.activatedIngestSocket.map { "fd \($0) (socket activation)" } ?? configuration.ingestSocketPath)",
@@ -217,7 +216,7 @@ public final class Agent: Service, Sendable {
 
     /// The complete `/metrics` exposition: sources' families, then the agent's own.
     public func renderMetrics(format: ExpositionFormat) -> [UInt8] {
-        renderer.writer(format: format).bytes
+        Array(renderer.render(.text(format)).joined())
     }
 
     /// The exposition in any scrape format, as the chunks a response is built from.

@@ -81,40 +81,37 @@ public final class AgentStats: Sendable {
         }
     }
 
-    func render(into writer: inout ExpositionWriter, store: AggregationStore) {
+    func collect(into snapshot: inout MetricsSnapshot, store: AggregationStore) {
         func counter(_ name: String, _ help: String, _ value: UInt64) {
-            writer.family(name: name, kind: .counter, help: help)
-            writer.counter(writer.counterSampleName(name), labels: "", integer: value, fraction: 0)
+            snapshot.family(name: name, kind: .counter, help: help)
+            snapshot.counter(labels: "", integer: value, fraction: 0)
         }
         func gauge(_ name: String, _ help: String, _ value: Double, labels: String = "") {
-            writer.family(name: name, kind: .gauge, help: help)
-            writer.gauge(name, labels: labels, value: value)
+            snapshot.family(name: name, kind: .gauge, help: help)
+            snapshot.gauge(labels: labels, value: value)
         }
         gauge("danube_agent_build_info", "Build of the running agent: version, source revision, Swift compiler.", 1, labels: BuildInfo.labels)
         gauge("danube_agent_start_time_seconds", "Unix time the agent started.", startTime)
         gauge("danube_agent_sources_connected", "Emitter connections open now.", Double(sources))
         counter("danube_agent_connections_total", "Emitter connections accepted.", connectionsAccepted.load(ordering: .relaxed))
-        writer.family(name: "danube_agent_frames_received_total", kind: .counter, help: "Frames received from emitters, by frame type.")
-        let frames = writer.counterSampleName("danube_agent_frames_received_total")
-        writer.counter(frames, labels: "type=\"control\"", integer: controlFrames.load(ordering: .relaxed), fraction: 0)
-        writer.counter(frames, labels: "type=\"define\"", integer: defineFrames.load(ordering: .relaxed), fraction: 0)
-        writer.counter(frames, labels: "type=\"deltas\"", integer: deltaFrames.load(ordering: .relaxed), fraction: 0)
+        snapshot.family(name: "danube_agent_frames_received_total", kind: .counter, help: "Frames received from emitters, by frame type.")
+        snapshot.counter(labels: "type=\"control\"", integer: controlFrames.load(ordering: .relaxed), fraction: 0)
+        snapshot.counter(labels: "type=\"define\"", integer: defineFrames.load(ordering: .relaxed), fraction: 0)
+        snapshot.counter(labels: "type=\"deltas\"", integer: deltaFrames.load(ordering: .relaxed), fraction: 0)
         counter("danube_agent_received_bytes_total", "Bytes of frames received from emitters.", bytesReceived.load(ordering: .relaxed))
         counter("danube_agent_deltas_applied_total", "Deltas applied to the store.", deltasApplied.load(ordering: .relaxed))
         counter("danube_agent_deltas_ignored_total", "Deltas for refused series, dropped.", deltasIgnored.load(ordering: .relaxed))
         counter("danube_agent_counts_saturated_total", "Deltas that would have taken a counter or bucket count past 2^63-1; the count stays there.",
                 store.saturations)
-        writer.family(name: "danube_agent_decode_errors_total", kind: .counter, help: "Emitter connections closed for a protocol violation, by reason.")
+        snapshot.family(name: "danube_agent_decode_errors_total", kind: .counter, help: "Emitter connections closed for a protocol violation, by reason.")
         let errorCounts = errors.withLock { $0 }
-        let errorName = writer.counterSampleName("danube_agent_decode_errors_total")
         for reason in Self.errorReasons {
-            writer.counter(errorName, labels: "reason=\"\(reason)\"", integer: errorCounts[reason] ?? 0, fraction: 0)
+            snapshot.counter(labels: "reason=\"\(reason)\"", integer: errorCounts[reason] ?? 0, fraction: 0)
         }
-        writer.family(name: "danube_agent_connections_refused_total", kind: .counter, help: "Emitter connections refused before HELLO, by reason.")
+        snapshot.family(name: "danube_agent_connections_refused_total", kind: .counter, help: "Emitter connections refused before HELLO, by reason.")
         let refused = connectionsRefused.withLock { $0 }
-        let refusedName = writer.counterSampleName("danube_agent_connections_refused_total")
         for reason in ["hello_timeout", "peer_credentials", "too_many_sources"] {
-            writer.counter(refusedName, labels: "reason=\"\(reason)\"", integer: refused[reason] ?? 0, fraction: 0)
+            snapshot.counter(labels: "reason=\"\(reason)\"", integer: refused[reason] ?? 0, fraction: 0)
         }
         counter("danube_agent_source_throttles_total", "Times a source sent frames faster than allowed and was not read for a while.", sourcesThrottled.load(ordering: .relaxed))
         let checkpoint = checkpoints.withLock { $0 }
@@ -122,10 +119,10 @@ public final class AgentStats: Sendable {
         counter("danube_agent_checkpoint_failures_total", "State file writes that failed (sources stay unacknowledged meanwhile).", checkpoint.failed)
         gauge("danube_agent_last_checkpoint_timestamp_seconds", "Unix time of the last state file written.", checkpoint.lastTime)
         gauge("danube_agent_last_checkpoint_duration_seconds", "Time the last checkpoint took to encode and write.", checkpoint.lastSeconds)
-        writer.family(name: "danube_agent_checkpoint_cpu_seconds_total", kind: .counter,
-                      help: "CPU time the checkpoints used (capture, encode, write, publish), without waiting for the disk.")
-        writer.counter(writer.counterSampleName("danube_agent_checkpoint_cpu_seconds_total"), labels: "",
-                       integer: UInt64(checkpoint.cpuSeconds), fraction: checkpoint.cpuSeconds - checkpoint.cpuSeconds.rounded(.down))
+        snapshot.family(name: "danube_agent_checkpoint_cpu_seconds_total", kind: .counter,
+                        help: "CPU time the checkpoints used (capture, encode, write, publish), without waiting for the disk.")
+        snapshot.counter(labels: "",
+                         integer: UInt64(checkpoint.cpuSeconds), fraction: checkpoint.cpuSeconds - checkpoint.cpuSeconds.rounded(.down))
         gauge("danube_agent_last_checkpoint_bytes", "Bytes the last checkpoint wrote: a whole base, or a log record of what changed.", Double(checkpoint.lastBytes))
         gauge("danube_agent_series", "Series held in the store.", Double(store.seriesCount))
         counter("danube_agent_series_expired_total", "Series forgotten after --series-ttl with no update and no emitter connected that defined them.",
@@ -142,9 +139,8 @@ public final class AgentStats: Sendable {
               Double(store.limits.maxBytes))
         gauge("danube_agent_families", "Metric families held in the store.", Double(store.familyCount))
         let durations = scrapes.withLock { $0 }
-        writer.family(name: "danube_agent_scrape_duration_seconds", kind: .histogram, help: "Time to render /metrics.")
-        writer.histogram(
-            "danube_agent_scrape_duration_seconds", labels: "", bounds: ScrapeDurations.bounds.map(ExpositionWriter.boundText),
-            bucketCounts: durations.counts, sum: durations.sum)
+        snapshot.family(name: "danube_agent_scrape_duration_seconds", kind: .histogram, help: "Time to render /metrics.",
+                        bounds: ScrapeDurations.bounds)
+        snapshot.histogram(bucketCounts: durations.counts, sum: durations.sum)
     }
 }

@@ -92,9 +92,9 @@ struct AllocationBudgetTests {
             let store = AggregationStore(gaugeGrace: .seconds(15))
             Self.fill(store, histograms: histograms, series: series)
             var writer = ExpositionWriter(format: .prometheusText, capacity: 1 << 22)
-            store.render(into: &writer) // warm: new series sorted
+            writer.write(MetricsSnapshot(store: store, exemplars: writer.format == .openMetrics)) // warm: new series sorted
             var again = ExpositionWriter(format: .prometheusText, capacity: 1 << 22)
-            return Self.threadAllocations { store.render(into: &again) }
+            return Self.threadAllocations { again.write(MetricsSnapshot(store: store, exemplars: again.format == .openMetrics)) }
         }
         let few = renderAllocations(series: small)
         let many = renderAllocations(series: large)

@@ -8,7 +8,8 @@ import Testing
 /// fraction or `_total`, hidden and derived gauges, classic and native histograms, native buckets that do not
 /// hold every observation, exemplars on counters and buckets), byte for byte against files in
 /// `Tests/fixtures/exposition`. The files were written by the exposition before it read from a snapshot (the
-/// protobuf one then translated its own OpenMetrics text), so they pin the formats across encoders.
+/// protobuf one then translated its own OpenMetrics text), so they pin the formats across encoders; the one change
+/// since is the protobuf exemplar timestamp, now exact to the millisecond it was recorded in (it was 1e-7 s off).
 /// `UPDATE_GOLDEN=1` rewrites them.
 @Suite struct ExpositionGoldenTests {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -75,17 +76,8 @@ import Testing
 
     static func render(_ store: AggregationStore, _ format: ScrapeFormat) -> [UInt8] {
         switch format {
-        case .text(let text):
-            var writer = ExpositionWriter(format: text)
-            store.render(into: &writer)
-            writer.finish()
-            return writer.bytes
-        case .protobuf:
-            var writer = ExpositionWriter(format: .openMetrics)
-            writer.nativeHistograms = true
-            store.render(into: &writer)
-            writer.finish()
-            return ProtobufExposition.encode(openMetrics: writer.bytes)
+        case .text(let text): Array(TextExposition.encode(MetricsSnapshot(store: store, exemplars: text == .openMetrics), format: text).joined())
+        case .protobuf: Array(ProtobufExposition.encode(MetricsSnapshot(store: store, exemplars: true)).joined())
         }
     }
 
@@ -95,9 +87,10 @@ import Testing
         let path = "\(Self.directory)/store.\(name)"
         if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
             try FileManager.default.createDirectory(atPath: Self.directory, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: path, contents: Data(rendered))
+            try Data(rendered).write(to: URL(fileURLWithPath: path))
         }
         let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
-        #expect(rendered == golden, "\(name): \(String(decoding: rendered, as: UTF8.self))")
+        let firstDifference = (0..<min(rendered.count, golden.count)).first { rendered[$0] != golden[$0] } ?? min(rendered.count, golden.count)
+        #expect(rendered == golden, "\(name): \(rendered.count) bytes against \(golden.count), first difference at byte \(firstDifference)")
     }
 }

@@ -1,4 +1,4 @@
-import DanubeMetricsAgent
+@testable import DanubeMetricsAgent
 import DanubeMetricsWire
 import Foundation
 import Testing
@@ -59,7 +59,7 @@ import Testing
         _ = store.claim(instance: 1, connection: 1, now: 0)
         store.apply(batch, bindings: bindings, from: 1, instance: 1, now: 0)
         var writer = ExpositionWriter(format: .prometheusText)
-        store.render(into: &writer)
+        writer.write(MetricsSnapshot(store: store, exemplars: writer.format == .openMetrics))
         let text = String(decoding: writer.bytes, as: UTF8.self)
         let escaped = ExpositionWriter.labelText(tricky)
         for line in [
@@ -140,7 +140,7 @@ import Testing
             _ = store.define(SeriesDefinition(id: UInt32(id), kind: .counter, name: name, help: "", labels: labels))
         }
         var writer = ExpositionWriter(format: .prometheusText)
-        store.render(into: &writer)
+        writer.write(MetricsSnapshot(store: store, exemplars: writer.format == .openMetrics))
         let lines = String(decoding: writer.bytes, as: UTF8.self).split(separator: "\n").filter { !$0.hasPrefix("#") }
         #expect(lines == ["a_total 0", "b_total{x=\"1\"} 0", "b_total{x=\"2\"} 0"])
     }

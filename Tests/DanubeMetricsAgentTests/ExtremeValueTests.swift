@@ -94,18 +94,14 @@ import Testing
     static func renderEveryFormat(_ store: AggregationStore) {
         for format in [ExpositionFormat.prometheusText, .openMetrics] {
             var writer = ExpositionWriter(format: format)
-            store.render(into: &writer)
+            writer.write(MetricsSnapshot(store: store, exemplars: writer.format == .openMetrics))
             writer.finish()
             #expect(!writer.bytes.isEmpty)
         }
-        var writer = ExpositionWriter(format: .openMetrics)
-        writer.nativeHistograms = true
-        store.render(into: &writer)
-        writer.finish()
-        #expect(!ProtobufExposition.encode(openMetrics: writer.bytes).isEmpty)
+        #expect(!ProtobufExposition.encode(MetricsSnapshot(store: store, exemplars: true)).isEmpty)
         for native in [false, true] {
             let encoder = RemoteWriteEncoder(maxSeriesPerRequest: 50, nativeHistograms: native)
-            #expect(!encoder.requests(store.capture(), timestamp: 1).isEmpty)
+            #expect(!encoder.requests(MetricsSnapshot(store: store, exemplars: false), timestamp: 1).isEmpty)
         }
     }
 }

@@ -45,7 +45,7 @@ import Testing
 
     static func text(_ store: AggregationStore, format: ExpositionFormat = .prometheusText) -> String {
         var writer = ExpositionWriter(format: format)
-        store.render(into: &writer)
+        writer.write(MetricsSnapshot(store: store, exemplars: writer.format == .openMetrics))
         return String(decoding: writer.bytes, as: UTF8.self)
     }
 

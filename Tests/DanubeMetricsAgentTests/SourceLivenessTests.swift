@@ -46,13 +46,14 @@ import Testing
         liveness.connected("b", now: 2)
         liveness.disconnected("a", now: 3)
         liveness.connected("c", now: 4)   // a (gone) is forgotten
-        var writer = ExpositionWriter(format: .prometheusText, capacity: 1_024)
-        liveness.render(into: &writer)
-        let text = String(decoding: writer.bytes, as: UTF8.self)
+        func rendered() -> String {
+            var snapshot = MetricsSnapshot()
+            liveness.collect(into: &snapshot)
+            return String(decoding: TextExposition.encode(snapshot, format: .prometheusText).joined(), as: UTF8.self)
+        }
+        let text = rendered()
         #expect(!text.contains("source=\"a\"") && text.contains("source=\"b\"") && text.contains("source=\"c\""))
         liveness.connected("d", now: 5)   // b and c are connected: nothing is forgotten
-        writer = ExpositionWriter(format: .prometheusText, capacity: 1_024)
-        liveness.render(into: &writer)
-        #expect(String(decoding: writer.bytes, as: UTF8.self).contains("source=\"d\""))
+        #expect(rendered().contains("source=\"d\""))
     }
 }

@@ -140,7 +140,7 @@ import Testing
         }
         func rendered(_ store: AggregationStore) -> String {
             var writer = ExpositionWriter(format: .prometheusText)
-            store.render(into: &writer)
+            writer.write(MetricsSnapshot(store: store, exemplars: writer.format == .openMetrics))
             return String(decoding: writer.bytes, as: UTF8.self)
         }
         for store in [checkpointed, mirror] {

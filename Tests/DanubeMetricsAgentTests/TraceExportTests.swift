@@ -369,18 +369,19 @@ import Testing
         let exporter = SpanExporter(configuration: configuration, endpoints: [endpoint], group: MultiThreadedEventLoopGroup.singleton,
                                     logger: Logger(label: "test"))
         for n in 0..<5 { exporter.accept(TraceExportTests.publishTrace(TraceID(high: 1, low: UInt64(n + 1)), base: 1), resource: []) }
-        var writer = ExpositionWriter(format: .prometheusText)
-        exporter.render(into: &writer)
-        let samples = Samples(parsing: String(decoding: writer.bytes, as: UTF8.self))
+        func exported(_ exporter: SpanExporter) -> Samples {
+            var snapshot = MetricsSnapshot()
+            exporter.collect(into: &snapshot)
+            return Samples(parsing: String(decoding: TextExposition.encode(snapshot, format: .prometheusText).joined(), as: UTF8.self))
+        }
+        let samples = exported(exporter)
         #expect(samples["danube_agent_spans_received_total"] == 20)
         #expect(samples["danube_agent_spans_dropped_total{reason=\"queue_full\"}"] == 12, "three batches of four dropped to keep ten at most")
         var bytes = TraceExportConfiguration()
         bytes.maxQueuedBytes = 1
         let tiny = SpanExporter(configuration: bytes, endpoints: [endpoint], group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
         tiny.accept(TraceExportTests.publishTrace(TraceID(high: 1, low: 1), base: 1), resource: [])
-        var tinyWriter = ExpositionWriter(format: .prometheusText)
-        tiny.render(into: &tinyWriter)
-        #expect(Samples(parsing: String(decoding: tinyWriter.bytes, as: UTF8.self))["danube_agent_spans_dropped_total{reason=\"queue_full\"}"] == 4)
+        #expect(exported(tiny)["danube_agent_spans_dropped_total{reason=\"queue_full\"}"] == 4)
     }
 }
 

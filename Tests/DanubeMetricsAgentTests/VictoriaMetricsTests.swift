@@ -28,7 +28,7 @@ import Testing
         func stop() { _ = process.stop() }
 
         /// The latest value of every series an instant query returns, as samples.
-        func latest(_ selector: String) throws -> [AgentSeries.Sample] {
+        func latest(_ selector: String) throws -> [ShownSamples.Sample] {
             var allowed = CharacterSet.alphanumerics
             allowed.insert(charactersIn: "-._~")
             let result = try HTTPClient.get(port: port, path: "/api/v1/query?query=\(selector.addingPercentEncoding(withAllowedCharacters: allowed)!)")
@@ -37,18 +37,18 @@ import Testing
             return vector.compactMap { series in
                 guard var labels = series["metric"] as? [String: String], let name = labels.removeValue(forKey: "__name__"),
                       let value = (series["value"] as? [Any])?.last as? String, let number = Double(value) else { return nil }
-                return AgentSeries.Sample(name: name, labels: labels.map { Label($0.key, $0.value) }.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) },
+                return ShownSamples.Sample(name: name, labels: labels.map { Label($0.key, $0.value) }.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) },
                                           value: number)
             }
         }
     }
 
     /// `/metrics`' series whose name starts with `prefix`, as samples.
-    private func shown(_ agent: TestAgent, _ prefix: String) throws -> [AgentSeries.Sample] {
-        AgentSeries.samples(fromText: try agent.scrape().body).filter { $0.name.hasPrefix(prefix) }
+    private func shown(_ agent: TestAgent, _ prefix: String) throws -> [ShownSamples.Sample] {
+        ShownSamples.samples(fromText: try agent.scrape().body).filter { $0.name.hasPrefix(prefix) }
     }
 
-    private func sorted(_ samples: [AgentSeries.Sample]) -> [AgentSeries.Sample] {
+    private func sorted(_ samples: [ShownSamples.Sample]) -> [ShownSamples.Sample] {
         samples.sorted { "\($0.name)\($0.labels)" < "\($1.name)\($1.labels)" }
     }
 

@@ -1,3 +1,5 @@
+import Dispatch
+
 /// Results of `DispatchQueue.concurrentPerform`, one slot per iteration, each written by exactly the worker that
 /// runs that iteration (so no two threads touch one slot) and read after `concurrentPerform` returns.
 final class ConcurrentResults<Element>: @unchecked Sendable {
@@ -18,5 +20,18 @@ final class ConcurrentResults<Element>: @unchecked Sendable {
     deinit {
         storage.deinitialize()
         storage.deallocate()
+    }
+}
+
+extension ConcurrentResults {
+    /// `work(i)` for every i below `count`, on every core when `parallel`, in order.
+    static func map(_ count: Int, parallel: Bool, _ work: @Sendable (Int) -> Element) -> [Element] where Element: ExpressibleByArrayLiteral {
+        let results = ConcurrentResults<Element>(count: count, initial: [])
+        if parallel {
+            DispatchQueue.concurrentPerform(iterations: count) { results[$0] = work($0) }
+        } else {
+            for i in 0..<count { results[i] = work(i) }
+        }
+        return results.all
     }
 }

@@ -20,9 +20,6 @@ public enum ExpositionFormat: Sendable, Hashable {
 /// escaped once at definition time and integers formatted without `String`, keeps a 100k-series scrape fast.
 public struct ExpositionWriter {
     public let format: ExpositionFormat
-    /// Whether histograms with native buckets get a `# native ...` line before their `_count`: only for the
-    /// OpenMetrics bytes the protobuf encoder translates (`ProtobufExposition`), never for a text scrape.
-    public var nativeHistograms = false
     /// What was written before the last `append(_:)` of pieces, and those pieces, in order.
     private var chunks: [[UInt8]] = []
     /// Where small writes go.

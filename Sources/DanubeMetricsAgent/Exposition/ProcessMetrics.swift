@@ -20,15 +20,15 @@ struct ProcessMetrics: Equatable {
         return bytes < 0 ? nil : Double(bytes)
     }
 
-    func render(into writer: inout ExpositionWriter) {
+    func collect(into snapshot: inout MetricsSnapshot) {
         func gauge(_ name: String, _ help: String, _ value: Double) {
-            writer.family(name: name, kind: .gauge, help: help)
-            writer.gauge(name, labels: "", value: value)
+            snapshot.family(name: name, kind: .gauge, help: help)
+            snapshot.gauge(labels: "", value: value)
         }
         let cpuSeconds = process.cpuSeconds
-        writer.family(name: "process_cpu_seconds_total", kind: .counter, help: "Total user and system CPU time spent in seconds.")
-        writer.counter(writer.counterSampleName("process_cpu_seconds_total"), labels: "", integer: UInt64(cpuSeconds),
-                       fraction: cpuSeconds - cpuSeconds.rounded(.down))
+        snapshot.family(name: "process_cpu_seconds_total", kind: .counter, help: "Total user and system CPU time spent in seconds.")
+        snapshot.counter(labels: "", integer: UInt64(cpuSeconds),
+                         fraction: cpuSeconds - cpuSeconds.rounded(.down))
         gauge("process_resident_memory_bytes", "Resident memory size in bytes.", process.residentBytes)
         gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", process.virtualBytes)
         gauge("process_open_fds", "Number of open file descriptors.", process.openFileDescriptors)

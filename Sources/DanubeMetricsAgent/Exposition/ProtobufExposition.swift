@@ -1,368 +1,315 @@
 import DanubeMetricsWire
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// The Prometheus protobuf exposition (`application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily;
-/// encoding=delimited`): varint-length-prefixed `MetricFamily` messages, translated from the agent's own
-/// OpenMetrics output (so every family, the agent's own included, and every exemplar are in it, with the same
-/// values). Counters are named with `_total` as client libraries name them in protobuf; histograms carry their
-/// classic buckets and, where the family records them, their native buckets (schema, zero bucket, spans and
-/// deltas) from the `# native` lines the writer adds for this purpose: a scraper with native histograms enabled
-/// gets those, an older one the classic buckets of the same message.
+/// encoding=delimited`) of a snapshot: varint-length-prefixed `MetricFamily` messages, the same families, values
+/// and exemplars as the OpenMetrics text. Counters are named with `_total` as client libraries name them in
+/// protobuf; histograms carry their classic buckets and, where the family keeps them and they hold every
+/// observation, their native buckets (schema, zero bucket, spans and deltas): a scraper with native histograms
+/// enabled gets those, an older one the classic buckets of the same message.
 ///
 /// Hand-written rather than through swift-protobuf's generated messages, like the remote write encoder: the few
-/// messages involved (metrics.proto: MetricFamily, Metric, LabelPair, Counter, Gauge, Histogram, Bucket, Exemplar,
-/// Timestamp) are small and fixed, and a scrape of a large store would otherwise build an object per series. It
-/// works on the text's bytes (label values are copied as they are unless escaped), one line at a time, with a
-/// histogram's lines grouped as the writer emits them: consecutive, with the same labels.
+/// messages involved (metrics.proto: MetricFamily, Metric, LabelPair, Counter, Gauge, Histogram, Bucket,
+/// BucketSpan, Exemplar, Timestamp) are small and fixed, and a scrape of a large store would otherwise build an
+/// object per series. The store's families are encoded in pieces on every core, as the text is, and each
+/// family's header is written once its pieces' size is known (nothing is joined or copied again).
 enum ProtobufExposition {
     static let contentType = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
 
-    /// Translates a complete OpenMetrics exposition written by `ExpositionWriter` (not arbitrary text).
-    static func encode(openMetrics text: [UInt8]) -> [UInt8] {
-        var encoder = Encoder()
-        text.withUnsafeBufferPointer { bytes in
-            var start = 0
-            while start < bytes.count {
-                var end = start
-                while end < bytes.count, bytes[end] != UInt8(ascii: "\n") { end += 1 }
-                encoder.line(UnsafeBufferPointer(rebasing: bytes[start..<end]))
-                start = end + 1
+    private typealias P = ProtobufPrimitives
+
+    /// The exposition as the chunks a response is built from: per family its header, then its metrics.
+    static func encode(_ snapshot: MetricsSnapshot) -> [[UInt8]] {
+        var planned: [(family: Int, slots: ArraySlice<UInt32>?)] = []
+        for (index, family) in snapshot.families.enumerated() {
+            guard case .stored(let slots, _) = family.series else {
+                planned.append((index, nil))
+                continue
+            }
+            let perPiece = max(1, 16_384 / (family.kind == .histogram ? family.bounds.count + 3 : 1))
+            for start in stride(from: 0, to: slots.count, by: perPiece) {
+                planned.append((index, slots[start..<min(slots.count, start + perPiece)]))
             }
         }
-        encoder.finishFamily()
-        return encoder.output
+        let pieces = planned
+        let parallel = pieces.count(where: { $0.slots != nil }) > 1
+        let metrics = ConcurrentResults<[UInt8]>.map(pieces.count, parallel: parallel) { i in
+            let family = snapshot.families[pieces[i].family]
+            var encoder = MetricEncoder(family, exemplars: snapshot.exemplars)
+            switch family.series {
+            case .stored:
+                encoder.encode(pieces[i].slots ?? [], state: snapshot.store)
+            case .listed(let samples):
+                for sample in samples { encoder.encode(sample) }
+            }
+            return encoder.output
+        }
+        var output: [[UInt8]] = []
+        output.reserveCapacity(pieces.count + snapshot.families.count)
+        var piece = 0
+        for (index, family) in snapshot.families.enumerated() {
+            var end = piece
+            while end < pieces.count, pieces[end].family == index { end += 1 }
+            output.append(header(family, metricBytes: metrics[piece..<end].reduce(0) { $0 + $1.count }))
+            output += metrics[piece..<end].lazy.filter { !$0.isEmpty }
+            piece = end
+        }
+        return output
     }
 
-    private struct Encoder {
-        var output: [UInt8] = []
-        var name: [UInt8] = []
-        var help: [UInt8] = []
-        var kind = Kind.untyped
-        var family: [UInt8] = []
-        var metric: [UInt8] = []
-        /// The histogram being collected: its label set's bytes (without `le`), buckets, sum.
-        var histogramKey: [UInt8] = []
-        var histogramLabels: [UInt8] = []
-        var buckets: [UInt8] = []
-        var sum = 0.0
-        /// Encoded native fields of the histogram being collected (empty when it has none).
-        var native: [UInt8] = []
-        var open = false
-
-        enum Kind { case counter, gauge, histogram, untyped }
-
-        mutating func line(_ line: UnsafeBufferPointer<UInt8>) {
-            guard let first = line.first else { return }
-            if first == UInt8(ascii: "#") {
-                if starts(line, "# TYPE ") {
-                    finishFamily()
-                    let rest = UnsafeBufferPointer(rebasing: line[7...])
-                    let space = rest.firstIndex(of: UInt8(ascii: " ")) ?? rest.endIndex
-                    name = Array(rest[..<space])
-                    let type = String(decoding: rest[min(rest.endIndex, space + 1)...], as: UTF8.self)
-                    kind = type == "counter" ? .counter : type == "gauge" ? .gauge : type == "histogram" ? .histogram : .untyped
-                    help = []
-                } else if starts(line, "# HELP "), line.count >= 8 + name.count {
-                    help = unescape(UnsafeBufferPointer(rebasing: line[(8 + name.count)...]), help: true)
-                } else if kind == .histogram, open, starts(line, "# native ") {
-                    native = nativeFields(UnsafeBufferPointer(rebasing: line[9...]))
-                }
-                return
-            }
-            sample(line)
-        }
-
-        mutating func sample(_ line: UnsafeBufferPointer<UInt8>) {
-            var at = 0
-            while at < line.count, line[at] != UInt8(ascii: "{"), line[at] != UInt8(ascii: " ") { at += 1 }
-            let suffix = UnsafeBufferPointer(rebasing: line[min(name.count, at)..<at])
-            var labels = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
-            if at < line.count, line[at] == UInt8(ascii: "{") {
-                let close = closingBrace(line, from: at)
-                labels = UnsafeBufferPointer(rebasing: line[(at + 1)..<close])
-                at = close + 1
-            }
-            while at < line.count, line[at] == UInt8(ascii: " ") { at += 1 }
-            var valueEnd = at
-            while valueEnd < line.count, line[valueEnd] != UInt8(ascii: " ") { valueEnd += 1 }
-            guard let value = number(UnsafeBufferPointer(rebasing: line[at..<valueEnd])) else { return }
-            let exemplar = valueEnd + 3 < line.count ? encodedExemplar(UnsafeBufferPointer(rebasing: line[(valueEnd + 3)...])) : nil
-            switch kind {
-            case .counter:
-                guard equal(suffix, "_total") else { return }
-                metric.removeAll(keepingCapacity: true)
-                encodeLabels(labels, skippingLe: false, into: &metric)
-                // Counter{value = 1, exemplar = 2}, written in place.
-                appendVarint(3 << 3 | 2, to: &metric)
-                appendVarint(UInt64(9 + (exemplar.map { delimitedSize($0.count) } ?? 0)), to: &metric)
-                appendField(1, double: value, to: &metric)
-                if let exemplar { delimited(2, exemplar, into: &metric) }
-                delimited(4, metric, into: &family)
-            case .gauge, .untyped:
-                guard suffix.isEmpty else { return }
-                metric.removeAll(keepingCapacity: true)
-                encodeLabels(labels, skippingLe: false, into: &metric)
-                appendVarint((kind == .gauge ? 2 : 5) << 3 | 2, to: &metric)
-                appendVarint(9, to: &metric)
-                appendField(1, double: value, to: &metric)
-                delimited(4, metric, into: &family)
-            case .histogram:
-                if equal(suffix, "_bucket") {
-                    let (key, bound) = splitLe(labels)
-                    if !open || !key.elementsEqual(histogramKey) { startHistogram(key, labels) }
-                    // Bucket{cumulative_count = 1, upper_bound = 2, exemplar = 3}, written in place.
-                    let count = ProtobufPrimitives.count(value)
-                    appendVarint(3 << 3 | 2, to: &buckets)
-                    appendVarint(UInt64(1 + ProtobufPrimitives.varintSize(count) + 9 + (exemplar.map { delimitedSize($0.count) } ?? 0)), to: &buckets)
-                    appendField(1, varint: count, to: &buckets)
-                    appendField(2, double: bound, to: &buckets)
-                    if let exemplar { delimited(3, exemplar, into: &buckets) }
-                } else if equal(suffix, "_sum") {
-                    if !open || !labels.elementsEqual(histogramKey) { startHistogram(labels, labels) }
-                    sum = value
-                } else if equal(suffix, "_count") {
-                    if !open || !labels.elementsEqual(histogramKey) { startHistogram(labels, labels) }
-                    metric.removeAll(keepingCapacity: true)
-                    metric += histogramLabels
-                    // Histogram{sample_count = 1, sample_sum = 2, bucket = 3, native fields}, written in place.
-                    let count = ProtobufPrimitives.count(value)
-                    appendVarint(7 << 3 | 2, to: &metric)
-                    appendVarint(UInt64(1 + ProtobufPrimitives.varintSize(count) + 9 + buckets.count + native.count), to: &metric)
-                    appendField(1, varint: count, to: &metric)
-                    appendField(2, double: sum, to: &metric)
-                    metric += buckets
-                    metric += native
-                    delimited(4, metric, into: &family)
-                    open = false
-                }
-            }
-        }
-
-        mutating func startHistogram(_ key: UnsafeBufferPointer<UInt8>, _ labels: UnsafeBufferPointer<UInt8>) {
-            histogramKey = Array(key)
-            histogramLabels.removeAll(keepingCapacity: true)
-            encodeLabels(labels, skippingLe: true, into: &histogramLabels)
-            buckets.removeAll(keepingCapacity: true)
-            native.removeAll(keepingCapacity: true)
-            sum = 0
-            open = true
-        }
-
-        mutating func finishFamily() {
-            guard !name.isEmpty else { return }
-            var message: [UInt8] = []
-            delimited(1, kind == .counter ? name + Array("_total".utf8) : name, into: &message)
-            if !help.isEmpty { delimited(2, help, into: &message) }
-            message += field(3, varint: kind == .counter ? 0 : kind == .gauge ? 1 : kind == .histogram ? 4 : 3)
-            message += family
-            appendVarint(UInt64(message.count), to: &output)
-            output += message
-            family.removeAll(keepingCapacity: true)
-            name = []
-            open = false
-        }
-    }
-
-    /// `Histogram` fields 5 (schema), 6 (zero threshold), 7 (zero count), 12 and 13 (positive spans and deltas,
-    /// `NativeSpans`), from `<schema> <threshold> <zero> <index>:<count>...`. Reads the bytes in place: a scrape
-    /// has one such line per native histogram.
-    private static func nativeFields(_ line: UnsafeBufferPointer<UInt8>) -> [UInt8] {
-        var at = 0
-        func token() -> UnsafeBufferPointer<UInt8> {
-            while at < line.count, line[at] == UInt8(ascii: " ") { at += 1 }
-            let start = at
-            while at < line.count, line[at] != UInt8(ascii: " ") { at += 1 }
-            return UnsafeBufferPointer(rebasing: line[start..<at])
-        }
-        guard let schema = integer(token()), let threshold = number(token()), let zero = integer(token()) else { return [] }
+    /// The length prefix and the `MetricFamily` fields before its metrics: name (1), help (2), type (3).
+    private static func header(_ family: MetricsSnapshot.Family, metricBytes: Int) -> [UInt8] {
+        var fields: [UInt8] = []
+        let name = family.kind == .counter ? ExpositionWriter.counterFamilyName(family.name) + "_total" : family.name
+        delimited(1, Array(name.utf8), into: &fields)
+        if !family.help.isEmpty { delimited(2, Array(family.help.utf8), into: &fields) }
+        P.varint(3 << 3, into: &fields)
+        P.varint(family.kind == .counter ? 0 : family.kind == .gauge ? 1 : 4, into: &fields)
         var out: [UInt8] = []
-        out.reserveCapacity(32 + 2 * (line.count - at))
-        appendVarint(5 << 3, to: &out)
-        appendVarint(ProtobufPrimitives.zigzag(schema), to: &out)
-        appendVarint(6 << 3 | 1, to: &out)
-        ProtobufPrimitives.double(threshold, into: &out)
-        appendVarint(7 << 3, to: &out)
-        appendVarint(UInt64(clamping: zero), to: &out)
-        var spans = NativeSpans()
-        while true {
-            let pair = token()
-            guard !pair.isEmpty else { break }
-            guard let colon = pair.firstIndex(of: UInt8(ascii: ":")),
-                  let index = integer(UnsafeBufferPointer(rebasing: pair[..<colon])),
-                  let count = integer(UnsafeBufferPointer(rebasing: pair[(colon + 1)...])) else { return [] }
-            spans.append(index: index, count: count)
-        }
-        spans.encode(spanField: 12, deltaField: 13, packed: false, into: &out)
-        return out
+        P.varint(UInt64(fields.count + metricBytes), into: &out)
+        return out + fields
     }
 
-    /// A decimal integer with an optional `-`, as the writer formats them.
-    private static func integer(_ bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
-        guard !bytes.isEmpty else { return nil }
-        let negative = bytes[0] == UInt8(ascii: "-")
-        // Saturating, never wrapping: the store holds counts up to 2^63 - 1, and a wrapped count would turn
-        // into a negative bucket delta.
-        var value: Int64 = 0
-        for byte in bytes[(negative ? 1 : 0)...] {
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-            let (times10, overflow) = value.multipliedReportingOverflow(by: 10)
-            let (next, carry) = times10.addingReportingOverflow(Int64(byte - UInt8(ascii: "0")))
-            value = overflow || carry ? .max : next
-        }
-        return negative ? -value : value
-    }
+    /// Encodes `Metric` messages (field 4 of `MetricFamily`) of one family.
+    private struct MetricEncoder {
+        let kind: MetricKind
+        let bounds: [Double]
+        let native: NativeHistogramSpec?
+        let nativeFirstIndex: Int64
+        let exemplars: [Int: [ExemplarStore.Exemplar?]]
+        var output: [UInt8] = []
+        /// One metric, then one histogram's buckets, reused from series to series.
+        private var metric: [UInt8] = []
+        private var buckets: [UInt8] = []
 
-    // MARK: reading the text
-
-    private static func starts(_ line: UnsafeBufferPointer<UInt8>, _ prefix: StaticString) -> Bool {
-        let count = prefix.utf8CodeUnitCount
-        guard line.count >= count else { return false }
-        return (0..<count).allSatisfy { line[$0] == prefix.utf8Start[$0] }
-    }
-
-    private static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ text: StaticString) -> Bool {
-        bytes.count == text.utf8CodeUnitCount && (0..<bytes.count).allSatisfy { bytes[$0] == text.utf8Start[$0] }
-    }
-
-    /// The index of the `}` closing the label set that opens at `open` (braces inside quoted values do not count).
-    private static func closingBrace(_ line: UnsafeBufferPointer<UInt8>, from open: Int) -> Int {
-        var quoted = false, index = open + 1
-        while index < line.count {
-            switch line[index] {
-            case UInt8(ascii: "\\") where quoted: index += 1
-            case UInt8(ascii: "\""): quoted.toggle()
-            case UInt8(ascii: "}") where !quoted: return index
-            default: break
+        init(_ family: MetricsSnapshot.Family, exemplars: [Int: [ExemplarStore.Exemplar?]]) {
+            kind = family.kind
+            bounds = family.bounds
+            if case .stored(let slots, let native) = family.series {
+                self.native = native
+                output.reserveCapacity(slots.count * (kind == .histogram ? 48 + 14 * (bounds.count + 1) : 64))
+            } else {
+                native = nil
             }
-            index += 1
+            nativeFirstIndex = Int64(native?.firstIndex ?? 0)
+            self.exemplars = exemplars
+            metric.reserveCapacity(512)
         }
-        return line.count - 1
+
+        mutating func encode(_ slots: ArraySlice<UInt32>, state: AggregationStore.State) {
+            let table = state.table
+            state.values.withUnsafeBufferPointer { values in
+                state.buckets.withUnsafeBufferPointer { bucketCounts in
+                    slots.withUnsafeBufferPointer { slots in
+                        for k in 0..<slots.count {
+                            let index = Int(slots[k])
+                            metric.removeAll(keepingCapacity: true)
+                            ProtobufExposition.labels(table.text(index), into: &metric)
+                            let value = values[index]
+                            let seriesExemplars = exemplars.isEmpty ? nil : exemplars[index]
+                            switch kind {
+                            case .counter:
+                                counter(value.counterInteger, value.counterFloat, exemplar: seriesExemplars?.first ?? nil)
+                            case .gauge:
+                                gauge(value.gauge)
+                            case .histogram:
+                                let first = Int(table[index].bucketStart)
+                                let counts = UnsafeBufferPointer(rebasing: bucketCounts[first..<(first + bounds.count + 1)])
+                                let count = histogramBuckets(counts, exemplars: seriesExemplars)
+                                var nativeFields: [UInt8] = []
+                                if let native, index < state.windows.count {
+                                    nativeFields = Self.nativeFields(native, firstIndex: nativeFirstIndex, zero: bucketCounts[first + bounds.count + 1],
+                                                               window: state.windows[index], count: count)
+                                }
+                                histogram(count: count, sum: value.sum, native: nativeFields)
+                            }
+                            finishMetric()
+                        }
+                    }
+                }
+            }
+        }
+
+        mutating func encode(_ sample: MetricsSnapshot.Sample) {
+            metric.removeAll(keepingCapacity: true)
+            var labels = sample.labels
+            labels.withUTF8 { ProtobufExposition.labels($0, into: &metric) }
+            switch sample.value {
+            case .counter(let integer, let fraction):
+                counter(integer, fraction, exemplar: nil)
+            case .gauge(let value):
+                gauge(value)
+            case .histogram(let bucketCounts, let sum):
+                let count = bucketCounts.withUnsafeBufferPointer { histogramBuckets($0, exemplars: nil) }
+                histogram(count: count, sum: sum, native: [])
+            }
+            finishMetric()
+        }
+
+        private mutating func finishMetric() {
+            delimited(4, metric, into: &output)
+        }
+
+        /// `Counter{value = 1, exemplar = 2}`.
+        private mutating func counter(_ integer: UInt64, _ fraction: Double, exemplar: ExemplarStore.Exemplar?) {
+            let encoded = exemplar.map(ProtobufExposition.exemplar) ?? []
+            P.varint(3 << 3 | 2, into: &metric)
+            P.varint(UInt64(9 + (encoded.isEmpty ? 0 : delimitedSize(encoded.count))), into: &metric)
+            field(1, double: MetricsSnapshot.Value.counterValue(integer: integer, fraction: fraction), into: &metric)
+            if !encoded.isEmpty { delimited(2, encoded, into: &metric) }
+        }
+
+        /// `Gauge{value = 1}`.
+        private mutating func gauge(_ value: Double) {
+            P.varint(2 << 3 | 2, into: &metric)
+            P.varint(9, into: &metric)
+            field(1, double: value, into: &metric)
+        }
+
+        /// `Bucket{cumulative_count = 1, upper_bound = 2, exemplar = 3}` for every classic bucket with +Inf, into
+        /// `buckets`; returns the count of observations.
+        private mutating func histogramBuckets(_ counts: UnsafeBufferPointer<UInt64>, exemplars: [ExemplarStore.Exemplar?]?) -> UInt64 {
+            buckets.removeAll(keepingCapacity: true)
+            var cumulative: UInt64 = 0
+            for bucket in 0..<counts.count {
+                cumulative &+= counts[bucket]
+                let exemplar = exemplars.flatMap { bucket < $0.count ? $0[bucket] : nil }.map(ProtobufExposition.exemplar) ?? []
+                P.varint(3 << 3 | 2, into: &buckets)
+                P.varint(UInt64(1 + P.varintSize(cumulative) + 9 + (exemplar.isEmpty ? 0 : delimitedSize(exemplar.count))), into: &buckets)
+                P.varint(1 << 3, into: &buckets)
+                P.varint(cumulative, into: &buckets)
+                field(2, double: bucket < bounds.count ? bounds[bucket] : .infinity, into: &buckets)
+                if !exemplar.isEmpty { delimited(3, exemplar, into: &buckets) }
+            }
+            return cumulative
+        }
+
+        /// `Histogram{sample_count = 1, sample_sum = 2, bucket = 3, native fields}`.
+        private mutating func histogram(count: UInt64, sum: Double, native: [UInt8]) {
+            P.varint(7 << 3 | 2, into: &metric)
+            P.varint(UInt64(1 + P.varintSize(count) + 9 + buckets.count + native.count), into: &metric)
+            P.varint(1 << 3, into: &metric)
+            P.varint(count, into: &metric)
+            field(2, double: sum, into: &metric)
+            metric += buckets
+            metric += native
+        }
+
+        /// `Histogram` fields 5 (schema), 6 (zero threshold), 7 (zero count), 12 and 13 (positive spans and
+        /// deltas, `NativeSpans`); nothing when the native buckets do not hold every observation (an emitter
+        /// without native buckets contributed to the series): classic buckets only then.
+        private static func nativeFields(_ native: NativeHistogramSpec, firstIndex: Int64, zero: UInt64, window: NativeWindow, count: UInt64) -> [UInt8] {
+            guard zero &+ window.total == count else { return [] }
+            var out: [UInt8] = []
+            P.varint(5 << 3, into: &out)
+            P.varint(P.zigzag(Int64(native.schema)), into: &out)
+            field(6, double: native.zeroThreshold, into: &out)
+            P.varint(7 << 3, into: &out)
+            P.varint(min(zero, UInt64(Int64.max)), into: &out)
+            var spans = NativeSpans()
+            window.forEach { position, bucketCount in spans.append(index: firstIndex &+ Int64(position), count: Int64(clamping: bucketCount)) }
+            spans.encode(spanField: 12, deltaField: 13, packed: false, into: &out)
+            return out
+        }
     }
 
-    private static func number(_ bytes: UnsafeBufferPointer<UInt8>) -> Double? {
-        // Most values are counts: up to 15 digits are read in place, exactly (no String).
-        if !bytes.isEmpty, bytes.count <= 15, bytes.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
-            return Double(bytes.reduce(UInt64(0)) { $0 * 10 + UInt64($1 - UInt8(ascii: "0")) })
-        }
-        let text = String(decoding: bytes, as: UTF8.self)
-        switch text {
-        case "+Inf": return .infinity
-        case "-Inf": return -.infinity
-        case "NaN": return .nan
-        default: return Double(text)
-        }
-    }
+    // MARK: fields
 
-    /// The label text without its `le` pair (the writer puts `le` last), and the bound.
-    private static func splitLe(_ labels: UnsafeBufferPointer<UInt8>) -> (UnsafeBufferPointer<UInt8>, Double) {
-        var index = labels.count - 1
-        while index >= 0, !(labels[index] == UInt8(ascii: "l") && index + 3 < labels.count && labels[index + 1] == UInt8(ascii: "e")
-                               && labels[index + 2] == UInt8(ascii: "=") && (index == 0 || labels[index - 1] == UInt8(ascii: ","))) { index -= 1 }
-        guard index >= 0 else { return (labels, .infinity) }
-        let bound = number(UnsafeBufferPointer(rebasing: labels[(index + 4)..<(labels.count - 1)])) ?? .infinity
-        return (UnsafeBufferPointer(rebasing: labels[..<max(0, index - 1)]), bound)
-    }
-
-    /// `Metric.label` entries for `a="x",b="y"` (values unescaped), `le` left out when asked.
-    private static func encodeLabels(_ labels: UnsafeBufferPointer<UInt8>, skippingLe: Bool, into out: inout [UInt8]) {
+    /// `Metric.label` entries for a label text `a="x",b="y"` as the store keeps it (values unescaped; a value
+    /// without escapes is copied as it is).
+    static func labels(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        guard let base = text.baseAddress else { return }
         var at = 0
-        while at < labels.count {
-            var equals = at
-            while equals < labels.count, labels[equals] != UInt8(ascii: "=") { equals += 1 }
-            let nameBytes = UnsafeBufferPointer(rebasing: labels[at..<equals])
-            var end = equals + 2, escaped = false
-            while end < labels.count, labels[end] != UInt8(ascii: "\"") {
-                if labels[end] == UInt8(ascii: "\\") { escaped = true; end += 1 }
+        while at < text.count {
+            // memchr: label texts are most of what a scrape reads, and most values have no escape.
+            guard let equalsPointer = memchr(base + at, Int32(UInt8(ascii: "=")), text.count - at) else { return }
+            let equals = UnsafeRawPointer(equalsPointer).assumingMemoryBound(to: UInt8.self) - base
+            let valueStart = equals + 2
+            guard valueStart <= text.count else { return }
+            var end = valueStart, escapes = 0
+            while true {
+                guard let quote = memchr(base + end, Int32(UInt8(ascii: "\"")), text.count - end) else { return }
+                let next = UnsafeRawPointer(quote).assumingMemoryBound(to: UInt8.self) - base
+                // A quote preceded by an odd number of backslashes is escaped: count the run and go on after it.
+                var run = 0
+                while next - run - 1 >= valueStart, text[next - run - 1] == UInt8(ascii: "\\") { run += 1 }
+                end = next
+                if run % 2 == 0 { break }
                 end += 1
             }
-            let raw = UnsafeBufferPointer(rebasing: labels[min(equals + 2, end)..<min(end, labels.count)])
-            if !(skippingLe && equal(nameBytes, "le")) {
-                // LabelPair{name = 1, value = 2}, written in place (a value with escapes is unescaped first).
-                func pair(_ value: UnsafeBufferPointer<UInt8>) {
-                    appendVarint(1 << 3 | 2, to: &out)
-                    appendVarint(UInt64(delimitedSize(nameBytes.count) + delimitedSize(value.count)), to: &out)
-                    appendVarint(1 << 3 | 2, to: &out)
-                    appendVarint(UInt64(nameBytes.count), to: &out)
-                    out.append(contentsOf: nameBytes)
-                    appendVarint(2 << 3 | 2, to: &out)
-                    appendVarint(UInt64(value.count), to: &out)
-                    out.append(contentsOf: value)
+            if memchr(base + valueStart, Int32(UInt8(ascii: "\\")), end - valueStart) != nil {
+                var index = valueStart
+                while index < end {
+                    if text[index] == UInt8(ascii: "\\") { escapes += 1; index += 1 }
+                    index += 1
                 }
-                if escaped { unescape(raw, help: false).withUnsafeBufferPointer { pair($0) } } else { pair(raw) }
+            }
+            let nameCount = equals - at, valueCount = end - valueStart - escapes
+            P.varint(1 << 3 | 2, into: &out)
+            P.varint(UInt64(delimitedSize(nameCount) + delimitedSize(valueCount)), into: &out)
+            P.varint(1 << 3 | 2, into: &out)
+            P.varint(UInt64(nameCount), into: &out)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[at..<equals]))
+            P.varint(2 << 3 | 2, into: &out)
+            P.varint(UInt64(valueCount), into: &out)
+            if escapes == 0 {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: text[valueStart..<end]))
+            } else {
+                var index = valueStart
+                while index < end {
+                    if text[index] == UInt8(ascii: "\\"), index + 1 < end {
+                        index += 1
+                        out.append(text[index] == UInt8(ascii: "n") ? UInt8(ascii: "\n") : text[index])
+                    } else {
+                        out.append(text[index])
+                    }
+                    index += 1
+                }
             }
             at = end + 2 // past `",`
         }
     }
 
-    /// `{labels} value [timestamp]` after ` # `, as an encoded `Exemplar`.
-    private static func encodedExemplar(_ text: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
-        guard text.first == UInt8(ascii: "{") else { return nil }
-        let close = closingBrace(text, from: 0)
-        var message: [UInt8] = []
-        encodeLabels(UnsafeBufferPointer(rebasing: text[1..<close]), skippingLe: false, into: &message)
-        let fields = String(decoding: text[(close + 1)...], as: UTF8.self).split(separator: " ")
-        guard let first = fields.first, let value = Double(first) else { return nil }
-        message += field(2, double: value)
-        if fields.count > 1, let timestamp = Double(fields[1]) {
-            let seconds = timestamp.rounded(.down)
-            let nanos = max(0, min(999_999_999, ((timestamp - seconds) * 1e9).rounded()))
-            delimited(3, field(1, varint: UInt64(bitPattern: Int64(seconds))) + field(2, varint: UInt64(nanos)), into: &message)
-        }
-        return message
-    }
-
-    /// Escapes undone: `\\`, `\"` and `\n` in label values; `\\` and `\n` in HELP.
-    private static func unescape(_ raw: UnsafeBufferPointer<UInt8>, help: Bool) -> [UInt8] {
+    /// An `Exemplar{label = 1, value = 2, timestamp = 3}`. Exemplar times arrive in milliseconds: the timestamp
+    /// is taken from them exactly (not from the seconds' double, which is 1e-7 s off at today's dates), with zero
+    /// fields left out as protobuf writes them; no timestamp when the time is not one a `Timestamp` holds.
+    static func exemplar(_ exemplar: ExemplarStore.Exemplar) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(raw.count)
-        var index = 0
-        while index < raw.count {
-            if raw[index] == UInt8(ascii: "\\"), index + 1 < raw.count {
-                index += 1
-                out.append(raw[index] == UInt8(ascii: "n") ? UInt8(ascii: "\n") : raw[index])
-            } else {
-                out.append(raw[index])
+        var text = exemplar.labelText
+        text.withUTF8 { labels($0, into: &out) }
+        field(2, double: exemplar.value, into: &out)
+        if let millis = Int64(exactly: (exemplar.timestamp * 1_000).rounded()) {
+            let seconds = millis >= 0 ? millis / 1_000 : (millis - 999) / 1_000
+            let nanos = (millis - seconds * 1_000) * 1_000_000
+            var timestamp: [UInt8] = []
+            if seconds != 0 {
+                P.varint(1 << 3, into: &timestamp)
+                P.varint(UInt64(bitPattern: seconds), into: &timestamp)
             }
-            index += 1
+            if nanos != 0 {
+                P.varint(2 << 3, into: &timestamp)
+                P.varint(UInt64(nanos), into: &timestamp)
+            }
+            delimited(3, timestamp, into: &out)
         }
         return out
     }
 
-    // MARK: protobuf
-
     private static func delimited(_ field: UInt64, _ body: [UInt8], into out: inout [UInt8]) {
-        appendVarint(field << 3 | 2, to: &out)
-        appendVarint(UInt64(body.count), to: &out)
+        P.varint(field << 3 | 2, into: &out)
+        P.varint(UInt64(body.count), into: &out)
         out += body
     }
 
     /// Bytes a length-delimited field of `count` bytes takes with its tag (a field number below 16).
-    private static func delimitedSize(_ count: Int) -> Int { 1 + ProtobufPrimitives.varintSize(UInt64(count)) + count }
+    private static func delimitedSize(_ count: Int) -> Int { 1 + P.varintSize(UInt64(count)) + count }
 
-    private static func appendField(_ field: UInt64, varint value: UInt64, to out: inout [UInt8]) {
-        appendVarint(field << 3, to: &out)
-        appendVarint(value, to: &out)
-    }
-
-    private static func appendField(_ field: UInt64, double value: Double, to out: inout [UInt8]) {
-        appendVarint(field << 3 | 1, to: &out)
-        ProtobufPrimitives.double(value, into: &out)
-    }
-
-    private static func field(_ field: UInt64, varint value: UInt64) -> [UInt8] {
-        var out: [UInt8] = []
-        appendVarint(field << 3, to: &out)
-        appendVarint(value, to: &out)
-        return out
-    }
-
-    private static func field(_ field: UInt64, double value: Double) -> [UInt8] {
-        var out: [UInt8] = []
-        appendVarint(field << 3 | 1, to: &out)
-        ProtobufPrimitives.double(value, into: &out)
-        return out
-    }
-
-    private static func appendVarint(_ value: UInt64, to out: inout [UInt8]) {
-        ProtobufPrimitives.varint(value, into: &out)
+    private static func field(_ field: UInt64, double value: Double, into out: inout [UInt8]) {
+        P.varint(field << 3 | 1, into: &out)
+        P.double(value, into: &out)
     }
 }

@@ -116,14 +116,13 @@ public final class SeriesGate: Sendable {
         rejections.withLock { $0.counts[RejectionKey(family: family, reason: reason)] ?? 0 }
     }
 
-    func render(into writer: inout ExpositionWriter) {
+    func collect(into snapshot: inout MetricsSnapshot) {
         let counts = rejections.withLock { $0.counts }
         let name = "danube_agent_series_rejected_total"
-        writer.family(name: name, kind: .counter, help: "Series definitions refused, by catalog family (or uncatalogued) and reason.")
-        let sample = writer.counterSampleName(name)
+        snapshot.family(name: name, kind: .counter, help: "Series definitions refused, by catalog family (or uncatalogued) and reason.")
         for key in counts.keys.sorted() {
             let labels = ExpositionWriter.labelText([Label("family", key.family), Label("reason", key.reason.rawValue)])
-            writer.counter(sample, labels: labels, integer: counts[key] ?? 0, fraction: 0)
+            snapshot.counter(labels: labels, integer: counts[key] ?? 0, fraction: 0)
         }
     }
 }

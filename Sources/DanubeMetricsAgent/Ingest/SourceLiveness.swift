@@ -46,19 +46,17 @@ public final class SourceLiveness: Sendable {
         }
     }
 
-    func render(into writer: inout ExpositionWriter) {
-        let snapshot = entries.withLock { $0 }.sorted { $0.key < $1.key }
-        writer.family(name: "danube_agent_source_connected", kind: .gauge,
-                      help: "1 while a connection of the source (by HELLO source name) is open, 0 once none is.")
-        for (name, entry) in snapshot {
-            writer.gauge("danube_agent_source_connected", labels: ExpositionWriter.labelText([Label("source", name)]),
-                         value: entry.connections > 0 ? 1 : 0)
+    func collect(into snapshot: inout MetricsSnapshot) {
+        let sources = entries.withLock { $0 }.sorted { $0.key < $1.key }
+        snapshot.family(name: "danube_agent_source_connected", kind: .gauge,
+                        help: "1 while a connection of the source (by HELLO source name) is open, 0 once none is.")
+        for (name, entry) in sources {
+            snapshot.gauge(labels: ExpositionWriter.labelText([Label("source", name)]), value: entry.connections > 0 ? 1 : 0)
         }
-        writer.family(name: "danube_agent_source_last_seen_timestamp_seconds", kind: .gauge,
-                      help: "Unix time the source last sent a frame, connected, or disconnected.")
-        for (name, entry) in snapshot {
-            writer.gauge("danube_agent_source_last_seen_timestamp_seconds",
-                         labels: ExpositionWriter.labelText([Label("source", name)]), value: entry.lastSeen)
+        snapshot.family(name: "danube_agent_source_last_seen_timestamp_seconds", kind: .gauge,
+                        help: "Unix time the source last sent a frame, connected, or disconnected.")
+        for (name, entry) in sources {
+            snapshot.gauge(labels: ExpositionWriter.labelText([Label("source", name)]), value: entry.lastSeen)
         }
     }
 }

@@ -226,17 +226,16 @@ final class PushQueue: @unchecked Sendable {
     /// `<prefix>_sent_total`, `_failed_total`, `_retried_total`, `_pending` and `<failures>{reason}` for every queue,
     /// labelled with its URL.
     static func render(_ queues: [PushQueue], prefix: String, items: String, failures: String, help: (sent: String, failed: String, retried: String),
-                       into writer: inout ExpositionWriter) {
+                       into snapshot: inout MetricsSnapshot) {
         let states = queues.map { ($0.endpoint.url, $0.snapshot) }
         func family(_ name: String, _ kind: MetricKind, _ help: String, _ value: (Counts) -> UInt64) {
-            writer.family(name: name, kind: kind, help: help)
-            let sample = kind == .counter ? writer.counterSampleName(name) : name
+            snapshot.family(name: name, kind: kind, help: help)
             for (url, counts) in states {
                 let labels = ExpositionWriter.labelText([Label("url", url)])
                 if kind == .counter {
-                    writer.counter(sample, labels: labels, integer: value(counts), fraction: 0)
+                    snapshot.counter(labels: labels, integer: value(counts), fraction: 0)
                 } else {
-                    writer.gauge(sample, labels: labels, value: Double(value(counts)))
+                    snapshot.gauge(labels: labels, value: Double(value(counts)))
                 }
             }
         }
@@ -246,12 +245,11 @@ final class PushQueue: @unchecked Sendable {
         family("\(prefix)_\(items)_pending", .gauge, "\(items.prefix(1).uppercased() + items.dropFirst()) queued for the receiver.",
                { UInt64(clamping: $0.pending) })
         let name = "\(prefix)_\(failures)"
-        writer.family(name: name, kind: .counter, help: "Requests not delivered, by reason (each retry counts).")
-        let sample = writer.counterSampleName(name)
+        snapshot.family(name: name, kind: .counter, help: "Requests not delivered, by reason (each retry counts).")
         for (url, counts) in states {
             for reason in FailureReason.allCases {
                 let labels = ExpositionWriter.labelText([Label("reason", reason.rawValue), Label("url", url)])
-                writer.counter(sample, labels: labels, integer: counts.failures[reason] ?? 0, fraction: 0)
+                snapshot.counter(labels: labels, integer: counts.failures[reason] ?? 0, fraction: 0)
             }
         }
     }

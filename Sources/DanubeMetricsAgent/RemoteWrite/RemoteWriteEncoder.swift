@@ -1,7 +1,7 @@
 import DanubeMetricsWire
 
-/// Prometheus remote write 1.0 `WriteRequest` bodies (before snappy), encoded straight from a captured store
-/// state: every counter, visible gauge and histogram (`_bucket` with `le`, `_sum`, `_count`) as /metrics shows
+/// Prometheus remote write 1.0 `WriteRequest` bodies (before snappy), encoded from the snapshot /metrics is
+/// encoded from: every counter, gauge and histogram (`_bucket` with `le`, `_sum`, `_count`) as /metrics shows
 /// them, one sample each at `timestamp` (milliseconds). With `nativeHistograms`, a histogram whose native buckets
 /// hold every observation is also sent as a native histogram (`TimeSeries.histograms`, under the family's name),
 /// as a protobuf scrape shows it; receivers must accept them (Prometheus: `--enable-feature=native-histograms`).
@@ -21,9 +21,9 @@ struct RemoteWriteEncoder {
     let maxSeriesPerRequest: Int
     var nativeHistograms = false
 
-    /// The requests for `state` and the agent's own `agentSeries` (at most `maxSeriesPerRequest` time series each).
-    func requests(_ state: AggregationStore.State, agentSeries: [AgentSeries.Sample] = [], timestamp: Int64) -> [Request] {
-        let table = state.table
+    /// The requests for `snapshot` (at most `maxSeriesPerRequest` time series each).
+    func requests(_ snapshot: MetricsSnapshot, timestamp: Int64) -> [Request] {
+        let state = snapshot.store
         var requests: [Request] = []
         var writer = ByteWriter(capacity: 64 * maxSeriesPerRequest)
         var count = 0
@@ -40,40 +40,58 @@ struct RemoteWriteEncoder {
                 count = 0
             }
         }
-        for family in state.families {
+        for family in snapshot.families {
             let name = Self.label("__name__", family.name)
             let bucketName = Self.label("__name__", family.name + "_bucket")
             let sumName = Self.label("__name__", family.name + "_sum"), countName = Self.label("__name__", family.name + "_count")
             let bounds = (family.bounds.map(ExpositionWriter.boundText) + ["+Inf"]).map { Self.label("le", $0) }
-            let native = nativeHistograms ? family.native : nil
-            let firstIndex = native?.firstIndex ?? 0 // once per family: it derives the bucket bounds
-            for index in family.slots.lazy.map(Int.init) {
-                let value = state.values[index]
-                switch family.kind {
-                case .counter:
-                    add(SeriesLabels(table.labels(index)), name, value: Double(value.counterInteger) + value.counterFloat)
-                case .gauge:
-                    if value.gaugeVisible { add(SeriesLabels(table.labels(index)), name, value: value.gauge) }
-                case .histogram:
-                    let labels = SeriesLabels(table.labels(index))
-                    let start = Int(table[index].bucketStart)
-                    var cumulative: UInt64 = 0
-                    for (bucket, bound) in bounds.enumerated() {
-                        cumulative &+= state.buckets[start + bucket]
-                        add(labels, bucketName, bound, value: Double(cumulative))
+            /// `_bucket` (cumulative, with `le`), `_sum` and `_count` samples; returns the count.
+            func classic(_ labels: SeriesLabels, _ counts: ArraySlice<UInt64>, sum: Double) -> UInt64 {
+                var cumulative: UInt64 = 0
+                for (bound, perBucket) in zip(bounds, counts) {
+                    cumulative &+= perBucket
+                    add(labels, bucketName, bound, value: Double(cumulative))
+                }
+                add(labels, sumName, value: sum)
+                add(labels, countName, value: Double(cumulative))
+                return cumulative
+            }
+            switch family.series {
+            case .stored(let slots, let familyNative):
+                let native = nativeHistograms ? familyNative : nil
+                let firstIndex = native?.firstIndex ?? 0 // once per family: it derives the bucket bounds
+                for index in slots.lazy.map(Int.init) {
+                    let value = state.values[index]
+                    let labels = SeriesLabels(state.table.labels(index))
+                    switch family.kind {
+                    case .counter:
+                        add(labels, name, value: Double(value.counterInteger) + value.counterFloat)
+                    case .gauge:
+                        add(labels, name, value: value.gauge)
+                    case .histogram:
+                        let start = Int(state.table[index].bucketStart)
+                        let count = classic(labels, state.buckets[start..<(start + bounds.count)], sum: value.sum)
+                        if let native, let histogram = Self.nativeHistogram(
+                            native, firstIndex: firstIndex, zero: state.buckets[start + bounds.count], window: state.window(index),
+                            count: count, sum: value.sum, timestamp: timestamp) {
+                            add(labels, name, histogram: histogram)
+                        }
                     }
-                    add(labels, sumName, value: value.sum)
-                    add(labels, countName, value: Double(cumulative))
-                    if let native, let histogram = Self.nativeHistogram(
-                        native, firstIndex: firstIndex, zero: state.buckets[start + bounds.count], window: state.window(index),
-                        count: cumulative, sum: value.sum, timestamp: timestamp) {
-                        add(labels, name, histogram: histogram)
+                }
+            case .listed(let samples):
+                for sample in samples {
+                    let labels = SeriesLabels((ExpositionWriter.labels(fromText: sample.labels) ?? [])
+                        .sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) })
+                    switch sample.value {
+                    case .counter(let integer, let fraction):
+                        add(labels, name, value: MetricsSnapshot.Value.counterValue(integer: integer, fraction: fraction))
+                    case .gauge(let value):
+                        add(labels, name, value: value)
+                    case .histogram(let bucketCounts, let sum):
+                        _ = classic(labels, bucketCounts[...], sum: sum)
                     }
                 }
             }
-        }
-        for sample in agentSeries {
-            add(SeriesLabels(sample.labels), Self.label("__name__", sample.name), value: sample.value)
         }
         if count > 0 { requests.append(Request(body: writer.bytes, samples: count)) }
         return requests

@@ -4,13 +4,12 @@ import Logging
 import NIOCore
 import DanubeMetricsSync
 
-/// Pushes the store to remote write receivers (Prometheus remote write 1.0): every `interval` the state that
-/// `/metrics` shows is encoded (`RemoteWriteEncoder`), snappy-compressed and queued for each receiver; one task
-/// per receiver sends its queue in order, retrying 5xx, 429 and connection failures with backoff (as Prometheus
+/// Pushes what `/metrics` shows to remote write receivers (Prometheus remote write 1.0): every `interval` its
+/// snapshot is encoded (`RemoteWriteEncoder`), snappy-compressed and queued for each receiver; one task per
+/// receiver sends its queue in order, retrying 5xx, 429 and connection failures with backoff (as Prometheus
 /// does) and dropping a request on any other 4xx (it would fail the same way again). Values are cumulative, so
 /// a retried request or an agent restart never counts anything twice.
 final class RemoteWriter: @unchecked Sendable {
-    private let store: AggregationStore
     private let configuration: RemoteWriteConfiguration
     private let client: HTTPPostClient
     private let queues: [PushQueue]
@@ -18,8 +17,7 @@ final class RemoteWriter: @unchecked Sendable {
     private nonisolated(unsafe) var stopped = false
     private let finished = DispatchSemaphore(value: 0)
 
-    init(store: AggregationStore, configuration: RemoteWriteConfiguration, targets: [RemoteWriteTarget], group: EventLoopGroup, logger: Logger) {
-        self.store = store
+    init(configuration: RemoteWriteConfiguration, targets: [RemoteWriteTarget], group: EventLoopGroup, logger: Logger) {
         self.configuration = configuration
         client = HTTPPostClient(group: group, tls: PushTLSContext(configuration.tls, prefix: "--remote-write", logger: logger))
         queues = targets.map { PushQueue(endpoint: $0, maxPendingItems: configuration.maxPendingSamples, what: "remote write", logger: logger) }
@@ -27,14 +25,13 @@ final class RemoteWriter: @unchecked Sendable {
 
     /// Threads of their own (one pushing, one per receiver sending): encoding a large store takes a while, and a
     /// receiver that is down must hold neither the event loops nor Swift's cooperative pool.
-    /// `agentSeries` renders the agent's own series as text (pushed with the store's unless the configuration
-    /// says not to).
-    func start(agentSeries: @escaping @Sendable () -> [UInt8]) {
+    /// `snapshot` takes what `/metrics` shows; the flag says whether with the agent's own series.
+    func start(snapshot: @escaping @Sendable (_ withAgentSeries: Bool) -> MetricsSnapshot) {
         let pusher = Thread { [self] in
             let encoder = RemoteWriteEncoder(maxSeriesPerRequest: configuration.maxSeriesPerRequest,
                                              nativeHistograms: configuration.nativeHistograms)
             while wait(for: configuration.interval) {
-                push(encoder, agentSeries: configuration.includeAgentSeries ? AgentSeries.samples(fromText: agentSeries()) : [])
+                push(encoder, snapshot(configuration.includeAgentSeries))
             }
             finished.signal()
         }
@@ -67,11 +64,11 @@ final class RemoteWriter: @unchecked Sendable {
         }
     }
 
-    /// Encodes the state `/metrics` shows and queues it for every receiver (a late sample carries the same
-    /// counters as an early one, so a full queue drops its oldest).
-    func push(_ encoder: RemoteWriteEncoder, agentSeries: [AgentSeries.Sample] = []) {
+    /// Encodes what `/metrics` shows and queues it for every receiver (a late sample carries the same counters as
+    /// an early one, so a full queue drops its oldest).
+    func push(_ encoder: RemoteWriteEncoder, _ snapshot: MetricsSnapshot) {
         let timestamp = Int64((Date().timeIntervalSince1970 * 1_000).rounded())
-        let encoded = encoder.requests(store.capturePublished(), agentSeries: agentSeries, timestamp: timestamp)
+        let encoded = encoder.requests(snapshot, timestamp: timestamp)
             .map { (body: Snappy.compress($0.body), items: $0.samples) }
         for queue in queues { queue.enqueue(encoded) }
     }
@@ -90,10 +87,10 @@ final class RemoteWriter: @unchecked Sendable {
     }
 
     /// `danube_agent_remote_write_*`, per receiver URL.
-    func render(into writer: inout ExpositionWriter) {
+    func collect(into snapshot: inout MetricsSnapshot) {
         PushQueue.render(queues, prefix: "danube_agent_remote_write", items: "samples", failures: "request_failures_total", help: (
             sent: "Samples a remote write receiver accepted.",
             failed: "Samples dropped: refused by the receiver (4xx other than 429) or pushed out of a full queue.",
-            retried: "Samples sent again after a 5xx, 429, connection failure or unreadable credentials."), into: &writer)
+            retried: "Samples sent again after a 5xx, 429, connection failure or unreadable credentials."), into: &snapshot)
     }
 }

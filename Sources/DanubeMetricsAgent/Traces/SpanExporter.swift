@@ -222,23 +222,22 @@ final class SpanExporter: Sendable {
     }
 
     /// `danube_agent_spans_*` and, per receiver URL, `danube_agent_otlp_*`.
-    func render(into writer: inout ExpositionWriter) {
+    func collect(into snapshot: inout MetricsSnapshot) {
         let (received, droppedFull) = intake.withLock { ($0.received, $0.droppedFull) }
-        writer.family(name: "danube_agent_spans_received_total", kind: .counter, help: "Spans emitters sent (SPANS frames).")
-        writer.counter(writer.counterSampleName("danube_agent_spans_received_total"), labels: "", integer: received, fraction: 0)
-        writer.family(name: "danube_agent_spans_dropped_total", kind: .counter,
-                      help: "Spans dropped before export: more were waiting than --otlp-max-queued-spans allows (receivers' drops are in danube_agent_otlp_spans_failed_total).")
-        writer.counter(writer.counterSampleName("danube_agent_spans_dropped_total"), labels: ExpositionWriter.labelText([Label("reason", "queue_full")]),
-                       integer: droppedFull, fraction: 0)
+        snapshot.family(name: "danube_agent_spans_received_total", kind: .counter, help: "Spans emitters sent (SPANS frames).")
+        snapshot.counter(labels: "", integer: received, fraction: 0)
+        snapshot.family(name: "danube_agent_spans_dropped_total", kind: .counter,
+                        help: "Spans dropped before export: more were waiting than --otlp-max-queued-spans allows (receivers' drops are in danube_agent_otlp_spans_failed_total).")
+        snapshot.counter(labels: ExpositionWriter.labelText([Label("reason", "queue_full")]),
+                         integer: droppedFull, fraction: 0)
         PushQueue.render(queues, prefix: "danube_agent_otlp", items: "spans", failures: "request_failures_total", help: (
             sent: "Spans an OTLP receiver accepted (rejected ones included: see danube_agent_otlp_spans_rejected_total).",
             failed: "Spans dropped: refused by the receiver (a status OTLP does not retry) or pushed out of a full queue.",
-            retried: "Spans sent again after 429, 502, 503, 504 or no response."), into: &writer)
-        writer.family(name: "danube_agent_otlp_spans_rejected_total", kind: .counter,
-                      help: "Spans an OTLP receiver reported rejected in a partial success.")
+            retried: "Spans sent again after 429, 502, 503, 504 or no response."), into: &snapshot)
+        snapshot.family(name: "danube_agent_otlp_spans_rejected_total", kind: .counter,
+                        help: "Spans an OTLP receiver reported rejected in a partial success.")
         for (queue, count) in zip(queues, rejected.withLock { $0 }) {
-            writer.counter(writer.counterSampleName("danube_agent_otlp_spans_rejected_total"),
-                           labels: ExpositionWriter.labelText([Label("url", queue.endpoint.url)]), integer: count, fraction: 0)
+            snapshot.counter(labels: ExpositionWriter.labelText([Label("url", queue.endpoint.url)]), integer: count, fraction: 0)
         }
     }
 }

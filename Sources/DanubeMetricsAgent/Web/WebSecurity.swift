@@ -155,26 +155,25 @@ final class WebSecurity: Sendable {
     func authFailures(_ reason: AuthFailure) -> UInt64 { counters.withLockedValue { $0.authFailures[reason.rawValue] ?? 0 } }
     var handshakeFailures: UInt64 { counters.withLockedValue { $0.handshakeFailures } }
 
-    func render(into writer: inout ExpositionWriter) {
+    func collect(into snapshot: inout MetricsSnapshot) {
         let counts = counters.withLockedValue { $0 }
-        writer.family(name: "danube_agent_http_auth_failures_total", kind: .counter,
-                      help: "HTTP requests refused by basic auth (--web.config.file), by reason: missing credentials, wrong ones, or too many waiting for verification.")
-        let name = writer.counterSampleName("danube_agent_http_auth_failures_total")
+        snapshot.family(name: "danube_agent_http_auth_failures_total", kind: .counter,
+                        help: "HTTP requests refused by basic auth (--web.config.file), by reason: missing credentials, wrong ones, or too many waiting for verification.")
         for reason in AuthFailure.allCases {
-            writer.counter(name, labels: "reason=\"\(reason.rawValue)\"", integer: counts.authFailures[reason.rawValue] ?? 0, fraction: 0)
+            snapshot.counter(labels: "reason=\"\(reason.rawValue)\"", integer: counts.authFailures[reason.rawValue] ?? 0, fraction: 0)
         }
         for (metric, help, value) in [
             ("danube_agent_http_tls_handshake_failures_total", "TLS handshakes on the HTTP listeners that failed (no or untrusted client certificate, bad protocol).", counts.handshakeFailures),
             ("danube_agent_web_config_reloads_total", "Times the web configuration was read again after a change and loaded.", counts.reloads),
             ("danube_agent_web_config_reload_failures_total", "Times a changed web configuration did not load (the previous one stayed in force).", counts.reloadFailures),
         ] {
-            writer.family(name: metric, kind: .counter, help: help)
-            writer.counter(writer.counterSampleName(metric), labels: "", integer: value, fraction: 0)
+            snapshot.family(name: metric, kind: .counter, help: help)
+            snapshot.counter(labels: "", integer: value, fraction: 0)
         }
-        writer.family(name: "danube_agent_web_config_last_reload_successful", kind: .gauge, help: "1 when the web configuration file as it is now is in force.")
-        writer.gauge("danube_agent_web_config_last_reload_successful", labels: "", value: counts.lastReloadSuccessful ? 1 : 0)
-        writer.family(name: "danube_agent_web_config_last_reload_success_timestamp_seconds", kind: .gauge,
-                      help: "Unix time the web configuration was last loaded.")
-        writer.gauge("danube_agent_web_config_last_reload_success_timestamp_seconds", labels: "", value: counts.lastReloadTime)
+        snapshot.family(name: "danube_agent_web_config_last_reload_successful", kind: .gauge, help: "1 when the web configuration file as it is now is in force.")
+        snapshot.gauge(labels: "", value: counts.lastReloadSuccessful ? 1 : 0)
+        snapshot.family(name: "danube_agent_web_config_last_reload_success_timestamp_seconds", kind: .gauge,
+                        help: "Unix time the web configuration was last loaded.")
+        snapshot.gauge(labels: "", value: counts.lastReloadTime)
     }
 }

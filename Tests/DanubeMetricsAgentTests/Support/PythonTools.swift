@@ -2,10 +2,10 @@ import DanubeMetricsTestKit
 import Foundation
 
 /// Test tools from PyPI (Arize Phoenix, a real OpenTelemetry trace backend; opentelemetry-proto, the official OTLP
-/// schema) in a virtual environment the tests make once per machine, under the user's cache directory: the first
+/// schema; grpcio-tools, protoc for Prometheus' metrics.proto) in a virtual environment the tests make once per machine, under the user's cache directory: the first
 /// run installs them (a minute or two), later runs reuse them. Suites running at once wait for one install.
 enum PythonTools {
-    static let packages = ["arize-phoenix", "opentelemetry-proto"]
+    static let packages = ["arize-phoenix", "opentelemetry-proto", "grpcio-tools"]
     static let directory = (ProcessInfo.processInfo.environment["XDG_CACHE_HOME"] ?? NSHomeDirectory() + "/.cache")
         + "/danube-metrics-agent-tests/venv"
 

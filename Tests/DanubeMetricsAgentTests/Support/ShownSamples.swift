@@ -1,10 +1,8 @@
 import DanubeMetricsWire
 
-/// The agent's own series (`danube_agent_*`, `process_*`, per-source liveness) as remote write samples, so that
-/// alerts on the agent's health work where nothing scrapes it. They come from the same render as `/metrics`' own
-/// section, in the 0.0.4 text format, read back here: a hundred-odd lines per push, written by the agent itself
-/// (names and label values as `ExpositionWriter` escapes them).
-enum AgentSeries {
+/// The samples of a 0.0.4 text scrape with their labels unescaped and sorted, to compare with what a remote write
+/// receiver stores (`ExpositionWriter`'s output, not arbitrary text).
+enum ShownSamples {
     struct Sample: Equatable {
         var name: String
         /// Sorted by name, as remote write wants them.
