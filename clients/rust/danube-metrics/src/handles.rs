@@ -4,7 +4,7 @@
 
 use crate::cells;
 use crate::native::NativeBuckets;
-use crate::registry::{registry, Rejected, Series};
+use crate::registry::{name_hash, registry, Rejected, Series};
 use crate::wire::Kind;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -71,7 +71,14 @@ impl Counter {
 
     /// Registers (or finds) the series `name{labels}`; the handle the `counter!` macro returns.
     pub fn register(name: &str, labels: &[(&str, &str)]) -> Counter {
-        resolve(Kind::Counter, name, labels)
+        Self::register_hashed(name_hash(name), name, labels)
+    }
+
+    /// `register` with the name's hash computed by the caller (at compile time by the macros).
+    #[doc(hidden)]
+    #[inline]
+    pub fn register_hashed(name_hash: u64, name: &str, labels: &[(&str, &str)]) -> Counter {
+        resolve(Kind::Counter, name_hash, name, labels)
             .map_or_else(|| sinks().counter, |s| Counter { cell: s.first_cell, floor: s.word })
     }
 }
@@ -123,7 +130,13 @@ impl Gauge {
     }
 
     pub fn register(name: &str, labels: &[(&str, &str)]) -> Gauge {
-        resolve(Kind::Gauge, name, labels).map_or_else(|| sinks().gauge, |s| Gauge { word: s.word })
+        Self::register_hashed(name_hash(name), name, labels)
+    }
+
+    #[doc(hidden)]
+    #[inline]
+    pub fn register_hashed(name_hash: u64, name: &str, labels: &[(&str, &str)]) -> Gauge {
+        resolve(Kind::Gauge, name_hash, name, labels).map_or_else(|| sinks().gauge, |s| Gauge { word: s.word })
     }
 }
 
@@ -202,7 +215,13 @@ impl Histogram {
     }
 
     pub fn register(name: &str, labels: &[(&str, &str)]) -> Histogram {
-        resolve(Kind::Histogram, name, labels).map_or_else(|| sinks().histogram, Histogram::of)
+        Self::register_hashed(name_hash(name), name, labels)
+    }
+
+    #[doc(hidden)]
+    #[inline]
+    pub fn register_hashed(name_hash: u64, name: &str, labels: &[(&str, &str)]) -> Histogram {
+        resolve(Kind::Histogram, name_hash, name, labels).map_or_else(|| sinks().histogram, Histogram::of)
     }
 
     pub(crate) fn of(series: &'static Series) -> Histogram {
@@ -217,8 +236,8 @@ impl Histogram {
 
 /// The registered series, or None (logged once per name) when the name or labels break the rules.
 #[inline]
-fn resolve(kind: Kind, name: &str, labels: &[(&str, &str)]) -> Option<&'static Series> {
-    match registry().resolve(kind, name, labels) {
+fn resolve(kind: Kind, name_hash: u64, name: &str, labels: &[(&str, &str)]) -> Option<&'static Series> {
+    match registry().resolve(kind, name_hash, name, labels) {
         Ok(series) => Some(series),
         Err(rejected) => {
             report_rejected(name, rejected);

@@ -56,6 +56,8 @@ pub use identity::{default_socket, FLUSH_INTERVAL_ENV, SOCKET_ENV};
 #[doc(hidden)]
 pub use macros::{__labels, LabelBuffer};
 pub use native::NativeSpec;
+#[doc(hidden)]
+pub use registry::name_hash as __name_hash;
 pub use registry::{
     buckets_for, DEFAULT_BUCKETS, DEFAULT_BYTES_BUCKETS, DEFAULT_MILLISECONDS_BUCKETS, DEFAULT_SECONDS_BUCKETS,
 };

@@ -44,6 +44,23 @@ macro_rules! histogram {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __handle {
+    // A literal name: its hash is a constant of the call site, computed at compile time.
+    ($handle:path, $name:literal $(,)?) => {{
+        const NAME_HASH: u64 = $crate::__name_hash($name);
+        <$handle>::register_hashed(NAME_HASH, $name, &[])
+    }};
+    ($handle:path, $name:literal, $($key:expr => $value:expr),+ $(,)?) => {{
+        const NAME_HASH: u64 = $crate::__name_hash($name);
+        <$handle>::register_hashed(
+            NAME_HASH,
+            $name,
+            &[$((::core::convert::AsRef::<str>::as_ref(&$key), ::core::convert::AsRef::<str>::as_ref(&$value))),+],
+        )
+    }};
+    ($handle:path, $name:literal, $labels:expr $(,)?) => {{
+        const NAME_HASH: u64 = $crate::__name_hash($name);
+        <$handle>::register_hashed(NAME_HASH, $name, &$crate::__labels(&$labels))
+    }};
     ($handle:path, $name:expr $(,)?) => {
         <$handle>::register(::core::convert::AsRef::<str>::as_ref(&$name), &[])
     };

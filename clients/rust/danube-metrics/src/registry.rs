@@ -46,11 +46,15 @@ impl Series {
         }
     }
 
+    /// Lengths first, then the labels in the call site's order (how every call site but the first registers
+    /// them), then in any order; the name last (a hash match has made a different name unlikely).
     fn matches(&self, kind: Kind, name: &str, labels: &[(&str, &str)]) -> bool {
-        self.kind == kind
+        if self.kind != kind || self.labels.len() != labels.len() || self.name.len() != name.len() {
+            return false;
+        }
+        let in_order = self.labels.iter().zip(labels).all(|((sk, sv), (k, v))| **sk == **k && **sv == **v);
+        (in_order || labels.iter().all(|(k, v)| self.labels.iter().any(|(sk, sv)| &**sk == *k && &**sv == *v)))
             && &*self.name == name
-            && self.labels.len() == labels.len()
-            && labels.iter().all(|(k, v)| self.labels.iter().any(|(sk, sv)| &**sk == *k && &**sv == *v))
     }
 }
 
@@ -59,33 +63,70 @@ fn histogram_counts(bounds: &[f64], native: Option<&NativeBuckets>) -> usize {
     bounds.len() + 1 + native.map_or(0, |n| n.spec.cells() as usize)
 }
 
+const NAME_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+const LABEL_SEED: u64 = 0xC2B2_AE3D_27D4_EB4F;
+
+/// Hash of a metric name. A `const fn`: the macros compute it at compile time for a literal name, so a call
+/// site hashes only its label values (the same value as at run time).
+pub const fn name_hash(name: &str) -> u64 {
+    hash_bytes(name.as_bytes(), NAME_SEED)
+}
+
 /// Hash of a key, independent of label order (the same labels in another order are the same series).
-pub(crate) fn key_hash(name: &str, labels: &[(&str, &str)]) -> u64 {
-    let mut combined = hash_bytes(name.as_bytes(), 0x9E37_79B9_7F4A_7C15);
+pub(crate) fn key_hash(name_hash: u64, labels: &[(&str, &str)]) -> u64 {
+    let mut combined = name_hash;
     for (k, v) in labels {
-        let pair = hash_bytes(v.as_bytes(), hash_bytes(k.as_bytes(), 0xC2B2_AE3D_27D4_EB4F));
+        let pair = hash_bytes(v.as_bytes(), hash_bytes(k.as_bytes(), LABEL_SEED));
         combined = combined.wrapping_add(mix(pair));
     }
     mix(combined)
 }
 
-/// A fast word-at-a-time hash (FxHash's step). Not for hostile input: keys come from the program's own code.
-#[inline]
-fn hash_bytes(bytes: &[u8], seed: u64) -> u64 {
+/// A fast word-at-a-time hash (FxHash's step): whole words, then the last word read overlapping them (no copy
+/// of the tail), or a short key's bytes. Not for hostile input: keys come from the program's own code. A
+/// `const fn` for `name_hash`; the byte-wise word reads compile to single loads.
+#[inline(always)]
+const fn hash_bytes(bytes: &[u8], seed: u64) -> u64 {
     const K: u64 = 0x517C_C1B7_2722_0A95;
-    let mut h = seed ^ bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        h = (h.rotate_left(5) ^ word).wrapping_mul(K);
+    let len = bytes.len();
+    let mut h = seed ^ len as u64;
+    let mut i = 0;
+    while i + 8 <= len {
+        h = (h.rotate_left(5) ^ word_at(bytes, i)).wrapping_mul(K);
+        i += 8;
     }
-    let mut tail = [0u8; 8];
-    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K)
+    let tail = if i == len {
+        0
+    } else if len >= 8 {
+        word_at(bytes, len - 8)
+    } else {
+        let mut word = 0u64;
+        let mut j = 0;
+        while j < len {
+            word |= (bytes[j] as u64) << (8 * j);
+            j += 1;
+        }
+        word
+    };
+    (h.rotate_left(5) ^ tail).wrapping_mul(K)
+}
+
+#[inline(always)]
+const fn word_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes([
+        bytes[at],
+        bytes[at + 1],
+        bytes[at + 2],
+        bytes[at + 3],
+        bytes[at + 4],
+        bytes[at + 5],
+        bytes[at + 6],
+        bytes[at + 7],
+    ])
 }
 
 #[inline]
-fn mix(mut x: u64) -> u64 {
+const fn mix(mut x: u64) -> u64 {
     x ^= x >> 33;
     x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
     x ^= x >> 33;
@@ -183,9 +224,16 @@ impl Registry {
     }
 
     /// The series for this key, registering it on first use. Lock-free and allocation-free when it exists.
+    /// `name_hash` is `name_hash(name)`, computed by the caller (at compile time for a literal name).
     #[inline]
-    pub fn resolve(&self, kind: Kind, name: &str, labels: &[(&str, &str)]) -> Result<&'static Series, Rejected> {
-        let hash = key_hash(name, labels);
+    pub fn resolve(
+        &self,
+        kind: Kind,
+        name_hash: u64,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<&'static Series, Rejected> {
+        let hash = key_hash(name_hash, labels);
         let table = TABLE.load(Ordering::Acquire);
         if !table.is_null() {
             // SAFETY: tables are leaked and never freed.

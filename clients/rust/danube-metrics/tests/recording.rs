@@ -102,6 +102,26 @@ fn label_order_does_not_make_another_series() {
     assert_eq!(total("test_order_total", &[("a", "1"), ("b", "2")]).unwrap().count, 2);
 }
 
+/// A literal name's hash is computed at compile time, any other name's at run time: the same series either way,
+/// for names of every length around the hash's word size.
+#[test]
+fn a_literal_name_and_a_run_time_name_are_the_same_series() {
+    counter!("test_hash_total", "topic" => "t").increment(1);
+    let name = String::from("test_hash_total");
+    counter!(name.as_str(), "topic" => "t").increment(1);
+    danube_metrics::Counter::register(&name, &[("topic", "t")]).increment(1);
+    assert_eq!(total("test_hash_total", &[("topic", "t")]).unwrap().count, 3);
+    const LITERAL: u64 = danube_metrics::__name_hash("test_hash_sixteen_total");
+    assert_eq!(LITERAL, danube_metrics::__name_hash(&String::from("test_hash_sixteen_total")));
+    let names: Vec<String> = (1..=24).map(|n| format!("t{}", "x".repeat(n - 1))).collect();
+    let hashes: std::collections::HashSet<u64> = names.iter().map(|n| danube_metrics::__name_hash(n)).collect();
+    assert_eq!(hashes.len(), names.len(), "no two lengths of one repeated byte collide");
+    for name in &names {
+        counter!(name.as_str()).increment(1);
+        assert_eq!(total(name, &[]).unwrap().count, 1, "{name}");
+    }
+}
+
 #[test]
 fn a_series_the_agent_would_refuse_records_nowhere_and_never_fails() {
     counter!("bad name!").increment(1);
