@@ -31,6 +31,7 @@ let package = Package(
         ),
         .executableTarget(name: "ScaleBench", dependencies: ["ScaleFeed"], path: "Tools/ScaleBench"),
         .executableTarget(name: "TLSBench", dependencies: ["ScaleFeed"], path: "Tools/TLSBench"),
+        .executableTarget(name: "FreshnessBench", dependencies: ["ScaleFeed"], path: "Tools/FreshnessBench"),
         .executableTarget(
             name: "RenderTiming",
             dependencies: [

@@ -1,34 +1,69 @@
+"""Compares two sets of RenderTiming dumps (DUMP=<prefix>) format by format, leaving out the agent's own families
+(danube_agent_*, process_*: timings and memory differ between any two runs) and checking that both have the same
+ones. Exits 1 on any difference.
+
+    python3 compare_dumps.py /tmp/before/n /tmp/after/n
+"""
 import sys
-def varint(b, i):
-    v=0; s=0
+
+FORMATS = ["text(DanubeMetricsAgent.ExpositionFormat.prometheusText)",
+           "text(DanubeMetricsAgent.ExpositionFormat.openMetrics)", "protobuf"]
+
+
+def volatile(name):
+    return name.startswith("danube_agent_") or name.startswith("process_")
+
+
+def varint(data, at):
+    value, shift = 0, 0
     while True:
-        x=b[i]; i+=1; v|=(x&0x7f)<<s; s+=7
-        if x<0x80: return v,i
-def pb_families(data):
-    out=[]; i=0
-    while i<len(data):
-        n,i=varint(data,i); msg=data[i:i+n]; i+=n
-        assert msg[0]==0x0a; l,j=varint(msg,1); name=msg[j:j+l].decode()
-        out.append((name,msg))
-    return out
-def volatile(name): return name.startswith("danube_agent_") or name.startswith("process_")
-def text_lines(data):
-    return [l for l in data.split(b"\n") if not any(k in l.split(b"{")[0].split(b" ")[0:3][-1] if False else False for k in [])]
-for f in sys.argv[1:]:
-    old=open("/tmp/old-dump/"+f,"rb").read(); new=open("/tmp/new-dump/"+f,"rb").read()
-    if f.endswith("protobuf"):
-        a=[x for x in pb_families(old) if not volatile(x[0])]; b=[x for x in pb_families(new) if not volatile(x[0])]
-        print(f, "families", len(a), len(b), "identical" if a==b else "DIFFER", "agent families", len(pb_families(old))-len(a), len(pb_families(new))-len(b))
-        if a!=b:
-            for x,y in zip(a,b):
-                if x!=y: print(" first diff", x[0]); break
-    else:
-        def keep(l):
-            t=l.split(b" ")
-            name = t[2] if l.startswith(b"#") and len(t)>2 else t[0].split(b"{")[0]
-            return not (volatile(name.decode()))
-        a=[l for l in old.split(b"\n") if keep(l)]; b=[l for l in new.split(b"\n") if keep(l)]
-        print(f, "lines", len(a), len(b), "identical" if a==b else "DIFFER")
-        # agent section family names, same?
-        fam=lambda d: [l.split(b" ")[2] for l in d.split(b"\n") if l.startswith(b"# TYPE")]
-        print("  family order same:", fam(old)==fam(new))
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, at
+
+
+def protobuf_families(data):
+    """(name, message bytes) of every delimited MetricFamily; the name is field 1, written first."""
+    families, at = [], 0
+    while at < len(data):
+        length, at = varint(data, at)
+        message = data[at:at + length]
+        at += length
+        name_length, start = varint(message, 1)
+        families.append((message[start:start + name_length].decode(), message))
+    return families
+
+
+def text_families(data):
+    """(name, lines) per family, from the TYPE lines."""
+    families = []
+    for line in data.split(b"\n"):
+        if line.startswith(b"# TYPE "):
+            families.append((line.split(b" ")[2].decode(), []))
+        elif families:
+            families[-1][1].append(line)
+    return families
+
+
+def main(before, after):
+    same = True
+    for name in FORMATS:
+        old = open(f"{before}.{name}", "rb").read()
+        new = open(f"{after}.{name}", "rb").read()
+        split = protobuf_families if name == "protobuf" else text_families
+        old_families, new_families = split(old), split(new)
+        kept_old = [f for f in old_families if not volatile(f[0])]
+        kept_new = [f for f in new_families if not volatile(f[0])]
+        names_equal = [f[0] for f in old_families] == [f[0] for f in new_families]
+        equal = kept_old == kept_new and names_equal
+        same &= equal
+        print(f"{name}: {len(kept_old)} families compared, {len(old_families) - len(kept_old)} of the agent's own by name: "
+              + ("identical" if equal else "DIFFERENT"))
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

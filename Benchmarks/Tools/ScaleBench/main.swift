@@ -58,9 +58,9 @@ func median(_ values: [Double]) -> Double { ProcessProbe.median(values) }
 
 struct Row {
     var series: Int
-    var render, get, getGzip, getProtobuf, rssEmpty, rssLoaded, rssScraped, heapEmpty, heapLoaded, heapScraped, checkpoint, checkpointCPU,
+    var render, get, getGzip, getProtobuf, getOpenMetrics, rssEmpty, rssLoaded, rssScraped, heapEmpty, heapLoaded, heapScraped, checkpoint, checkpointCPU,
         checkpointCPUEach, pushCPU: Double
-    var bytes, gzipBytes, protobufBytes: Int
+    var bytes, gzipBytes, protobufBytes, openMetricsBytes: Int
     /// 100 protobuf GETs at once: the median and slowest as curl saw them, and the renders the agent made for them.
     var concurrentMedian = Double.nan, concurrentMax = Double.nan, concurrentRenders = Double.nan
 }
@@ -134,7 +134,12 @@ func measure(series: Int) -> Row {
     let render = (after.sum - before.sum) / max(1, after.count - before.count)
     // What Prometheus with native histograms asks for: the protobuf exposition (after the text measurements).
     let protobuf = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
-    let protobufGets = (0..<3).map { _ in curlGet(port, gzip: false, accept: protobuf) }
+    // OpenMetrics alternating with it, so that the two are compared under the same conditions.
+    var protobufGets: [(seconds: Double, bytes: Int)] = [], openMetricsGets: [(seconds: Double, bytes: Int)] = []
+    for _ in 0..<3 {
+        openMetricsGets.append(curlGet(port, gzip: false, accept: "application/openmetrics-text;version=1.0.0"))
+        protobufGets.append(curlGet(port, gzip: false, accept: protobuf))
+    }
     sleep(2)
     let rssScraped = rssBytes(pid)
     let heapScraped = sample(scrape(port), "danube_agent_heap_in_use_bytes")
@@ -170,8 +175,8 @@ func measure(series: Int) -> Row {
     }
     let concurrent = concurrentProtobufGets(port)
     return Row(series: series, render: render, get: median(gets), getGzip: median(gzipGets),
-               getProtobuf: median(protobufGets.map(\.seconds)), rssEmpty: rssEmpty, rssLoaded: rssLoaded,
-               rssScraped: rssScraped, heapEmpty: heapEmpty, heapLoaded: heapLoaded, heapScraped: heapScraped, checkpoint: median(checkpoints), checkpointCPU: cpuPerSecond, checkpointCPUEach: checkpointCPUEach, pushCPU: pushCPU, bytes: bytes, gzipBytes: gzipBytes, protobufBytes: protobufGets.last?.bytes ?? 0,
+               getProtobuf: median(protobufGets.map(\.seconds)), getOpenMetrics: median(openMetricsGets.map(\.seconds)), rssEmpty: rssEmpty, rssLoaded: rssLoaded,
+               rssScraped: rssScraped, heapEmpty: heapEmpty, heapLoaded: heapLoaded, heapScraped: heapScraped, checkpoint: median(checkpoints), checkpointCPU: cpuPerSecond, checkpointCPUEach: checkpointCPUEach, pushCPU: pushCPU, bytes: bytes, gzipBytes: gzipBytes, protobufBytes: protobufGets.last?.bytes ?? 0, openMetricsBytes: openMetricsGets.last?.bytes ?? 0,
                concurrentMedian: concurrent.median, concurrentMax: concurrent.max, concurrentRenders: concurrent.renders)
 }
 
@@ -181,7 +186,9 @@ print("| measure | " + rows.map { "\($0.series / 1_000)k series" }.joined(separa
 print("| --- |" + String(repeating: " --- |", count: rows.count))
 print("| render, server side (`danube_agent_scrape_duration_seconds`, mean) | " + rows.map { ms($0.render) }.joined(separator: " | ") + " |")
 print("| `GET /metrics` as curl sees it (median of 5) | " + rows.map { "\(ms($0.get)) (\($0.bytes / 1_000_000) MB)" }.joined(separator: " | ") + " |")
+print("| `GET /metrics` as OpenMetrics (median of 3, alternating with protobuf) | " + rows.map { "\(ms($0.getOpenMetrics)) (\($0.openMetricsBytes / 1_000_000) MB)" }.joined(separator: " | ") + " |")
 print("| `GET /metrics` as protobuf (median of 3) | " + rows.map { "\(ms($0.getProtobuf)) (\($0.protobufBytes / 1_000_000) MB)" }.joined(separator: " | ") + " |")
+print("| protobuf GET / OpenMetrics GET | " + rows.map { String(format: "%.2f", $0.getProtobuf / $0.getOpenMetrics) }.joined(separator: " | ") + " |")
 print("| `GET /metrics` with `Accept-Encoding: gzip` (median of 5) | " + rows.map { "\(ms($0.getGzip)) (\(String(format: "%.1f", Double($0.gzipBytes) / 1e6)) MB)" }.joined(separator: " | ") + " |")
 print("| agent heap in use above the empty agent (`danube_agent_heap_in_use_bytes`), per series: loaded / after 10 scrapes | "
       + rows.map { String(format: "%.0f B / %.0f B", ($0.heapLoaded - $0.heapEmpty) / Double($0.series), ($0.heapScraped - $0.heapEmpty) / Double($0.series)) }.joined(separator: " | ") + " |")

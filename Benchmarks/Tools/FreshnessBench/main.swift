@@ -1,0 +1,113 @@
+import Foundation
+import ScaleFeed
+
+// How far `/metrics` is behind what sources sent, with `--state-dir` (what it shows is only what is durable): a
+// release agent holds `series` background series of which 1% change every second (as ScaleBench), and a probe
+// source adds 1 to a counter at a random moment every 50-150 ms; the time from the probe's delta leaving the
+// socket to the first `GET /metrics` that shows it is one sample. Prints p50, p99 and max per checkpoint interval.
+//   FreshnessBench [series] [samples]      (default 10000 300; needs ../.build/release/danube-metrics-agent)
+// INTERVALS=default,1s,100ms: the `--checkpoint-interval` values to run (default: the agent's own default).
+let agentPath = ProcessInfo.processInfo.environment["AGENT"] ?? "../.build/release/danube-metrics-agent"
+let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
+let backgroundSeries = arguments.first ?? 10_000
+let samples = arguments.dropFirst().first ?? 300
+let intervals = (ProcessInfo.processInfo.environment["INTERVALS"] ?? "default").split(separator: ",").map(String.init)
+
+/// One HTTP/1.1 GET of `/metrics` over a fresh loopback connection; the body.
+func getMetrics(port: Int) -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { return "" }
+    let request = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { break }
+        response += buffer[0..<n]
+    }
+    return String(decoding: response, as: UTF8.self)
+}
+
+/// The probe counter's value on `/metrics`, or -1.
+func probeValue(_ text: String) -> Double {
+    let prefix = "scale_0_total{namespace=\"ns1\",partition=\"1\",subscription=\"sub-1\",topic=\"topic-1-0\"} "
+    guard let range = text.range(of: prefix) else { return -1 }
+    let rest = text[range.upperBound...]
+    return Double(rest.prefix { $0 != "\n" }) ?? -1
+}
+
+func percentile(_ sorted: [Double], _ p: Double) -> Double { sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)] }
+
+func measure(interval: String) -> (p50: Double, p99: Double, max: Double) {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("freshness-\(getpid())").path
+    try? FileManager.default.removeItem(atPath: directory)
+    try! FileManager.default.createDirectory(atPath: "\(directory)/state", withIntermediateDirectories: true)
+    let port = Int.random(in: 30_000..<40_000)
+    let agent = Process()
+    agent.executableURL = URL(fileURLWithPath: agentPath)
+    agent.arguments = ["--ingest-socket", "\(directory)/ingest.sock", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(directory)/state",
+                       "--log-level", "error", "--max-series-per-family", "10000"]
+        + (interval == "default" ? [] : ["--checkpoint-interval", interval])
+    try! agent.run()
+    defer {
+        agent.terminate()
+        agent.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+    while !FileManager.default.fileExists(atPath: "\(directory)/ingest.sock") { usleep(20_000) }
+    let background = try! ScaleSource(path: "\(directory)/ingest.sock", source: 0, series: backgroundSeries)
+    background.defineAll()
+    background.update()
+    let probe = try! ScaleSource(path: "\(directory)/ingest.sock", source: 1, series: 1)
+    probe.defineAll()
+    let stop = ManagedAtomicFlag()
+    // 1% of the background series change every second, a tenth of them every 100 ms.
+    let churn = Thread {
+        var round: UInt64 = 2
+        while !stop.isSet {
+            background.update(stride: 1_000, offset: Int(round), round: round)
+            round += 1
+            usleep(100_000)
+        }
+    }
+    churn.start()
+    while probeValue(getMetrics(port: port)) < 0 { usleep(20_000) }
+    var latencies: [Double] = []
+    var expected = probeValue(getMetrics(port: port))
+    for _ in 0..<samples {
+        usleep(UInt32.random(in: 50_000...150_000))
+        let sent = ContinuousClock.now
+        probe.update(round: 1)
+        expected += 1
+        while probeValue(getMetrics(port: port)) < expected { usleep(2_000) }
+        let elapsed = ContinuousClock.now - sent
+        latencies.append(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15)
+    }
+    stop.set()
+    latencies.sort()
+    return (percentile(latencies, 0.5), percentile(latencies, 0.99), latencies.last ?? .nan)
+}
+
+/// A flag one thread sets and another polls.
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+print("| --checkpoint-interval | background series | samples | p50 | p99 | max |")
+print("| --- | --- | --- | --- | --- | --- |")
+for interval in intervals {
+    let result = measure(interval: interval)
+    print(String(format: "| %@ | %d | %d | %.0f ms | %.0f ms | %.0f ms |", interval, backgroundSeries, samples, result.p50, result.p99, result.max))
+}
