@@ -1,9 +1,4 @@
 import DanubeMetricsWire
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// The Prometheus protobuf exposition (`application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily;
 /// encoding=delimited`) of a snapshot: varint-length-prefixed `MetricFamily` messages, the same families, values
@@ -39,14 +34,14 @@ enum ProtobufExposition {
         let parallel = pieces.count(where: { $0.slots != nil }) > 1
         let metrics = ConcurrentResults<[UInt8]>.map(pieces.count, parallel: parallel) { i in
             let family = snapshot.families[pieces[i].family]
-            var encoder = MetricEncoder(family, exemplars: snapshot.exemplars)
             switch family.series {
-            case .stored:
-                encoder.encode(pieces[i].slots ?? [], state: snapshot.store)
+            case .stored(_, let native):
+                return StoredMetrics(family, native: native, exemplars: snapshot.exemplars).encode(pieces[i].slots ?? [], state: snapshot.store)
             case .listed(let samples):
+                var encoder = ListedMetrics(family)
                 for sample in samples { encoder.encode(sample) }
+                return encoder.output
             }
-            return encoder.output
         }
         var output: [[UInt8]] = []
         output.reserveCapacity(pieces.count + snapshot.families.count)
@@ -74,64 +69,140 @@ enum ProtobufExposition {
         return out + fields
     }
 
-    /// Encodes `Metric` messages (field 4 of `MetricFamily`) of one family.
-    private struct MetricEncoder {
+    /// The `Metric` messages (field 4 of `MetricFamily`) of one piece of a stored family, through a raw writer
+    /// into memory sized beforehand; each message's size is computed before it is written.
+    private struct StoredMetrics {
         let kind: MetricKind
         let bounds: [Double]
         let native: NativeHistogramSpec?
         let nativeFirstIndex: Int64
         let exemplars: [Int: [ExemplarStore.Exemplar?]]
-        var output: [UInt8] = []
-        /// One metric, then one histogram's buckets, reused from series to series.
-        private var metric: [UInt8] = []
-        private var buckets: [UInt8] = []
 
-        init(_ family: MetricsSnapshot.Family, exemplars: [Int: [ExemplarStore.Exemplar?]]) {
+        init(_ family: MetricsSnapshot.Family, native: NativeHistogramSpec?, exemplars: [Int: [ExemplarStore.Exemplar?]]) {
             kind = family.kind
             bounds = family.bounds
-            if case .stored(let slots, let native) = family.series {
-                self.native = native
-                output.reserveCapacity(slots.count * (kind == .histogram ? 48 + 14 * (bounds.count + 1) : 64))
-            } else {
-                native = nil
-            }
+            self.native = native
             nativeFirstIndex = Int64(native?.firstIndex ?? 0)
             self.exemplars = exemplars
-            metric.reserveCapacity(512)
         }
 
-        mutating func encode(_ slots: ArraySlice<UInt32>, state: AggregationStore.State) {
+        func encode(_ slots: ArraySlice<UInt32>, state: AggregationStore.State) -> [UInt8] {
             let table = state.table
-            state.values.withUnsafeBufferPointer { values in
-                state.buckets.withUnsafeBufferPointer { bucketCounts in
+            return state.values.withUnsafeBufferPointer { values in
+                state.buckets.withUnsafeBufferPointer { buckets in
                     slots.withUnsafeBufferPointer { slots in
-                        for k in 0..<slots.count {
-                            let index = Int(slots[k])
-                            metric.removeAll(keepingCapacity: true)
-                            ProtobufExposition.labels(table.text(index), into: &metric)
-                            let value = values[index]
-                            let seriesExemplars = exemplars.isEmpty ? nil : exemplars[index]
-                            switch kind {
-                            case .counter:
-                                counter(value.counterInteger, value.counterFloat, exemplar: seriesExemplars?.first ?? nil)
-                            case .gauge:
-                                gauge(value.gauge)
-                            case .histogram:
-                                let first = Int(table[index].bucketStart)
-                                let counts = UnsafeBufferPointer(rebasing: bucketCounts[first..<(first + bounds.count + 1)])
-                                let count = histogramBuckets(counts, exemplars: seriesExemplars)
-                                var nativeFields: [UInt8] = []
-                                if let native, index < state.windows.count {
-                                    nativeFields = Self.nativeFields(native, firstIndex: nativeFirstIndex, zero: bucketCounts[first + bounds.count + 1],
-                                                               window: state.windows[index], count: count)
-                                }
-                                histogram(count: count, sum: value.sum, native: nativeFields)
+                        let bound = byteBound(slots, table: table, windows: state.windows)
+                        return ProtobufWriter.encode(bound: bound) { writer in
+                            for k in 0..<slots.count {
+                                write(Int(slots[k]), table: table, values: values, buckets: buckets, windows: state.windows, into: &writer)
                             }
-                            finishMetric()
                         }
                     }
                 }
             }
+        }
+
+        /// The most bytes the metrics of `slots` take.
+        private func byteBound(_ slots: UnsafeBufferPointer<UInt32>, table: SeriesTable, windows: [NativeWindow]) -> Int {
+            let perSeries = kind == .histogram ? 32 + (bounds.count + 1) * 24 : 24
+            var total = slots.count * perSeries
+            for k in 0..<slots.count {
+                let index = Int(slots[k])
+                total += LabelTextPairs.maxFieldBytes(table.text(index).count)
+                if native != nil, index < windows.count { total += 48 + 40 * windows[index].count }
+                for exemplar in exemplars.isEmpty ? [] : exemplars[index] ?? [] {
+                    total += exemplar.map { 64 + LabelTextPairs.maxFieldBytes($0.labelText.utf8.count) } ?? 0
+                }
+            }
+            return total
+        }
+
+        @inline(__always)
+        private func write(_ index: Int, table: SeriesTable, values: UnsafeBufferPointer<AggregationStore.Value>,
+                           buckets: UnsafeBufferPointer<UInt64>, windows: [NativeWindow], into writer: inout ProtobufWriter) {
+            let text = table.text(index)
+            let labelsSize = LabelTextPairs.fieldsSize(text)
+            let value = values[index]
+            let seriesExemplars = exemplars.isEmpty ? nil : exemplars[index].map { $0.map { $0.map(ProtobufExposition.exemplar) } }
+            switch kind {
+            case .counter, .gauge:
+                // Counter{value = 1, exemplar = 2} (field 3) or Gauge{value = 1} (field 2).
+                let exemplar = kind == .counter ? (seriesExemplars?.first ?? nil) : nil
+                let inner = 9 + (exemplar.map { delimitedSize($0.count) } ?? 0)
+                writer.byte(4 << 3 | 2)
+                writer.varint(labelsSize + 1 + P.varintSize(inner) + inner)
+                writer.labels(text)
+                writer.byte(kind == .counter ? 3 << 3 | 2 : 2 << 3 | 2)
+                writer.varint(inner)
+                writer.byte(1 << 3 | 1)
+                writer.double(kind == .counter ? MetricsSnapshot.Value.counterValue(integer: value.counterInteger, fraction: value.counterFloat)
+                                               : value.gauge)
+                if let exemplar {
+                    writer.byte(2 << 3 | 2)
+                    writer.varint(exemplar.count)
+                    writer.bytes(exemplar)
+                }
+            case .histogram:
+                let first = Int(table[index].bucketStart)
+                let counts = UnsafeBufferPointer(rebasing: buckets[first..<(first + bounds.count + 1)])
+                func exemplar(_ bucket: Int) -> [UInt8]? {
+                    guard let seriesExemplars, bucket < seriesExemplars.count else { return nil }
+                    return seriesExemplars[bucket]
+                }
+                // Bucket{cumulative_count = 1, upper_bound = 2, exemplar = 3}: sizes first.
+                var cumulative: UInt64 = 0, bucketsSize = 0
+                for bucket in 0..<counts.count {
+                    cumulative &+= counts[bucket]
+                    let size = 1 + P.varintSize(cumulative) + 9 + (exemplar(bucket).map { delimitedSize($0.count) } ?? 0)
+                    bucketsSize += 1 + P.varintSize(size) + size
+                }
+                var nativeFields: [UInt8] = []
+                if let native, index < windows.count {
+                    nativeFields = ProtobufExposition.nativeFields(native, firstIndex: nativeFirstIndex, zero: buckets[first + bounds.count + 1],
+                                                                   window: windows[index], count: cumulative)
+                }
+                // Histogram{sample_count = 1, sample_sum = 2, bucket = 3, native fields} (field 7).
+                let inner = 1 + P.varintSize(cumulative) + 9 + bucketsSize + nativeFields.count
+                writer.byte(4 << 3 | 2)
+                writer.varint(labelsSize + 1 + P.varintSize(inner) + inner)
+                writer.labels(text)
+                writer.byte(7 << 3 | 2)
+                writer.varint(inner)
+                writer.byte(1 << 3)
+                writer.varint(cumulative)
+                writer.byte(2 << 3 | 1)
+                writer.double(value.sum)
+                var running: UInt64 = 0
+                for bucket in 0..<counts.count {
+                    running &+= counts[bucket]
+                    let encodedExemplar = exemplar(bucket)
+                    writer.byte(3 << 3 | 2)
+                    writer.varint(1 + P.varintSize(running) + 9 + (encodedExemplar.map { delimitedSize($0.count) } ?? 0))
+                    writer.byte(1 << 3)
+                    writer.varint(running)
+                    writer.byte(2 << 3 | 1)
+                    writer.double(bucket < bounds.count ? bounds[bucket] : .infinity)
+                    if let encodedExemplar {
+                        writer.byte(3 << 3 | 2)
+                        writer.varint(encodedExemplar.count)
+                        writer.bytes(encodedExemplar)
+                    }
+                }
+                writer.bytes(nativeFields)
+            }
+        }
+    }
+
+    /// The `Metric` messages of a family built by hand (the agent's own, derived gauges): few, into an array.
+    private struct ListedMetrics {
+        let kind: MetricKind
+        let bounds: [Double]
+        var output: [UInt8] = []
+        private var metric: [UInt8] = []
+
+        init(_ family: MetricsSnapshot.Family) {
+            kind = family.kind
+            bounds = family.bounds
         }
 
         mutating func encode(_ sample: MetricsSnapshot.Sample) {
@@ -140,138 +211,57 @@ enum ProtobufExposition {
             labels.withUTF8 { ProtobufExposition.labels($0, into: &metric) }
             switch sample.value {
             case .counter(let integer, let fraction):
-                counter(integer, fraction, exemplar: nil)
+                P.varint(3 << 3 | 2, into: &metric)
+                P.varint(9, into: &metric)
+                field(1, double: MetricsSnapshot.Value.counterValue(integer: integer, fraction: fraction), into: &metric)
             case .gauge(let value):
-                gauge(value)
+                P.varint(2 << 3 | 2, into: &metric)
+                P.varint(9, into: &metric)
+                field(1, double: value, into: &metric)
             case .histogram(let bucketCounts, let sum):
-                let count = bucketCounts.withUnsafeBufferPointer { histogramBuckets($0, exemplars: nil) }
-                histogram(count: count, sum: sum, native: [])
+                var buckets: [UInt8] = []
+                var cumulative: UInt64 = 0
+                for (bucket, count) in bucketCounts.enumerated() {
+                    cumulative &+= count
+                    P.varint(3 << 3 | 2, into: &buckets)
+                    P.varint(UInt64(1 + P.varintSize(cumulative) + 9), into: &buckets)
+                    P.varint(1 << 3, into: &buckets)
+                    P.varint(cumulative, into: &buckets)
+                    field(2, double: bucket < bounds.count ? bounds[bucket] : .infinity, into: &buckets)
+                }
+                P.varint(7 << 3 | 2, into: &metric)
+                P.varint(UInt64(1 + P.varintSize(cumulative) + 9 + buckets.count), into: &metric)
+                P.varint(1 << 3, into: &metric)
+                P.varint(cumulative, into: &metric)
+                field(2, double: sum, into: &metric)
+                metric += buckets
             }
-            finishMetric()
-        }
-
-        private mutating func finishMetric() {
             delimited(4, metric, into: &output)
         }
+    }
 
-        /// `Counter{value = 1, exemplar = 2}`.
-        private mutating func counter(_ integer: UInt64, _ fraction: Double, exemplar: ExemplarStore.Exemplar?) {
-            let encoded = exemplar.map(ProtobufExposition.exemplar) ?? []
-            P.varint(3 << 3 | 2, into: &metric)
-            P.varint(UInt64(9 + (encoded.isEmpty ? 0 : delimitedSize(encoded.count))), into: &metric)
-            field(1, double: MetricsSnapshot.Value.counterValue(integer: integer, fraction: fraction), into: &metric)
-            if !encoded.isEmpty { delimited(2, encoded, into: &metric) }
-        }
-
-        /// `Gauge{value = 1}`.
-        private mutating func gauge(_ value: Double) {
-            P.varint(2 << 3 | 2, into: &metric)
-            P.varint(9, into: &metric)
-            field(1, double: value, into: &metric)
-        }
-
-        /// `Bucket{cumulative_count = 1, upper_bound = 2, exemplar = 3}` for every classic bucket with +Inf, into
-        /// `buckets`; returns the count of observations.
-        private mutating func histogramBuckets(_ counts: UnsafeBufferPointer<UInt64>, exemplars: [ExemplarStore.Exemplar?]?) -> UInt64 {
-            buckets.removeAll(keepingCapacity: true)
-            var cumulative: UInt64 = 0
-            for bucket in 0..<counts.count {
-                cumulative &+= counts[bucket]
-                let exemplar = exemplars.flatMap { bucket < $0.count ? $0[bucket] : nil }.map(ProtobufExposition.exemplar) ?? []
-                P.varint(3 << 3 | 2, into: &buckets)
-                P.varint(UInt64(1 + P.varintSize(cumulative) + 9 + (exemplar.isEmpty ? 0 : delimitedSize(exemplar.count))), into: &buckets)
-                P.varint(1 << 3, into: &buckets)
-                P.varint(cumulative, into: &buckets)
-                field(2, double: bucket < bounds.count ? bounds[bucket] : .infinity, into: &buckets)
-                if !exemplar.isEmpty { delimited(3, exemplar, into: &buckets) }
-            }
-            return cumulative
-        }
-
-        /// `Histogram{sample_count = 1, sample_sum = 2, bucket = 3, native fields}`.
-        private mutating func histogram(count: UInt64, sum: Double, native: [UInt8]) {
-            P.varint(7 << 3 | 2, into: &metric)
-            P.varint(UInt64(1 + P.varintSize(count) + 9 + buckets.count + native.count), into: &metric)
-            P.varint(1 << 3, into: &metric)
-            P.varint(count, into: &metric)
-            field(2, double: sum, into: &metric)
-            metric += buckets
-            metric += native
-        }
-
-        /// `Histogram` fields 5 (schema), 6 (zero threshold), 7 (zero count), 12 and 13 (positive spans and
-        /// deltas, `NativeSpans`); nothing when the native buckets do not hold every observation (an emitter
-        /// without native buckets contributed to the series): classic buckets only then.
-        private static func nativeFields(_ native: NativeHistogramSpec, firstIndex: Int64, zero: UInt64, window: NativeWindow, count: UInt64) -> [UInt8] {
-            guard zero &+ window.total == count else { return [] }
-            var out: [UInt8] = []
-            P.varint(5 << 3, into: &out)
-            P.varint(P.zigzag(Int64(native.schema)), into: &out)
-            field(6, double: native.zeroThreshold, into: &out)
-            P.varint(7 << 3, into: &out)
-            P.varint(min(zero, UInt64(Int64.max)), into: &out)
-            var spans = NativeSpans()
-            window.forEach { position, bucketCount in spans.append(index: firstIndex &+ Int64(position), count: Int64(clamping: bucketCount)) }
-            spans.encode(spanField: 12, deltaField: 13, packed: false, into: &out)
-            return out
-        }
+    /// `Histogram` fields 5 (schema), 6 (zero threshold), 7 (zero count), 12 and 13 (positive spans and deltas,
+    /// `NativeSpans`); nothing when the native buckets do not hold every observation (an emitter without native
+    /// buckets contributed to the series): classic buckets only then.
+    private static func nativeFields(_ native: NativeHistogramSpec, firstIndex: Int64, zero: UInt64, window: NativeWindow, count: UInt64) -> [UInt8] {
+        guard zero &+ window.total == count else { return [] }
+        var out: [UInt8] = []
+        P.varint(5 << 3, into: &out)
+        P.varint(P.zigzag(Int64(native.schema)), into: &out)
+        field(6, double: native.zeroThreshold, into: &out)
+        P.varint(7 << 3, into: &out)
+        P.varint(min(zero, UInt64(Int64.max)), into: &out)
+        var spans = NativeSpans()
+        window.forEach { position, bucketCount in spans.append(index: firstIndex &+ Int64(position), count: Int64(clamping: bucketCount)) }
+        spans.encode(spanField: 12, deltaField: 13, packed: false, into: &out)
+        return out
     }
 
     // MARK: fields
 
-    /// `Metric.label` entries for a label text `a="x",b="y"` as the store keeps it (values unescaped; a value
-    /// without escapes is copied as it is).
+    /// `Metric.label` entries for a label text `a="x",b="y"` as the store keeps it (values unescaped).
     static func labels(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
-        guard let base = text.baseAddress else { return }
-        var at = 0
-        while at < text.count {
-            // memchr: label texts are most of what a scrape reads, and most values have no escape.
-            guard let equalsPointer = memchr(base + at, Int32(UInt8(ascii: "=")), text.count - at) else { return }
-            let equals = UnsafeRawPointer(equalsPointer).assumingMemoryBound(to: UInt8.self) - base
-            let valueStart = equals + 2
-            guard valueStart <= text.count else { return }
-            var end = valueStart, escapes = 0
-            while true {
-                guard let quote = memchr(base + end, Int32(UInt8(ascii: "\"")), text.count - end) else { return }
-                let next = UnsafeRawPointer(quote).assumingMemoryBound(to: UInt8.self) - base
-                // A quote preceded by an odd number of backslashes is escaped: count the run and go on after it.
-                var run = 0
-                while next - run - 1 >= valueStart, text[next - run - 1] == UInt8(ascii: "\\") { run += 1 }
-                end = next
-                if run % 2 == 0 { break }
-                end += 1
-            }
-            if memchr(base + valueStart, Int32(UInt8(ascii: "\\")), end - valueStart) != nil {
-                var index = valueStart
-                while index < end {
-                    if text[index] == UInt8(ascii: "\\") { escapes += 1; index += 1 }
-                    index += 1
-                }
-            }
-            let nameCount = equals - at, valueCount = end - valueStart - escapes
-            P.varint(1 << 3 | 2, into: &out)
-            P.varint(UInt64(delimitedSize(nameCount) + delimitedSize(valueCount)), into: &out)
-            P.varint(1 << 3 | 2, into: &out)
-            P.varint(UInt64(nameCount), into: &out)
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[at..<equals]))
-            P.varint(2 << 3 | 2, into: &out)
-            P.varint(UInt64(valueCount), into: &out)
-            if escapes == 0 {
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: text[valueStart..<end]))
-            } else {
-                var index = valueStart
-                while index < end {
-                    if text[index] == UInt8(ascii: "\\"), index + 1 < end {
-                        index += 1
-                        out.append(text[index] == UInt8(ascii: "n") ? UInt8(ascii: "\n") : text[index])
-                    } else {
-                        out.append(text[index])
-                    }
-                    index += 1
-                }
-            }
-            at = end + 2 // past `",`
-        }
+        out += ProtobufWriter.encode(bound: LabelTextPairs.maxFieldBytes(text.count)) { $0.labels(text) }
     }
 
     /// An `Exemplar{label = 1, value = 2, timestamp = 3}`. Exemplar times arrive in milliseconds: the timestamp
