@@ -52,6 +52,14 @@ fn macro_to_string(t: usize) {
     counter!("bench_macro_string_total", "topic" => TOPICS[t].to_string()).increment(1);
 }
 
+/// A name known only at run time (not a literal): its hash is computed at every call.
+static RUNTIME_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+#[inline(never)]
+fn macro_runtime_name(t: usize) {
+    counter!(RUNTIME_NAME.get().unwrap().as_str(), "topic" => TOPICS[t]).increment(1);
+}
+
 #[inline(never)]
 fn shared_fetch_add(_: usize) {
     SHARED_WORD.fetch_add(1, Ordering::Relaxed);
@@ -121,10 +129,11 @@ fn median(mut f: impl FnMut() -> f64) -> f64 {
 }
 
 fn main() {
+    let _ = RUNTIME_NAME.set(format!("bench_macro_{}_total", "runtime"));
     let _ = HANDLES.set(TOPICS.map(|t| counter!("bench_handle_total", "topic" => t)));
     let _ = HISTOGRAMS.set(TOPICS.map(|t| histogram!("bench_latency_ms", "topic" => t)));
     let _ = CLASSIC.set(TOPICS.map(|t| histogram!("bench_latency_seconds", "topic" => t)));
-    let cases: [(&str, Update, &str); 6] = [
+    let cases: [(&str, Update, &str); 7] = [
         ("`Counter::increment` on a kept handle", handle_increment, "handle"),
         ("`Histogram::record` on a kept handle (20 classic buckets only)", classic_handle_record, "classic"),
         (
@@ -138,6 +147,7 @@ fn main() {
             macro_to_string,
             "",
         ),
+        ("`counter!(name, \"topic\" => TOPIC)` with a name known at run time", macro_runtime_name, ""),
         ("`AtomicU64::fetch_add` on one shared word (`metrics`' atomic handles)", shared_fetch_add, "shared"),
     ];
     println!("| case | threads | series | call-site ns/update | tight-loop ns/update |");

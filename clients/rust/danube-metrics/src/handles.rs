@@ -165,7 +165,7 @@ impl Histogram {
         if value.is_nan() {
             return;
         }
-        let bucket = self.bounds.partition_point(|bound| *bound < value);
+        let bucket = crate::native::lower_bound(self.bounds, value);
         self.count(bucket as u32, value);
         if crate::trace::current_is_sampled() {
             self.link(bucket as u32, value);
@@ -198,7 +198,7 @@ impl Histogram {
         if value.is_nan() {
             return;
         }
-        let bucket = self.bounds.partition_point(|bound| *bound < value) as u32;
+        let bucket = crate::native::lower_bound(self.bounds, value) as u32;
         self.count(bucket, value);
         crate::exemplars::record(self.first_cell, bucket, value, exemplar);
     }

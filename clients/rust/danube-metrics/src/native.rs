@@ -74,13 +74,31 @@ pub(crate) fn mantissa_bounds(schema: i8) -> Vec<u64> {
 
 const MANTISSA: u64 = (1 << 52) - 1;
 
+/// The first of the ascending `elements` not below `value`, or their count: a binary search in a fixed number
+/// of halving steps for a given count (Khuong and Morin). `partition_point` found the same bucket in 8.0 ns per
+/// classic observation at a call site, this in 4.7 (`cargo bench --bench hot_path`). The Swift emitter's plain
+/// binary search was already as fast, and faster than vector compares.
+#[inline(always)]
+pub(crate) fn lower_bound<T: PartialOrd + Copy>(elements: &[T], value: T) -> usize {
+    if elements.is_empty() {
+        return 0;
+    }
+    let (mut base, mut remaining) = (0, elements.len());
+    while remaining > 1 {
+        let half = remaining / 2;
+        // base + half < base + remaining <= len: the bounds check never fails.
+        base = if elements[base + half] < value { base + half } else { base };
+        remaining -= half;
+    }
+    base + usize::from(elements[base] < value)
+}
+
 #[inline(always)]
 fn index_from_bits(bits: u64, schema: i8, mantissas: &[u64]) -> i32 {
     let exponent = ((bits >> 52) & 0x7FF) as i32 - 1023;
     let mantissa = bits & MANTISSA;
     if schema > 0 {
-        // partition_point is a branch-light binary search: 3 comparisons at schema 3.
-        mantissas.partition_point(|bound| *bound < mantissa) as i32 + (exponent << schema)
+        lower_bound(mantissas, mantissa) as i32 + (exponent << schema)
     } else {
         let power = exponent + i32::from(mantissa != 0);
         let shift = -i32::from(schema);
@@ -131,6 +149,20 @@ mod tests {
     use super::*;
 
     const LATENCY: NativeSpec = NativeSpec { schema: 3, zero_threshold: 0.03125, max_buckets: 184 };
+
+    /// The branch-free search finds what `partition_point` finds, for every count up to 40 and every value
+    /// between, on and around the elements (ties included).
+    #[test]
+    fn lower_bound_is_partition_point() {
+        for count in 0..40usize {
+            let elements: Vec<f64> = (0..count).map(|i| (i / 2) as f64 * 1.5).collect();
+            for probe in -2..(count as i32 * 2 + 2) {
+                let value = f64::from(probe) * 0.75;
+                assert_eq!(lower_bound(&elements, value), elements.partition_point(|e| *e < value), "{count} {value}");
+            }
+            assert_eq!(lower_bound(&elements, f64::INFINITY), count);
+        }
+    }
 
     #[test]
     fn indexes_follow_prometheus_bounds() {
