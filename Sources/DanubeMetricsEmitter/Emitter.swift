@@ -85,11 +85,13 @@ public final class Emitter: Sendable {
             Tracing.configureSampling(ratio: configuration.traceSampleRatio, slow: configuration.traceSlowThreshold)
         }
         registry = SeriesRegistry(limits: configuration.limits)
-        let flusher = Flusher(registry: registry, configuration: configuration, logger: logger)
-        let reporter = configuration.reportsProcessMetrics ? Self.processReporter(registry, configuration, logger) : nil
+        let registry = self.registry
         let thread = Thread { [self] in
             // The OS-level name (Foundation's `name` is not one on Linux), for `top -H` and profilers.
             dm_set_thread_name("danube-flusher")
+            // Made here: the flusher and the process reporter belong to this thread alone.
+            let flusher = Flusher(registry: registry, configuration: configuration, logger: logger)
+            let reporter = configuration.reportsProcessMetrics ? Self.processReporter(registry, configuration, logger) : nil
             run(flusher, reporter)
         }
         thread.name = "danube-metrics-flusher"

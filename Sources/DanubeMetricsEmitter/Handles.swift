@@ -22,6 +22,7 @@ public struct Counter: Sendable, Hashable {
 
 /// A value that goes up and down. `set` is last-writer-wins on one shared word; `add` is a lock-free CAS loop.
 /// The agent keeps the last value the emitter sent.
+// @unchecked: the word is shared on purpose, and every access to it is an atomic load, store or CAS.
 public struct Gauge: @unchecked Sendable, Hashable {
     /// Immortal storage owned by the emitter's registry: handles never outlive it.
     @usableFromInline let word: UnsafeMutablePointer<UInt64>
@@ -48,6 +49,7 @@ public struct Gauge: @unchecked Sendable, Hashable {
 /// A distribution with fixed bucket upper bounds (+Inf implicit), and optionally native (exponential) buckets
 /// beside them. `observe` finds the bucket by binary search and bumps per-thread cells: the bucket, the native
 /// bucket when there are native buckets, and the sum. NaN observations are ignored.
+// @unchecked: its pointers are immortal and read-only; the cells it bumps are the calling thread's own.
 public struct Histogram: @unchecked Sendable, Hashable {
     // Three words, so that the handle passes in registers through an opaque call and fits an existential's
     // inline buffer (a 72-byte handle with the native finder inline was copied to the stack, or boxed, per call).

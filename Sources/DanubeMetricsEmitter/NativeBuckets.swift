@@ -2,6 +2,7 @@ import DanubeMetricsWire
 
 /// Finds an observation's native bucket on the hot path: the zero bucket, or its place in the histogram's window
 /// (`NativeHistogramSpec.index(ofBits:schema:mantissas:)`, inlined, with the bounds' mantissas kept here).
+// @unchecked: immutable; `mantissas` points at an immortal, read-only copy.
 @usableFromInline
 struct NativeBuckets: @unchecked Sendable, Hashable {
     /// Cell offset of the zero bucket from the histogram's first cell; the window follows it.

@@ -40,6 +40,7 @@ public struct EmitterError: Error, CustomStringConvertible, Equatable {
 }
 
 /// One registered series and where its cells live. Immutable once registered.
+// @unchecked: immutable once registered; its pointers are immortal (the gauge word is only accessed atomically).
 struct RegisteredSeries: @unchecked Sendable {
     var definition: SeriesDefinition
     /// Per-thread cells: 1 for a counter; for a histogram its bucket counts (bounds + 1, then with native buckets

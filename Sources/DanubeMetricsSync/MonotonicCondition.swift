@@ -9,6 +9,7 @@ import Musl
 /// of a wait stretches it by the step, which stalls an emitter's flusher or the agent's checkpoints and remote
 /// write for as long. Written by hand because neither Foundation nor Synchronization offers a condition variable
 /// with a monotonic timed wait; this is the POSIX one with `pthread_condattr_setclock(CLOCK_MONOTONIC)`.
+// @unchecked: a pthread mutex and condition variable, made to be used from many threads; never moved or freed early.
 public final class MonotonicCondition: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)

@@ -3,6 +3,7 @@ import Foundation
 /// One test at a time may record or take spans: the rings of finished spans, the sampling and the emitter that
 /// drains them are process-wide, and every suite of `swift test` runs in one process. An async lock (waiting
 /// suspends, it holds no thread of the cooperative pool).
+// @unchecked: `busy` and `waiters` are touched under `lock` only.
 public final class TracingExclusive: @unchecked Sendable {
     public static let shared = TracingExclusive()
 

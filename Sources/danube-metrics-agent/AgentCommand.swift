@@ -52,9 +52,9 @@ struct AgentCommand: AsyncParsableCommand {
     var stateDirectory: String?
 
     @Option(name: .customLong("checkpoint-interval"), parsing: .unconditional, help: ArgumentHelp(
-        "With a state directory: how often, at most, the state is written and sources acknowledged (e.g. 1s, 250ms).",
+        "With a state directory: how often, at most, the state is written and sources acknowledged, and so how far /metrics may be behind what sources sent (it shows what is durable) (e.g. 100ms, 1s).",
         valueName: "duration"))
-    var checkpointInterval = DurationArgument(argument: "1s")!
+    var checkpointInterval = DurationArgument(argument: "100ms")!
 
     @OptionGroup(title: "Remote write and OTLP export")
     var push: PushOptions

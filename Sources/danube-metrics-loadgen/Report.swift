@@ -3,6 +3,7 @@ import DanubeMetricsWire
 import Foundation
 
 /// Collects the workers' tallies and writes the `--report` JSON.
+// @unchecked: its state is read and written under `condition` only.
 final class TallyBox: @unchecked Sendable {
     private let condition = NSCondition()
     private var tally: Tally

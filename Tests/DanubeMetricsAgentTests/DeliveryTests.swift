@@ -1,6 +1,7 @@
 import DanubeMetricsAgent
 import DanubeMetricsEmitter
 import Foundation
+import Synchronization
 import Testing
 
 /// Emitter -> real SEQPACKET socket -> agent -> real HTTP scrape: values must arrive exactly.
@@ -288,11 +289,10 @@ enum Executables {
 }
 
 /// A counter the worker thread bumps and the test reads.
-final class ManagedCount: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func add(_ n: Int) { lock.withLock { count += n } }
-    var value: Int { lock.withLock { count } }
+final class ManagedCount: Sendable {
+    private let count = Mutex(0)
+    func add(_ n: Int) { count.withLock { $0 += n } }
+    var value: Int { count.withLock { $0 } }
 }
 
 /// An agent that takes frames and never acknowledges them does not hold an emitter's deltas forever.

@@ -1,6 +1,7 @@
 import DanubeMetricsEmitter
 import DanubeMetricsTestKit
 import Foundation
+import Synchronization
 import Testing
 
 /// An emitter that was never welcomed still waits out its drain: the agent may be starting (or about to be
@@ -57,11 +58,10 @@ import Testing
     }
 }
 
-final class ManagedStats: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: EmitterStats?
+final class ManagedStats: Sendable {
+    private let value = Mutex<EmitterStats?>(nil)
     var stats: EmitterStats? {
-        get { lock.withLock { value } }
-        set { lock.withLock { value = newValue } }
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
     }
 }

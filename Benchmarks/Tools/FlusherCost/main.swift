@@ -1,6 +1,7 @@
 import BenchmarkSupport
 import DanubeMetricsEmitter
 import Foundation
+import Synchronization
 
 // The emitter's flusher at scale: `series` counters, 8 recording threads, 1% of the series changing per flush
 // (200 ms), delivered to a release agent; prints the flusher thread's CPU. Issue 12's goal: <= 1% of a core.
@@ -67,9 +68,8 @@ emitter.shutdown()
 print(String(format: "%d series x %d threads, 1%% changing per 200 ms flush: flusher %.2f%% of a core (%.1f ms per flush)",
              seriesCount, threads, used / elapsed * 100, used / (elapsed / 0.2) * 1_000))
 
-final class ManagedAtomicFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
+final class ManagedAtomicFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .relaxed) }
+    func set() { value.store(true, ordering: .relaxed) }
 }

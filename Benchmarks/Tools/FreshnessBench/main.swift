@@ -1,10 +1,14 @@
 import Foundation
 import ScaleFeed
+import Synchronization
 
 // How far `/metrics` is behind what sources sent, with `--state-dir` (what it shows is only what is durable): a
 // release agent holds `series` background series of which 1% change every second (as ScaleBench), and a probe
-// source adds 1 to a counter at a random moment every 50-150 ms; the time from the probe's delta leaving the
+// source adds 1 to a counter now and then; the time from the probe's delta leaving the
 // socket to the first `GET /metrics` that shows it is one sample. Prints p50, p99 and max per checkpoint interval.
+// Each probe waits a random 0-1 s after the previous one was seen, so that it falls at every phase of the
+// checkpoint cycle (a sample begins right after a checkpoint was seen: a short fixed wait would always land just
+// after one).
 //   FreshnessBench [series] [samples]      (default 10000 300; needs ../.build/release/danube-metrics-agent)
 // INTERVALS=default,1s,100ms: the `--checkpoint-interval` values to run (default: the agent's own default).
 let agentPath = ProcessInfo.processInfo.environment["AGENT"] ?? "../.build/release/danube-metrics-agent"
@@ -69,7 +73,7 @@ func measure(interval: String) -> (p50: Double, p99: Double, max: Double) {
     background.update()
     let probe = try! ScaleSource(path: "\(directory)/ingest.sock", source: 1, series: 1)
     probe.defineAll()
-    let stop = ManagedAtomicFlag()
+    let stop = StopFlag()
     // 1% of the background series change every second, a tenth of them every 100 ms.
     let churn = Thread {
         var round: UInt64 = 2
@@ -84,7 +88,7 @@ func measure(interval: String) -> (p50: Double, p99: Double, max: Double) {
     var latencies: [Double] = []
     var expected = probeValue(getMetrics(port: port))
     for _ in 0..<samples {
-        usleep(UInt32.random(in: 50_000...150_000))
+        usleep(UInt32.random(in: 0..<1_000_000))
         let sent = ContinuousClock.now
         probe.update(round: 1)
         expected += 1
@@ -98,11 +102,10 @@ func measure(interval: String) -> (p50: Double, p99: Double, max: Double) {
 }
 
 /// A flag one thread sets and another polls.
-final class ManagedAtomicFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
+final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .relaxed) }
+    func set() { value.store(true, ordering: .relaxed) }
 }
 
 print("| --checkpoint-interval | background series | samples | p50 | p99 | max |")

@@ -3,7 +3,7 @@ import Foundation
 
 /// A raw emitter connection that sends pre-encoded frames as fast as the socket takes them: the agent's ingest
 /// cost alone (decode, check, apply), without an emitter's flusher competing for the two cores.
-final class BlastSource: @unchecked Sendable {
+final class BlastSource: Sendable {
     let fd: Int32
     let frames: [[UInt8]]
 

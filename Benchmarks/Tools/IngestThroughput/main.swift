@@ -1,6 +1,7 @@
 import BenchmarkSupport
 import DanubeMetricsAgent
 import Foundation
+import Synchronization
 import Logging
 
 // Deltas per second the agent applies from 2 sources over real SEQPACKET connections (a loadgen-like mix:
@@ -65,15 +66,13 @@ await agent.stop()
 try? FileManager.default.removeItem(atPath: stateDirectory)
 
 /// Render times of the background scrape loop.
-final class ScrapeLoop: @unchecked Sendable {
-    private let lock = NSLock()
-    private var times: [Double] = []
-    private var done = false
-    var stopped: Bool { lock.withLock { done } }
-    var count: Int { lock.withLock { times.count } }
-    var median: Double { lock.withLock { times.sorted()[times.count / 2] } }
-    func stop() { lock.withLock { done = true } }
+final class ScrapeLoop: Sendable {
+    private let state = Mutex<(times: [Double], done: Bool)>(([], false))
+    var stopped: Bool { state.withLock { $0.done } }
+    var count: Int { state.withLock { $0.times.count } }
+    var median: Double { state.withLock { $0.times.sorted()[$0.times.count / 2] } }
+    func stop() { state.withLock { $0.done = true } }
     func record(_ elapsed: Duration) {
-        lock.withLock { times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) }
+        state.withLock { $0.times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) }
     }
 }

@@ -11,6 +11,8 @@ import ScaleFeed
 // every 5 s, and a last row gives the agent's CPU per push and per series pushed.
 let remoteWrite = ProcessInfo.processInfo.environment["REMOTE_WRITE"] == "1"
 let agentPath = ProcessInfo.processInfo.environment["AGENT"] ?? "../.build/release/danube-metrics-agent"
+/// CHECKPOINT_INTERVAL=1s: the agent's `--checkpoint-interval` (default: the agent's own).
+let checkpointInterval = ProcessInfo.processInfo.environment["CHECKPOINT_INTERVAL"]
 let sizes = CommandLine.arguments.dropFirst().compactMap { Int($0) }
 let sourceCount = 10
 
@@ -59,7 +61,7 @@ func median(_ values: [Double]) -> Double { ProcessProbe.median(values) }
 struct Row {
     var series: Int
     var render, get, getGzip, getProtobuf, getOpenMetrics, rssEmpty, rssLoaded, rssScraped, heapEmpty, heapLoaded, heapScraped, checkpoint, checkpointCPU,
-        checkpointCPUEach, pushCPU: Double
+        checkpointCPUEach, pushCPU, checkpointsPerSecond: Double
     var bytes, gzipBytes, protobufBytes, openMetricsBytes: Int
     /// 100 protobuf GETs at once: the median and slowest as curl saw them, and the renders the agent made for them.
     var concurrentMedian = Double.nan, concurrentMax = Double.nan, concurrentRenders = Double.nan
@@ -96,6 +98,7 @@ func measure(series: Int) -> Row {
     agent.arguments = (remoteWrite ? ["--remote-write-url", "http://127.0.0.1:\(receiverPort)/api/v1/write", "--remote-write-interval", "5s"] : [])
         + (remoteWrite && ScaleSource.native != nil ? ["--remote-write-native-histograms"] : []) + ["--ingest-socket", "\(directory)/ingest.sock", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(directory)/state",
                        "--log-level", "error", "--log-format", "text", "--max-series-per-family", "10000"]
+        + (checkpointInterval.map { ["--checkpoint-interval", $0] } ?? [])
     try! agent.run()
     defer {
         agent.terminate()
@@ -144,22 +147,25 @@ func measure(series: Int) -> Row {
     let rssScraped = rssBytes(pid)
     let heapScraped = sample(scrape(port), "danube_agent_heap_in_use_bytes")
 
-    // 1% of the series change every second; the agent checkpoints once per second. No scrape meanwhile (a scrape
-    // of a million series costs more than all of this): the agent's CPU is ingest plus checkpoints.
+    // 1% of the series change every second, a tenth of them every 100 ms (as emitters flushing every 200 ms
+    // at different moments send them); the agent checkpoints every --checkpoint-interval when something changed.
+    // No scrape meanwhile (a scrape of a million series costs more than all of this): the agent's CPU is ingest
+    // plus checkpoints.
     let beforeWindow = scrape(port)
     let (checkpointCPUBefore, checkpointsBefore) = (sample(beforeWindow, "danube_agent_checkpoint_cpu_seconds_total"),
                                                     sample(beforeWindow, "danube_agent_checkpoints_total"))
     let cpuBefore = cpuSeconds(pid)
     let started = Date()
-    for round in 0..<10 {
-        DispatchQueue.concurrentPerform(iterations: sourceCount) { sources[$0].update(stride: 100, offset: round, round: UInt64(round + 2)) }
-        sleep(1)
+    for round in 0..<100 {
+        DispatchQueue.concurrentPerform(iterations: sourceCount) { sources[$0].update(stride: 1_000, offset: round, round: UInt64(round % 10 + 2)) }
+        usleep(100_000)
     }
-    let cpuPerSecond = (cpuSeconds(pid) - cpuBefore) / Date().timeIntervalSince(started)
+    let windowSeconds = Date().timeIntervalSince(started)
+    let cpuPerSecond = (cpuSeconds(pid) - cpuBefore) / windowSeconds
     let afterWindow = scrape(port)
     let checkpoints = [sample(afterWindow, "danube_agent_last_checkpoint_duration_seconds")]
-    let checkpointCPUEach = (sample(afterWindow, "danube_agent_checkpoint_cpu_seconds_total") - checkpointCPUBefore)
-        / max(1, sample(afterWindow, "danube_agent_checkpoints_total") - checkpointsBefore)
+    let checkpointsInWindow = sample(afterWindow, "danube_agent_checkpoints_total") - checkpointsBefore
+    let checkpointCPUEach = (sample(afterWindow, "danube_agent_checkpoint_cpu_seconds_total") - checkpointCPUBefore) / max(1, checkpointsInWindow)
     // Remote write: with nothing changing, the agent's CPU is its pushes (every 5 s) to the receiver.
     var pushCPU = Double.nan
     if remoteWrite {
@@ -176,7 +182,7 @@ func measure(series: Int) -> Row {
     let concurrent = concurrentProtobufGets(port)
     return Row(series: series, render: render, get: median(gets), getGzip: median(gzipGets),
                getProtobuf: median(protobufGets.map(\.seconds)), getOpenMetrics: median(openMetricsGets.map(\.seconds)), rssEmpty: rssEmpty, rssLoaded: rssLoaded,
-               rssScraped: rssScraped, heapEmpty: heapEmpty, heapLoaded: heapLoaded, heapScraped: heapScraped, checkpoint: median(checkpoints), checkpointCPU: cpuPerSecond, checkpointCPUEach: checkpointCPUEach, pushCPU: pushCPU, bytes: bytes, gzipBytes: gzipBytes, protobufBytes: protobufGets.last?.bytes ?? 0, openMetricsBytes: openMetricsGets.last?.bytes ?? 0,
+               rssScraped: rssScraped, heapEmpty: heapEmpty, heapLoaded: heapLoaded, heapScraped: heapScraped, checkpoint: median(checkpoints), checkpointCPU: cpuPerSecond, checkpointCPUEach: checkpointCPUEach, pushCPU: pushCPU, checkpointsPerSecond: checkpointsInWindow / windowSeconds, bytes: bytes, gzipBytes: gzipBytes, protobufBytes: protobufGets.last?.bytes ?? 0, openMetricsBytes: openMetricsGets.last?.bytes ?? 0,
                concurrentMedian: concurrent.median, concurrentMax: concurrent.max, concurrentRenders: concurrent.renders)
 }
 
@@ -194,8 +200,8 @@ print("| agent heap in use above the empty agent (`danube_agent_heap_in_use_byte
       + rows.map { String(format: "%.0f B / %.0f B", ($0.heapLoaded - $0.heapEmpty) / Double($0.series), ($0.heapScraped - $0.heapEmpty) / Double($0.series)) }.joined(separator: " | ") + " |")
 print("| agent RSS above the empty agent, per series: loaded / after 10 scrapes | "
       + rows.map { String(format: "%.0f B / %.0f B", ($0.rssLoaded - $0.rssEmpty) / Double($0.series), ($0.rssScraped - $0.rssEmpty) / Double($0.series)) }.joined(separator: " | ") + " |")
-print("| 1% of series changing per second: CPU per checkpoint (mean) / last checkpoint's duration / agent CPU (ingest and checkpoints) | "
-      + rows.map { String(format: "%@ / %@ / %.0f%% of a core", ms($0.checkpointCPUEach), ms($0.checkpoint), $0.checkpointCPU * 100) }.joined(separator: " | ") + " |")
+print("| 1% of series changing per second: checkpoints per second / CPU per checkpoint (mean) / last checkpoint's duration / agent CPU (ingest and checkpoints) | "
+      + rows.map { String(format: "%.1f / %@ / %@ / %.1f%% of a core", $0.checkpointsPerSecond, ms($0.checkpointCPUEach), ms($0.checkpoint), $0.checkpointCPU * 100) }.joined(separator: " | ") + " |")
 print("| 100 protobuf GETs at once: median / slowest (renders made) | "
       + rows.map { "\(ms($0.concurrentMedian)) / \(ms($0.concurrentMax)) (\(Int($0.concurrentRenders)))" }.joined(separator: " | ") + " |")
 if remoteWrite {

@@ -5,6 +5,7 @@ import Foundation
 /// 5% histograms of 19 bounds, 4 labels each, in families of at most 8,000 series as the default per-family
 /// limit allows) and sends deltas, reading the agent's acknowledgements as it goes (an agent whose replies
 /// pile up stops reading, as it should).
+// @unchecked: one thread at a time sends on a source (`sequence` is that thread's); the benchmarks never share one.
 public final class ScaleSource: @unchecked Sendable {
     static let bounds: [Double] = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 120_000]
     /// NATIVE=1: histograms also keep the catalog's native latency buckets (schema 3, 184).

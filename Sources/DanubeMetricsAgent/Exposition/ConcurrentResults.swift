@@ -2,6 +2,7 @@ import Dispatch
 
 /// Results of `DispatchQueue.concurrentPerform`, one slot per iteration, each written by exactly the worker that
 /// runs that iteration (so no two threads touch one slot) and read after `concurrentPerform` returns.
+// @unchecked: each slot is written by one worker, and read only after `concurrentPerform` returns.
 final class ConcurrentResults<Element>: @unchecked Sendable {
     private let storage: UnsafeMutableBufferPointer<Element>
 
@@ -23,7 +24,7 @@ final class ConcurrentResults<Element>: @unchecked Sendable {
     }
 }
 
-extension ConcurrentResults {
+extension ConcurrentResults where Element: Sendable {
     /// `work(i)` for every i below `count`, on every core when `parallel`, in order.
     static func map(_ count: Int, parallel: Bool, _ work: @Sendable (Int) -> Element) -> [Element] where Element: ExpressibleByArrayLiteral {
         let results = ConcurrentResults<Element>(count: count, initial: [])

@@ -141,7 +141,7 @@ final class HTTPGuard: ChannelDuplexHandler {
         responseInFlight = true
         arm(context, limits.responseTimeout)
         let written = promise ?? context.eventLoop.makePromise()
-        written.futureResult.whenComplete { [self] result in
+        written.futureResult.assumeIsolated().whenComplete { [self] result in
             responseInFlight = false
             guard case .success = result else {
                 held.removeAll()  // the connection is gone: nothing to answer
@@ -159,7 +159,7 @@ final class HTTPGuard: ChannelDuplexHandler {
     private func arm(_ context: ChannelHandlerContext, _ timeout: Duration? = nil) {
         deadline?.cancel()
         let timeout = timeout ?? limits.requestTimeout
-        deadline = context.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { context.close(promise: nil) }
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { context.close(promise: nil) }
     }
 
     private func refuse(_ status: HTTPResponseStatus, _ context: ChannelHandlerContext) {
@@ -167,6 +167,6 @@ final class HTTPGuard: ChannelDuplexHandler {
         deadline?.cancel()
         let headers = HTTPHeaders([("Content-Length", "0"), ("Connection", "close")])
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 }

@@ -14,14 +14,14 @@ extension SourceHandler {
     /// wait; the rest are closed right after the REFUSE is written.
     static func refuseAndClose(_ refusal: Refusal, context: ChannelHandlerContext) {
         let bytes = FrameEncoder.encode(.refuse(refusal))
-        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes))).whenComplete { _ in
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes))).assumeIsolated().whenComplete { _ in
             guard lingering.add(1, ordering: .relaxed).newValue <= FileDescriptorBudget.lingeringRefusals else {
                 lingering.subtract(1, ordering: .relaxed)
                 context.close(promise: nil)
                 return
             }
             context.close(mode: .output, promise: nil)
-            context.eventLoop.scheduleTask(in: .seconds(1)) {
+            context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) {
                 lingering.subtract(1, ordering: .relaxed)
                 context.close(promise: nil)
             }

@@ -169,7 +169,7 @@ final class SourceHandler: ChannelInboundHandler {
         stats.sourcesThrottled.add(1, ordering: .relaxed)
         updateReading(context)
         let wait = TimeAmount.nanoseconds(Int64(-tokens / rate * 1e9) + 1_000_000)
-        context.eventLoop.scheduleTask(in: wait) { [self] in
+        context.eventLoop.assumeIsolated().scheduleTask(in: wait) { [self] in
             pausedForRate = false
             updateReading(context)
         }

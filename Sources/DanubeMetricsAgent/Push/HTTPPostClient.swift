@@ -32,7 +32,7 @@ struct HTTPPostClient: Sendable {
         let loop = group.next()
         let promise = loop.makePromise(of: Response.self)
         // Built here, on the sender's thread, never on the event loop (it reads files).
-        var context: NIOSSLContext?
+        let context: NIOSSLContext?
         if target.tls {
             do throws(AgentConfigurationError) {
                 guard let tls else { throw AgentConfigurationError(.pushTLS, "no TLS settings") }
@@ -41,6 +41,8 @@ struct HTTPPostClient: Sendable {
                 promise.fail(Failure(code: .tls, description: error.description))
                 return promise.futureResult
             }
+        } else {
+            context = nil
         }
         let deadline = loop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
             promise.fail(Failure(code: .timeout, description: "no response within \(timeout)"))
@@ -76,7 +78,7 @@ struct HTTPPostClient: Sendable {
         return promise.futureResult.always { _ in deadline.cancel() }
     }
 
-    private final class ResponseHandler: ChannelInboundHandler, @unchecked Sendable {
+    private final class ResponseHandler: ChannelInboundHandler {
         typealias InboundIn = HTTPClientResponsePart
         private let promise: EventLoopPromise<Response>
         private let target: PushEndpoint

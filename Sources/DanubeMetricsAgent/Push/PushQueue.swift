@@ -8,6 +8,7 @@ import DanubeMetricsWire
 /// The queue holds at most `maxPendingItems` items (samples, spans) and `maxPendingBytes` of request bodies;
 /// beyond either the oldest requests are dropped, never the one in flight, so every request counts exactly once as
 /// sent or failed.
+// @unchecked: its mutable state is read and written under `condition`'s lock only.
 final class PushQueue: @unchecked Sendable {
     struct Request {
         /// Unique per queue: the sender removes the request it sent by identity, whatever was dropped meanwhile.

@@ -3,18 +3,20 @@ import Foundation
 import Logging
 import NIOCore
 import DanubeMetricsSync
+import Synchronization
 
 /// Pushes what `/metrics` shows to remote write receivers (Prometheus remote write 1.0): every `interval` its
 /// snapshot is encoded (`RemoteWriteEncoder`), snappy-compressed and queued for each receiver; one task per
 /// receiver sends its queue in order, retrying 5xx, 429 and connection failures with backoff (as Prometheus
 /// does) and dropping a request on any other 4xx (it would fail the same way again). Values are cumulative, so
 /// a retried request or an agent restart never counts anything twice.
-final class RemoteWriter: @unchecked Sendable {
+final class RemoteWriter: Sendable {
     private let configuration: RemoteWriteConfiguration
     private let client: HTTPPostClient
     private let queues: [PushQueue]
     private let wakeup = MonotonicCondition()
-    private nonisolated(unsafe) var stopped = false
+    /// Set under `wakeup`'s lock, and read under it by the waits (atomic so that the class is `Sendable`).
+    private let stopped = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
 
     init(configuration: RemoteWriteConfiguration, targets: [RemoteWriteTarget], group: EventLoopGroup, logger: Logger) {
@@ -44,9 +46,8 @@ final class RemoteWriter: @unchecked Sendable {
 
     func stop() {
         let wasStopped = wakeup.withLock {
-            defer { stopped = true }
-            wakeup.broadcast()
-            return stopped
+            defer { wakeup.broadcast() }
+            return stopped.exchange(true, ordering: .relaxed)
         }
         guard !wasStopped else { return }
         // A sender inside a request returns when it completes or when the event loops shut down after this.
@@ -59,8 +60,8 @@ final class RemoteWriter: @unchecked Sendable {
     private func wait(for duration: Duration) -> Bool {
         let until = ContinuousClock.now + duration
         return wakeup.withLock {
-            while !stopped, ContinuousClock.now < until { wakeup.wait(timeout: until - ContinuousClock.now) }
-            return !stopped
+            while !stopped.load(ordering: .relaxed), ContinuousClock.now < until { wakeup.wait(timeout: until - ContinuousClock.now) }
+            return !stopped.load(ordering: .relaxed)
         }
     }
 

@@ -7,6 +7,7 @@
 /// Only under the store's lock; a class, so that states captured for scrapes and checkpoints do not copy it.
 /// Time is counted in ticks of an eighth of the ttl (32 bits, compared with wrapping differences), so a series
 /// expires between one and one and a quarter ttl after it was last active when a pass runs every tick.
+// @unchecked: used under the store's lock only.
 public final class SeriesActivity: @unchecked Sendable {
     static let ticksPerTTL: Int64 = 8
     /// The most a ttl may be (a year): its nanoseconds fit easily, and a series idle for 2^32 ticks (which wraps)

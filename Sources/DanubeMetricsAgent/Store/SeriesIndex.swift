@@ -2,6 +2,7 @@
 /// read from the `SeriesTable`, so a series costs 4 to 8 bytes here instead of a second copy of its label text
 /// in a `Dictionary` key (which also doubled when the published state shared it). Used only under the store's
 /// lock.
+// @unchecked: used under the store's lock only.
 final class SeriesIndex: @unchecked Sendable {
     /// Series index + 1; 0 is an empty slot. Capacity is a power of two, at most three quarters full.
     private var slots = [UInt32](repeating: 0, count: 1024)

@@ -15,6 +15,7 @@ import Musl
 /// copy all of it. Entries and label bytes live in fixed pages that are allocated once and never move; only the
 /// store appends (under its lock), and a reader reads entries below a count it took under that lock, so every
 /// byte it reads was written before.
+// @unchecked: pages never move; appended under the store's lock, read below a count taken under it.
 final class SeriesTable: @unchecked Sendable {
     struct Entry {
         var family: UInt32

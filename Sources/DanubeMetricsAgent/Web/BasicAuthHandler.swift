@@ -92,7 +92,7 @@ final class BasicAuthHandler: ChannelInboundHandler, RemovableChannelHandler {
         if status == .tooManyRequests { headers.add(name: "Retry-After", value: "1") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
         if request.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil) }
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     /// The user and password of an `Authorization: Basic` header (RFC 7617), nil when absent or malformed.

@@ -4,7 +4,8 @@ import DanubeMetricsTestKit
 
 /// A hand-driven emitter connection: sends arbitrary bytes as SEQPACKET records and reads what the agent answers.
 /// Used to feed the agent malformed, truncated, oversized and out-of-order frames.
-final class RawSource {
+// @unchecked: one thread at a time receives (`pending` is its alone); sending is one system call on `fd`.
+final class RawSource: @unchecked Sendable {
     let fd: Int32
 
     init(path: String) throws {

@@ -5,7 +5,8 @@ import DanubeMetricsTestKit
 /// A fake agent that answers HELLO with WELCOME (protocol `version`, 1 by default) and then never acknowledges
 /// anything: what an emitter sees of a hung agent, and, with `recordsFrames`, of an old agent (its frames are kept
 /// for checks; with `acknowledges` each DEFINE and DELTAS frame is acknowledged as it arrives).
-final class SilentAgent {
+// @unchecked: its mutable state is read and written under `lock` only; `thread` is set once, in `init`.
+final class SilentAgent: @unchecked Sendable {
     let path: String
     private let listener: Int32
     private var accepted: [Int32] = []
