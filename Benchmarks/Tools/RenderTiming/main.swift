@@ -24,7 +24,7 @@ for format in [ScrapeFormat.text(.prometheusText), .text(.openMetrics), .protobu
     times.sort()
     // DUMP=path writes the last render, to compare outputs byte for byte across changes.
     if let path = ProcessInfo.processInfo.environment["DUMP"] {
-        FileManager.default.createFile(atPath: "\(path).\(format)", contents: Data(agent.renderMetrics(scrape: format).joined()))
+        _ = FileManager.default.createFile(atPath: "\(path).\(format)", contents: Data(agent.renderMetrics(scrape: format).joined()))
     }
     print(String(format: "%@ %d series: p50 %.1f ms, min %.1f ms, %.1f MB", "\(format)", series, times[times.count / 2], times[0], Double(bytes) / 1e6))
 }

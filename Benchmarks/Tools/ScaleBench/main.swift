@@ -201,7 +201,7 @@ print("| agent heap in use above the empty agent (`danube_agent_heap_in_use_byte
 print("| agent RSS above the empty agent, per series: loaded / after 10 scrapes | "
       + rows.map { String(format: "%.0f B / %.0f B", ($0.rssLoaded - $0.rssEmpty) / Double($0.series), ($0.rssScraped - $0.rssEmpty) / Double($0.series)) }.joined(separator: " | ") + " |")
 print("| 1% of series changing per second: checkpoints per second / CPU per checkpoint (mean) / last checkpoint's duration / agent CPU (ingest and checkpoints) | "
-      + rows.map { String(format: "%.1f / %@ / %@ / %.1f%% of a core", $0.checkpointsPerSecond, ms($0.checkpointCPUEach), ms($0.checkpoint), $0.checkpointCPU * 100) }.joined(separator: " | ") + " |")
+      + rows.map { String(format: "%.1f / %.1f ms / %@ / %.1f%% of a core", $0.checkpointsPerSecond, $0.checkpointCPUEach * 1_000, ms($0.checkpoint), $0.checkpointCPU * 100) }.joined(separator: " | ") + " |")
 print("| 100 protobuf GETs at once: median / slowest (renders made) | "
       + rows.map { "\(ms($0.concurrentMedian)) / \(ms($0.concurrentMax)) (\(Int($0.concurrentRenders)))" }.joined(separator: " | ") + " |")
 if remoteWrite {

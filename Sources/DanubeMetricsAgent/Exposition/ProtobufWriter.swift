@@ -1,32 +1,25 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// Writes protobuf fields through a raw cursor into memory sized beforehand, for the `Metric` messages of the
 /// store's series: a million-series scrape is mostly this loop, and appending to arrays byte by byte (a capacity
-/// and uniqueness check each) cost more than the encoding. Hand-written for the same reason as `SampleWriter`;
+/// and uniqueness check each) cost more than the encoding. The cursor is `SampleWriter`'s (the text encoder's);
 /// callers compute each message's size before its length prefix (`LabelTextPairs`, `varintSize`).
 struct ProtobufWriter {
-    private(set) var cursor: UnsafeMutablePointer<UInt8>
+    private(set) var raw: SampleWriter
 
-    init(_ start: UnsafeMutablePointer<UInt8>) { cursor = start }
+    init(_ start: UnsafeMutablePointer<UInt8>) { raw = SampleWriter(start) }
+
+    var cursor: UnsafeMutablePointer<UInt8> { raw.cursor }
 
     @inline(__always)
-    mutating func byte(_ value: UInt8) {
-        cursor.pointee = value
-        cursor += 1
-    }
+    mutating func byte(_ value: UInt8) { raw.byte(value) }
 
     @inline(__always)
     mutating func varint(_ value: UInt64) {
         var v = value
         while v >= 0x80 {
-            byte(UInt8(truncatingIfNeeded: v) | 0x80)
+            raw.byte(UInt8(truncatingIfNeeded: v) | 0x80)
             v >>= 7
         }
-        byte(UInt8(v))
+        raw.byte(UInt8(v))
     }
 
     @inline(__always)
@@ -34,22 +27,13 @@ struct ProtobufWriter {
 
     /// A fixed64 field's value: the double's bits, little-endian.
     @inline(__always)
-    mutating func double(_ value: Double) {
-        UnsafeMutableRawPointer(cursor).storeBytes(of: value.bitPattern.littleEndian, as: UInt64.self)
-        cursor += 8
-    }
+    mutating func double(_ value: Double) { raw.littleEndian(value.bitPattern) }
 
     @inline(__always)
-    mutating func bytes(_ bytes: UnsafeBufferPointer<UInt8>) {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        memcpy(cursor, base, bytes.count)
-        cursor += bytes.count
-    }
+    mutating func bytes(_ bytes: UnsafeBufferPointer<UInt8>) { raw.write(bytes) }
 
     @inline(__always)
-    mutating func bytes(_ bytes: [UInt8]) {
-        bytes.withUnsafeBufferPointer { self.bytes($0) }
-    }
+    mutating func bytes(_ bytes: [UInt8]) { raw.write(bytes) }
 
     /// `Metric.label` entries (`LabelPair{name = 1, value = 2}`) for a label text, values unescaped.
     mutating func labels(_ text: UnsafeBufferPointer<UInt8>) {
@@ -85,70 +69,6 @@ struct ProtobufWriter {
             var writer = ProtobufWriter(base)
             body(&writer)
             count = writer.cursor - base
-        }
-    }
-}
-
-/// The pairs of a label text `a="x",b="y"` as the store keeps it (values escaped), found with `memchr`: label
-/// texts are most of what a protobuf scrape reads, and most values have no escape.
-enum LabelTextPairs {
-    struct Pair {
-        var name: Range<Int>
-        /// The escaped value's bytes, between the quotes.
-        var value: Range<Int>
-        var escapes: Int
-
-        var valueCount: Int { value.count - escapes }
-        /// The `LabelPair` message's size.
-        var innerSize: Int {
-            2 + ProtobufPrimitives.varintSize(name.count) + name.count + ProtobufPrimitives.varintSize(valueCount) + valueCount
-        }
-        /// The `Metric.label` field's size with its tag and length.
-        var fieldSize: Int { 1 + ProtobufPrimitives.varintSize(innerSize) + innerSize }
-    }
-
-    /// The most bytes the `Metric.label` fields of a label text take: a pair's 12 bytes of tags and lengths come
-    /// with at least four bytes of text (`a=""` and its comma).
-    static func maxFieldBytes(_ textCount: Int) -> Int { 4 * textCount + 12 }
-
-    /// The `Metric.label` fields' size.
-    @inline(__always)
-    static func fieldsSize(_ text: UnsafeBufferPointer<UInt8>) -> Int {
-        var size = 0
-        forEach(text) { size += $0.fieldSize }
-        return size
-    }
-
-    @inline(__always)
-    static func forEach(_ text: UnsafeBufferPointer<UInt8>, _ body: (Pair) -> Void) {
-        guard let base = text.baseAddress else { return }
-        var at = 0
-        while at < text.count {
-            guard let equalsPointer = memchr(base + at, Int32(UInt8(ascii: "=")), text.count - at) else { return }
-            let equals = UnsafeRawPointer(equalsPointer).assumingMemoryBound(to: UInt8.self) - base
-            let valueStart = equals + 2
-            guard valueStart <= text.count else { return }
-            var end = valueStart
-            while true {
-                guard let quote = memchr(base + end, Int32(UInt8(ascii: "\"")), text.count - end) else { return }
-                let next = UnsafeRawPointer(quote).assumingMemoryBound(to: UInt8.self) - base
-                // A quote after an odd run of backslashes is escaped: go on after it.
-                var run = 0
-                while next - run - 1 >= valueStart, text[next - run - 1] == UInt8(ascii: "\\") { run += 1 }
-                end = next
-                if run % 2 == 0 { break }
-                end += 1
-            }
-            var escapes = 0
-            if memchr(base + valueStart, Int32(UInt8(ascii: "\\")), end - valueStart) != nil {
-                var index = valueStart
-                while index < end {
-                    if text[index] == UInt8(ascii: "\\") { escapes += 1; index += 1 }
-                    index += 1
-                }
-            }
-            body(Pair(name: at..<equals, value: valueStart..<end, escapes: escapes))
-            at = end + 2 // past `",`
         }
     }
 }

@@ -36,6 +36,13 @@ struct SampleWriter {
         cursor += 1
     }
 
+    /// Eight bytes, little-endian (a protobuf fixed64, `ProtobufWriter`).
+    @inline(__always)
+    mutating func littleEndian(_ word: UInt64) {
+        UnsafeMutableRawPointer(cursor).storeBytes(of: word.littleEndian, as: UInt64.self)
+        cursor += 8
+    }
+
     /// Decimal digits written in place: counted first, then filled from the last.
     mutating func integer(_ value: UInt64) {
         var digits = 1
