@@ -52,7 +52,7 @@ struct AgentCommand: AsyncParsableCommand {
     var stateDirectory: String?
 
     @Option(name: .customLong("checkpoint-interval"), parsing: .unconditional, help: ArgumentHelp(
-        "With a state directory: how often, at most, the state is written and sources acknowledged, and so how far /metrics may be behind what sources sent (it shows what is durable) (e.g. 100ms, 1s).",
+        "With a state directory: how often, at most, the state is written and sources acknowledged; /metrics, which shows what is durable, is up to this far behind (e.g. 100ms, 1s).",
         valueName: "duration"))
     var checkpointInterval = DurationArgument(argument: "100ms")!
 
