@@ -13,7 +13,7 @@ import Testing
     }
 
     @Test func labelValuesAndHelpAreEscaped() {
-        let labels = ExpositionWriter.labelText([Label("path", "C:\\dir \"quoted\"\nnext")])
+        let labels = LabelText.encode([Label("path", "C:\\dir \"quoted\"\nnext")])
         #expect(labels == #"path="C:\\dir \"quoted\"\nnext""#)
         let text = render(.prometheusText) { $0.family(name: "m", kind: .gauge, help: "a \\ b \"c\"\nd") }
         #expect(text.contains(#"# HELP m a \\ b "c"\nd"#))
@@ -26,15 +26,15 @@ import Testing
     @Test func labelTextParsesBackToTheLabels() {
         for labels in [[], [Label("a", "")], [Label("a", "x"), Label("b", "y")],
                        [Label("path", "C:\\dir \"quoted\"\nnext"), Label("q", "a,b=\"c\"")], [Label("u", "größe")]] {
-            #expect(ExpositionWriter.labels(fromText: ExpositionWriter.labelText(labels)) == labels)
+            #expect(LabelText.decode(LabelText.encode(labels)) == labels)
         }
         for bad in ["a", "a=x", "a=\"x", "a=\"x\",", "a=\"x\"b=\"y\"", "a=\"\\q\""] {
-            #expect(ExpositionWriter.labels(fromText: bad) == nil, "\(bad)")
+            #expect(LabelText.decode(bad) == nil, "\(bad)")
         }
     }
 
     /// The store renders label sets itself at each scrape (on every core, through a raw writer): escaped exactly as
-    /// `labelText`, in every line of a histogram, with and without labels.
+    /// `LabelText.encode`, in every line of a histogram, with and without labels.
     @Test func theStoreEscapesLabelValuesInEveryLine() {
         let store = AggregationStore(gaugeGrace: .seconds(15))
         let tricky = [Label("a", "plain"), Label("path", "C:\\dir \"quoted\"\nnext")]
@@ -61,7 +61,7 @@ import Testing
         var writer = ExpositionWriter(format: .prometheusText)
         writer.write(MetricsSnapshot(store: store, exemplars: writer.format == .openMetrics))
         let text = String(decoding: writer.bytes, as: UTF8.self)
-        let escaped = ExpositionWriter.labelText(tricky)
+        let escaped = LabelText.encode(tricky)
         for line in [
             "files_total{\(escaped)} 7", "depth{\(escaped)} 2.5",
             "size_bytes_bucket{\(escaped),le=\"1.0\"} 2", "size_bytes_bucket{\(escaped),le=\"10.0\"} 2",

@@ -110,7 +110,7 @@ import Testing
     @Test func theAgentsOwnSeriesArePushedFromTheSnapshot() {
         var snapshot = MetricsSnapshot()
         snapshot.family(name: "danube_agent_source_up", kind: .gauge, help: "h")
-        snapshot.gauge(labels: ExpositionWriter.labelText([Label("source", "a \"b\"\\c\nd"), Label("instance", "1")]), value: 1)
+        snapshot.gauge(labels: LabelText.encode([Label("source", "a \"b\"\\c\nd"), Label("instance", "1")]), value: 1)
         snapshot.family(name: "danube_agent_x_total", kind: .counter, help: "h")
         snapshot.counter(integer: 12, fraction: 0.5)
         snapshot.family(name: "danube_agent_d_seconds", kind: .histogram, help: "h", bounds: [0.1])

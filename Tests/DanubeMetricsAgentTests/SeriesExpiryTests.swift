@@ -206,7 +206,7 @@ import Testing
 
     static func fields(_ snapshot: StoreSnapshot) -> [String: [String]] {
         Dictionary(uniqueKeysWithValues: snapshot.series.map { series in
-            (series.name + ExpositionWriter.labelText(series.labels),
+            (series.name + LabelText.encode(series.labels),
              ["\(series.counterInteger)", series.kind == .histogram ? "\(series.buckets)" : "[0, 0, 0, 0]", "\(series.sum)", "\(series.nativeBuckets)"])
         })
     }
@@ -214,7 +214,7 @@ import Testing
     static func fields(_ model: [Int: Expected]) -> [String: [String]] {
         Dictionary(uniqueKeysWithValues: model.map { key, expected in
             let name = key % 2 == 0 ? "test_ttl_total" : "test_ttl_ms"
-            return (name + ExpositionWriter.labelText([Label("n", "\(key)")]), expected.snapshotFields)
+            return (name + LabelText.encode([Label("n", "\(key)")]), expected.snapshotFields)
         })
     }
 

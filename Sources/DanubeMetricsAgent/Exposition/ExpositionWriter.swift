@@ -126,82 +126,6 @@ public struct ExpositionWriter {
 
     // MARK: formatting
 
-    /// Renders a sorted label set as `a="x",b="y"` with label values escaped.
-    public static func labelText(_ labels: [Label]) -> String {
-        var writer = ExpositionWriter(format: .prometheusText, capacity: 64)
-        for (i, label) in labels.enumerated() {
-            if i > 0 { writer.append(",") }
-            writer.append(label.name)
-            writer.append("=\"")
-            writer.appendEscaped(label.value, quotes: true)
-            writer.append("\"")
-        }
-        return String(decoding: writer.bytes, as: UTF8.self)
-    }
-
-    /// The labels of a label set rendered by `labelText` (the inverse: escapes undone); nil for text it could not
-    /// have rendered.
-    public static func labels(fromText text: String) -> [Label]? {
-        var text = text
-        return text.withUTF8 { labels(fromText: $0) }
-    }
-
-    /// As `labels(fromText:)`, from the text's bytes in place (a value without escapes is decoded straight from
-    /// them: checkpoints parse every changed series' labels back).
-    static func labels(fromText bytes: UnsafeBufferPointer<UInt8>) -> [Label]? {
-        var labels: [Label] = []
-        labels.reserveCapacity(bytes.reduce(0) { $0 + ($1 == UInt8(ascii: "=") ? 1 : 0) })
-        var position = 0
-        let end = bytes.count
-        while position < end {
-            guard let equals = bytes[position...].firstIndex(of: UInt8(ascii: "=")), equals + 1 < end,
-                  bytes[equals + 1] == UInt8(ascii: "\"") else { return nil }
-            let name = String(decoding: UnsafeBufferPointer(rebasing: bytes[position..<equals]), as: UTF8.self)
-            let start = equals + 2
-            var index = start
-            var escaped = false
-            while index < end, bytes[index] != UInt8(ascii: "\"") {
-                if bytes[index] == UInt8(ascii: "\\") {
-                    escaped = true
-                    index += 1
-                }
-                index += 1
-            }
-            guard index < end else { return nil }
-            let raw = UnsafeBufferPointer(rebasing: bytes[start..<index])
-            guard let value = escaped ? unescape(raw) : String(decoding: raw, as: UTF8.self) else { return nil }
-            labels.append(Label(name, value))
-            position = index + 1
-            if position < end {
-                guard bytes[position] == UInt8(ascii: ","), position + 1 < end else { return nil }
-                position += 1
-            }
-        }
-        return labels
-    }
-
-    /// A label value with `\\`, `\"` and `\n` escapes undone; nil for any other escape.
-    private static func unescape(_ raw: UnsafeBufferPointer<UInt8>) -> String? {
-        var value: [UInt8] = []
-        value.reserveCapacity(raw.count)
-        var index = 0
-        while index < raw.count {
-            var byte = raw[index]
-            if byte == UInt8(ascii: "\\") {
-                index += 1
-                guard index < raw.count else { return nil }
-                switch raw[index] {
-                case UInt8(ascii: "n"): byte = UInt8(ascii: "\n")
-                case UInt8(ascii: "\\"), UInt8(ascii: "\""): byte = raw[index]
-                default: return nil
-                }
-            }
-            value.append(byte)
-            index += 1
-        }
-        return String(decoding: value, as: UTF8.self)
-    }
-
     /// A bucket bound as an `le` value. Integral bounds keep a ".0" as OpenMetrics' canonical form asks.
     public static func boundText(_ bound: Double) -> String {
         formatDouble(bound)
@@ -237,14 +161,7 @@ public struct ExpositionWriter {
     }
 
     private mutating func appendEscaped(_ text: String, quotes: Bool) {
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\\"): current.append(UInt8(ascii: "\\")); current.append(UInt8(ascii: "\\"))
-            case UInt8(ascii: "\n"): current.append(UInt8(ascii: "\\")); current.append(UInt8(ascii: "n"))
-            case UInt8(ascii: "\"") where quotes: current.append(UInt8(ascii: "\\")); current.append(UInt8(ascii: "\""))
-            default: current.append(byte)
-            }
-        }
+        LabelText.escape(text, quotes: quotes, into: &current)
     }
 
     private mutating func appendInteger(_ value: UInt64) {

@@ -41,7 +41,7 @@ extension MetricsSnapshot {
             .map { Sample(labels: state.table.labelText($0), value: .gauge(state.values[$0].gauge)) }
         let reportedLabels = Set(samples.map(\.labels))
         for (labels, value) in derived {
-            let text = ExpositionWriter.labelText(labels)
+            let text = LabelText.encode(labels)
             if !reportedLabels.contains(text) { samples.append(Sample(labels: text, value: .gauge(value))) }
         }
         samples.sort { $0.labels.utf8.lexicographicallyPrecedes($1.labels.utf8) }

@@ -27,7 +27,7 @@ struct MetricsSnapshot {
     }
 
     struct Sample: Sendable, Equatable {
-        /// The label set as `ExpositionWriter.labelText` writes it (values escaped), the form the store keeps
+        /// The label set as `LabelText.encode` writes it (values escaped), the form the store keeps
         /// series in: text formats copy it as it is, the protobuf and remote write encoders read the pairs off it.
         var labels: String
         var value: Value

@@ -121,7 +121,7 @@ public final class SeriesGate: Sendable {
         let name = "danube_agent_series_rejected_total"
         snapshot.family(name: name, kind: .counter, help: "Series definitions refused, by catalog family (or uncatalogued) and reason.")
         for key in counts.keys.sorted() {
-            let labels = ExpositionWriter.labelText([Label("family", key.family), Label("reason", key.reason.rawValue)])
+            let labels = LabelText.encode([Label("family", key.family), Label("reason", key.reason.rawValue)])
             snapshot.counter(labels: labels, integer: counts[key] ?? 0, fraction: 0)
         }
     }

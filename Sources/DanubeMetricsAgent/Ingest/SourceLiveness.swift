@@ -51,12 +51,12 @@ public final class SourceLiveness: Sendable {
         snapshot.family(name: "danube_agent_source_connected", kind: .gauge,
                         help: "1 while a connection of the source (by HELLO source name) is open, 0 once none is.")
         for (name, entry) in sources {
-            snapshot.gauge(labels: ExpositionWriter.labelText([Label("source", name)]), value: entry.connections > 0 ? 1 : 0)
+            snapshot.gauge(labels: LabelText.encode([Label("source", name)]), value: entry.connections > 0 ? 1 : 0)
         }
         snapshot.family(name: "danube_agent_source_last_seen_timestamp_seconds", kind: .gauge,
                         help: "Unix time the source last sent a frame, connected, or disconnected.")
         for (name, entry) in sources {
-            snapshot.gauge(labels: ExpositionWriter.labelText([Label("source", name)]), value: entry.lastSeen)
+            snapshot.gauge(labels: LabelText.encode([Label("source", name)]), value: entry.lastSeen)
         }
     }
 }

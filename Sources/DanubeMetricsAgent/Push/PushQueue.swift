@@ -232,7 +232,7 @@ final class PushQueue: @unchecked Sendable {
         func family(_ name: String, _ kind: MetricKind, _ help: String, _ value: (Counts) -> UInt64) {
             snapshot.family(name: name, kind: kind, help: help)
             for (url, counts) in states {
-                let labels = ExpositionWriter.labelText([Label("url", url)])
+                let labels = LabelText.encode([Label("url", url)])
                 if kind == .counter {
                     snapshot.counter(labels: labels, integer: value(counts), fraction: 0)
                 } else {
@@ -249,7 +249,7 @@ final class PushQueue: @unchecked Sendable {
         snapshot.family(name: name, kind: .counter, help: "Requests not delivered, by reason (each retry counts).")
         for (url, counts) in states {
             for reason in FailureReason.allCases {
-                let labels = ExpositionWriter.labelText([Label("reason", reason.rawValue), Label("url", url)])
+                let labels = LabelText.encode([Label("reason", reason.rawValue), Label("url", url)])
                 snapshot.counter(labels: labels, integer: counts.failures[reason] ?? 0, fraction: 0)
             }
         }

@@ -80,7 +80,7 @@ struct RemoteWriteEncoder {
                 }
             case .listed(let samples):
                 for sample in samples {
-                    let labels = SeriesLabels((ExpositionWriter.labels(fromText: sample.labels) ?? [])
+                    let labels = SeriesLabels((LabelText.decode(sample.labels) ?? [])
                         .sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) })
                     switch sample.value {
                     case .counter(let integer, let fraction):

@@ -93,7 +93,7 @@ extension AggregationStore {
                 binding = value
             case .failure(let rejection) where gate != nil || rejection.reason == .agentSeriesLimit || rejection.reason == .memoryLimit:
                 // Beyond the store's limits is not an inconsistency: the series is dropped, as a new one would be.
-                dropped[entry.name + ExpositionWriter.labelText(entry.labels)] = rejection
+                dropped[entry.name + LabelText.encode(entry.labels)] = rejection
                 continue
             case .failure(let error):
                 throw AgentConfigurationError(.stateEntry, "state entry \(index) (\(entry.name)): \(error)")

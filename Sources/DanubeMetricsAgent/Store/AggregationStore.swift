@@ -196,7 +196,7 @@ public final class AggregationStore: Sendable {
                 state.familyByName[checked.name] = familyIndex
             }
             let bucketCount = state.families[familyIndex].bucketCount
-            var text = ExpositionWriter.labelText(checked.labels)
+            var text = LabelText.encode(checked.labels)
             return text.withUTF8 { text in
                 let tick = activity?.tick(at: instant ?? .now) ?? 0
                 if let slot = index.find(family: familyIndex, text: text, in: state.table) {

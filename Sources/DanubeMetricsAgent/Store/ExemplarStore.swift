@@ -37,7 +37,7 @@ final class ExemplarStore: Sendable {
 
     /// Records `update` for series `slot`, which has `buckets` buckets (0 for a counter).
     func record(_ update: ExemplarUpdate, slot: Int, buckets: Int) {
-        let exemplar = Exemplar(labelText: ExpositionWriter.labelText(update.labels), value: update.value,
+        let exemplar = Exemplar(labelText: LabelText.encode(update.labels), value: update.value,
                                 timestamp: Double(update.timestampMillis) / 1_000)
         state.withLock { state in
             let slots = max(1, buckets)

@@ -118,7 +118,7 @@ final class SeriesTable: @unchecked Sendable {
     func labelText(_ index: Int) -> String { String(decoding: text(index), as: UTF8.self) }
 
     /// The labels of series `index`, parsed back from its text (state files and derived series need them).
-    func labels(_ index: Int) -> [Label] { ExpositionWriter.labels(fromText: text(index)) ?? [] }
+    func labels(_ index: Int) -> [Label] { LabelText.decode(text(index)) ?? [] }
 
     /// Whether series `a`'s label text sorts before series `b`'s (byte order).
     func textPrecedes(_ a: Int, _ b: Int) -> Bool {

@@ -228,7 +228,7 @@ final class SpanExporter: Sendable {
         snapshot.counter(labels: "", integer: received, fraction: 0)
         snapshot.family(name: "danube_agent_spans_dropped_total", kind: .counter,
                         help: "Spans dropped before export: more were waiting than --otlp-max-queued-spans allows (receivers' drops are in danube_agent_otlp_spans_failed_total).")
-        snapshot.counter(labels: ExpositionWriter.labelText([Label("reason", "queue_full")]),
+        snapshot.counter(labels: LabelText.encode([Label("reason", "queue_full")]),
                          integer: droppedFull, fraction: 0)
         PushQueue.render(queues, prefix: "danube_agent_otlp", items: "spans", failures: "request_failures_total", help: (
             sent: "Spans an OTLP receiver accepted (rejected ones included: see danube_agent_otlp_spans_rejected_total).",
@@ -237,7 +237,7 @@ final class SpanExporter: Sendable {
         snapshot.family(name: "danube_agent_otlp_spans_rejected_total", kind: .counter,
                         help: "Spans an OTLP receiver reported rejected in a partial success.")
         for (queue, count) in zip(queues, rejected.withLock { $0 }) {
-            snapshot.counter(labels: ExpositionWriter.labelText([Label("url", queue.endpoint.url)]), integer: count, fraction: 0)
+            snapshot.counter(labels: LabelText.encode([Label("url", queue.endpoint.url)]), integer: count, fraction: 0)
         }
     }
 }
