@@ -38,9 +38,7 @@ enum ProtobufExposition {
             case .stored(_, let native):
                 return StoredMetrics(family, native: native, exemplars: snapshot.exemplars).encode(pieces[i].slots ?? [], state: snapshot.store)
             case .listed(let samples):
-                var encoder = ListedMetrics(family)
-                for sample in samples { encoder.encode(sample) }
-                return encoder.output
+                return listedMetrics(family, samples)
             }
         }
         var output: [[UInt8]] = []
@@ -121,122 +119,53 @@ enum ProtobufExposition {
         private func write(_ index: Int, table: SeriesTable, values: UnsafeBufferPointer<AggregationStore.Value>,
                            buckets: UnsafeBufferPointer<UInt64>, windows: [NativeWindow], into writer: inout ProtobufWriter) {
             let text = table.text(index)
-            let labelsSize = LabelTextPairs.fieldsSize(text)
             let value = values[index]
             let seriesExemplars = exemplars.isEmpty ? nil : exemplars[index].map { $0.map { $0.map(ProtobufExposition.exemplar) } }
             switch kind {
-            case .counter, .gauge:
-                // Counter{value = 1, exemplar = 2} (field 3) or Gauge{value = 1} (field 2).
-                let exemplar = kind == .counter ? (seriesExemplars?.first ?? nil) : nil
-                let inner = 9 + (exemplar.map { delimitedSize($0.count) } ?? 0)
-                writer.byte(4 << 3 | 2)
-                writer.varint(labelsSize + 1 + P.varintSize(inner) + inner)
-                writer.labels(text)
-                writer.byte(kind == .counter ? 3 << 3 | 2 : 2 << 3 | 2)
-                writer.varint(inner)
-                writer.byte(1 << 3 | 1)
-                writer.double(kind == .counter ? MetricsSnapshot.Value.counterValue(integer: value.counterInteger, fraction: value.counterFloat)
-                                               : value.gauge)
-                if let exemplar {
-                    writer.byte(2 << 3 | 2)
-                    writer.varint(exemplar.count)
-                    writer.bytes(exemplar)
-                }
+            case .counter:
+                writer.scalarMetric(labels: text, type: .counter, value: MetricsSnapshot.Value.counterValue(
+                    integer: value.counterInteger, fraction: value.counterFloat), exemplar: seriesExemplars?.first ?? nil)
+            case .gauge:
+                writer.scalarMetric(labels: text, type: .gauge, value: value.gauge, exemplar: nil)
             case .histogram:
                 let first = Int(table[index].bucketStart)
                 let counts = UnsafeBufferPointer(rebasing: buckets[first..<(first + bounds.count + 1)])
-                func exemplar(_ bucket: Int) -> [UInt8]? {
-                    guard let seriesExemplars, bucket < seriesExemplars.count else { return nil }
-                    return seriesExemplars[bucket]
-                }
-                // Bucket{cumulative_count = 1, upper_bound = 2, exemplar = 3}: sizes first.
-                var cumulative: UInt64 = 0, bucketsSize = 0
-                for bucket in 0..<counts.count {
-                    cumulative &+= counts[bucket]
-                    let size = 1 + P.varintSize(cumulative) + 9 + (exemplar(bucket).map { delimitedSize($0.count) } ?? 0)
-                    bucketsSize += 1 + P.varintSize(size) + size
-                }
                 var nativeFields: [UInt8] = []
                 if let native, index < windows.count {
+                    let count = counts.reduce(0, &+)
                     nativeFields = ProtobufExposition.nativeFields(native, firstIndex: nativeFirstIndex, zero: buckets[first + bounds.count + 1],
-                                                                   window: windows[index], count: cumulative)
+                                                                   window: windows[index], count: count)
                 }
-                // Histogram{sample_count = 1, sample_sum = 2, bucket = 3, native fields} (field 7).
-                let inner = 1 + P.varintSize(cumulative) + 9 + bucketsSize + nativeFields.count
-                writer.byte(4 << 3 | 2)
-                writer.varint(labelsSize + 1 + P.varintSize(inner) + inner)
-                writer.labels(text)
-                writer.byte(7 << 3 | 2)
-                writer.varint(inner)
-                writer.byte(1 << 3)
-                writer.varint(cumulative)
-                writer.byte(2 << 3 | 1)
-                writer.double(value.sum)
-                var running: UInt64 = 0
-                for bucket in 0..<counts.count {
-                    running &+= counts[bucket]
-                    let encodedExemplar = exemplar(bucket)
-                    writer.byte(3 << 3 | 2)
-                    writer.varint(1 + P.varintSize(running) + 9 + (encodedExemplar.map { delimitedSize($0.count) } ?? 0))
-                    writer.byte(1 << 3)
-                    writer.varint(running)
-                    writer.byte(2 << 3 | 1)
-                    writer.double(bucket < bounds.count ? bounds[bucket] : .infinity)
-                    if let encodedExemplar {
-                        writer.byte(3 << 3 | 2)
-                        writer.varint(encodedExemplar.count)
-                        writer.bytes(encodedExemplar)
-                    }
-                }
-                writer.bytes(nativeFields)
+                writer.histogramMetric(labels: text, counts: counts, bounds: bounds, sum: value.sum, exemplars: seriesExemplars,
+                                       nativeFields: nativeFields)
             }
         }
     }
 
-    /// The `Metric` messages of a family built by hand (the agent's own, derived gauges): few, into an array.
-    private struct ListedMetrics {
-        let kind: MetricKind
-        let bounds: [Double]
-        var output: [UInt8] = []
-        private var metric: [UInt8] = []
-
-        init(_ family: MetricsSnapshot.Family) {
-            kind = family.kind
-            bounds = family.bounds
+    /// The `Metric` messages of a family built by hand (the agent's own, derived gauges): few, through the same
+    /// writer with a generous bound.
+    private static func listedMetrics(_ family: MetricsSnapshot.Family, _ samples: [MetricsSnapshot.Sample]) -> [UInt8] {
+        let bound = samples.reduce(0) { total, sample in
+            let buckets = if case .histogram(let counts, _) = sample.value { counts.count } else { 0 }
+            return total + 32 + 24 * buckets + LabelTextPairs.maxFieldBytes(sample.labels.utf8.count)
         }
-
-        mutating func encode(_ sample: MetricsSnapshot.Sample) {
-            metric.removeAll(keepingCapacity: true)
-            var labels = sample.labels
-            labels.withUTF8 { ProtobufExposition.labels($0, into: &metric) }
-            switch sample.value {
-            case .counter(let integer, let fraction):
-                P.varint(3 << 3 | 2, into: &metric)
-                P.varint(9, into: &metric)
-                field(1, double: MetricsSnapshot.Value.counterValue(integer: integer, fraction: fraction), into: &metric)
-            case .gauge(let value):
-                P.varint(2 << 3 | 2, into: &metric)
-                P.varint(9, into: &metric)
-                field(1, double: value, into: &metric)
-            case .histogram(let bucketCounts, let sum):
-                var buckets: [UInt8] = []
-                var cumulative: UInt64 = 0
-                for (bucket, count) in bucketCounts.enumerated() {
-                    cumulative &+= count
-                    P.varint(3 << 3 | 2, into: &buckets)
-                    P.varint(UInt64(1 + P.varintSize(cumulative) + 9), into: &buckets)
-                    P.varint(1 << 3, into: &buckets)
-                    P.varint(cumulative, into: &buckets)
-                    field(2, double: bucket < bounds.count ? bounds[bucket] : .infinity, into: &buckets)
+        return ProtobufWriter.encode(bound: bound) { writer in
+            for sample in samples {
+                var labels = sample.labels
+                labels.withUTF8 { text in
+                    switch sample.value {
+                    case .counter(let integer, let fraction):
+                        writer.scalarMetric(labels: text, type: .counter, value: MetricsSnapshot.Value.counterValue(integer: integer, fraction: fraction),
+                                            exemplar: nil)
+                    case .gauge(let value):
+                        writer.scalarMetric(labels: text, type: .gauge, value: value, exemplar: nil)
+                    case .histogram(let counts, let sum):
+                        counts.withUnsafeBufferPointer {
+                            writer.histogramMetric(labels: text, counts: $0, bounds: family.bounds, sum: sum, exemplars: nil, nativeFields: [])
+                        }
+                    }
                 }
-                P.varint(7 << 3 | 2, into: &metric)
-                P.varint(UInt64(1 + P.varintSize(cumulative) + 9 + buckets.count), into: &metric)
-                P.varint(1 << 3, into: &metric)
-                P.varint(cumulative, into: &metric)
-                field(2, double: sum, into: &metric)
-                metric += buckets
             }
-            delimited(4, metric, into: &output)
         }
     }
 
@@ -295,8 +224,6 @@ enum ProtobufExposition {
         out += body
     }
 
-    /// Bytes a length-delimited field of `count` bytes takes with its tag (a field number below 16).
-    private static func delimitedSize(_ count: Int) -> Int { 1 + P.varintSize(UInt64(count)) + count }
 
     private static func field(_ field: UInt64, double value: Double, into out: inout [UInt8]) {
         P.varint(field << 3 | 1, into: &out)
