@@ -126,8 +126,7 @@ public final class Emitter: Sendable {
         let series = try registry.register(kind: .histogram, name: name, help: help, labels: labels, bounds: buckets, native: native)
         // The handle derives its sum cell: after +Inf, or after the native window.
         assert((series.native.map { $0.pointee.sumCell } ?? UInt32(buckets.count + 1)) == series.cellCount - 1)
-        return Histogram(firstCell: series.firstCell, bounds: series.boundsStorage!, boundCount: UInt32(buckets.count),
-                         native: series.native)
+        return Histogram(firstCell: series.firstCell, classic: series.classic!, native: series.native)
     }
 
     // MARK: delivery

@@ -47,38 +47,51 @@ public struct Gauge: @unchecked Sendable, Hashable {
 }
 
 /// A distribution with fixed bucket upper bounds (+Inf implicit), and optionally native (exponential) buckets
-/// beside them. `observe` finds the bucket by binary search and bumps per-thread cells: the bucket, the native
-/// bucket when there are native buckets, and the sum. NaN observations are ignored.
+/// beside them. `observe` finds the buckets (`ClassicBuckets`, `NativeBuckets`: a table lookup and a compare or
+/// two each) and bumps per-thread cells: the bucket, the native bucket when there are native buckets, and the sum.
+/// NaN observations are ignored.
 // @unchecked: its pointers are immortal and read-only; the cells it bumps are the calling thread's own.
 public struct Histogram: @unchecked Sendable, Hashable {
     // Three words, so that the handle passes in registers through an opaque call and fits an existential's
     // inline buffer (a 72-byte handle with the native finder inline was copied to the stack, or boxed, per call).
-    /// Immortal copy of the bounds owned by the registry.
-    @usableFromInline let bounds: UnsafePointer<Double>
+    /// The family's classic bucket finder (immortal, owned by the registry).
+    @usableFromInline let classic: UnsafePointer<ClassicBuckets>
     /// The family's native bucket finder (immortal, owned by the registry), or nil for classic buckets only.
     @usableFromInline let native: UnsafePointer<NativeBuckets>?
     @usableFromInline let firstCell: UInt32
-    @usableFromInline let boundCount: UInt32
 
-    init(firstCell: UInt32, bounds: UnsafePointer<Double>, boundCount: UInt32, native: UnsafePointer<NativeBuckets>?) {
+    init(firstCell: UInt32, classic: UnsafePointer<ClassicBuckets>, native: UnsafePointer<NativeBuckets>?) {
         self.firstCell = firstCell
-        self.bounds = bounds
-        self.boundCount = boundCount
+        self.classic = classic
         self.native = native
     }
 
     @inlinable
     public func observe(_ value: Double) {
-        if value.isNaN { return }
-        let bucket = bucket(of: value)
-        record(value, bucket: bucket)
-        let span = dm_span_current_get()
-        if span.flags & UInt64(DM_SPAN_SAMPLED) != 0 { link(value, bucket: bucket, span: span) }
+        // One compare keeps NaN and the infinities off the fast path, which then adds to the sum untested.
+        guard value.magnitude < .infinity else { return observeNonFinite(value) }
+        observe(value, adding: value)
+    }
+
+    /// Counts `value` in its buckets, adds `sum` to the sum, and links a sampled span as the bucket's exemplar.
+    @inlinable @inline(__always)
+    func observe(_ value: Double, adding sum: Double) {
+        let bucket = classic.pointee.bucket(of: value)
+        record(value, bucket: bucket, adding: sum)
+        if dm_span_current_get().flags & UInt64(DM_SPAN_SAMPLED) != 0 { link(value, bucket: bucket) }
+    }
+
+    /// NaN is ignored. An infinite observation counts in its bucket but not in the sum: one +Inf would make the
+    /// sum, and every delta after it (Inf - Inf), NaN for good.
+    @usableFromInline @inline(never)
+    func observeNonFinite(_ value: Double) {
+        if !value.isNaN { observe(value, adding: 0) }
     }
 
     /// An observation inside a sampled span becomes its bucket's exemplar, pointing at that span.
     @usableFromInline @inline(never)
-    func link(_ value: Double, bucket: UInt32, span: dm_span_current) {
+    func link(_ value: Double, bucket: UInt32) {
+        let span = dm_span_current_get()
         let trace = TraceID(high: span.trace_high, low: span.trace_low)
         guard let exemplar = try? Exemplar(traceID: trace.description, spanID: SpanID.hex(span.span_id)) else { return }
         PendingExemplars.record(cell: firstCell, bucket: bucket, value: value, exemplar: exemplar)
@@ -87,32 +100,20 @@ public struct Histogram: @unchecked Sendable, Hashable {
     /// As `observe(_:)`, and `exemplar` becomes the latest of the bucket `value` falls in.
     public func observe(_ value: Double, exemplar: Exemplar) {
         if value.isNaN { return }
-        let bucket = bucket(of: value)
-        record(value, bucket: bucket)
+        let bucket = classic.pointee.bucket(of: value)
+        record(value, bucket: bucket, adding: value.isFinite ? value : 0)
         PendingExemplars.record(cell: firstCell, bucket: bucket, value: value, exemplar: exemplar)
     }
 
     @inlinable @inline(__always)
-    func record(_ value: Double, bucket: UInt32) {
+    func record(_ value: Double, bucket: UInt32, adding sum: Double) {
         // Two calls so that, inlined, the classic one has a constant 0 and no native branch left. The classic sum
         // cell follows the +Inf bucket; with native buckets it follows the window.
         if let native {
-            dm_histogram_observe(firstCell, bucket, native.pointee.cell(of: value), native.pointee.sumCell, value)
+            dm_histogram_observe(firstCell, bucket, native.pointee.cell(of: value), native.pointee.sumCell, sum)
         } else {
-            dm_histogram_observe(firstCell, bucket, 0, boundCount &+ 1, value)
+            dm_histogram_observe(firstCell, bucket, 0, classic.pointee.boundCount &+ 1, sum)
         }
-    }
-
-    /// The bucket `value` falls in: the first bound it does not exceed, or +Inf (binary search).
-    @inlinable
-    func bucket(of value: Double) -> UInt32 {
-        var low = 0
-        var high = Int(boundCount)
-        while low < high {
-            let mid = (low &+ high) >> 1
-            if value <= bounds[mid] { high = mid } else { low = mid &+ 1 }
-        }
-        return UInt32(truncatingIfNeeded: low)
     }
 }
 

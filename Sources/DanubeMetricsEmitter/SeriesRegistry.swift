@@ -49,7 +49,8 @@ struct RegisteredSeries: @unchecked Sendable {
     var cellCount: UInt32
     /// Shared word of a gauge.
     var gaugeWord: UnsafeMutablePointer<UInt64>?
-    var boundsStorage: UnsafeMutablePointer<Double>?
+    /// A histogram's classic bucket finder, shared by its family (immortal, as its bounds).
+    var classic: UnsafePointer<ClassicBuckets>?
     /// A histogram's native bucket finder, shared by its family (immortal, as its bound mantissas).
     var native: UnsafePointer<NativeBuckets>?
 }
@@ -70,20 +71,18 @@ final class SeriesRegistry: Sendable {
         var series: [RegisteredSeries] = []
         var byKey: [SeriesKey: Int] = [:]
         /// Per family: its kind and buckets, and the native bucket finder its series share (made once per family).
-        var families: [String: (kind: MetricKind, bounds: [Double], native: NativeHistogramSpec?, buckets: UnsafePointer<NativeBuckets>?)] = [:]
+        var families: [String: (kind: MetricKind, bounds: [Double], native: NativeHistogramSpec?, classic: UnsafePointer<ClassicBuckets>?, buckets: UnsafePointer<NativeBuckets>?)] = [:]
         var spans: [CellSpan] = []
         /// Next free cell of the last span.
         var nextCell: UInt32 = 0
-        /// Bucket bound mantissas per native schema, shared by every histogram of that schema.
-        var mantissaTables: [Int8: UnsafeMutablePointer<UInt64>] = [:]
+        /// Mantissa slot tables per native schema, shared by every histogram of that schema (immortal).
+        var slotTables: [Int8: MantissaSlots] = [:]
 
-        mutating func mantissas(_ schema: Int8) -> UnsafePointer<UInt64> {
-            if let table = mantissaTables[schema] { return UnsafePointer(table) }
-            let values = NativeHistogramSpec.mantissaBounds(schema: schema)
-            let table = UnsafeMutablePointer<UInt64>.allocate(capacity: max(1, values.count))
-            table.initialize(from: values, count: values.count)
-            mantissaTables[schema] = table
-            return UnsafePointer(table)
+        mutating func slots(_ schema: Int8) -> MantissaSlots {
+            if let table = slotTables[schema] { return table }
+            let table = MantissaSlots(schema: schema)
+            slotTables[schema] = table
+            return table
         }
 
         /// `count` cells from this registry's spans, reserving a new span when the last one has no room.
@@ -159,9 +158,6 @@ final class SeriesRegistry: Sendable {
                 entry.cellCount = 1
             case .histogram:
                 entry.cellCount = UInt32(definition.bucketCount + 1)
-                let storage = UnsafeMutablePointer<Double>.allocate(capacity: max(1, definition.bounds.count))
-                storage.initialize(from: definition.bounds, count: definition.bounds.count)
-                entry.boundsStorage = storage
             case .gauge:
                 let word = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
                 word.initialize(to: Double(0).bitPattern)
@@ -173,18 +169,28 @@ final class SeriesRegistry: Sendable {
                     return .failure(EmitterError(.cellsExhausted, "cannot register \(name): the process has used all \(DM_MAX_CELLS) metric cells"))
                 }
             }
+            if kind == .histogram {
+                if let shared = state.families[definition.name]?.classic {
+                    entry.classic = shared
+                } else {
+                    // Immortal (made once the series is sure to be kept): every handle of the family points at it.
+                    let classic = UnsafeMutablePointer<ClassicBuckets>.allocate(capacity: 1)
+                    classic.initialize(to: ClassicBuckets(bounds: definition.bounds))
+                    entry.classic = UnsafePointer(classic)
+                }
+            }
             if let spec = definition.native {
                 if let shared = state.families[definition.name]?.buckets {
                     entry.native = shared
                 } else {
-                    // Immortal, like the bounds: every handle of the family points at it.
+                    // Immortal, like the classic finder: every handle of the family points at it.
                     let buckets = UnsafeMutablePointer<NativeBuckets>.allocate(capacity: 1)
                     buckets.initialize(to: NativeBuckets(spec: spec, zeroCell: UInt32(definition.bounds.count + 1),
-                                                         mantissas: state.mantissas(spec.schema)))
+                                                         slots: state.slots(spec.schema)))
                     entry.native = UnsafePointer(buckets)
                 }
             }
-            state.families[definition.name] = (kind, definition.bounds, definition.native, entry.native)
+            state.families[definition.name] = (kind, definition.bounds, definition.native, entry.classic, entry.native)
             state.byKey[key] = state.series.count
             state.series.append(entry)
             return .success(entry)

@@ -122,10 +122,11 @@ static inline void dm_bump(_Atomic uint64_t *cell) {
 
 /// Records one histogram observation: bucket cell `first + bucket` gains 1, native bucket cell `first + native`
 /// too unless `native` is 0 (no native buckets: offset 0 is always the first classic bucket), and the sum cell
-/// `first + sum_offset` (IEEE-754 bits) gains `value` when it is finite. All cells of one histogram share a chunk, so this is one
-/// TLS and chunk lookup. The line flagged is the one of `first`: the flusher finds a series by its first cell.
+/// `first + sum_offset` (IEEE-754 bits) gains `sum`: the observation, or 0 for an infinite one (the caller keeps
+/// NaN and infinities off this path). All cells of one histogram share a chunk, so this is one TLS and chunk
+/// lookup. The line flagged is the one of `first`: the flusher finds a series by its first cell.
 static inline void dm_histogram_observe(uint32_t first, uint32_t bucket, uint32_t native, uint32_t sum_offset,
-                                        double value) {
+                                        double sum) {
     _Atomic uint64_t *chunk = dm_thread_chunk(first);
     uint32_t offset = first & (DM_CHUNK_CELLS - 1u);
     _Atomic uint64_t *p = chunk + offset;
@@ -133,11 +134,8 @@ static inline void dm_histogram_observe(uint32_t first, uint32_t bucket, uint32_
     if (native != 0) {
         dm_bump(p + native);
     }
-    // An infinite observation counts in its bucket but not in the sum (NaN is ignored before it gets here): one +Inf would otherwise
-    // make the sum, and every delta after it (Inf - Inf), NaN for good. Branch-free: x - x is 0 only for finite x.
-    double finite = (value - value == 0.0) ? value : 0.0;
     uint64_t s = atomic_load_explicit(p + sum_offset, memory_order_relaxed);
-    atomic_store_explicit(p + sum_offset, dm_f64_bits(dm_bits_f64(s) + finite), memory_order_relaxed);
+    atomic_store_explicit(p + sum_offset, dm_f64_bits(dm_bits_f64(s) + sum), memory_order_relaxed);
     dm_flag_line(chunk, offset);
 }
 

@@ -11,8 +11,12 @@ final class SilentAgent: @unchecked Sendable {
     private let listener: Int32
     private var accepted: [Int32] = []
     private var received: [Frame] = []
+    private var stopping = false
     private let lock = NSLock()
     private var thread: Thread?
+    /// Signalled when the accepting thread has returned: only then are its descriptors closed (closed earlier, a
+    /// number could be reused by the next agent's listener and served by this thread, with this agent's version).
+    private let finished = DispatchSemaphore(value: 0)
 
     init(path: String, recordsFrames: Bool = false, acknowledges: Bool = false, version: UInt16 = 1) throws {
         self.path = path
@@ -20,11 +24,16 @@ final class SilentAgent: @unchecked Sendable {
         self.listener = listener
         let rc = try UnixSocketAddress.withSockaddr(path: path) { bind(listener, $0, $1) }
         guard rc == 0, listen(listener, 8) == 0 else { throw HTTPClient.Failure(description: "bind \(path): errno \(errno)") }
+        let finished = finished
         thread = Thread { [weak self] in
+            defer { finished.signal() }
             while true {
                 let fd = accept(listener, nil, nil)
                 guard fd >= 0 else { return }
-                self?.lock.withLock { self?.accepted.append(fd) }
+                self?.lock.withLock {
+                    self?.accepted.append(fd)
+                    if self?.stopping == true { shutdown(fd, Int32(SHUT_RDWR)) }
+                }
                 var buffer = [UInt8](repeating: 0, count: 1 << 17)
                 let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                 guard n > 0, case .hello? = try? FrameDecoder().decodeFrames(in: Array(buffer[0..<n])).first else { continue }
@@ -56,8 +65,16 @@ final class SilentAgent: @unchecked Sendable {
     /// Connections accepted so far.
     var connections: Int { lock.withLock { accepted.count } }
 
+    /// Stops accepting, ends every connection, and returns once the accepting thread is gone.
     func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
+        let first = lock.withLock {
+            defer { stopping = true }
+            accepted.forEach { shutdown($0, Int32(SHUT_RDWR)) }
+            return !stopping
+        }
+        guard first else { return }
+        shutdown(listener, Int32(SHUT_RDWR)) // wakes accept(2)
+        finished.wait()
         close(listener)
         lock.withLock { accepted.forEach { close($0) } }
         unlink(path)
