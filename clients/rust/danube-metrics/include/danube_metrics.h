@@ -32,8 +32,8 @@ extern "C" {
 
 typedef struct { uint32_t cell; const void *floor; } dm_counter_t;
 typedef struct { const void *word; } dm_gauge_t;
-/* Filled by dm_histogram; pass it back as it is (native points at the histogram's native buckets, or is NULL). */
-typedef struct { uint32_t first_cell; uint32_t bound_count; const double *bounds; const void *native; uint32_t sum_cell; } dm_histogram_t;
+/* Filled by dm_histogram; pass it back as it is (classic and native point at the family's bucket finders; native is NULL without native buckets). */
+typedef struct { uint32_t first_cell; uint32_t sum_cell; const void *classic; const void *native; } dm_histogram_t;
 
 typedef struct {
     int connected;

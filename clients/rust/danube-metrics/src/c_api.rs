@@ -2,6 +2,7 @@
 //! small structs passed by value, as in Rust; registration takes NUL-terminated strings. No panic crosses the
 //! boundary: every entry point that can fail catches unwinding and returns an error code.
 
+use crate::classic::ClassicBuckets;
 use crate::native::NativeBuckets;
 use crate::{Config, Counter, Gauge, Histogram};
 use std::ffi::{c_char, c_int, CStr};
@@ -37,15 +38,14 @@ pub struct DmGauge {
     word: *const AtomicU64,
 }
 
-/// `dm_histogram`: the first cell, the bucket bounds, the native buckets (opaque) and the sum cell's offset.
+/// `dm_histogram`: the first cell, the sum cell's offset, the classic and the native bucket finders (opaque).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct DmHistogram {
     first_cell: u32,
-    bound_count: u32,
-    bounds: *const f64,
-    native: *const NativeBuckets,
     sum_cell: u32,
+    classic: *const ClassicBuckets,
+    native: *const NativeBuckets,
 }
 
 impl From<Counter> for DmCounter {
@@ -64,10 +64,9 @@ impl From<Histogram> for DmHistogram {
     fn from(h: Histogram) -> DmHistogram {
         DmHistogram {
             first_cell: h.first_cell,
-            bound_count: h.bounds.len() as u32,
-            bounds: h.bounds.as_ptr(),
-            native: h.native.map_or(std::ptr::null(), |n| n as *const NativeBuckets),
             sum_cell: h.sum_cell,
+            classic: h.classic,
+            native: h.native.map_or(std::ptr::null(), |n| n as *const NativeBuckets),
         }
     }
 }
@@ -245,10 +244,10 @@ fn gauge(g: DmGauge) -> Gauge {
 }
 
 fn histogram(h: DmHistogram) -> Histogram {
-    // SAFETY: handles come from `dm_histogram`, whose bounds and native buckets are leaked or static and never
-    // freed (the native pointer is null or one of them).
-    let (bounds, native) = unsafe { (std::slice::from_raw_parts(h.bounds, h.bound_count as usize), h.native.as_ref()) };
-    Histogram { first_cell: h.first_cell, sum_cell: h.sum_cell, bounds, native }
+    // SAFETY: handles come from `dm_histogram`, whose bucket finders are leaked or static and never freed (the
+    // classic pointer is one of them, the native one null or one of them).
+    let (classic, native) = unsafe { (&*h.classic, h.native.as_ref()) };
+    Histogram { first_cell: h.first_cell, sum_cell: h.sum_cell, classic, native }
 }
 
 /// Adds `value` to the counter: a thread-local load and store.

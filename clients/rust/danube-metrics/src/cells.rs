@@ -171,45 +171,30 @@ pub(crate) fn flag(index: u32) {
     chunk.flag(offset);
 }
 
-/// What an observation adds to its histogram's sum: itself when finite, else 0. An infinite observation counts in
-/// its bucket but not in the sum (NaN is ignored before it gets here): one +Inf would otherwise make the sum, and every delta after it
-/// (Inf - Inf), NaN for good.
-#[inline(always)]
-pub(crate) fn finite_part(value: f64) -> f64 {
-    // `value - value` is 0 only for a finite value: one subtraction and a select, as the Swift emitter's C does
-    // (measured a little cheaper here than `is_finite`).
-    #[allow(clippy::eq_op)]
-    let finite = value - value == 0.0;
-    if finite {
-        value
-    } else {
-        0.0
-    }
-}
-
 /// One histogram observation: bucket cell `first + bucket` gains 1, the sum cell `first + sum_offset` (f64 bits)
-/// gains `value` when it is finite. A histogram's cells share one chunk, so this is one TLS and one chunk lookup.
-/// The line flagged is the one of `first`: the flusher finds a series by its first cell.
+/// gains `sum`: the observation, or 0 for an infinite one (the caller keeps NaN and infinities off this path). A
+/// histogram's cells share one chunk, so this is one TLS and one chunk lookup. The line flagged is the one of
+/// `first`: the flusher finds a series by its first cell.
 #[inline(always)]
-pub(crate) fn observe(first: u32, bucket: u32, sum_offset: u32, value: f64) {
+pub(crate) fn observe(first: u32, bucket: u32, sum_offset: u32, sum: f64) {
     let (chunk, offset) = thread_chunk(first);
     let base = chunk.cells.as_ptr();
     // SAFETY: `reserve` keeps all cells of one series (buckets and sum) inside the chunk of `first`, so both
     // offsets are below CHUNK_CELLS (unchecked: a bounds check per observation is measurable here).
-    let (count, sum) = unsafe { (&*base.add(offset + bucket as usize), &*base.add(offset + sum_offset as usize)) };
+    let (count, sum_cell) = unsafe { (&*base.add(offset + bucket as usize), &*base.add(offset + sum_offset as usize)) };
     count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-    let total = f64::from_bits(sum.load(Ordering::Relaxed)) + finite_part(value);
-    sum.store(total.to_bits(), Ordering::Relaxed);
+    let total = f64::from_bits(sum_cell.load(Ordering::Relaxed)) + sum;
+    sum_cell.store(total.to_bits(), Ordering::Relaxed);
     chunk.flag(offset);
 }
 
 /// As [`observe`], and native bucket cell `first + native` gains 1 too (a histogram recording native buckets).
 #[inline(always)]
-pub(crate) fn observe_native(first: u32, bucket: u32, native: u32, sum_offset: u32, value: f64) {
+pub(crate) fn observe_native(first: u32, bucket: u32, native: u32, sum_offset: u32, sum: f64) {
     let (chunk, offset) = thread_chunk(first);
     let base = chunk.cells.as_ptr();
     // SAFETY: as in `observe`: the native cell, too, is one of the series' cells inside the chunk of `first`.
-    let (count, native, sum) = unsafe {
+    let (count, native, sum_cell) = unsafe {
         (
             &*base.add(offset + bucket as usize),
             &*base.add(offset + native as usize),
@@ -218,8 +203,8 @@ pub(crate) fn observe_native(first: u32, bucket: u32, native: u32, sum_offset: u
     };
     count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     native.store(native.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-    let total = f64::from_bits(sum.load(Ordering::Relaxed)) + finite_part(value);
-    sum.store(total.to_bits(), Ordering::Relaxed);
+    let total = f64::from_bits(sum_cell.load(Ordering::Relaxed)) + sum;
+    sum_cell.store(total.to_bits(), Ordering::Relaxed);
     chunk.flag(offset);
 }
 

@@ -3,6 +3,7 @@
 //! load and store, with no lock, no syscall and no allocation.
 
 use crate::cells;
+use crate::classic::ClassicBuckets;
 use crate::native::NativeBuckets;
 use crate::registry::{name_hash, registry, Rejected, Series};
 use crate::wire::Kind;
@@ -153,7 +154,7 @@ pub struct Histogram {
     pub(crate) first_cell: u32,
     /// Offset of the sum cell: after the classic and native bucket cells.
     pub(crate) sum_cell: u32,
-    pub(crate) bounds: &'static [f64],
+    pub(crate) classic: &'static ClassicBuckets,
     pub(crate) native: Option<&'static NativeBuckets>,
 }
 
@@ -162,13 +163,31 @@ impl Histogram {
     #[inline]
     pub fn record<T: IntoF64>(&self, value: T) {
         let value = value.into_f64();
-        if value.is_nan() {
-            return;
+        // One compare (`abs() < INFINITY`) keeps NaN and the infinities off the fast path, which then adds to the
+        // sum untested.
+        if !value.is_finite() {
+            return self.record_non_finite(value);
         }
-        let bucket = crate::native::lower_bound(self.bounds, value);
-        self.count(bucket as u32, value);
+        self.observe(value, value);
+    }
+
+    /// Counts `value` in its buckets, adds `sum` to the sum, and links a sampled span as the bucket's exemplar.
+    #[inline(always)]
+    fn observe(&self, value: f64, sum: f64) {
+        let bucket = self.classic.bucket(value);
+        self.count(bucket, value, sum);
         if crate::trace::current_is_sampled() {
-            self.link(bucket as u32, value);
+            self.link(bucket, value);
+        }
+    }
+
+    /// NaN is ignored. An infinite observation counts in its bucket but not in the sum: one +Inf would make the
+    /// sum, and every delta after it (Inf - Inf), NaN for good.
+    #[cold]
+    #[inline(never)]
+    fn record_non_finite(&self, value: f64) {
+        if !value.is_nan() {
+            self.observe(value, 0.0);
         }
     }
 
@@ -184,10 +203,10 @@ impl Histogram {
     }
 
     #[inline(always)]
-    fn count(&self, bucket: u32, value: f64) {
+    fn count(&self, bucket: u32, value: f64, sum: f64) {
         match self.native {
-            Some(native) => cells::observe_native(self.first_cell, bucket, native.cell(value), self.sum_cell, value),
-            None => cells::observe(self.first_cell, bucket, self.sum_cell, value),
+            Some(native) => cells::observe_native(self.first_cell, bucket, native.cell(value), self.sum_cell, sum),
+            None => cells::observe(self.first_cell, bucket, self.sum_cell, sum),
         }
     }
 
@@ -198,8 +217,8 @@ impl Histogram {
         if value.is_nan() {
             return;
         }
-        let bucket = crate::native::lower_bound(self.bounds, value) as u32;
-        self.count(bucket, value);
+        let bucket = self.classic.bucket(value);
+        self.count(bucket, value, if value.is_finite() { value } else { 0.0 });
         crate::exemplars::record(self.first_cell, bucket, value, exemplar);
     }
 
@@ -211,7 +230,7 @@ impl Histogram {
 
     /// The upper bounds (+Inf implicit).
     pub fn bounds(&self) -> &'static [f64] {
-        self.bounds
+        self.classic.bounds()
     }
 
     pub fn register(name: &str, labels: &[(&str, &str)]) -> Histogram {
@@ -228,7 +247,7 @@ impl Histogram {
         Histogram {
             first_cell: series.first_cell,
             sum_cell: series.count_cells() as u32,
-            bounds: series.bounds,
+            classic: series.classic,
             native: series.native,
         }
     }
@@ -271,7 +290,7 @@ fn sinks() -> &'static Sinks {
         Sinks {
             counter: Counter { cell: first, floor: word },
             gauge: Gauge { word },
-            histogram: Histogram { first_cell: first + 1, sum_cell: 1, bounds: &[], native: None },
+            histogram: Histogram { first_cell: first + 1, sum_cell: 1, classic: &ClassicBuckets::NONE, native: None },
         }
     })
 }

@@ -27,6 +27,7 @@ mod c_api;
 mod catalog;
 mod cells;
 mod changes;
+mod classic;
 mod config;
 mod connection;
 mod emitter;

@@ -9,6 +9,7 @@
 
 use crate::catalog::HISTOGRAM_BUCKETS;
 use crate::cells;
+use crate::classic::ClassicBuckets;
 use crate::native::{NativeBuckets, NativeSpec};
 use crate::wire::{Kind, Limits};
 use std::collections::{HashMap, HashSet};
@@ -32,6 +33,8 @@ pub(crate) struct Series {
     /// Gauge: the value's bits. Counter: the floor that `absolute` raises.
     pub word: &'static AtomicU64,
     pub bounds: &'static [f64],
+    /// A histogram's classic bucket finder (shared by its family; `ClassicBuckets::NONE` for other kinds).
+    pub classic: &'static ClassicBuckets,
     /// A histogram's native buckets (shared by its family), or `None`.
     pub native: Option<&'static NativeBuckets>,
 }
@@ -260,10 +263,11 @@ impl Registry {
                 return Ok(series);
             }
         }
-        let (bounds, native) = self.check(&state, kind, name, labels)?;
         if state.series.len() >= self.limits.max_series {
             return Err(Rejected(format!("{name}: the limit of {} series is reached", self.limits.max_series)));
         }
+        let layout = self.check(&state, kind, name, labels)?;
+        let (bounds, native) = (layout.classic.bounds(), layout.native);
         let cell_count = match kind {
             Kind::Counter => 1,
             Kind::Gauge => 0,
@@ -284,9 +288,10 @@ impl Registry {
             first_cell,
             word: Box::leak(Box::new(AtomicU64::new(0))),
             bounds,
+            classic: layout.classic,
             native,
         }));
-        state.families.entry(name.into()).or_insert((kind, (bounds, native)));
+        state.families.entry(name.into()).or_insert((kind, layout));
         state.series.push(series);
         let capacity = if table.is_null() { 0 } else { unsafe_table(table).slots.len() };
         if state.series.len() * 2 > capacity {
@@ -341,18 +346,22 @@ impl Registry {
             return Ok(*layout);
         }
         if kind != Kind::Histogram {
-            return Ok((&[], None));
+            return Ok(Layout { classic: &ClassicBuckets::NONE, native: None });
         }
         let bounds = buckets_for(name);
-        // Leaked once per family (its series share it), like the series themselves.
+        // Leaked once per family (its series share them), like the series themselves.
         let native =
             native_for(name).map(|spec| &*Box::leak(Box::new(NativeBuckets::new(spec, bounds.len() as u32 + 1))));
-        Ok((bounds, native))
+        Ok(Layout { classic: ClassicBuckets::leak(bounds), native })
     }
 }
 
-/// A histogram's classic bounds and native buckets.
-type Layout = (&'static [f64], Option<&'static NativeBuckets>);
+/// A histogram's classic and native bucket finders.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    classic: &'static ClassicBuckets,
+    native: Option<&'static NativeBuckets>,
+}
 
 fn unsafe_table(table: *mut Table) -> &'static Table {
     // SAFETY: callers pass the non-null current table; tables are leaked and never freed.
