@@ -44,9 +44,16 @@ install -D -m 0644 systemd/danube-metrics-agent.sysusers "$root/usr/lib/sysusers
 install -D -m 0644 packaging/debian/default "$root/etc/default/$package"
 install -D -m 0644 packaging/debian/copyright "$doc/copyright"
 install -D -m 0644 packaging/debian/lintian-overrides "$root/usr/share/lintian/overrides/$package"
-install -m 0644 README.md docs/PROTOCOL.md docs/BENCHMARKS.md docs/CATALOG.md docs/RELIABILITY.md \
-    docs/DANUBE-INTEGRATION.md "$doc/"
-gzip -9n "$doc/BENCHMARKS.md" "$doc/PROTOCOL.md" "$doc/CATALOG.md" "$doc/RELIABILITY.md" "$doc/DANUBE-INTEGRATION.md"
+# Every document README links to; RUNBOOK.md uncompressed, as alerts point at it and operators read it there.
+install -m 0644 README.md docs/RUNBOOK.md docs/PROTOCOL.md docs/BENCHMARKS.md docs/CATALOG.md docs/RELIABILITY.md \
+    docs/DANUBE-INTEGRATION.md docs/SCALING.md docs/SECURITY.md docs/TRACING.md docs/CONTAINERS.md "$doc/"
+gzip -9n "$doc/BENCHMARKS.md" "$doc/PROTOCOL.md" "$doc/CATALOG.md" "$doc/RELIABILITY.md" "$doc/DANUBE-INTEGRATION.md" \
+    "$doc/SCALING.md" "$doc/SECURITY.md" "$doc/TRACING.md" "$doc/CONTAINERS.md"
+# README's Documentation section lists what is installed here: every document it names must be.
+for named in $(sed -n '/^## Documentation/,/^## /p' README.md | grep -o 'docs/[A-Z-]*\.md' | sort -u); do
+    base="$(basename "$named")"
+    [ -f "$doc/$base" ] || [ -f "$doc/$base.gz" ] || { echo "build-deb: README names $named, the package lacks it" >&2; exit 1; }
+done
 # danube-metrics-agent(8), from the binary's own --help so the two never disagree.
 help2man --no-info --section 8 --name "metrics sidecar for the Danube broker, serving Prometheus /metrics" \
     --version-string "$upstream" --output "$work/danube-metrics-agent.8" "$bin/danube-metrics-agent"
