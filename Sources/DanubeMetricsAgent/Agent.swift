@@ -157,7 +157,7 @@ public final class Agent: Service, Sendable {
         spanExporter?.start()
         logger.info("agent ready", metadata: [
             "ingest_socket": "\(configuration.activatedIngestSocket.map { "fd \($0) (socket activation)" } ?? configuration.ingestSocketPath)",
-            "http": "\(httpAddresses.map { "\($0)" }.joined(separator: ", "))",
+            "http": "\(httpAddresses.map(\.hostAndPort).joined(separator: ","))",
         ])
         supervisor?.ready(status: statusLine())
     }

@@ -140,11 +140,12 @@ struct AgentCommand: AsyncParsableCommand {
     var logLevel = "info"
 
     enum LogFormat: String, ExpressibleByArgument, CaseIterable {
-        case auto, journal, text
+        /// `text` is logfmt: the name earlier versions used for their lines on stderr.
+        case auto, journal, logfmt, json, text
     }
 
     @Option(name: .customLong("log-format"), help: ArgumentHelp(
-        "journal (structured entries to journald), text (lines on stderr), or auto: journal when stderr is connected to journald.",
+        "journal (structured entries to journald), logfmt (ts=... level=... msg=\"...\" key=value lines on stderr; text is the same), json (one object per line on stderr), or auto: journal when stderr is connected to journald, else logfmt.",
         valueName: "format"))
     var logFormat = LogFormat.auto
 
@@ -167,7 +168,7 @@ struct AgentCommand: AsyncParsableCommand {
         }
         guard maxSeriesPerFamily > 0 else { throw ValidationError("--max-series-per-family must be positive") }
         if logFormat == .journal && !JournalLogHandler.isReachable() {
-            throw ValidationError("--log-format journal: journald is not reachable at \(JournalLogHandler.socketPath), so every log line would be lost; use --log-format text")
+            throw ValidationError("--log-format journal: journald is not reachable at \(JournalLogHandler.socketPath), so every log line would be lost; use --log-format logfmt")
         }
         guard helloTimeout.duration > .zero else { throw ValidationError("--hello-timeout must be positive") }
         guard maxSources > 0, maxFramesPerSecond >= 0 else {
@@ -237,7 +238,7 @@ struct AgentCommand: AsyncParsableCommand {
                 handler.logLevel = level
                 return handler
             }
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = LineLogHandler(label: label, format: logFormat == .json ? .json : .logfmt)
             handler.logLevel = level
             return handler
         }

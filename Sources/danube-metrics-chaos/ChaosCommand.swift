@@ -104,7 +104,13 @@ struct ChaosCommand: ParsableCommand {
         for line in verdict.mismatches.prefix(10) { print("  differs: \(line)") }
         print("native histograms (protobuf scrape): \(native.checked) latency histograms, \(native.problems.count) incomplete")
         for line in native.problems.prefix(10) { print("  incomplete: \(line)") }
-        if !verdict.mismatches.isEmpty || verdict.compared == 0 || !native.problems.isEmpty {
+        // Every line every agent process printed, restarts and SIGKILLs included, is a logfmt entry.
+        let log = (try? String(contentsOfFile: "\(directory)/agent.log", encoding: .utf8)) ?? ""
+        let logLines = log.split(separator: "\n").count
+        let badLines = Logfmt.badEntries(in: log)
+        print("agent log: \(logLines) lines, \(badLines.count) not logfmt entries (ts, level, logger, msg first)")
+        for line in badLines.prefix(10) { print("  not logfmt: \(line)") }
+        if !verdict.mismatches.isEmpty || verdict.compared == 0 || !native.problems.isEmpty || !badLines.isEmpty || logLines < kills {
             print("logs in \(directory)")
             throw ExitCode.failure
         }

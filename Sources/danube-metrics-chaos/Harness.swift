@@ -39,7 +39,7 @@ final class Harness {
     func startAgent(activated: Bool) throws {
         let agentPath = "\(binaries)/danube-metrics-agent"
         let arguments = ["--ingest-socket", socketPath, "--listen", "127.0.0.1:\(port)", "--state-dir", "\(directory)/state",
-                         "--log-format", "text"]
+                         "--log-format", "logfmt"]
         agentStarts += 1
         if activated {
             activatedStarts += 1

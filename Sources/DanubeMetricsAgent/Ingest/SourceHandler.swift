@@ -340,7 +340,8 @@ final class SourceHandler: ChannelInboundHandler {
             case .failure(let rejection):
                 if log {
                     warn("series refused", [
-                        "metric": "\(definition.name)", "family": "\(rejection.family)", "reason": "\(rejection.reason.rawValue)",
+                        "series": "\(LabelText.selector(definition.name, definition.labels))", "family": "\(rejection.family)",
+                        "reason": "\(rejection.reason.rawValue)",
                         "detail": "\(rejection.message)",
                     ])
                 }

@@ -30,6 +30,9 @@ final class MisbehavingReceiver: Sendable {
     private let requestCount = Atomic<Int>(0)
     private let answeredOK = Atomic<Int>(0)
     private let lastHead = Mutex<String?>(nil)
+    /// Signalled when the accepting thread has returned: the listener is closed only then (closed earlier, its
+    /// number could be reused by another test's socket while the thread still calls accept(2) on it).
+    private let acceptLoopDone = DispatchSemaphore(value: 0)
 
     init(_ behaviour: Behaviour) throws {
         self.behaviour = behaviour
@@ -40,7 +43,10 @@ final class MisbehavingReceiver: Sendable {
         }
         (listener, port) = bound!
         guard listen(listener, 64) == 0 else { throw POSIXError(.EADDRINUSE) }
-        let thread = Thread { [self] in acceptLoop() }
+        let thread = Thread { [self] in
+            acceptLoop()
+            acceptLoopDone.signal()
+        }
         thread.start()
     }
 
@@ -56,9 +62,11 @@ final class MisbehavingReceiver: Sendable {
 
     func release() { released.store(true, ordering: .releasing) }
 
+    /// Stops accepting and returns once the accepting thread is gone; idempotent.
     func stop() {
-        stopped.store(true, ordering: .releasing)
-        shutdown(listener, Int32(SHUT_RDWR))
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        shutdown(listener, Int32(SHUT_RDWR)) // wakes accept(2)
+        acceptLoopDone.wait()
         close(listener)
     }
 

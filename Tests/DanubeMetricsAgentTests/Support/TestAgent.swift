@@ -18,11 +18,12 @@ final class LogCapture: Sendable {
     }
 
     var logger: Logger {
-        Logger(label: "test-agent") { _ in CapturingHandler(capture: self) }
+        Logger(label: "test-agent") { label in CapturingHandler(capture: self, label: label) }
     }
 
     private struct CapturingHandler: LogHandler {
         let capture: LogCapture
+        let label: String
         var metadata: Logger.Metadata = [:]
         var logLevel: Logger.Level = .debug
 
@@ -31,10 +32,10 @@ final class LogCapture: Sendable {
             set { metadata[key] = newValue }
         }
 
+        /// The line the agent's logfmt handler writes, so checks read what an operator reads.
         func log(event: LogEvent) {
             let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-            let fields = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            capture.append("\(event.level) \(event.message) \(fields)")
+            capture.append(LineLogHandler.line(.logfmt, label: label, level: event.level, message: event.message, metadata: merged))
         }
     }
 }
