@@ -19,20 +19,24 @@ upstream="$(sed -n 's/.*public static let version = "\(.*\)"/\1/p' Sources/Danub
 version="$upstream-1"
 arch="$(dpkg --print-architecture)"
 
+# One scratch directory, removed at the end; every tool below (swift, help2man, lintian) keeps its temporary
+# files in it, so the build leaves nothing in /tmp.
+work="$(mktemp -d)"
+mkdir "$work/tmp"
+export TMPDIR="$work/tmp"
+
 # The revision danube_agent_build_info and --version report (restored afterwards: development builds say unknown).
 revision_file=Sources/DanubeMetricsAgent/BuildRevision.swift
 revision="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
 [ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || revision="$revision-modified"
-revision_backup="$(mktemp)"
-cp "$revision_file" "$revision_backup"
-restore_revision() { cp "$revision_backup" "$revision_file" && rm -f "$revision_backup"; }
-trap restore_revision EXIT
+cp "$revision_file" "$work/BuildRevision.swift"
+trap 'cp "$work/BuildRevision.swift" "$revision_file"; rm -rf "$work"' EXIT
 sed -i "s/= \"unknown\"/= \"$revision\"/" "$revision_file"
-swift build -c release --static-swift-stdlib --product danube-metrics-agent
-bin="$(swift build -c release --static-swift-stdlib --show-bin-path)"
+# Full RELRO (-z now with -z relro): the dynamic relocations are resolved at start and made read-only.
+release=(-c release --static-swift-stdlib -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now)
+swift build "${release[@]}" --product danube-metrics-agent
+bin="$(swift build "${release[@]}" --show-bin-path)"
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"; restore_revision' EXIT
 root="$work/$package"
 doc="$root/usr/share/doc/$package"
 install -D -m 0755 "$bin/danube-metrics-agent" "$root/usr/bin/danube-metrics-agent"
@@ -54,9 +58,25 @@ for named in $(sed -n '/^## Documentation/,/^## /p' README.md | grep -o 'docs/[A
     base="$(basename "$named")"
     [ -f "$doc/$base" ] || [ -f "$doc/$base.gz" ] || { echo "build-deb: README names $named, the package lacks it" >&2; exit 1; }
 done
-# danube-metrics-agent(8), from the binary's own --help so the two never disagree.
+# danube-metrics-agent(8): OPTIONS from the binary's own --help, so the two never disagree; NAME, DESCRIPTION, FILES,
+# ENVIRONMENT, SIGNALS, EXIT STATUS and SEE ALSO from packaging/debian/danube-metrics-agent.h2m. help2man reads
+# GNU-style help, so the wrapper drops ArgumentParser's OVERVIEW paragraph (the include file has the description),
+# turns USAGE: into Usage: and opens an Options: section whose subsections are ArgumentParser's option groups.
+mkdir "$work/help2man"
+cat > "$work/help2man/danube-metrics-agent" <<WRAPPER
+#!/bin/sh
+if [ "\$1" = --version ]; then exec "$bin/danube-metrics-agent" --version; fi
+"$bin/danube-metrics-agent" --help | awk '
+    BEGIN { skip = 1 }
+    /^USAGE: / { skip = 0; sub(/^USAGE:/, "Usage:"); print; print ""; print "Options:"; next }
+    skip { next }
+    /^OPTIONS:\$/ { print "GENERAL:"; next }
+    { print }'
+WRAPPER
+chmod +x "$work/help2man/danube-metrics-agent"
 help2man --no-info --section 8 --name "metrics sidecar for the Danube broker, serving Prometheus /metrics" \
-    --version-string "$upstream" --output "$work/danube-metrics-agent.8" "$bin/danube-metrics-agent"
+    --include packaging/debian/danube-metrics-agent.h2m --no-discard-stderr \
+    --version-string "$upstream" --output "$work/danube-metrics-agent.8" "$work/help2man/danube-metrics-agent"
 install -D -m 0644 "$work/danube-metrics-agent.8" "$root/usr/share/man/man8/danube-metrics-agent.8"
 gzip -9n "$root/usr/share/man/man8/danube-metrics-agent.8"
 # Dashboards and Prometheus files, to import into Grafana and copy into a Prometheus configuration.
@@ -102,7 +122,8 @@ deb="dist/${package}_${version}_${arch}.deb"
 dpkg-deb --root-owner-group --build "$root" "$deb" >/dev/null
 echo "built $deb"
 if command -v lintian >/dev/null 2>&1; then
-    lintian --tag-display-limit 0 "$deb" || true
-    lintian --fail-on error,warning "$deb" >/dev/null || { echo "build-deb: lintian found errors or warnings (above)" >&2; exit 1; }
-    echo "lintian: no errors or warnings"
+    lintian --pedantic --tag-display-limit 0 "$deb" || true
+    lintian --pedantic --fail-on error,warning,info,pedantic "$deb" >/dev/null \
+        || { echo "build-deb: lintian --pedantic found something (above)" >&2; exit 1; }
+    echo "lintian --pedantic: nothing found"
 fi

@@ -34,7 +34,10 @@ public struct CatalogFile: Codable, Sendable, Equatable {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw CatalogError(.unreadableFile, "cannot read catalog file \(path): \(error.localizedDescription)")
+            // The system's reason ("No such file or directory"), not Foundation's "The operation could not be completed".
+            let underlying = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? any Error).map { $0 as NSError }
+            let reason = underlying.flatMap { $0.domain == NSPOSIXErrorDomain ? String(cString: strerror(Int32($0.code))) : nil }
+            throw CatalogError(.unreadableFile, "cannot read catalog file \(path): \(reason ?? error.localizedDescription)")
         }
         return try decode(data, source: path)
     }

@@ -19,6 +19,10 @@ struct AgentCommand: AsyncParsableCommand {
             The ingest socket defaults to $\(DefaultPaths.socketEnvironmentVariable) if set, else \
             /run/danube-metrics-agent/ingest.sock when run as root, else \
             $XDG_RUNTIME_DIR/danube-metrics-agent/ingest.sock, else /tmp/danube-metrics-agent-<uid>/ingest.sock.
+
+            A <duration> is a number with a unit: ms, s, m, h or d (250ms, 15s, 7d); a bare number is seconds. \
+            A <size> is a number of bytes with KiB, MiB, GiB or TiB (powers of 1024: 64MiB, 2GiB); a bare number \
+            is bytes.
             """,
         version: BuildInfo.line)
 
@@ -161,25 +165,25 @@ struct AgentCommand: AsyncParsableCommand {
         guard mode_t(ingestSocketMode, radix: 8) != nil else {
             throw ValidationError("--ingest-socket-mode \"\(ingestSocketMode)\" is not an octal file mode such as 0660")
         }
-        guard maxSeriesPerSource > 0 else { throw ValidationError("--max-series-per-source must be positive") }
-        guard maxSeries > 0, memoryLimit.bytes > 0 else { throw ValidationError("--max-series and --memory-limit must be positive") }
+        // Each check names only the option it is about, and the value given.
+        try positive("--max-series-per-source", maxSeriesPerSource)
+        try positive("--max-series", maxSeries)
+        try positive("--memory-limit", memoryLimit.bytes, shown: memoryLimit.description)
         if let seriesTTL, seriesTTL.duration < .seconds(1) || seriesTTL.duration > SeriesActivity.maxTTL {
             throw ValidationError("--series-ttl \(seriesTTL) must be between 1s and 365d")
         }
-        guard maxSeriesPerFamily > 0 else { throw ValidationError("--max-series-per-family must be positive") }
+        try positive("--max-series-per-family", maxSeriesPerFamily)
         if logFormat == .journal && !JournalLogHandler.isReachable() {
             throw ValidationError("--log-format journal: journald is not reachable at \(JournalLogHandler.socketPath), so every log line would be lost; use --log-format logfmt")
         }
-        guard helloTimeout.duration > .zero else { throw ValidationError("--hello-timeout must be positive") }
-        guard maxSources > 0, maxFramesPerSecond >= 0 else {
-            throw ValidationError("--max-sources must be positive and --max-frames-per-second not negative")
-        }
-        guard httpMaxConnections > 0, httpRequestTimeout.duration > .zero else {
-            throw ValidationError("--http-max-connections and --http-request-timeout must be positive")
-        }
+        try positive("--hello-timeout", helloTimeout)
+        try positive("--max-sources", maxSources)
+        guard maxFramesPerSecond >= 0 else { throw ValidationError("--max-frames-per-second must not be negative (got \(maxFramesPerSecond))") }
+        try positive("--http-max-connections", httpMaxConnections)
+        try positive("--http-request-timeout", httpRequestTimeout)
         // Emitters replace a connection after 10 s without acknowledgement; checkpoints must come well within that.
         guard checkpointInterval.duration > .zero, checkpointInterval.duration <= .seconds(5) else {
-            throw ValidationError("--checkpoint-interval must be positive and at most 5s (emitters give up on a connection after 10 s without acknowledgement)")
+            throw ValidationError("--checkpoint-interval \(checkpointInterval) must be positive and at most 5s (emitters give up on a connection after 10 s without acknowledgement)")
         }
         for user in allowUsers {
             do { _ = try PeerAccess.uid(user) } catch { throw ValidationError("--allow-user: \(error)") }
@@ -192,6 +196,14 @@ struct AgentCommand: AsyncParsableCommand {
         }
         do { _ = try push.remoteWrite.targets() } catch { throw ValidationError("\(error)") }
         do { _ = try push.traceExport.parsedEndpoints() } catch { throw ValidationError("\(error)") }
+    }
+
+    private func positive(_ option: String, _ value: Int, shown: String? = nil) throws {
+        guard value > 0 else { throw ValidationError("\(option) must be at least 1 (got \(shown ?? String(value)))") }
+    }
+
+    private func positive(_ option: String, _ value: DurationArgument) throws {
+        guard value.duration > .zero else { throw ValidationError("\(option) must be longer than 0 (got \(value))") }
     }
 
     /// The built-in catalog, overlaid by the operator file if one is given.

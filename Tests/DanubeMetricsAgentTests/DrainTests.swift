@@ -20,7 +20,7 @@ import Testing
         #expect(stats.undeliveredSeries == 1)
         // Said at the first failure, once, with the socket: a program pointed at the wrong path says so at once
         // (as the Rust emitter does: clients/rust/danube-metrics/tests/shutdown.rs).
-        let warnings = logs.all.filter { $0.hasPrefix("warning cannot reach the metrics agent") }
+        let warnings = logs.all.filter { $0.contains("level=warning") && $0.contains("msg=\"cannot reach the metrics agent") }
         #expect(warnings.count == 1 && warnings.first?.contains("socket=\(socket)") == true, "\(logs.all)")
     }
 

@@ -80,8 +80,9 @@ import Testing
         }
     }
 
-    /// Conventions of other tools: `--log-level warn`, the real error for a negative duration, a failed bind
-    /// reported once (no "agent stopped" first, no stray parenthesis), Prometheus' health paths.
+    /// Conventions of other tools: `--log-level warn`, the real error for a negative duration, one option named per
+    /// bad value, files that cannot be read or parsed said where and why, a failed bind reported once (no "agent
+    /// stopped" first, no stray parenthesis), Prometheus' health paths.
     @Test func conventionsOfOtherExporters() async throws {
         func run(_ arguments: [String]) throws -> (Int32, String) {
             let output = Scratch.path("conventions", suffix: ".log")
@@ -89,6 +90,8 @@ import Testing
             let status = process.wait(timeout: .seconds(20))
             return (status, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
         }
+        let badCatalog = Scratch.path("bad-catalog", suffix: ".json")
+        try "{\n  \"version\": 1,\n  \"families\": [ {\"name\": \"x\",, }]\n}\n".write(toFile: badCatalog, atomically: true, encoding: .utf8)
         let (warn, _) = try run(["--log-level", "warn", "--print-catalog", "json"])
         #expect(ChildProcess.exitedCleanly(warn))
         let (negative, negativeText) = try run(["--checkpoint-interval", "-5"])
@@ -98,11 +101,19 @@ import Testing
             (["--remote-write-url", "http://mimir/push", "--remote-write-header", "Authorization: x"], "--remote-write-header Authorization is set by the agent itself"),
             (["--otlp-endpoint", "http://tempo:4318", "--otlp-basic-auth-user", "u"], "--otlp-basic-auth-user and --otlp-basic-auth-password-file go together"),
             (["--web.config.file", "/nonexistent/web.yml"], "--web.config.file /nonexistent/web.yml: file /nonexistent/web.yml cannot be read: No such file or directory"),
+            // Each check names only the option it is about, with the value given.
+            (["--max-sources", "-1"], "--max-sources must be at least 1 (got -1)"),
+            (["--max-frames-per-second", "-1"], "--max-frames-per-second must not be negative (got -1)"),
+            (["--http-request-timeout", "0s"], "--http-request-timeout must be longer than 0 (got 0s)"),
+            (["--catalog", "/nonexistent/catalog.json"], "cannot read catalog file /nonexistent/catalog.json: No such file or directory"),
+            (["--catalog", badCatalog], "catalog file \(badCatalog), line 3, column 30: expected a key in double quotes, found ','"),
         ] {
             let (status, text) = try run(arguments)
             #expect(!ChildProcess.exitedCleanly(status))
             #expect(text.contains(line), "\(text)")
         }
+        let help = try run(["--help"]).1.split(whereSeparator: \.isWhitespace).joined(separator: " ") // as wrapped
+        #expect(help.contains("A <duration> is a number with a unit") && help.contains("a bare number is seconds"), "--help says the units")
         for ttl in ["0", "500ms", "400d"] {
             let (status, text) = try run(["--series-ttl", ttl])
             #expect(!ChildProcess.exitedCleanly(status))

@@ -137,6 +137,14 @@ import Testing
         (#"{"version": 1, "families": [{"name": "\#(String(repeating: "a", count: 201))_total", "type": "counter", "help": "h"}]}"#, .invalidName, "207 bytes"),
         (#"{"version": 1, "families": [{"name": "\#(String(repeating: "a", count: 1 << 20))", "type": "counter", "help": "h"}]}"#, .malformedFile, "line 1, column 38: a string of 1048576 bytes"),
         (#"{"version": 1, "families": [{"name": "\#(String(repeating: "a", count: 30 << 20))", "type": "counter", "help": "h"}]}"#, .malformedFile, "at most 4194304"),
+        // Syntax errors said where (Foundation's decoder says only "The given data was not valid JSON.").
+        ("{\"version\": 1,\n \"families\": [{\"name\": \"x\",}]}", .malformedFile, "line 2, column 28: expected a key in double quotes, found '}'"),
+        ("{\"version\": 1, \"families\": [1 2]}", .malformedFile, "line 1, column 31: expected ',' or ']' in an array, found '2'"),
+        ("{\"version\": 1, \"families\": [\"open]}", .malformedFile, "line 1, column 29: a string that is never closed"),
+        ("{\"version\": 1, \"families\": [tru]}", .malformedFile, "line 1, column 29: unexpected 't' where a value was expected"),
+        ("{\"version\": 01}", .malformedFile, "line 1, column 14: expected ',' or '}' in an object, found '1'"),
+        ("{\"version\": 1} {}", .malformedFile, "line 1, column 16: text after the end of the document"),
+        (String(repeating: "[", count: 100) + String(repeating: "]", count: 100), .malformedFile, "nested deeper than 64 levels"),
     ] as [(String, CatalogError.Code, String?)])
     func badOperatorFilesAreRefusedWithTheFieldAtFault(json: String, code: CatalogError.Code, field: String?) {
         do {

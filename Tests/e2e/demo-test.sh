@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# ./dev demo as a user runs it: Ctrl-C (SIGINT to the script) stops it cleanly, the load generator draining to the
-# agent before the agent stops; a taken port is a clear error and leaves nothing running. Run by ./dev test.
+# ./dev demo as a user runs it: Ctrl-C (SIGINT to the script), pressed twice, stops it cleanly, the load generator
+# draining to the agent before the agent stops; a taken port is a clear error and leaves nothing running; a demo
+# left running is named by its PIDs. Run by ./dev test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work="$(mktemp -d /tmp/dma-demo.XXXXXX)"
@@ -32,17 +33,21 @@ example="$(grep -A1 "Add the Rust emitter's broker example" "$work/demo.log" | t
 curl -fs "http://127.0.0.1:$port/metrics" | grep -q '^danube_agent_source_last_seen_timestamp_seconds{source="danube-broker-example"}' \
     || fail "the example's source is not on /metrics"
 echo "demo-test: ok: the banner's example line delivers to the demo, as its own source"
+# Twice, quickly: the second Ctrl-C must not cut the stop short (it used to leave the agent running).
 kill -INT "$demo"
+sleep 0.05
+kill -INT "$demo" 2>/dev/null || true
 status=0
 for _ in $(seq 300); do kill -0 "$demo" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$demo" 2>/dev/null && { kill -TERM "$demo"; fail "the demo did not stop within 30 s of Ctrl-C"; }
 wait "$demo" || status=$?
 [ "$status" -eq 0 ] || fail "Ctrl-C ended the demo with status $status"
 ! grep -q "unbound variable" "$work/demo.log" || fail "the demo's stop ran into an unbound variable"
-[ "$(grep -cE "source=danube-(broker|wal|cloud) source_pid=.*source finished" "$work/demo.log")" -eq 3 ] || fail "the load generator's three sources did not finish (drain) before the agent stopped"
+[ "$(grep -cE 'msg="source finished".* source=danube-(broker|wal|cloud) ' "$work/demo.log")" -eq 3 ] || fail "the load generator's three sources did not finish (drain) before the agent stopped"
 grep -q "agent stopped" "$work/demo.log" || fail "the agent did not stop cleanly"
 ! pgrep -f "danube-metrics-(agent|loadgen) .*$work/ingest.sock" >/dev/null || fail "processes left running"
-echo "demo-test: ok: Ctrl-C stops the demo cleanly, sources drain first"
+[ ! -e "$work/demo.pids" ] || fail "the stopped demo left its PID file"
+echo "demo-test: ok: Ctrl-C, twice, stops the demo cleanly, sources drain first"
 
 # Another agent holds the port.
 "$(swift build --show-bin-path)/danube-metrics-agent" --ingest-socket "$work/other.sock" --listen "127.0.0.1:$port" \
@@ -57,3 +62,17 @@ grep -q "Address already in use" "$work/demo.log" || fail "the agent's reason is
 ! grep -q "is serving" "$work/demo.log" || fail "the demo claimed to serve"
 ! pgrep -f "danube-metrics-(agent|loadgen) .*$work/ingest.sock" >/dev/null || fail "processes left running"
 echo "demo-test: ok: a taken port is a clear error and leaves nothing running"
+kill "$blocker" 2>/dev/null; wait "$blocker" 2>/dev/null || true
+blocker=""
+
+# A demo whose script died (SIGKILL) left its agent running: the next demo names its PID instead of failing on the port.
+"$(swift build --show-bin-path)/danube-metrics-agent" --ingest-socket "$work/ingest.sock" --listen "127.0.0.1:$port" \
+    >"$work/other.log" 2>&1 &
+blocker=$!
+echo "$blocker" > "$work/demo.pids"
+status=0
+./dev demo >"$work/demo.log" 2>&1 || status=$?
+[ "$status" -ne 0 ] || fail "the demo started beside a leftover one"
+grep -q "dev: a previous demo is still running (PID $blocker); stop it with: kill $blocker" "$work/demo.log" \
+    || fail "the leftover demo's PID is not named"
+echo "demo-test: ok: a leftover demo is named by its PID"
