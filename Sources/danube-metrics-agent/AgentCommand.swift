@@ -33,9 +33,15 @@ struct AgentCommand: AsyncParsableCommand {
     var ingestSocketMode = "0660"
 
     @Option(name: .customLong("listen"), help: ArgumentHelp(
-        "HTTP address to serve /metrics on; repeat for several (e.g. 127.0.0.1:9470, [::1]:9470, :9470).",
+        "HTTP address to serve /metrics on; repeat for several (e.g. 127.0.0.1:9470, [::1]:9470, :9470). Default: $DANUBE_METRICS_LISTEN if set, else 127.0.0.1:9470.",
         valueName: "host:port"))
-    var listen: [String] = ["127.0.0.1:9470"]
+    var listen: [String] = []
+
+    /// `--listen`, else `$DANUBE_METRICS_LISTEN` (as `./dev demo` reads it), else loopback on Prometheus' port.
+    var listenAddresses: [String] {
+        if !listen.isEmpty { return listen }
+        return [ProcessInfo.processInfo.environment["DANUBE_METRICS_LISTEN"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1:9470"]
+    }
 
     @Option(name: .customLong("web.config.file"), help: ArgumentHelp(
         "Web configuration file (the Prometheus exporters' format) for TLS, client certificates, basic auth and response headers on every HTTP listener; re-read within a second of a change. See docs/SECURITY.md.",
@@ -191,7 +197,7 @@ struct AgentCommand: AsyncParsableCommand {
         for group in allowGroups {
             do { _ = try PeerAccess.gid(group) } catch { throw ValidationError("--allow-group: \(error)") }
         }
-        for address in listen {
+        for address in listenAddresses {
             do { _ = try ListenAddress(parsing: address) } catch { throw ValidationError("\(error)") }
         }
         do { _ = try push.remoteWrite.targets() } catch { throw ValidationError("\(error)") }
@@ -265,7 +271,7 @@ struct AgentCommand: AsyncParsableCommand {
         var configuration = AgentConfiguration(
             ingestSocketPath: ingestSocket ?? DefaultPaths.ingestSocket(environment: ProcessInfo.processInfo.environment))
         configuration.ingestSocketMode = mode_t(ingestSocketMode, radix: 8)!
-        configuration.httpListen = try listen.map(ListenAddress.init(parsing:))
+        configuration.httpListen = try listenAddresses.map(ListenAddress.init(parsing:))
         configuration.webConfigFile = webConfigFile
         configuration.gaugeGrace = gaugeGrace.duration
         configuration.limits.maxSeriesPerConnection = maxSeriesPerSource

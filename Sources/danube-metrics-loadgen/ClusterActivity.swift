@@ -3,10 +3,11 @@ import Foundation
 
 /// The cluster side of the simulation, on its own thread: the broker wins a leader election, is assigned its
 /// topics, and every few seconds one topic moves to another broker and back; its Edge MQTT gateway ingests device
-/// telemetry meanwhile.
+/// telemetry meanwhile, and the call sites only upstream Danube has record as they do.
 struct ClusterActivity {
     let simulation: SimulatedBroker
     let edge: EdgeGateway
+    let upstream: UpstreamCallSites
 
     func run(stop: StopFlag, done: TallyBox) {
         let broker = simulation.broker
@@ -19,6 +20,7 @@ struct ClusterActivity {
             Thread.sleep(forTimeInterval: 0.1)
             elapsed += 1
             edge.tick(elapsed)
+            upstream.tick(elapsed)
             switch elapsed {
             case 3: simulation.leaderElection.set(.following)
             case 10: simulation.leaderElection.set(.leading)

@@ -100,7 +100,8 @@ struct LoadgenCommand: ParsableCommand {
         }
         let tallies = TallyBox(partitions: simulation.partitions.count)
         let edge = try EdgeGateway(emitter: broker)
-        let cluster = Thread { ClusterActivity(simulation: simulation, edge: edge).run(stop: stop, done: tallies) }
+        let upstream = try UpstreamCallSites(emitter: broker)
+        let cluster = Thread { ClusterActivity(simulation: simulation, edge: edge, upstream: upstream).run(stop: stop, done: tallies) }
         cluster.start()
         let workers = (0..<threads).map { index in
             let thread = Thread {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Rust emitter against the Swift agent, run by ./dev test (so by CI):
-#   1. the crate's own suite (cargo fmt/clippy where installed, cargo test --offline: golden vectors, hot path,
+#   1. the crate's own suite (cargo fmt --check and clippy -D warnings, always; cargo test --offline: golden vectors, hot path,
 #      allocation budget, a real agent SIGKILLed while four threads record), and again with the portable platform
 #      layer forced (--cfg danube_metrics_force_portable: what macOS and Windows compile);
 #   2. the chaos command with the crate's Danube-style broker example as its emitters: the agent is SIGKILLed
@@ -22,15 +22,18 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "interop: FAILED: $*" >&2; [ -f "$work/agent.log" ] && tail -20 "$work/agent.log" >&2; exit 1; }
 
-if cargo fmt --version >/dev/null 2>&1; then cargo fmt --check || fail "cargo fmt --check"; fi
-if cargo clippy --version >/dev/null 2>&1; then cargo clippy --offline --all-targets -q -- -D warnings || fail "cargo clippy"; fi
+# rustfmt and clippy are part of the check, not optional: installed through rustup when it is there.
+for component in rustfmt:fmt clippy:clippy; do
+    cargo "${component#*:}" --version >/dev/null 2>&1 || rustup component add "${component%%:*}" >/dev/null 2>&1 \
+        || fail "cargo ${component#*:} is missing: install the ${component%%:*} component (rustup component add ${component%%:*}, or Debian's rust-${component%%:*})"
+done
+cargo fmt --check || fail "cargo fmt --check"
+cargo clippy --offline --all-targets -q -- -D warnings || fail "cargo clippy"
 DANUBE_METRICS_AGENT="$bin/danube-metrics-agent" cargo test --offline
 # The portable platform layer (what macOS and Windows builds compile), forced on Linux: lint-clean, and it
 # records without delivering (tests/portable.rs; the unit tests run under it too).
 portable=(env RUSTFLAGS="--cfg danube_metrics_force_portable" CARGO_TARGET_DIR=target/portable)
-if cargo clippy --version >/dev/null 2>&1; then
-    "${portable[@]}" cargo clippy --offline --all-targets -q -- -D warnings || fail "cargo clippy (portable)"
-fi
+"${portable[@]}" cargo clippy --offline --all-targets -q -- -D warnings || fail "cargo clippy (portable)"
 "${portable[@]}" cargo test --offline --lib --test portable || fail "cargo test (portable)"
 # Publishable: the package builds on its own (what crates.io or a git dependency would get).
 cargo package --offline --allow-dirty -q || fail "cargo package"
