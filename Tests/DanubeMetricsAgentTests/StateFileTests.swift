@@ -81,16 +81,17 @@ import Testing
     }
 
     @Test(arguments: [
-        ("foreign", Array("\u{89}PNG\r\n\u{1A}\nnot a state file at all".utf8), "no DNBS header"),
-        ("future", Array("DNBS".utf8) + [7, 0] + [UInt8](repeating: 0, count: 30), "format version 7"),
-        ("empty", [], "no DNBS header"),
-        ("json", Array("{\"version\": 3, \"series\": [], \"sources\": {}}".utf8), "JSON state file format version 3"),
+        ("foreign", FileBytes(Array("\u{89}PNG\r\n\u{1A}\nnot a state file at all".utf8)), "no DNBS header"),
+        ("future", FileBytes(Array("DNBS".utf8) + [7, 0] + [UInt8](repeating: 0, count: 30)), "format version 7"),
+        ("empty", FileBytes([]), "no DNBS header"),
+        ("json", FileBytes(Array("{\"version\": 3, \"series\": [], \"sources\": {}}".utf8)), "JSON state file format version 3"),
         // Found by fuzzing: version 1 entries a version 2 file could not hold faithfully.
-        ("json", Array(#"{"version": 1, "sources": {}, "series": [{"name": "g", "kind": 2, "help": "", "bounds": [1, 10], "labels": [], "counterInteger": 0, "counterFloat": 0, "buckets": [1, 2, 3], "sum": 1}]}"#.utf8), "entry 0 is inconsistent"),
-        ("json", Array(#"{"version": 1, "sources": {}, "series": [{"name": "h_ms", "kind": 3, "help": "", "bounds": [1, 10], "labels": [], "counterInteger": 0, "counterFloat": 0, "buckets": [1, 2], "sum": 1}]}"#.utf8), "entry 0 is inconsistent"),
-        ("json", Array(#"{"version": 1, "sources": {}, "series": [{"name": "h_ms", "kind": 1, "help": "", "bounds": [], "labels": [], "counterInteger": 1, "counterFloat": 0, "buckets": [], "sum": 0}, {"name": "h_ms", "kind": 3, "help": "", "bounds": [1], "labels": [["a", "b"]], "counterInteger": 0, "counterFloat": 0, "buckets": [1, 2], "sum": 1}]}"#.utf8), "defines h_ms twice"),
+        ("json", FileBytes(Array(#"{"version": 1, "sources": {}, "series": [{"name": "g", "kind": 2, "help": "", "bounds": [1, 10], "labels": [], "counterInteger": 0, "counterFloat": 0, "buckets": [1, 2, 3], "sum": 1}]}"#.utf8)), "entry 0 is inconsistent"),
+        ("json", FileBytes(Array(#"{"version": 1, "sources": {}, "series": [{"name": "h_ms", "kind": 3, "help": "", "bounds": [1, 10], "labels": [], "counterInteger": 0, "counterFloat": 0, "buckets": [1, 2], "sum": 1}]}"#.utf8)), "entry 0 is inconsistent"),
+        ("json", FileBytes(Array(#"{"version": 1, "sources": {}, "series": [{"name": "h_ms", "kind": 1, "help": "", "bounds": [], "labels": [], "counterInteger": 1, "counterFloat": 0, "buckets": [], "sum": 0}, {"name": "h_ms", "kind": 3, "help": "", "bounds": [1], "labels": [["a", "b"]], "counterInteger": 0, "counterFloat": 0, "buckets": [1, 2], "sum": 1}]}"#.utf8)), "defines h_ms twice"),
     ])
-    func anUnusableStateFileIsMovedAsideAndTheAgentStartsEmpty(name: String, bytes: [UInt8], reason: String) async throws {
+    func anUnusableStateFileIsMovedAsideAndTheAgentStartsEmpty(name: String, file: FileBytes, reason: String) async throws {
+        let bytes = file.bytes
         let directory = Self.directory()
         let path = "\(directory)/\(name == "json" ? "state.json" : "state.bin")"
         #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
@@ -195,4 +196,11 @@ import Testing
         close(reader)
         checkpointer.stop()
     }
+}
+
+/// A file's bytes as a test argument: shown by their count, not byte by byte, in the test's name.
+struct FileBytes: Sendable, CustomTestStringConvertible {
+    let bytes: [UInt8]
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    var testDescription: String { "\(bytes.count) bytes" }
 }

@@ -118,7 +118,7 @@ import Testing
     }
 
     /// Each fault has its code; a file that does not decode also names the field at fault (its path).
-    @Test(arguments: [
+    @Test(arguments: ([
         (#"{"version": 1, "families": [{"name": "x_total", "type": "counter"}]}"#, CatalogError.Code.malformedFile, ".families[0]"),
         (#"{"version": 1, "families": [{"name": "x_total", "type": "counter", "help": "h", "labels": [{"values": ["a"]}]}]}"#, .malformedFile, ".families[0].labels[0]"),
         (#"{"version": 2, "families": []}"#, .unsupportedVersion, nil),
@@ -145,8 +145,9 @@ import Testing
         ("{\"version\": 01}", .malformedFile, "line 1, column 14: expected ',' or '}' in an object, found '1'"),
         ("{\"version\": 1} {}", .malformedFile, "line 1, column 16: text after the end of the document"),
         (String(repeating: "[", count: 100) + String(repeating: "]", count: 100), .malformedFile, "nested deeper than 64 levels"),
-    ] as [(String, CatalogError.Code, String?)])
-    func badOperatorFilesAreRefusedWithTheFieldAtFault(json: String, code: CatalogError.Code, field: String?) {
+    ] as [(String, CatalogError.Code, String?)]).map { (CatalogText($0.0), $0.1, $0.2) })
+    func badOperatorFilesAreRefusedWithTheFieldAtFault(file: CatalogText, code: CatalogError.Code, field: String?) {
+        let json = file.json
         do {
             let file = try CatalogFile.decode(Data(json.utf8), source: "ops.json")
             _ = try BuiltinCatalog.catalog.overlaid(with: file)
@@ -178,4 +179,11 @@ import Testing
         #expect(RustCatalogTable.literal(1_073_741_824) == "1073741824.0")
         #expect(Double(RustCatalogTable.literal(0.1)) == 0.1)
     }
+}
+
+/// A catalog file's text as a test argument: its start and length in the test's name (some are megabytes).
+struct CatalogText: Sendable, CustomTestStringConvertible {
+    let json: String
+    init(_ json: String) { self.json = json }
+    var testDescription: String { json.utf8.count <= 80 ? json : "\(json.prefix(60))... (\(json.utf8.count) bytes)" }
 }

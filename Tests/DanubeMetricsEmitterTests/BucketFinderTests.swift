@@ -11,7 +11,7 @@ import Testing
         UInt32(bounds.count { $0 < value })
     }
 
-    private static let layouts: [[Double]] = [
+    private static let layoutBounds: [[Double]] = [
         Buckets.latencyMilliseconds,
         [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], // Prometheus' default seconds layout
         Buckets.exponential(start: 1, factor: 1.1, count: 64), // many bounds per power of two
@@ -23,8 +23,11 @@ import Testing
         [.leastNormalMagnitude, .greatestFiniteMagnitude],
     ]
 
+    private static var layouts: [Layout] { layoutBounds.map(Layout.init) }
+
     @Test(arguments: layouts)
-    func theOctaveIndexFindsWhatABinarySearchFinds(bounds: [Double]) {
+    func theOctaveIndexFindsWhatABinarySearchFinds(layout: Layout) {
+        let bounds = layout.bounds
         let finder = ClassicBuckets(bounds: bounds)
         var values: [Double] = [0, -0.0, .infinity, -.infinity, .leastNonzeroMagnitude, -.leastNonzeroMagnitude,
                                 .greatestFiniteMagnitude, -.greatestFiniteMagnitude, 1, -1, 0.37, 0x1p-1063]
@@ -43,8 +46,9 @@ import Testing
     /// Common layouts get cells of at most one bound (beside the bounds at or below 0, all in cell 0): every
     /// observation then costs one or two compares.
     @Test(arguments: [Buckets.latencyMilliseconds, [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-                      Buckets.exponential(start: 1, factor: 1.1, count: 64), Buckets.linear(start: 0, width: 10, count: 64)])
-    func commonLayoutsHaveAtMostOneBoundPerCell(bounds: [Double]) {
+                      Buckets.exponential(start: 1, factor: 1.1, count: 64), Buckets.linear(start: 0, width: 10, count: 64)].map(Layout.init))
+    func commonLayoutsHaveAtMostOneBoundPerCell(layout: Layout) {
+        let bounds = layout.bounds
         let finder = ClassicBuckets(bounds: bounds)
         let atOrBelowZero = UInt32(bounds.count { $0 <= 0 })
         #expect(finder.cellStarts[1] <= atOrBelowZero + 1)
@@ -88,4 +92,10 @@ import Testing
     }
 
     private func pow2(_ exponent: Int) -> Double { Double(sign: .plus, exponent: exponent, significand: 1) }
+}
+
+/// Bucket bounds as a test argument: their count and range in the test's name, not every bound.
+struct Layout: Sendable, CustomTestStringConvertible {
+    let bounds: [Double]
+    var testDescription: String { bounds.isEmpty ? "no bounds" : "\(bounds.count) bounds, \(bounds[0])...\(bounds[bounds.count - 1])" }
 }

@@ -75,3 +75,8 @@ import Testing
         #expect(batch.deltas.count == appended)
     }
 }
+
+/// A frame as a test argument: its type in the test's name, not its whole contents.
+extension Frame: CustomTestStringConvertible {
+    public var testDescription: String { "\(self)".prefix { $0 != "(" }.description }
+}

@@ -83,17 +83,7 @@ public enum LabelText {
 
     /// `name{label="value",...}` as PromQL selects it: how logs name a series.
     static func selector(_ name: String, _ labels: [Label]) -> String {
-        var out = Array(name.utf8)
-        out.append(UInt8(ascii: "{"))
-        for (index, label) in labels.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            out += label.name.utf8
-            out += "=\"".utf8
-            escape(label.value, quotes: true, into: &out)
-            out.append(UInt8(ascii: "\""))
-        }
-        out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
+        "\(name){\(encode(labels))}"
     }
 
     /// `\\` and newline escaped, and `"` with `quotes`: label values; HELP texts (quotes only in OpenMetrics).
