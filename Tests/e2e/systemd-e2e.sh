@@ -69,7 +69,10 @@ deploy() { # deploy N: README's Nth deploy block, as root on the broker host, in
 # Block 1 runs on the build machine: the package.
 echo "--- README deploy block 1 (build machine):"; sed 's/^/    /' "$stage/deploy-1.sh"
 rm -rf dist
+tmp_before="$(ls -A /tmp | sort)"
 bash -euo pipefail "$stage/deploy-1.sh"
+tmp_left="$(comm -13 <(echo "$tmp_before") <(ls -A /tmp | sort))"
+check "the package build leaves nothing in /tmp${tmp_left:+ (left: $(echo $tmp_left | head -c 200))}" test -z "$tmp_left"
 # What the broker host gets from the build machine. (The checkout itself may be under /tmp, which the booted
 # system mounts over.)
 mkdir -p "$stage/checkout/dist"

@@ -34,7 +34,10 @@ struct StateFile {
             for component in directory.split(separator: "/") {
                 path += "/\(component)"
                 if mkdir(path, 0o750) != 0 && errno != EEXIST {
-                    throw AgentConfigurationError(.stateDirectory, "cannot create the state directory \(directory): \(path): \(String(cString: strerror(errno)))")
+                    let reason = String(cString: strerror(errno))
+                    // The path once; the component that failed only when it is a parent.
+                    let failed = path.hasSuffix(directory) ? "" : " (creating its parent \(path))"
+                    throw AgentConfigurationError(.stateDirectory, "cannot create the state directory \(directory)\(failed): \(reason)")
                 }
             }
         } else if !isDirectory.boolValue {
@@ -43,7 +46,7 @@ struct StateFile {
         let probe = "\(directory)/.write-probe"
         let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw AgentConfigurationError(.stateDirectory, "the state directory \(directory) is not writable: \(String(cString: strerror(errno)))")
+            throw AgentConfigurationError(.stateDirectory, "cannot write a file in the state directory \(directory): \(String(cString: strerror(errno)))")
         }
         let synced = fsync(fd) == 0 ? 0 : errno
         close(fd)
