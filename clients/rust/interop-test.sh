@@ -60,7 +60,7 @@ if target/release/examples/broker --socket "$work/ingest.sock" --messages 100 --
     fail "an agent allowing only uid $other_uid accepted the example run by uid $(id -u)"
 fi
 grep -q 'not_permitted' "$work/refused.json" || fail "the example did not report not_permitted: $(cat "$work/refused.json")"
-grep -q "peer_uid=$(id -u) .*emitter connection refused: its user and groups are not allowed" "$work/agent.log" || fail "the agent did not log the refusal"
+grep -qE "msg=\"emitter connection refused: its user and groups are not allowed\".* peer_uid=$(id -u)( |$)" "$work/agent.log" || fail "the agent did not log the refusal"
 stop_agent
 echo "interop: ok: an --allow-user $other_uid agent refused the Rust emitter (uid $(id -u)): not_permitted"
 
