@@ -70,11 +70,7 @@ enum JSONShapeCheck {
                 position += 1
                 skipSpace()
                 try value(depth: depth)
-                skipSpace()
-                if current == UInt8(ascii: ",") { position += 1; skipSpace(); continue }
-                guard current == UInt8(ascii: "}") else { throw fault("expected ',' or '}' in an object, found \(shownCurrent)") }
-                position += 1
-                return
+                guard try another(before: "}", in: "an object") else { return }
             }
         }
 
@@ -85,12 +81,20 @@ enum JSONShapeCheck {
             if current == UInt8(ascii: "]") { position += 1; return }
             while true {
                 try value(depth: depth)
-                skipSpace()
-                if current == UInt8(ascii: ",") { position += 1; skipSpace(); continue }
-                guard current == UInt8(ascii: "]") else { throw fault("expected ',' or ']' in an array, found \(shownCurrent)") }
-                position += 1
-                return
+                guard try another(before: "]", in: "an array") else { return }
             }
+        }
+
+        /// After a member or an element: true when a ',' announces another, false at the container's end (both
+        /// read); a fault otherwise.
+        mutating func another(before end: Character, in container: String) throws(Fault) -> Bool {
+            skipSpace()
+            if current == UInt8(ascii: ",") { position += 1; skipSpace(); return true }
+            guard let byte = current, Character(Unicode.Scalar(byte)) == end else {
+                throw fault("expected ',' or '\(end)' in \(container), found \(shownCurrent)")
+            }
+            position += 1
+            return false
         }
 
         mutating func literal(_ word: String) throws(Fault) {
