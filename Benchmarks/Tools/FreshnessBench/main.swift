@@ -52,26 +52,14 @@ func probeValue(_ text: String) -> Double {
 func percentile(_ sorted: [Double], _ p: Double) -> Double { sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)] }
 
 func measure(interval: String) -> (p50: Double, p99: Double, max: Double) {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("freshness-\(getpid())").path
-    try? FileManager.default.removeItem(atPath: directory)
-    try! FileManager.default.createDirectory(atPath: "\(directory)/state", withIntermediateDirectories: true)
-    let port = Int.random(in: 30_000..<40_000)
-    let agent = Process()
-    agent.executableURL = URL(fileURLWithPath: agentPath)
-    agent.arguments = ["--ingest-socket", "\(directory)/ingest.sock", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(directory)/state",
-                       "--log-level", "error", "--max-series-per-family", "10000"]
-        + (interval == "default" ? [] : ["--checkpoint-interval", interval])
-    try! agent.run()
-    defer {
-        agent.terminate()
-        agent.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-    while !FileManager.default.fileExists(atPath: "\(directory)/ingest.sock") { usleep(20_000) }
-    let background = try! ScaleSource(path: "\(directory)/ingest.sock", source: 0, series: backgroundSeries)
+    let agent = BenchAgent(name: "freshness")
+    defer { agent.stop() }
+    agent.start(path: agentPath, arguments: interval == "default" ? [] : ["--checkpoint-interval", interval])
+    let port = agent.port
+    let background = try! ScaleSource(path: agent.socketPath, source: 0, series: backgroundSeries)
     background.defineAll()
     background.update()
-    let probe = try! ScaleSource(path: "\(directory)/ingest.sock", source: 1, series: 1)
+    let probe = try! ScaleSource(path: agent.socketPath, source: 1, series: 1)
     probe.defineAll()
     let stop = StopFlag()
     // 1% of the background series change every second, a tenth of them every 100 ms.

@@ -78,10 +78,10 @@ func concurrentProtobufGets(_ port: Int) -> (median: Double, max: Double, render
 }
 
 func measure(series: Int) -> Row {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("scale-\(getpid())-\(series)").path
-    try? FileManager.default.removeItem(atPath: directory)
-    try! FileManager.default.createDirectory(atPath: "\(directory)/state", withIntermediateDirectories: true)
-    let port = Int.random(in: 30_000..<40_000)
+    let agent = BenchAgent(name: "scale-\(series)")
+    defer { agent.stop() }
+    let directory = agent.directory
+    let port = agent.port
     let receiverPort = Int.random(in: 20_000..<30_000)
     let receiver = Process()
     if remoteWrite {
@@ -93,26 +93,16 @@ func measure(series: Int) -> Row {
         try! receiver.run()
     }
     defer { if remoteWrite { receiver.terminate(); receiver.waitUntilExit() } }
-    let agent = Process()
-    agent.executableURL = URL(fileURLWithPath: agentPath)
-    agent.arguments = (remoteWrite ? ["--remote-write-url", "http://127.0.0.1:\(receiverPort)/api/v1/write", "--remote-write-interval", "5s"] : [])
-        + (remoteWrite && ScaleSource.native != nil ? ["--remote-write-native-histograms"] : []) + ["--ingest-socket", "\(directory)/ingest.sock", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(directory)/state",
-                       "--log-level", "error", "--log-format", "text", "--max-series-per-family", "10000"]
-        + (checkpointInterval.map { ["--checkpoint-interval", $0] } ?? [])
-    try! agent.run()
-    defer {
-        agent.terminate()
-        agent.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-    while !FileManager.default.fileExists(atPath: "\(directory)/ingest.sock") { usleep(50_000) }
+    agent.start(path: agentPath, arguments: (remoteWrite ? ["--remote-write-url", "http://127.0.0.1:\(receiverPort)/api/v1/write", "--remote-write-interval", "5s"] : [])
+        + (remoteWrite && ScaleSource.native != nil ? ["--remote-write-native-histograms"] : []) + ["--log-format", "logfmt"]
+        + (checkpointInterval.map { ["--checkpoint-interval", $0] } ?? []))
     usleep(300_000)
-    let pid = agent.processIdentifier
+    let pid = agent.process.processIdentifier
     let heapEmpty = sample(scrape(port), "danube_agent_heap_in_use_bytes")
     let rssEmpty = rssBytes(pid)
 
     let perSource = series / sourceCount
-    let sources = (0..<sourceCount).map { try! ScaleSource(path: "\(directory)/ingest.sock", source: $0, series: perSource) }
+    let sources = (0..<sourceCount).map { try! ScaleSource(path: agent.socketPath, source: $0, series: perSource) }
     DispatchQueue.concurrentPerform(iterations: sourceCount) { sources[$0].defineAll(); sources[$0].update() }
     while sample(scrape(port), "danube_agent_series") < Double(series) { sleep(1) }
     sleep(11) // a checkpoint of everything, and the agent's first heap trim (every 10 s)
