@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Thread_local dm_slab *dm_tls_slab = NULL;
+dm_slab dm_unregistered_slab;
+DM_HOT_THREAD_LOCAL dm_slab *dm_tls_slab = &dm_unregistered_slab;
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
@@ -19,7 +20,7 @@ static void thread_exited(void *value) {
     if (slab == NULL) {
         return;
     }
-    dm_tls_slab = NULL;
+    dm_tls_slab = &dm_unregistered_slab;
     pthread_mutex_lock(&registry_lock);
     slab->next_free = free_slabs;
     free_slabs = slab;
@@ -32,7 +33,8 @@ static void make_key(void) {
     }
 }
 
-dm_slab *dm_thread_slab_slow(void) {
+/// Registers the calling thread (adopting a pooled slab if one is free).
+static dm_slab *register_thread(void) {
     pthread_once(&key_once, make_key);
     pthread_mutex_lock(&registry_lock);
     dm_slab *slab = free_slabs;
@@ -54,9 +56,17 @@ dm_slab *dm_thread_slab_slow(void) {
     return slab;
 }
 
-_Atomic uint64_t *dm_chunk_slow(dm_slab *slab, uint32_t chunk) {
+_Atomic uint64_t *dm_thread_chunk_slow(uint32_t chunk) {
     if (chunk >= DM_MAX_CHUNKS) {
         abort(); // cells come only from dm_cells_reserve, which never hands out such an index
+    }
+    dm_slab *slab = dm_tls_slab;
+    if (slab == &dm_unregistered_slab) {
+        slab = register_thread();
+    }
+    _Atomic uint64_t *existing = atomic_load_explicit(&slab->chunks[chunk], memory_order_relaxed);
+    if (existing != NULL) {
+        return existing; // an adopted slab's chunk, or the thread's first update found the slab unregistered
     }
     // The flag header sits in front of the cells; chunks are never freed, so the base pointer is not kept.
     // Cache-line aligned, so the flags share no line with cells (the flusher's exchange never touches a cell's line).
@@ -156,14 +166,16 @@ void dm_cells_sum_lines(uint32_t chunk, uint64_t lines, uint64_t *out) {
     }
 }
 
-double dm_cells_sum_f64(uint32_t cell) {
+double dm_cells_sum_f64(uint32_t first, uint32_t count) {
     double total = 0;
-    uint32_t index = cell >> DM_CHUNK_SHIFT;
-    uint32_t offset = cell & (DM_CHUNK_CELLS - 1u);
+    uint32_t index = first >> DM_CHUNK_SHIFT;
+    uint32_t offset = first & (DM_CHUNK_CELLS - 1u);
     for (dm_slab *s = atomic_load_explicit(&all_slabs, memory_order_acquire); s != NULL; s = s->next_all) {
         _Atomic uint64_t *chunk = atomic_load_explicit(&s->chunks[index], memory_order_acquire);
         if (chunk != NULL) {
-            total += dm_bits_f64(atomic_load_explicit(chunk + offset, memory_order_relaxed));
+            for (uint32_t i = 0; i < count; i++) {
+                total += dm_bits_f64(atomic_load_explicit(chunk + offset + i, memory_order_relaxed));
+            }
         }
     }
     return total;

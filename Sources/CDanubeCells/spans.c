@@ -5,8 +5,8 @@
 #include <sys/random.h>
 #include <time.h>
 
-_Thread_local dm_span_current dm_tls_span = {0, 0, 0, 0};
-_Thread_local uint64_t dm_tls_span_random = 0;
+DM_HOT_THREAD_LOCAL dm_span_current dm_tls_span = {0, 0, 0, 0};
+DM_HOT_THREAD_LOCAL uint64_t dm_tls_span_random = 0;
 
 typedef struct dm_span_ring {
     _Atomic(void *) slots[DM_SPAN_RING_SLOTS];

@@ -41,7 +41,7 @@ struct ChangeTracker {
             if cellSeries.isEmpty { firstLine = line }
             while firstLine + UInt32(lineFirstSeries.count) <= line { lineFirstSeries.append(Int32(cellSeries.count)) }
             slots.append(cellSeries.count)
-            let counts = Int(series.cellCount) - (series.definition.kind == .histogram ? 1 : 0)
+            let counts = series.countCells
             cellSeries.append(CellSeries(index: index, first: series.firstCell, counts: counts))
             sentTotals.append(0)
         }

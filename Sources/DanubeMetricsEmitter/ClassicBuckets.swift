@@ -21,7 +21,8 @@ struct ClassicBuckets: @unchecked Sendable {
     @usableFromInline let cellShift: Int64
     @usableFromInline let lowestCell: Int64
     @usableFromInline let lastCell: Int64
-    @usableFromInline let boundCount: UInt32
+    /// The sum's cell offset from the histogram's first cell when it has no native buckets: after +Inf.
+    @usableFromInline let sumCell: UInt32
 
     /// Cells indexed at most (4 KiB of starts per family).
     static let maxCells = 1024
@@ -33,7 +34,7 @@ struct ClassicBuckets: @unchecked Sendable {
         let bounds = UnsafeMutablePointer<Double>.allocate(capacity: values.count + 1)
         bounds.initialize(from: values + [.infinity], count: values.count + 1)
         self.bounds = UnsafePointer(bounds)
-        boundCount = UInt32(values.count)
+        sumCell = UInt32(values.count) + 1
         let positive = values.filter { $0 > 0 }
         var layout = (shift: Int64(52), lowest: Int64(0), starts: [UInt32(0)])
         if let smallest = positive.first, let largest = positive.last {
@@ -78,7 +79,7 @@ struct ClassicBuckets: @unchecked Sendable {
         // An arithmetic shift of the bits: negative values and -0 get a negative cell, so cell 0.
         let cell = min(max((Int64(bitPattern: value.bitPattern) &>> cellShift) &- lowestCell, 0), lastCell)
         var bucket = Int(cellStarts[Int(cell)])
-        while value > bounds[bucket] { bucket &+= 1 } // bounds[boundCount] is +Inf
+        while value > bounds[bucket] { bucket &+= 1 } // the last bound is +Inf
         return UInt32(truncatingIfNeeded: bucket)
     }
 }

@@ -125,7 +125,7 @@ public final class Emitter: Sendable {
     ) throws(EmitterError) -> Histogram {
         let series = try registry.register(kind: .histogram, name: name, help: help, labels: labels, bounds: buckets, native: native)
         // The handle derives its sum cell: after +Inf, or after the native window.
-        assert((series.native.map { $0.pointee.sumCell } ?? UInt32(buckets.count + 1)) == series.cellCount - 1)
+        assert((series.native.map { $0.pointee.sumCell } ?? UInt32(buckets.count + 1)) == series.countCells)
         return Histogram(firstCell: series.firstCell, classic: series.classic!, native: series.native)
     }
 

@@ -77,7 +77,7 @@ final class Flusher {
             let entry = series[series.startIndex + states.count]
             changes.track(entry, index: states.count)
             // A histogram's last cell is its sum, kept apart from the counts that `read` returns.
-            states.append(SeriesState(cells: Int(entry.cellCount) - (entry.definition.kind == .histogram ? 1 : 0)))
+            states.append(SeriesState(cells: entry.countCells))
         }
         stats.registeredSeries = series.count
         changes.collect(spans: registry.cellSpans(), sentGauge: { states[$0].sentGaugeBits }, skip: { states[$0].refused })
@@ -374,7 +374,7 @@ final class Flusher {
                 changed.append(BucketDelta(index: UInt32(i), count: current[i] &- states[index].sent[i]))
             }
             guard !changed.isEmpty else { return nil }
-            let sum = dm_cells_sum_f64(series.firstCell + UInt32(buckets))
+            let sum = series.recordedSum
             // Observations add only finite values, but their sum can still pass Double's range: a delta that is not
             // finite (the agent refuses it) is sent as 0, and the sum stays where the agent has it.
             let rawDelta = sum - states[index].sentSum
@@ -389,7 +389,7 @@ final class Flusher {
 
     /// Current totals of a counter's cell or a histogram's bucket cells, summed over every thread.
     private func read(_ series: RegisteredSeries) -> [UInt64] {
-        let count = series.definition.kind == .histogram ? Int(series.cellCount) - 1 : Int(series.cellCount)
+        let count = series.countCells
         return scratch.withUnsafeMutableBufferPointer { buffer in
             dm_cells_sum_u64(series.firstCell, UInt32(count), buffer.baseAddress!)
             return Array(buffer[0..<count])

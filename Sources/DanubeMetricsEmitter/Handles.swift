@@ -70,15 +70,23 @@ public struct Histogram: @unchecked Sendable, Hashable {
     public func observe(_ value: Double) {
         // One compare keeps NaN and the infinities off the fast path, which then adds to the sum untested.
         guard value.magnitude < .infinity else { return observeNonFinite(value) }
-        observe(value, adding: value)
+        // Native buckets out of line: their registers would otherwise give the classic path a stack frame.
+        guard let native else { return observe(value, adding: value, nativeCell: 0, sumCell: classic.pointee.sumCell) }
+        observe(value, native: native)
     }
 
-    /// Counts `value` in its buckets, adds `sum` to the sum, and links a sampled span as the bucket's exemplar.
+    /// Counts `value` in its classic bucket and native cell `nativeCell` (0: none), adds `sum` to the sum, and
+    /// links a sampled span as the bucket's exemplar.
     @inlinable @inline(__always)
-    func observe(_ value: Double, adding sum: Double) {
+    func observe(_ value: Double, adding sum: Double, nativeCell: UInt32, sumCell: UInt32) {
         let bucket = classic.pointee.bucket(of: value)
-        record(value, bucket: bucket, adding: sum)
+        dm_histogram_observe(firstCell, bucket, nativeCell, sumCell, sum)
         if dm_span_current_get().flags & UInt64(DM_SPAN_SAMPLED) != 0 { link(value, bucket: bucket) }
+    }
+
+    @usableFromInline @inline(never)
+    func observe(_ value: Double, native: UnsafePointer<NativeBuckets>) {
+        observe(value, adding: value, nativeCell: native.pointee.cell(of: value), sumCell: native.pointee.sumCell)
     }
 
     /// NaN is ignored. An infinite observation counts in its bucket but not in the sum: one +Inf would make the
@@ -87,6 +95,14 @@ public struct Histogram: @unchecked Sendable, Hashable {
     func observeNonFinite(_ value: Double) {
         if !value.isNaN { observe(value, adding: 0) }
     }
+
+    /// As `observe(_:)` with `sum` added to the sum instead of the value.
+    func observe(_ value: Double, adding sum: Double) {
+        observe(value, adding: sum, nativeCell: native.map { $0.pointee.cell(of: value) } ?? 0, sumCell: sumCell)
+    }
+
+    /// The sum's cell offset: after the +Inf bucket, or after the native window.
+    var sumCell: UInt32 { native?.pointee.sumCell ?? classic.pointee.sumCell }
 
     /// An observation inside a sampled span becomes its bucket's exemplar, pointing at that span.
     @usableFromInline @inline(never)
@@ -101,19 +117,9 @@ public struct Histogram: @unchecked Sendable, Hashable {
     public func observe(_ value: Double, exemplar: Exemplar) {
         if value.isNaN { return }
         let bucket = classic.pointee.bucket(of: value)
-        record(value, bucket: bucket, adding: value.isFinite ? value : 0)
+        let nativeCell = native.map { $0.pointee.cell(of: value) } ?? 0
+        dm_histogram_observe(firstCell, bucket, nativeCell, sumCell, value.isFinite ? value : 0)
         PendingExemplars.record(cell: firstCell, bucket: bucket, value: value, exemplar: exemplar)
-    }
-
-    @inlinable @inline(__always)
-    func record(_ value: Double, bucket: UInt32, adding sum: Double) {
-        // Two calls so that, inlined, the classic one has a constant 0 and no native branch left. The classic sum
-        // cell follows the +Inf bucket; with native buckets it follows the window.
-        if let native {
-            dm_histogram_observe(firstCell, bucket, native.pointee.cell(of: value), native.pointee.sumCell, sum)
-        } else {
-            dm_histogram_observe(firstCell, bucket, 0, classic.pointee.boundCount &+ 1, sum)
-        }
     }
 }
 

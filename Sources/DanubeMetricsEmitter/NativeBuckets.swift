@@ -2,52 +2,58 @@ import DanubeMetricsWire
 
 /// Finds an observation's native bucket on the hot path: the zero bucket, or its place in the histogram's window.
 /// The index is Prometheus' (`NativeHistogramSpec.index(ofBits:schema:mantissas:)`, which the agent uses and the
-/// shared vectors check); here it is found without a search: `MantissaSlots` gives the slot in one compare.
+/// shared vectors check); here it is found without a search or a branch on the schema: `MantissaSlots` gives the
+/// mantissa's slot in one compare, and one formula covers every schema (see `cell(of:)`).
 // @unchecked: immutable; `slots` points at immortal, read-only tables.
 @usableFromInline
 struct NativeBuckets: @unchecked Sendable {
     /// Cell offset of the zero bucket from the histogram's first cell; the window follows it.
     @usableFromInline let zeroCell: UInt32
-    /// Cell offset of the sum, after the window.
+    /// Cell offset of the first sum cell, after the window.
     @usableFromInline let sumCell: UInt32
     @usableFromInline let zeroThreshold: Double
-    @usableFromInline let schema: Int
-    @usableFromInline let firstIndex: Int
-    @usableFromInline let lastOffset: Int
-    /// The schema's slot table (its tables shared by every family of that schema, owned by the registry), kept
-    /// here by value: one dependent load less per observation.
+    /// max(schema, 0): the biased exponent's shift.
+    @usableFromInline let exponentShift: Int
+    /// max(-schema, 0): how many powers of two a bucket of a schema <= 0 spans, as a shift.
+    @usableFromInline let indexShift: Int
+    /// Added before `indexShift`: minus the exponent's bias (1023, shifted), plus 2^indexShift - 1 (rounds up).
+    @usableFromInline let bias: Int
+    /// From Prometheus' index to a cell offset: the window's first bucket (`firstIndex`) is cell `zeroCell + 1`.
+    @usableFromInline let cellOffset: Int
+    /// The window's last cell, which also counts everything above the window.
+    @usableFromInline let lastCell: Int
+    /// The schema's slot table (shared by every family of that schema, owned by the registry), kept here by
+    /// value: one dependent load less per observation.
     @usableFromInline let slots: MantissaSlots
 
+    /// `slots` must be the schema's (`MantissaSlots(schema: max(spec.schema, 0))`).
     init(spec: NativeHistogramSpec, zeroCell: UInt32, slots: MantissaSlots) {
         self.zeroCell = zeroCell
         sumCell = zeroCell &+ 1 &+ UInt32(spec.maxBuckets)
         zeroThreshold = spec.zeroThreshold
-        schema = Int(spec.schema)
-        firstIndex = spec.firstIndex
-        lastOffset = Int(spec.maxBuckets) - 1
+        exponentShift = max(Int(spec.schema), 0)
+        indexShift = max(-Int(spec.schema), 0)
+        bias = ((1 << indexShift) - 1) - (1023 << exponentShift)
+        cellOffset = Int(zeroCell) + 1 - spec.firstIndex
+        lastCell = Int(zeroCell) + Int(spec.maxBuckets)
         self.slots = slots
     }
 
     /// The cell offset (from the histogram's first cell) counting `value` (not NaN).
+    ///
+    /// Above the threshold (> 0) a value's bits are a biased exponent e and a mantissa m in slot j of its power of
+    /// two; Prometheus' index is j + (e - 1023) << s for a schema s > 0, and ceil of (e - 1023 + j) / 2^-s for
+    /// s <= 0 (slot j of schema 0 is 1 for any m above 0, as ceil(log2) wants). Both are
+    /// (j + e << exponentShift + bias) >> indexShift: one shift is always 0.
     @inlinable @inline(__always)
     func cell(of value: Double) -> UInt32 {
         guard value > zeroThreshold else { return zeroCell }
+        let bits = value.bitPattern
+        let exponent = Int(truncatingIfNeeded: bits &>> 52) // no sign bit: the value is above a positive threshold
+        let slot = slots.slot(of: bits & 0x000F_FFFF_FFFF_FFFF)
+        let index = (slot &+ (exponent &<< exponentShift) &+ bias) &>> indexShift
         // Above the zero threshold the index is at least the window's first; above the window, its last bucket.
-        let index = min(index(ofBits: value.bitPattern) &- firstIndex, lastOffset)
-        return zeroCell &+ 1 &+ UInt32(truncatingIfNeeded: index)
-    }
-
-    /// Prometheus' bucket index of a positive value's bits (as `NativeHistogramSpec.index(ofBits:...)`).
-    @inlinable @inline(__always)
-    func index(ofBits bits: UInt64) -> Int {
-        let exponent = Int(truncatingIfNeeded: (bits >> 52) & 0x7FF) &- 1023
-        let mantissa = bits & 0x000F_FFFF_FFFF_FFFF
-        guard schema > 0 else {
-            let power = exponent &+ (mantissa == 0 ? 0 : 1) // ceil(log2(value))
-            let shift = 0 &- schema // 0...4: masking shifts, no overflow checks on the hot path
-            return (power &+ (1 &<< shift) &- 1) &>> shift
-        }
-        return slots.slot(of: mantissa) &+ (exponent &<< schema)
+        return UInt32(truncatingIfNeeded: min(index &+ cellOffset, lastCell))
     }
 }
 
@@ -63,10 +69,11 @@ struct MantissaSlots: @unchecked Sendable {
     @usableFromInline let guesses: UnsafePointer<UInt16>
     @usableFromInline let guessShift: UInt64
 
-    /// Only for schemas 1...8 (Prometheus' largest); other schemas find the index without slots.
+    /// For schemas 0...8 (Prometheus' largest); schemas below 0 use schema 0's (a slot of 1 for any mantissa but
+    /// 0, the one bound of schema 0 being the power of two itself).
     init(schema: Int8) {
-        let schema = min(max(schema, 1), 8)
-        let bounds = NativeHistogramSpec.mantissaBounds(schema: schema) + [1 << 52]
+        let schema = min(max(schema, 0), 8)
+        let bounds = (schema == 0 ? [0] : NativeHistogramSpec.mantissaBounds(schema: schema)) + [1 << 52]
         let mantissas = UnsafeMutablePointer<UInt64>.allocate(capacity: bounds.count)
         mantissas.initialize(from: bounds, count: bounds.count)
         let cells = 1 << (Int(schema) + 1)

@@ -32,7 +32,7 @@ extension Emitter {
             case .histogram:
                 var buckets = [UInt64](repeating: 0, count: definition.bounds.count + 1)
                 buckets.withUnsafeMutableBufferPointer { dm_cells_sum_u64(series.firstCell, UInt32($0.count), $0.baseAddress!) }
-                let sum = dm_cells_sum_f64(series.firstCell + series.cellCount - 1) // last: after any native buckets
+                let sum = series.recordedSum
                 return RecordedTotal(name: definition.name, labels: definition.labels, kind: .histogram,
                                      count: buckets.reduce(0, &+), bounds: definition.bounds, buckets: buckets, sum: sum)
             }

@@ -44,7 +44,7 @@ public struct EmitterError: Error, CustomStringConvertible, Equatable {
 struct RegisteredSeries: @unchecked Sendable {
     var definition: SeriesDefinition
     /// Per-thread cells: 1 for a counter; for a histogram its bucket counts (bounds + 1, then with native buckets
-    /// the zero bucket and the window) and last the sum; none for a gauge.
+    /// the zero bucket and the window) and last its `DM_HISTOGRAM_SUM_CELLS` sum cells; none for a gauge.
     var firstCell: UInt32
     var cellCount: UInt32
     /// Shared word of a gauge.
@@ -53,6 +53,14 @@ struct RegisteredSeries: @unchecked Sendable {
     var classic: UnsafePointer<ClassicBuckets>?
     /// A histogram's native bucket finder, shared by its family (immortal, as its bound mantissas).
     var native: UnsafePointer<NativeBuckets>?
+}
+
+extension RegisteredSeries {
+    /// Cells holding counts: all but a histogram's sum cells.
+    var countCells: Int { Int(cellCount) - (definition.kind == .histogram ? Int(DM_HISTOGRAM_SUM_CELLS) : 0) }
+
+    /// A histogram's sum over every thread (its sum cells follow the counts).
+    var recordedSum: Double { dm_cells_sum_f64(firstCell + UInt32(countCells), DM_HISTOGRAM_SUM_CELLS) }
 }
 
 /// Cells reserved by one registry, inside one chunk and starting on a line: its flusher takes the changed-line
@@ -157,7 +165,7 @@ final class SeriesRegistry: Sendable {
             case .counter:
                 entry.cellCount = 1
             case .histogram:
-                entry.cellCount = UInt32(definition.bucketCount + 1)
+                entry.cellCount = UInt32(definition.bucketCount) + DM_HISTOGRAM_SUM_CELLS
             case .gauge:
                 let word = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
                 word.initialize(to: Double(0).bitPattern)
@@ -186,7 +194,7 @@ final class SeriesRegistry: Sendable {
                     // Immortal, like the classic finder: every handle of the family points at it.
                     let buckets = UnsafeMutablePointer<NativeBuckets>.allocate(capacity: 1)
                     buckets.initialize(to: NativeBuckets(spec: spec, zeroCell: UInt32(definition.bounds.count + 1),
-                                                         slots: state.slots(spec.schema)))
+                                                         slots: state.slots(max(spec.schema, 0))))
                     entry.native = UnsafePointer(buckets)
                 }
             }

@@ -82,9 +82,22 @@ import Testing
         // i % 20 in 0...19: 0 and 1 go to le=1; 2...10 to le=10; 11...19 to +Inf.
         let expected: [UInt64] = [6_000, 27_000, 27_000]
         #expect(buckets == expected)
-        let sum = dm_cells_sum_f64(histogram.firstCell + 3)
+        let sum = dm_cells_sum_f64(histogram.firstCell + 3, DM_HISTOGRAM_SUM_CELLS)
         let expectedSum: Double = 6 * 500 * 190
         #expect(sum == expectedSum)
+    }
+
+    /// Observations of one bucket alternate between a histogram's two sum cells: the recorded sum holds both.
+    @Test(arguments: [false, true])
+    func everyObservationReachesTheSum(native: Bool) throws {
+        let emitter = offlineEmitter()
+        defer { emitter.shutdown(timeout: .zero) }
+        let spec = native ? NativeHistogramSpec(schema: 3, zeroThreshold: 0x1p-5, maxBuckets: 184) : nil
+        let histogram = try emitter.histogram("sum_cells_ms", buckets: [1, 10], native: spec)
+        for _ in 0..<1_001 { histogram.observe(0.5) }
+        let recorded = try #require(emitter.recordedTotals().first { $0.name == "sum_cells_ms" })
+        #expect(recorded.count == 1_001)
+        #expect(recorded.sum == 500.5)
     }
 
     @Test func slabsOfExitedThreadsAreReused() throws {

@@ -24,6 +24,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include "dm_tls.h"
 
 #define DM_CHUNK_SHIFT 10u
 #define DM_CHUNK_CELLS (1u << DM_CHUNK_SHIFT)
@@ -42,12 +43,16 @@ typedef struct dm_slab {
     struct dm_slab *next_free; // guarded by the registry lock
 } dm_slab;
 
-extern _Thread_local dm_slab *dm_tls_slab;
+/// The calling thread's slab; `dm_unregistered_slab` (no chunks, never written) until its first update, so the
+/// hot path tests one pointer (the chunk's) instead of two.
+extern DM_HOT_THREAD_LOCAL dm_slab *dm_tls_slab;
+extern dm_slab dm_unregistered_slab;
 
-/// Registers the calling thread (adopting a pooled slab if one is free). Called once per thread.
-dm_slab *dm_thread_slab_slow(void);
-/// Allocates chunk `chunk` of `slab` for its owning thread. Called once per thread and chunk.
-_Atomic uint64_t *dm_chunk_slow(dm_slab *slab, uint32_t chunk);
+/// Chunk `chunk` of the calling thread's slab: registers the thread (adopting a pooled slab if one is free) and
+/// allocates the chunk as needed. Called once per thread and chunk. `preserve_all`: the callee saves every
+/// register it uses, so an inlined update keeps its values in caller-saved registers across this (cold) call and
+/// needs no stack frame of its own: about a fifth of a histogram observation's instructions.
+__attribute__((preserve_all, cold)) _Atomic uint64_t *dm_thread_chunk_slow(uint32_t chunk);
 
 /// Reserves `count` consecutive cells that all live in one chunk and start on a line boundary (so a registry
 /// that sub-allocates from its reservations owns whole lines). Returns DM_CELL_NONE when exhausted or when
@@ -65,21 +70,17 @@ void dm_cells_sum_u64(uint32_t first, uint32_t count, uint64_t *out);
 /// entries, indexed by a cell's offset in the chunk; entries of other lines are left as they are). One pass per
 /// slab over the flagged lines only, so the loads of different lines and slabs overlap.
 void dm_cells_sum_lines(uint32_t chunk, uint64_t lines, uint64_t *out);
-/// Sums one cell that holds IEEE-754 bits over every slab, as a double.
-double dm_cells_sum_f64(uint32_t cell);
+/// Sums cells [first, first+count) that hold IEEE-754 bits over every slab, as one double.
+double dm_cells_sum_f64(uint32_t first, uint32_t count);
 /// Number of slabs ever created (for stats and tests).
 uint32_t dm_slab_count(void);
 
 /// The calling thread's chunk holding `cell` (its first cell, not the header).
 static inline _Atomic uint64_t *dm_thread_chunk(uint32_t cell) {
-    dm_slab *slab = dm_tls_slab;
-    if (__builtin_expect(slab == NULL, 0)) {
-        slab = dm_thread_slab_slow();
-    }
     uint32_t index = cell >> DM_CHUNK_SHIFT;
-    _Atomic uint64_t *chunk = atomic_load_explicit(&slab->chunks[index], memory_order_relaxed);
+    _Atomic uint64_t *chunk = atomic_load_explicit(&dm_tls_slab->chunks[index], memory_order_relaxed);
     if (__builtin_expect(chunk == NULL, 0)) {
-        chunk = dm_chunk_slow(slab, index);
+        chunk = dm_thread_chunk_slow(index);
     }
     return chunk;
 }
@@ -120,9 +121,15 @@ static inline void dm_bump(_Atomic uint64_t *cell) {
     atomic_store_explicit(cell, atomic_load_explicit(cell, memory_order_relaxed) + 1u, memory_order_relaxed);
 }
 
+/// Cells holding a histogram's sum (IEEE-754 bits; the sum is theirs added up). Two, so that observations of one
+/// histogram on one thread alternate between them (by the parity of their bucket's count) instead of each waiting
+/// for the one before: a floating-point add through memory is store forwarding plus the add, about 3.4 ns on the
+/// reference machine and so the floor of a whole observation with one cell. Integer counts need no such split.
+#define DM_HISTOGRAM_SUM_CELLS 2u
+
 /// Records one histogram observation: bucket cell `first + bucket` gains 1, native bucket cell `first + native`
-/// too unless `native` is 0 (no native buckets: offset 0 is always the first classic bucket), and the sum cell
-/// `first + sum_offset` (IEEE-754 bits) gains `sum`: the observation, or 0 for an infinite one (the caller keeps
+/// too unless `native` is 0 (no native buckets: offset 0 is always the first classic bucket), and one of the two
+/// sum cells from `first + sum_offset` gains `sum`: the observation, or 0 for an infinite one (the caller keeps
 /// NaN and infinities off this path). All cells of one histogram share a chunk, so this is one TLS and chunk
 /// lookup. The line flagged is the one of `first`: the flusher finds a series by its first cell.
 static inline void dm_histogram_observe(uint32_t first, uint32_t bucket, uint32_t native, uint32_t sum_offset,
@@ -130,12 +137,14 @@ static inline void dm_histogram_observe(uint32_t first, uint32_t bucket, uint32_
     _Atomic uint64_t *chunk = dm_thread_chunk(first);
     uint32_t offset = first & (DM_CHUNK_CELLS - 1u);
     _Atomic uint64_t *p = chunk + offset;
-    dm_bump(p + bucket);
+    uint64_t count = atomic_load_explicit(p + bucket, memory_order_relaxed);
+    atomic_store_explicit(p + bucket, count + 1u, memory_order_relaxed);
     if (native != 0) {
         dm_bump(p + native);
     }
-    uint64_t s = atomic_load_explicit(p + sum_offset, memory_order_relaxed);
-    atomic_store_explicit(p + sum_offset, dm_f64_bits(dm_bits_f64(s) + sum), memory_order_relaxed);
+    _Atomic uint64_t *sum_cell = p + sum_offset + (count & 1u);
+    uint64_t s = atomic_load_explicit(sum_cell, memory_order_relaxed);
+    atomic_store_explicit(sum_cell, dm_f64_bits(dm_bits_f64(s) + sum), memory_order_relaxed);
     dm_flag_line(chunk, offset);
 }
 

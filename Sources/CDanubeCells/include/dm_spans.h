@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+#include "dm_tls.h"
 
 /// Spans one thread may hold before the oldest are dropped.
 #define DM_SPAN_RING_SLOTS 512u
@@ -26,8 +27,8 @@ typedef struct dm_span_current {
     uint64_t flags;
 } dm_span_current;
 
-extern _Thread_local dm_span_current dm_tls_span;
-extern _Thread_local uint64_t dm_tls_span_random;
+extern DM_HOT_THREAD_LOCAL dm_span_current dm_tls_span;
+extern DM_HOT_THREAD_LOCAL uint64_t dm_tls_span_random;
 
 static inline dm_span_current dm_span_current_get(void) { return dm_tls_span; }
 

@@ -107,7 +107,7 @@ pub(crate) fn render(global_labels: &[(String, String)]) -> String {
                         let le = s.bounds.get(index).map_or("+Inf".to_owned(), |b| format!("{b:?}"));
                         sample(&mut out, family, "_bucket", &labels, Some(&le), &cumulative.to_string());
                     }
-                    let sum = crate::cells::sum_f64(s.first_cell + s.count_cells() as u32);
+                    let sum = s.recorded_sum();
                     sample(&mut out, family, "_sum", &labels, None, &number(sum));
                     sample(&mut out, family, "_count", &labels, None, &cumulative.to_string());
                 }

@@ -446,7 +446,7 @@ impl Flusher {
                 if buckets.is_empty() {
                     return None;
                 }
-                let sum = cells::sum_f64(series.first_cell + current.len() as u32);
+                let sum = series.recorded_sum();
                 // Observations add only finite values, but their sum can still pass f64's range: a delta that is not
                 // finite (the agent refuses it) is sent as 0, and the sum stays where the agent has it.
                 let delta = sum - state.sent_sum;

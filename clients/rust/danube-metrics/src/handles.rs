@@ -285,7 +285,8 @@ struct Sinks {
 fn sinks() -> &'static Sinks {
     static SINKS: OnceLock<Sinks> = OnceLock::new();
     SINKS.get_or_init(|| {
-        let first = cells::reserve(3).unwrap_or(0);
+        // A counter's cell, then a histogram's +Inf bucket and its sum cells.
+        let first = cells::reserve(2 + cells::HISTOGRAM_SUM_CELLS).unwrap_or(0);
         let word: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
         Sinks {
             counter: Counter { cell: first, floor: word },

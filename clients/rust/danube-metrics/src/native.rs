@@ -103,12 +103,11 @@ struct MantissaSlots {
 }
 
 impl MantissaSlots {
-    /// Schemas 1..=8; others find the index without slots (and get an empty table).
+    /// Schemas 0..=8; schemas below 0 get schema 0's (a slot of 1 for any mantissa but 0, the one bound of schema 0
+    /// being the power of two itself).
     fn new(schema: i8) -> MantissaSlots {
-        if schema <= 0 {
-            return MantissaSlots { mantissas: Box::new([1 << 52]), guesses: Box::new([0]), shift: 63 };
-        }
-        let mut mantissas = mantissa_bounds(schema);
+        let schema = schema.clamp(0, 8);
+        let mut mantissas = if schema == 0 { vec![0] } else { mantissa_bounds(schema) };
         mantissas.push(1 << 52);
         let shift = 52 - (schema as u32 + 1);
         let guesses = (0..1u64 << (schema + 1))
@@ -129,41 +128,61 @@ impl MantissaSlots {
     }
 }
 
-/// What a histogram handle needs to find an observation's native cell; leaked once per family, never freed.
+/// What a histogram handle needs to find an observation's native cell; leaked once per family, never freed. As
+/// the Swift emitter's `NativeBuckets`: no search and no branch on the schema (see [`NativeBuckets::cell`]).
 #[derive(Debug)]
 pub(crate) struct NativeBuckets {
     /// Cell offset of the zero bucket from the histogram's first cell; the window follows.
     pub zero_cell: u32,
     zero_threshold: f64,
-    schema: i8,
-    first_index: i32,
-    last_offset: i32,
+    /// max(schema, 0): the biased exponent's shift.
+    exponent_shift: u32,
+    /// max(-schema, 0): how many powers of two a bucket of a schema <= 0 spans, as a shift.
+    index_shift: u32,
+    /// Added before `index_shift`: minus the exponent's bias (1023, shifted), plus 2^index_shift - 1 (rounds up).
+    bias: i64,
+    /// From Prometheus' index to a cell offset: the window's first bucket is cell `zero_cell + 1`.
+    cell_offset: i64,
+    /// The window's last cell, which also counts everything above the window.
+    last_cell: i64,
     slots: MantissaSlots,
     pub spec: NativeSpec,
 }
 
 impl NativeBuckets {
     pub(crate) fn new(spec: NativeSpec, zero_cell: u32) -> NativeBuckets {
+        let exponent_shift = spec.schema.max(0) as u32;
+        let index_shift = (-spec.schema).max(0) as u32;
         NativeBuckets {
             zero_cell,
             zero_threshold: spec.zero_threshold,
-            schema: spec.schema,
-            first_index: spec.first_index(),
-            last_offset: i32::from(spec.max_buckets) - 1,
+            exponent_shift,
+            index_shift,
+            bias: ((1i64 << index_shift) - 1) - (1023i64 << exponent_shift),
+            cell_offset: i64::from(zero_cell) + 1 - i64::from(spec.first_index()),
+            last_cell: i64::from(zero_cell) + i64::from(spec.max_buckets),
             slots: MantissaSlots::new(spec.schema),
             spec,
         }
     }
 
     /// The cell offset (from the histogram's first cell) counting `value` (not NaN).
+    ///
+    /// Above the threshold (> 0) a value's bits are a biased exponent e and a mantissa m in slot j of its power of
+    /// two; Prometheus' index is j + (e - 1023) << s for a schema s > 0, and ceil of (e - 1023 + j) / 2^-s for
+    /// s <= 0 (slot j of schema 0 is 1 for any m above 0, as ceil(log2) wants). Both are
+    /// (j + e << exponent_shift + bias) >> index_shift: one shift is always 0.
     #[inline(always)]
     pub(crate) fn cell(&self, value: f64) -> u32 {
         if value <= self.zero_threshold {
             return self.zero_cell;
         }
-        let index = index_from_bits(value.to_bits(), self.schema, |m| self.slots.slot(m));
+        let bits = value.to_bits();
+        let exponent = (bits >> 52) as i64; // no sign bit: the value is above a positive threshold
+        let slot = self.slots.slot(bits & MANTISSA) as i64;
+        let index = (slot + (exponent << self.exponent_shift) + self.bias) >> self.index_shift;
         // Above the zero threshold the index is at least the window's first; above the window, its last bucket.
-        self.zero_cell + 1 + (index - self.first_index).min(self.last_offset) as u32
+        (index + self.cell_offset).min(self.last_cell) as u32
     }
 }
 

@@ -49,6 +49,11 @@ impl Series {
         }
     }
 
+    /// A histogram's sum over every thread (its sum cells follow the counts).
+    pub(crate) fn recorded_sum(&self) -> f64 {
+        cells::sum_f64(self.first_cell + self.count_cells() as u32, cells::HISTOGRAM_SUM_CELLS)
+    }
+
     /// Lengths first, then the labels in the call site's order (how every call site but the first registers
     /// them), then in any order; the name last (a hash match has made a different name unlikely).
     fn matches(&self, kind: Kind, name: &str, labels: &[(&str, &str)]) -> bool {
@@ -271,7 +276,7 @@ impl Registry {
         let cell_count = match kind {
             Kind::Counter => 1,
             Kind::Gauge => 0,
-            Kind::Histogram => histogram_counts(bounds, native) as u32 + 1, // and the sum cell
+            Kind::Histogram => histogram_counts(bounds, native) as u32 + cells::HISTOGRAM_SUM_CELLS,
         };
         let first_cell = if cell_count > 0 {
             cells::reserve(cell_count)

@@ -2,7 +2,7 @@
 //! `/metrics` (the interop test, the chaos command's reports).
 
 use crate::emitter::SHARED;
-use crate::{cells, flusher, registry, wire};
+use crate::{flusher, registry, wire};
 
 /// What this process has recorded into one counter or histogram since it started (every thread's cells,
 /// live and exited), with labels as the agent shows them: the global labels added, sorted by name.
@@ -76,7 +76,7 @@ pub fn recorded_totals() -> Vec<RecordedTotal> {
                 count: values.iter().fold(0u64, |a, b| a.wrapping_add(*b)),
                 bounds: s.bounds.to_vec(),
                 buckets: if histogram { values } else { Vec::new() },
-                sum: if histogram { cells::sum_f64(s.first_cell + s.count_cells() as u32) } else { 0.0 },
+                sum: if histogram { s.recorded_sum() } else { 0.0 },
             }
         })
         .collect()

@@ -208,3 +208,15 @@ fn non_finite_observations_count_but_leave_the_sum_finite() {
     assert_eq!(recorded.count, 5); // NaN is ignored
     assert_eq!(recorded.sum, 7.0);
 }
+
+#[test]
+fn every_observation_reaches_the_sum() {
+    // Observations of one bucket alternate between the histogram's two sum cells: the total holds both.
+    let h = histogram!("test_sum_cells_ms");
+    for _ in 0..1_001 {
+        h.record(0.5);
+    }
+    let recorded = total("test_sum_cells_ms", &[]).unwrap();
+    assert_eq!(recorded.count, 1_001);
+    assert_eq!(recorded.sum, 500.5);
+}
