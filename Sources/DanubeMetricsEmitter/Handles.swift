@@ -71,38 +71,43 @@ public struct Histogram: @unchecked Sendable, Hashable {
         // One compare keeps NaN and the infinities off the fast path, which then adds to the sum untested.
         guard value.magnitude < .infinity else { return observeNonFinite(value) }
         // Native buckets out of line: their registers would otherwise give the classic path a stack frame.
-        guard let native else { return observe(value, adding: value, nativeCell: 0, sumCell: classic.pointee.sumCell) }
-        observe(value, native: native)
+        guard let native else { return observeClassic(value, adding: value) }
+        observe(value, native: native, adding: value)
     }
 
-    /// Counts `value` in its classic bucket and native cell `nativeCell` (0: none), adds `sum` to the sum, and
-    /// links a sampled span as the bucket's exemplar.
+    /// Counts `value` in its classic bucket and adds `sum` to the sum (no native buckets).
     @inlinable @inline(__always)
-    func observe(_ value: Double, adding sum: Double, nativeCell: UInt32, sumCell: UInt32) {
+    func observeClassic(_ value: Double, adding sum: Double) {
         let bucket = classic.pointee.bucket(of: value)
-        dm_histogram_observe(firstCell, bucket, nativeCell, sumCell, sum)
-        if dm_span_current_get().flags & UInt64(DM_SPAN_SAMPLED) != 0 { link(value, bucket: bucket) }
+        dm_histogram_observe(firstCell, bucket, classic.pointee.sumCell, sum)
+        linkIfSampled(value, bucket: bucket)
     }
 
+    /// Counts `value` in its classic and native buckets and adds `sum` to the sum.
     @usableFromInline @inline(never)
-    func observe(_ value: Double, native: UnsafePointer<NativeBuckets>) {
-        observe(value, adding: value, nativeCell: native.pointee.cell(of: value), sumCell: native.pointee.sumCell)
+    func observe(_ value: Double, native: UnsafePointer<NativeBuckets>, adding sum: Double) {
+        let bucket = classic.pointee.bucket(of: value)
+        dm_histogram_observe_native(firstCell, bucket, native.pointee.cell(of: value), native.pointee.sumCell, sum)
+        linkIfSampled(value, bucket: bucket)
     }
 
     /// NaN is ignored. An infinite observation counts in its bucket but not in the sum: one +Inf would make the
     /// sum, and every delta after it (Inf - Inf), NaN for good.
     @usableFromInline @inline(never)
     func observeNonFinite(_ value: Double) {
-        if !value.isNaN { observe(value, adding: 0) }
+        if !value.isNaN { record(value, adding: 0) }
     }
 
-    /// As `observe(_:)` with `sum` added to the sum instead of the value.
-    func observe(_ value: Double, adding sum: Double) {
-        observe(value, adding: sum, nativeCell: native.map { $0.pointee.cell(of: value) } ?? 0, sumCell: sumCell)
+    /// Counts `value` (not NaN) in its buckets and adds `sum` to the sum.
+    func record(_ value: Double, adding sum: Double) {
+        if let native { observe(value, native: native, adding: sum) } else { observeClassic(value, adding: sum) }
     }
 
-    /// The sum's cell offset: after the +Inf bucket, or after the native window.
-    var sumCell: UInt32 { native?.pointee.sumCell ?? classic.pointee.sumCell }
+    /// An observation inside a sampled span becomes its bucket's exemplar.
+    @inlinable @inline(__always)
+    func linkIfSampled(_ value: Double, bucket: UInt32) {
+        if dm_span_current_get().flags & UInt64(DM_SPAN_SAMPLED) != 0 { link(value, bucket: bucket) }
+    }
 
     /// An observation inside a sampled span becomes its bucket's exemplar, pointing at that span.
     @usableFromInline @inline(never)
@@ -116,10 +121,9 @@ public struct Histogram: @unchecked Sendable, Hashable {
     /// As `observe(_:)`, and `exemplar` becomes the latest of the bucket `value` falls in.
     public func observe(_ value: Double, exemplar: Exemplar) {
         if value.isNaN { return }
-        let bucket = classic.pointee.bucket(of: value)
-        let nativeCell = native.map { $0.pointee.cell(of: value) } ?? 0
-        dm_histogram_observe(firstCell, bucket, nativeCell, sumCell, value.isFinite ? value : 0)
-        PendingExemplars.record(cell: firstCell, bucket: bucket, value: value, exemplar: exemplar)
+        record(value, adding: value.isFinite ? value : 0)
+        // Recorded after any sampled span's: this one is the bucket's latest.
+        PendingExemplars.record(cell: firstCell, bucket: classic.pointee.bucket(of: value), value: value, exemplar: exemplar)
     }
 }
 

@@ -12,8 +12,8 @@ struct NativeBuckets: @unchecked Sendable {
     /// Cell offset of the first sum cell, after the window.
     @usableFromInline let sumCell: UInt32
     @usableFromInline let zeroThreshold: Double
-    /// max(schema, 0): the biased exponent's shift.
-    @usableFromInline let exponentShift: Int
+    /// 2^max(schema, 0): the biased exponent's scale (a multiply: no shift count to move into a register).
+    @usableFromInline let exponentScale: Int
     /// max(-schema, 0): how many powers of two a bucket of a schema <= 0 spans, as a shift.
     @usableFromInline let indexShift: Int
     /// Added before `indexShift`: minus the exponent's bias (1023, shifted), plus 2^indexShift - 1 (rounds up).
@@ -31,9 +31,9 @@ struct NativeBuckets: @unchecked Sendable {
         self.zeroCell = zeroCell
         sumCell = zeroCell &+ 1 &+ UInt32(spec.maxBuckets)
         zeroThreshold = spec.zeroThreshold
-        exponentShift = max(Int(spec.schema), 0)
+        exponentScale = 1 << max(Int(spec.schema), 0)
         indexShift = max(-Int(spec.schema), 0)
-        bias = ((1 << indexShift) - 1) - (1023 << exponentShift)
+        bias = ((1 << indexShift) - 1) - 1023 * exponentScale
         cellOffset = Int(zeroCell) + 1 - spec.firstIndex
         lastCell = Int(zeroCell) + Int(spec.maxBuckets)
         self.slots = slots
@@ -44,30 +44,32 @@ struct NativeBuckets: @unchecked Sendable {
     /// Above the threshold (> 0) a value's bits are a biased exponent e and a mantissa m in slot j of its power of
     /// two; Prometheus' index is j + (e - 1023) << s for a schema s > 0, and ceil of (e - 1023 + j) / 2^-s for
     /// s <= 0 (slot j of schema 0 is 1 for any m above 0, as ceil(log2) wants). Both are
-    /// (j + e << exponentShift + bias) >> indexShift: one shift is always 0.
+    /// (j + e * exponentScale + bias) >> indexShift: the scale or the shift is always 1 or 0.
     @inlinable @inline(__always)
     func cell(of value: Double) -> UInt32 {
         guard value > zeroThreshold else { return zeroCell }
         let bits = value.bitPattern
         let exponent = Int(truncatingIfNeeded: bits &>> 52) // no sign bit: the value is above a positive threshold
         let slot = slots.slot(of: bits & 0x000F_FFFF_FFFF_FFFF)
-        let index = (slot &+ (exponent &<< exponentShift) &+ bias) &>> indexShift
+        let index = (slot &+ exponent &* exponentScale &+ bias) &>> indexShift
         // Above the zero threshold the index is at least the window's first; above the window, its last bucket.
         return UInt32(truncatingIfNeeded: min(index &+ cellOffset, lastCell))
     }
 }
 
 /// A mantissa's slot in its power of two at schema s > 0 (the first j whose bound 2^(j/2^s) is not below it) in
-/// one compare instead of a binary search over 2^s bounds: the mantissa's top s+1 bits index `guesses`, the first
-/// slot whose bound reaches that cell. Consecutive bounds are more than a cell apart (2^(1/2^s) - 1 > 1/2^(s+1)),
-/// so a cell holds at most one bound and the slot is the guess or the one after it.
+/// one compare instead of a binary search over 2^s bounds: the mantissa's top 9 bits (`cellBits`) index
+/// `guesses`, the first slot whose bound reaches that cell. Consecutive bounds are more than a cell apart
+/// (2^(1/2^s) - 1 > 1/2^(s+1) >= 1/2^9 for s <= 8), so a cell holds at most one bound and the slot is the guess or
+/// the one after it. The same 9 bits for every schema: a constant shift, where a per-schema one costs a register.
 // @unchecked: immutable; its pointers are immortal, read-only copies owned by the emitter's registry.
 @usableFromInline
 struct MantissaSlots: @unchecked Sendable {
     /// `NativeHistogramSpec.mantissaBounds(schema:)` and 2^52 after them (above every mantissa).
     @usableFromInline let mantissas: UnsafePointer<UInt64>
+    /// 2^cellBits entries.
     @usableFromInline let guesses: UnsafePointer<UInt16>
-    @usableFromInline let guessShift: UInt64
+    @usableFromInline static var cellBits: UInt64 { 9 }
 
     /// For schemas 0...8 (Prometheus' largest); schemas below 0 use schema 0's (a slot of 1 for any mantissa but
     /// 0, the one bound of schema 0 being the power of two itself).
@@ -76,21 +78,19 @@ struct MantissaSlots: @unchecked Sendable {
         let bounds = (schema == 0 ? [0] : NativeHistogramSpec.mantissaBounds(schema: schema)) + [1 << 52]
         let mantissas = UnsafeMutablePointer<UInt64>.allocate(capacity: bounds.count)
         mantissas.initialize(from: bounds, count: bounds.count)
-        let cells = 1 << (Int(schema) + 1)
-        let shift = UInt64(52 - Int(schema) - 1)
+        let cells = 1 << Self.cellBits
         let guesses = UnsafeMutablePointer<UInt16>.allocate(capacity: cells)
         for cell in 0..<cells {
-            let start = UInt64(cell) << shift
+            let start = UInt64(cell) << (52 - Self.cellBits)
             guesses[cell] = UInt16(bounds.firstIndex { $0 >= start } ?? bounds.count - 1)
         }
         self.mantissas = UnsafePointer(mantissas)
         self.guesses = UnsafePointer(guesses)
-        guessShift = shift
     }
 
     @inlinable @inline(__always)
     func slot(of mantissa: UInt64) -> Int {
-        let guess = Int(guesses[Int(truncatingIfNeeded: mantissa &>> guessShift)])
+        let guess = Int(guesses[Int(truncatingIfNeeded: mantissa &>> (52 - Self.cellBits))])
         return mantissas[guess] < mantissa ? guess &+ 1 : guess
     }
 }

@@ -17,7 +17,7 @@ import Testing
         // Flags set by another thread are seen too.
         let done = DispatchSemaphore(value: 0)
         Thread {
-            dm_histogram_observe(first + DM_LINE_CELLS, 0, 0, 2, 1.5)
+            dm_histogram_observe(first + DM_LINE_CELLS, 0, 2, 1.5)
             done.signal()
         }.start()
         done.wait()

@@ -127,24 +127,34 @@ static inline void dm_bump(_Atomic uint64_t *cell) {
 /// reference machine and so the floor of a whole observation with one cell. Integer counts need no such split.
 #define DM_HISTOGRAM_SUM_CELLS 2u
 
-/// Records one histogram observation: bucket cell `first + bucket` gains 1, native bucket cell `first + native`
-/// too unless `native` is 0 (no native buckets: offset 0 is always the first classic bucket), and one of the two
-/// sum cells from `first + sum_offset` gains `sum`: the observation, or 0 for an infinite one (the caller keeps
-/// NaN and infinities off this path). All cells of one histogram share a chunk, so this is one TLS and chunk
-/// lookup. The line flagged is the one of `first`: the flusher finds a series by its first cell.
-static inline void dm_histogram_observe(uint32_t first, uint32_t bucket, uint32_t native, uint32_t sum_offset,
-                                        double sum) {
-    _Atomic uint64_t *chunk = dm_thread_chunk(first);
-    uint32_t offset = first & (DM_CHUNK_CELLS - 1u);
-    _Atomic uint64_t *p = chunk + offset;
+/// Adds 1 to bucket cell `p + bucket` and `sum` to one of the sum cells from `p + sum_offset`, as the parity of the
+/// bucket's count before it picks (see DM_HISTOGRAM_SUM_CELLS).
+static inline void dm_histogram_count(_Atomic uint64_t *p, uint32_t bucket, uint32_t sum_offset, double sum) {
     uint64_t count = atomic_load_explicit(p + bucket, memory_order_relaxed);
     atomic_store_explicit(p + bucket, count + 1u, memory_order_relaxed);
-    if (native != 0) {
-        dm_bump(p + native);
-    }
     _Atomic uint64_t *sum_cell = p + sum_offset + (count & 1u);
     uint64_t s = atomic_load_explicit(sum_cell, memory_order_relaxed);
     atomic_store_explicit(sum_cell, dm_f64_bits(dm_bits_f64(s) + sum), memory_order_relaxed);
+}
+
+/// Records one observation of a histogram with classic buckets only: bucket cell `first + bucket` gains 1 and the
+/// sum (the cells from `first + sum_offset`) gains `sum`: the observation, or 0 for an infinite one (the caller
+/// keeps NaN and infinities off this path). All cells of one histogram share a chunk, so this is one TLS and chunk
+/// lookup. The line flagged is the one of `first`: the flusher finds a series by its first cell.
+static inline void dm_histogram_observe(uint32_t first, uint32_t bucket, uint32_t sum_offset, double sum) {
+    _Atomic uint64_t *chunk = dm_thread_chunk(first);
+    uint32_t offset = first & (DM_CHUNK_CELLS - 1u);
+    dm_histogram_count(chunk + offset, bucket, sum_offset, sum);
+    dm_flag_line(chunk, offset);
+}
+
+/// As dm_histogram_observe, and native bucket cell `first + native` gains 1 too.
+static inline void dm_histogram_observe_native(uint32_t first, uint32_t bucket, uint32_t native, uint32_t sum_offset,
+                                               double sum) {
+    _Atomic uint64_t *chunk = dm_thread_chunk(first);
+    uint32_t offset = first & (DM_CHUNK_CELLS - 1u);
+    dm_bump(chunk + offset + native);
+    dm_histogram_count(chunk + offset, bucket, sum_offset, sum);
     dm_flag_line(chunk, offset);
 }
 

@@ -91,16 +91,20 @@ fn index_from_bits(bits: u64, schema: i8, slot: impl Fn(u64) -> usize) -> i32 {
 }
 
 /// A mantissa's slot in its power of two at schema s > 0 in one compare instead of a search over 2^s bounds (as
-/// the Swift emitter's `MantissaSlots`): the mantissa's top s+1 bits index `guesses`, the first slot whose bound
-/// reaches that cell. Consecutive bounds are more than a cell apart (2^(1/2^s) - 1 > 1/2^(s+1)), so a cell holds
-/// at most one bound and the slot is the guess or the one after it.
+/// the Swift emitter's `MantissaSlots`): the mantissa's top 9 bits ([`CELL_BITS`]) index `guesses`, the first slot
+/// whose bound reaches that cell. Consecutive bounds are more than a cell apart (2^(1/2^s) - 1 > 1/2^(s+1) >= 1/2^9
+/// for s <= 8), so a cell holds at most one bound and the slot is the guess or the one after it. The same 9 bits
+/// for every schema: a constant shift, where a per-schema one costs a register.
 #[derive(Debug)]
 struct MantissaSlots {
     /// [`mantissa_bounds`] and 2^52 after them (above every mantissa).
     mantissas: Box<[u64]>,
-    guesses: Box<[u16]>,
-    shift: u32,
+    /// 2^CELL_BITS entries.
+    guesses: Box<[u16; 1 << CELL_BITS]>,
 }
+
+/// Mantissa bits that index [`MantissaSlots::guesses`].
+const CELL_BITS: u32 = 9;
 
 impl MantissaSlots {
     /// Schemas 0..=8; schemas below 0 get schema 0's (a slot of 1 for any mantissa but 0, the one bound of schema 0
@@ -109,21 +113,20 @@ impl MantissaSlots {
         let schema = schema.clamp(0, 8);
         let mut mantissas = if schema == 0 { vec![0] } else { mantissa_bounds(schema) };
         mantissas.push(1 << 52);
-        let shift = 52 - (schema as u32 + 1);
-        let guesses = (0..1u64 << (schema + 1))
-            .map(|cell| mantissas.iter().position(|m| *m >= cell << shift).unwrap_or(mantissas.len() - 1) as u16)
-            .collect();
-        MantissaSlots { mantissas: mantissas.into_boxed_slice(), guesses, shift }
+        let mut guesses = Box::new([0u16; 1 << CELL_BITS]);
+        for (cell, guess) in guesses.iter_mut().enumerate() {
+            let start = (cell as u64) << (52 - CELL_BITS);
+            *guess = mantissas.iter().position(|m| *m >= start).unwrap_or(mantissas.len() - 1) as u16;
+        }
+        MantissaSlots { mantissas: mantissas.into_boxed_slice(), guesses }
     }
 
     #[inline(always)]
     fn slot(&self, mantissa: u64) -> usize {
-        // SAFETY: a mantissa has 52 bits, so `mantissa >> shift` has schema + 1 and indexes one of the 2^(s+1)
-        // guesses; a guess is an index of `mantissas` (2^s + 1 entries).
-        let (guess, bound) = unsafe {
-            let guess = *self.guesses.get_unchecked((mantissa >> self.shift) as usize) as usize;
-            (guess, *self.mantissas.get_unchecked(guess))
-        };
+        // A mantissa has 52 bits, so `mantissa >> (52 - CELL_BITS)` indexes the guesses (checked at compile time).
+        let guess = self.guesses[(mantissa >> (52 - CELL_BITS)) as usize & ((1 << CELL_BITS) - 1)] as usize;
+        // SAFETY: a guess is an index of `mantissas` (`position` in it, or its last index).
+        let bound = unsafe { *self.mantissas.get_unchecked(guess) };
         guess + usize::from(bound < mantissa)
     }
 }
@@ -135,8 +138,8 @@ pub(crate) struct NativeBuckets {
     /// Cell offset of the zero bucket from the histogram's first cell; the window follows.
     pub zero_cell: u32,
     zero_threshold: f64,
-    /// max(schema, 0): the biased exponent's shift.
-    exponent_shift: u32,
+    /// 2^max(schema, 0): the biased exponent's scale (a multiply: no shift count to move into a register).
+    exponent_scale: i64,
     /// max(-schema, 0): how many powers of two a bucket of a schema <= 0 spans, as a shift.
     index_shift: u32,
     /// Added before `index_shift`: minus the exponent's bias (1023, shifted), plus 2^index_shift - 1 (rounds up).
@@ -151,14 +154,14 @@ pub(crate) struct NativeBuckets {
 
 impl NativeBuckets {
     pub(crate) fn new(spec: NativeSpec, zero_cell: u32) -> NativeBuckets {
-        let exponent_shift = spec.schema.max(0) as u32;
+        let exponent_scale = 1i64 << spec.schema.max(0);
         let index_shift = (-spec.schema).max(0) as u32;
         NativeBuckets {
             zero_cell,
             zero_threshold: spec.zero_threshold,
-            exponent_shift,
+            exponent_scale,
             index_shift,
-            bias: ((1i64 << index_shift) - 1) - (1023i64 << exponent_shift),
+            bias: ((1i64 << index_shift) - 1) - 1023 * exponent_scale,
             cell_offset: i64::from(zero_cell) + 1 - i64::from(spec.first_index()),
             last_cell: i64::from(zero_cell) + i64::from(spec.max_buckets),
             slots: MantissaSlots::new(spec.schema),
@@ -171,7 +174,7 @@ impl NativeBuckets {
     /// Above the threshold (> 0) a value's bits are a biased exponent e and a mantissa m in slot j of its power of
     /// two; Prometheus' index is j + (e - 1023) << s for a schema s > 0, and ceil of (e - 1023 + j) / 2^-s for
     /// s <= 0 (slot j of schema 0 is 1 for any m above 0, as ceil(log2) wants). Both are
-    /// (j + e << exponent_shift + bias) >> index_shift: one shift is always 0.
+    /// (j + e * exponent_scale + bias) >> index_shift: the scale or the shift is always 1 or 0.
     #[inline(always)]
     pub(crate) fn cell(&self, value: f64) -> u32 {
         if value <= self.zero_threshold {
@@ -180,7 +183,7 @@ impl NativeBuckets {
         let bits = value.to_bits();
         let exponent = (bits >> 52) as i64; // no sign bit: the value is above a positive threshold
         let slot = self.slots.slot(bits & MANTISSA) as i64;
-        let index = (slot + (exponent << self.exponent_shift) + self.bias) >> self.index_shift;
+        let index = (slot + exponent * self.exponent_scale + self.bias) >> self.index_shift;
         // Above the zero threshold the index is at least the window's first; above the window, its last bucket.
         (index + self.cell_offset).min(self.last_cell) as u32
     }
