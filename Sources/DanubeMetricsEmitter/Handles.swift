@@ -68,8 +68,9 @@ public struct Histogram: @unchecked Sendable, Hashable {
 
     @inlinable
     public func observe(_ value: Double) {
-        // One compare keeps NaN and the infinities off the fast path, which then adds to the sum untested.
-        guard value.magnitude < .infinity else { return observeNonFinite(value) }
+        // One unsigned compare of the bits keeps NaN, the infinities and negative values (rare in a histogram of
+        // latencies or sizes) off the fast path, which then adds to the sum untested.
+        guard value.bitPattern < Double.infinity.bitPattern else { return observeOffFastPath(value) }
         // Native buckets out of line: their registers would otherwise give the classic path a stack frame.
         guard let native else { return observeClassic(value, adding: value) }
         observe(value, native: native, adding: value)
@@ -91,11 +92,11 @@ public struct Histogram: @unchecked Sendable, Hashable {
         linkIfSampled(value, bucket: bucket)
     }
 
-    /// NaN is ignored. An infinite observation counts in its bucket but not in the sum: one +Inf would make the
-    /// sum, and every delta after it (Inf - Inf), NaN for good.
+    /// Negative values, -0, NaN and the infinities. NaN is ignored. An infinite observation counts in its bucket
+    /// but not in the sum: one +Inf would make the sum, and every delta after it (Inf - Inf), NaN for good.
     @usableFromInline @inline(never)
-    func observeNonFinite(_ value: Double) {
-        if !value.isNaN { record(value, adding: 0) }
+    func observeOffFastPath(_ value: Double) {
+        if !value.isNaN { record(value, adding: value.isFinite ? value : 0) }
     }
 
     /// Counts `value` (not NaN) in its buckets and adds `sum` to the sum.

@@ -100,6 +100,21 @@ import Testing
         #expect(recorded.sum == 500.5)
     }
 
+    /// Values off the fast path (negative, -0, infinite, NaN) land where the fast path's would: NaN nowhere, an
+    /// infinity in its bucket but not in the sum, the others in their bucket and the sum.
+    @Test(arguments: [false, true])
+    func valuesOffTheFastPathCountAsTheirBucketsSay(native: Bool) throws {
+        let emitter = offlineEmitter()
+        defer { emitter.shutdown(timeout: .zero) }
+        let spec = native ? NativeHistogramSpec(schema: 3, zeroThreshold: 0x1p-5, maxBuckets: 184) : nil
+        let histogram = try emitter.histogram("off_path_ms", buckets: [-1, 0, 10], native: spec)
+        for value in [-2, -1, -0.0, 0, 0.5, 3, 20, .infinity, -.infinity, .nan, -.nan] { histogram.observe(value) }
+        let recorded = try #require(emitter.recordedTotals().first { $0.name == "off_path_ms" })
+        // le=-1: -2, -1, -Inf; le=0: -0, 0; le=10: 0.5, 3; +Inf: 20, +Inf.
+        #expect(recorded.buckets == [3, 2, 2, 2])
+        #expect(recorded.sum == 20.5)
+    }
+
     @Test func slabsOfExitedThreadsAreReused() throws {
         let emitter = offlineEmitter()
         defer { emitter.shutdown(timeout: .zero) }

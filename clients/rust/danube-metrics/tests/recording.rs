@@ -220,3 +220,17 @@ fn every_observation_reaches_the_sum() {
     assert_eq!(recorded.count, 1_001);
     assert_eq!(recorded.sum, 500.5);
 }
+
+#[test]
+fn negative_observations_count_in_their_bucket_and_the_sum() {
+    // Negative values and -0 take the off-fast path: they still land where the bucket finder puts them.
+    let h = histogram!("test_negative_ms");
+    for value in [-3.0, -0.0, 0.0, 0.01] {
+        h.record(value);
+    }
+    let recorded = total("test_negative_ms", &[]).unwrap();
+    assert_eq!(recorded.count, 4);
+    assert_eq!(recorded.sum, -2.99);
+    assert!(recorded.bounds[0] > 0.01, "the first bucket holds them all: {:?}", recorded.bounds);
+    assert_eq!(recorded.buckets[0], 4);
+}
