@@ -72,8 +72,15 @@ public struct Histogram: @unchecked Sendable, Hashable {
         // latencies or sizes) off the fast path, which then adds to the sum untested.
         guard value.bitPattern < Double.infinity.bitPattern else { return observeOffFastPath(value) }
         // Native buckets out of line: their registers would otherwise give the classic path a stack frame.
-        guard let native else { return observeClassic(value, adding: value) }
-        observe(value, native: native, adding: value)
+        guard native != nil else { return observeClassic(value, adding: value) }
+        observeWithNative(value)
+    }
+
+    /// `observe(_:)` with native buckets. Only `self` and `value`, so that the call finds them in the registers
+    /// `observe` got them in: a jump, no moves.
+    @usableFromInline @inline(never)
+    func observeWithNative(_ value: Double) {
+        observe(value, native: native.unsafelyUnwrapped, adding: value)
     }
 
     /// Counts `value` in its classic bucket and adds `sum` to the sum (no native buckets).
@@ -85,7 +92,7 @@ public struct Histogram: @unchecked Sendable, Hashable {
     }
 
     /// Counts `value` in its classic and native buckets and adds `sum` to the sum.
-    @usableFromInline @inline(never)
+    @inlinable @inline(__always)
     func observe(_ value: Double, native: UnsafePointer<NativeBuckets>, adding sum: Double) {
         let bucket = classic.pointee.bucket(of: value)
         dm_histogram_observe_native(firstCell, bucket, native.pointee.cell(of: value), native.pointee.sumCell, sum)
