@@ -75,11 +75,11 @@ struct ClassicBuckets: @unchecked Sendable {
 
     /// The bucket `value` (not NaN) falls in: the number of bounds below it.
     @inlinable @inline(__always)
-    func bucket(of value: Double) -> UInt32 {
+    func bucket(of value: Double) -> Int {
         // An arithmetic shift of the bits: negative values and -0 get a negative cell, so cell 0.
         let cell = min(max((Int64(bitPattern: value.bitPattern) &>> cellShift) &- lowestCell, 0), lastCell)
         var bucket = Int(cellStarts[Int(cell)])
         while value > bounds[bucket] { bucket &+= 1 } // the last bound is +Inf
-        return UInt32(truncatingIfNeeded: bucket)
+        return bucket
     }
 }

@@ -113,17 +113,17 @@ public struct Histogram: @unchecked Sendable, Hashable {
 
     /// An observation inside a sampled span becomes its bucket's exemplar.
     @inlinable @inline(__always)
-    func linkIfSampled(_ value: Double, bucket: UInt32) {
+    func linkIfSampled(_ value: Double, bucket: Int) {
         if dm_span_current_get().flags & UInt64(DM_SPAN_SAMPLED) != 0 { link(value, bucket: bucket) }
     }
 
     /// An observation inside a sampled span becomes its bucket's exemplar, pointing at that span.
     @usableFromInline @inline(never)
-    func link(_ value: Double, bucket: UInt32) {
+    func link(_ value: Double, bucket: Int) {
         let span = dm_span_current_get()
         let trace = TraceID(high: span.trace_high, low: span.trace_low)
         guard let exemplar = try? Exemplar(traceID: trace.description, spanID: SpanID.hex(span.span_id)) else { return }
-        PendingExemplars.record(cell: firstCell, bucket: bucket, value: value, exemplar: exemplar)
+        PendingExemplars.record(cell: firstCell, bucket: UInt32(truncatingIfNeeded: bucket), value: value, exemplar: exemplar)
     }
 
     /// As `observe(_:)`, and `exemplar` becomes the latest of the bucket `value` falls in.
@@ -131,7 +131,8 @@ public struct Histogram: @unchecked Sendable, Hashable {
         if value.isNaN { return }
         record(value, adding: value.isFinite ? value : 0)
         // Recorded after any sampled span's: this one is the bucket's latest.
-        PendingExemplars.record(cell: firstCell, bucket: classic.pointee.bucket(of: value), value: value, exemplar: exemplar)
+        let bucket = UInt32(truncatingIfNeeded: classic.pointee.bucket(of: value))
+        PendingExemplars.record(cell: firstCell, bucket: bucket, value: value, exemplar: exemplar)
     }
 }
 

@@ -46,14 +46,14 @@ struct NativeBuckets: @unchecked Sendable {
     /// s <= 0 (slot j of schema 0 is 1 for any m above 0, as ceil(log2) wants). Both are
     /// (j + e * exponentScale + bias) >> indexShift: the scale or the shift is always 1 or 0.
     @inlinable @inline(__always)
-    func cell(of value: Double) -> UInt32 {
-        guard value > zeroThreshold else { return zeroCell }
+    func cell(of value: Double) -> Int {
+        guard value > zeroThreshold else { return Int(zeroCell) }
         let bits = value.bitPattern
         let exponent = Int(truncatingIfNeeded: bits &>> 52) // no sign bit: the value is above a positive threshold
         let slot = slots.slot(of: bits & 0x000F_FFFF_FFFF_FFFF)
         let index = (slot &+ exponent &* exponentScale &+ bias) &>> indexShift
         // Above the zero threshold the index is at least the window's first; above the window, its last bucket.
-        return UInt32(truncatingIfNeeded: min(index &+ cellOffset, lastCell))
+        return min(index &+ cellOffset, lastCell)
     }
 }
 

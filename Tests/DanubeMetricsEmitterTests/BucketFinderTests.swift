@@ -7,8 +7,8 @@ import Testing
 /// value an application may observe.
 @Suite struct BucketFinderTests {
     /// The number of bounds below `value`: the bucket by definition.
-    private func reference(_ bounds: [Double], _ value: Double) -> UInt32 {
-        UInt32(bounds.count { $0 < value })
+    private func reference(_ bounds: [Double], _ value: Double) -> Int {
+        bounds.count { $0 < value }
     }
 
     private static let layoutBounds: [[Double]] = [
@@ -79,13 +79,13 @@ import Testing
                     values.append(Double.random(in: 0...5_000, using: &generator))
                 }
                 for value in values where value.isFinite {
-                    #expect(finder.cell(of: value) == 20 + UInt32(spec.position(of: value)),
+                    #expect(finder.cell(of: value) == 20 + spec.position(of: value),
                             "\(value) at schema \(schema), threshold \(threshold), \(maxBuckets) buckets")
                 }
                 // +Inf: the bucket whose upper bound is +Inf when the window reaches it, else the window's last.
                 let mantissas = NativeHistogramSpec.mantissaBounds(schema: schema)
                 let index = NativeHistogramSpec.index(ofBits: Double.infinity.bitPattern, schema: Int(schema), mantissas: mantissas)
-                #expect(finder.cell(of: .infinity) == 21 + UInt32(min(index - spec.firstIndex, Int(maxBuckets) - 1)))
+                #expect(finder.cell(of: .infinity) == 21 + min(index - spec.firstIndex, Int(maxBuckets) - 1))
                 #expect(finder.cell(of: -.infinity) == 20)
             }
         }

@@ -73,3 +73,21 @@ measure("Histogram.observe +native, call", threads: 1) { n in sweep(n) { observe
 measure("Histogram.observe, existential", threads: 1) { n in sweep(n) { observeThroughExistential(histogram, $0) } }
 measure("Histogram.observe +native, exist.", threads: 1) { n in sweep(n) { observeThroughExistential(native, $0) } }
 measure("Histogram.observe, 2 threads", threads: 2) { n in sweep(n) { histogram.observe($0) } }
+
+/// The floor one sum cell set: every observation of one histogram on one thread adds to the sum through memory, and
+/// a load-add-store of a `Double` waits for the previous one's store (store forwarding plus the add). Histograms now
+/// keep two sum cells and alternate; these rows show what one and two cost alone, in the same run.
+@inline(never) func addToCell(_ cell: UnsafeMutablePointer<Double>, _ value: Double) { cell.pointee += value }
+/// `n` sweep values added to `cells` cells in turn (allocated per call: a pointer is not Sendable).
+func addToCells(_ n: Int, cells: Int) {
+    let sum = UnsafeMutablePointer<Double>.allocate(capacity: cells)
+    sum.initialize(repeating: 0, count: cells)
+    defer { sum.deallocate() }
+    var next = 0
+    sweep(n) {
+        addToCell(sum + next, $0)
+        next = next == cells - 1 ? 0 : next &+ 1
+    }
+}
+measure("Floor: one sum cell, call site", threads: 1) { n in addToCells(n, cells: 1) }
+measure("Floor: two sum cells, call site", threads: 1) { n in addToCells(n, cells: 2) }

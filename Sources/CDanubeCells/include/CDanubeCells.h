@@ -22,6 +22,7 @@
 #define C_DANUBE_CELLS_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include "dm_tls.h"
@@ -129,7 +130,7 @@ static inline void dm_bump(_Atomic uint64_t *cell) {
 
 /// Adds 1 to bucket cell `p + bucket` and `sum` to one of the sum cells from `p + sum_offset`, as the parity of the
 /// bucket's count before it picks (see DM_HISTOGRAM_SUM_CELLS).
-static inline void dm_histogram_count(_Atomic uint64_t *p, uint32_t bucket, uint32_t sum_offset, double sum) {
+static inline void dm_histogram_count(_Atomic uint64_t *p, size_t bucket, uint32_t sum_offset, double sum) {
     uint64_t count = atomic_load_explicit(p + bucket, memory_order_relaxed);
     atomic_store_explicit(p + bucket, count + 1u, memory_order_relaxed);
     _Atomic uint64_t *sum_cell = p + sum_offset + (count & 1u);
@@ -141,7 +142,8 @@ static inline void dm_histogram_count(_Atomic uint64_t *p, uint32_t bucket, uint
 /// sum (the cells from `first + sum_offset`) gains `sum`: the observation, or 0 for an infinite one (the caller
 /// keeps NaN and infinities off this path). All cells of one histogram share a chunk, so this is one TLS and chunk
 /// lookup. The line flagged is the one of `first`: the flusher finds a series by its first cell.
-static inline void dm_histogram_observe(uint32_t first, uint32_t bucket, uint32_t sum_offset, double sum) {
+/// (Offsets of a word's width where they are indexes: no zero extension of 32-bit values on the hot path.)
+static inline void dm_histogram_observe(uint32_t first, size_t bucket, uint32_t sum_offset, double sum) {
     _Atomic uint64_t *chunk = dm_thread_chunk(first);
     uint32_t offset = first & (DM_CHUNK_CELLS - 1u);
     dm_histogram_count(chunk + offset, bucket, sum_offset, sum);
@@ -149,7 +151,7 @@ static inline void dm_histogram_observe(uint32_t first, uint32_t bucket, uint32_
 }
 
 /// As dm_histogram_observe, and native bucket cell `first + native` gains 1 too.
-static inline void dm_histogram_observe_native(uint32_t first, uint32_t bucket, uint32_t native, uint32_t sum_offset,
+static inline void dm_histogram_observe_native(uint32_t first, size_t bucket, size_t native, uint32_t sum_offset,
                                                double sum) {
     _Atomic uint64_t *chunk = dm_thread_chunk(first);
     uint32_t offset = first & (DM_CHUNK_CELLS - 1u);
