@@ -67,9 +67,15 @@ static POOL: Mutex<Pool> = Mutex::new(Pool { free: Vec::new(), next_cell: 0 });
 static ALL_SLABS: AtomicPtr<Slab> = AtomicPtr::new(ptr::null_mut());
 static SLAB_COUNT: AtomicU32 = AtomicU32::new(0);
 
+/// What `SLAB` holds until the thread's first update (and again once it exits): no chunks, never written, so the
+/// hot path tests one pointer (the chunk's) instead of two.
+static UNREGISTERED: Slab =
+    Slab { chunks: [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CHUNKS], next_all: ptr::null() };
+
 thread_local! {
-    /// The calling thread's slab. Const-initialised and without a destructor, so reading it is one TLS load.
-    static SLAB: Cell<*const Slab> = const { Cell::new(ptr::null()) };
+    /// The calling thread's slab, or `UNREGISTERED`. Const-initialised and without a destructor, so reading it is
+    /// one TLS load.
+    static SLAB: Cell<*const Slab> = const { Cell::new(&UNREGISTERED) };
     /// Hands the slab back to the pool when the thread exits.
     static RETURN: SlabReturn = const { SlabReturn(Cell::new(ptr::null())) };
 }
@@ -82,7 +88,7 @@ impl Drop for SlabReturn {
         if slab.is_null() {
             return;
         }
-        let _ = SLAB.try_with(|s| s.set(ptr::null()));
+        let _ = SLAB.try_with(|s| s.set(&UNREGISTERED));
         // SAFETY: slabs are leaked boxes, valid for the rest of the process.
         let slab: &'static Slab = unsafe { &*slab };
         lock_pool().free.push(slab);
@@ -94,20 +100,8 @@ fn lock_pool() -> std::sync::MutexGuard<'static, Pool> {
     POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The calling thread's slab, registering the thread on its first update.
-#[inline(always)]
-fn thread_slab() -> &'static Slab {
-    let slab = SLAB.with(Cell::get);
-    if slab.is_null() {
-        return thread_slab_slow();
-    }
-    // SAFETY: non-null values of SLAB come from `thread_slab_slow`: leaked, never freed.
-    unsafe { &*slab }
-}
-
-#[cold]
-#[inline(never)]
-fn thread_slab_slow() -> &'static Slab {
+/// Registers the calling thread: adopts a pooled slab, or makes one.
+fn register_thread() -> &'static Slab {
     let mut pool = lock_pool();
     let slab = match pool.free.pop() {
         Some(slab) => slab,
@@ -129,38 +123,72 @@ fn thread_slab_slow() -> &'static Slab {
     slab
 }
 
+/// A cell's chunk in a slab's table. Cells come from `reserve`, below MAX_CELLS; the mask keeps any other value
+/// (a C caller's stray handle) inside the table.
+#[inline(always)]
+fn chunk_index(index: u32) -> usize {
+    (index >> CHUNK_SHIFT) as usize & (MAX_CHUNKS - 1)
+}
+
+/// The calling thread's chunk holding cell `index` and the cell's offset in it, or `None` until the thread first
+/// touches that chunk ([`make_chunk`]). Updates leave their fast path by a tail call on `None`, so that no value
+/// is live across a call there and the fast path saves no registers.
+#[inline(always)]
+pub(crate) fn thread_chunk_if_made(index: u32) -> Option<(&'static Chunk, usize)> {
+    // SAFETY: SLAB holds `UNREGISTERED` or a slab from `register_thread` (leaked, never freed).
+    let slab = unsafe { &*SLAB.with(Cell::get) };
+    let chunk = slab.chunks[chunk_index(index)].load(Ordering::Relaxed);
+    // SAFETY: non-null chunk pointers come from `make_chunk`: leaked, never freed.
+    unsafe { chunk.as_ref() }.map(|chunk| (chunk, (index & (CHUNK_CELLS - 1)) as usize))
+}
+
+/// Makes the calling thread's chunk holding cell `index`, registering the thread first if it is new. Once per
+/// thread and chunk.
 #[cold]
 #[inline(never)]
-fn chunk_slow(slab: &Slab, index: usize) -> *mut Chunk {
+pub(crate) fn make_chunk(index: u32) {
+    let mut slab = SLAB.with(Cell::get);
+    if ptr::eq(slab, &UNREGISTERED) {
+        slab = register_thread();
+    }
+    // SAFETY: as in `thread_chunk_if_made`.
+    let slab = unsafe { &*slab };
+    let entry = &slab.chunks[chunk_index(index)];
+    if !entry.load(Ordering::Relaxed).is_null() {
+        return; // an adopted slab's chunk
+    }
     let chunk: &'static mut Chunk = Box::leak(Box::new(Chunk {
         lines: [const { AtomicU8::new(0) }; CHUNK_LINES],
         cells: [const { AtomicU64::new(0) }; CHUNK_CELLS as usize],
     }));
     // Release: readers that see the pointer see the zeroed cells.
-    slab.chunks[index].store(chunk, Ordering::Release);
-    chunk
+    entry.store(chunk, Ordering::Release);
 }
 
-/// The calling thread's chunk holding cell `index`, and the cell's offset in it.
-#[inline(always)]
+/// The calling thread's chunk holding cell `index`, made if needed, and the cell's offset in it.
 fn thread_chunk(index: u32) -> (&'static Chunk, usize) {
-    let slab = thread_slab();
-    let chunk_index = (index >> CHUNK_SHIFT) as usize;
-    let mut chunk = slab.chunks[chunk_index].load(Ordering::Relaxed);
-    if chunk.is_null() {
-        chunk = chunk_slow(slab, chunk_index);
+    loop {
+        if let Some(found) = thread_chunk_if_made(index) {
+            return found;
+        }
+        make_chunk(index);
     }
-    // SAFETY: non-null chunk pointers come from `chunk_slow`: leaked, never freed.
-    (unsafe { &*chunk }, (index & (CHUNK_CELLS - 1)) as usize)
 }
 
 /// Adds `amount` to the calling thread's cell `index`: single writer, so load + store, no read-modify-write.
 #[inline(always)]
 pub(crate) fn add(index: u32, amount: u64) {
-    let (chunk, offset) = thread_chunk(index);
+    let Some((chunk, offset)) = thread_chunk_if_made(index) else { return add_in_new_chunk(index, amount) };
     let c = &chunk.cells[offset];
     c.store(c.load(Ordering::Relaxed).wrapping_add(amount), Ordering::Relaxed);
     chunk.flag(offset);
+}
+
+#[cold]
+#[inline(never)]
+fn add_in_new_chunk(index: u32, amount: u64) {
+    make_chunk(index);
+    add(index, amount);
 }
 
 /// Flags the line of cell `index` as changed without changing a cell: for a counter's `absolute` floor, which
@@ -177,14 +205,14 @@ pub(crate) fn flag(index: u32) {
 /// reference machine and so the floor of a whole observation with one cell. Integer counts need no such split.
 pub(crate) const HISTOGRAM_SUM_CELLS: u32 = 2;
 
-/// One histogram observation: bucket cell `first + bucket` gains 1, one of the two sum cells from
-/// `first + sum_offset` (f64 bits) gains `sum`: the observation, or 0 for an infinite one (the caller keeps NaN and
-/// infinities off this path). A histogram's cells share one chunk, so this is one TLS and one chunk lookup. The
-/// line flagged is the one of `first`: the flusher finds a series by its first cell.
+/// One histogram observation, `offset` being the histogram's first cell in `chunk` (the calling thread's, from
+/// [`thread_chunk_if_made`]; a histogram's cells share one chunk): bucket cell `offset + bucket` gains 1, one of the
+/// two sum cells from `offset + sum_offset` (f64 bits) gains `sum`: the observation, or 0 for an infinite one (the
+/// caller keeps NaN and infinities off this path). The line flagged is the one of the first cell: the flusher
+/// finds a series by its first cell.
 #[inline(always)]
-pub(crate) fn observe(first: u32, bucket: u32, sum_offset: u32, sum: f64) {
-    let (chunk, offset) = thread_chunk(first);
-    // SAFETY: `reserve` keeps all cells of one series (buckets and sums) inside the chunk of `first`, so the
+pub(crate) fn observe(chunk: &Chunk, offset: usize, bucket: u32, sum_offset: u32, sum: f64) {
+    // SAFETY: `reserve` keeps all cells of one series (buckets and sums) inside the chunk of its first, so the
     // offsets are below CHUNK_CELLS (unchecked: a bounds check per observation is measurable here).
     let count = unsafe { &*chunk.cells.as_ptr().add(offset + bucket as usize) };
     let before = count.load(Ordering::Relaxed);
@@ -195,10 +223,9 @@ pub(crate) fn observe(first: u32, bucket: u32, sum_offset: u32, sum: f64) {
 
 /// As [`observe`], and native bucket cell `first + native` gains 1 too (a histogram recording native buckets).
 #[inline(always)]
-pub(crate) fn observe_native(first: u32, bucket: u32, native: u32, sum_offset: u32, sum: f64) {
-    let (chunk, offset) = thread_chunk(first);
+pub(crate) fn observe_native(chunk: &Chunk, offset: usize, bucket: u32, native: u32, sum_offset: u32, sum: f64) {
     let base = chunk.cells.as_ptr();
-    // SAFETY: as in `observe`: the native cell, too, is one of the series' cells inside the chunk of `first`.
+    // SAFETY: as in `observe`: the native cell, too, is one of the series' cells inside the chunk.
     let (count, native) = unsafe { (&*base.add(offset + bucket as usize), &*base.add(offset + native as usize)) };
     let before = count.load(Ordering::Relaxed);
     count.store(before.wrapping_add(1), Ordering::Relaxed);
@@ -242,7 +269,7 @@ fn for_each_chunk(index: usize, mut visit: impl FnMut(&Chunk)) {
         let s = unsafe { &*slab };
         let chunk = s.chunks[index].load(Ordering::Acquire);
         if !chunk.is_null() {
-            // SAFETY: non-null chunk pointers come from `chunk_slow` (leaked); Acquire pairs with its Release.
+            // SAFETY: non-null chunk pointers come from `make_chunk` (leaked); Acquire pairs with its Release.
             visit(unsafe { &*chunk });
         }
         slab = s.next_all as *mut Slab;
@@ -328,7 +355,8 @@ mod tests {
         let first = reserve(CHUNK_CELLS).expect("a whole chunk"); // alone in its chunk: no other test's flags
         let chunk = (first >> CHUNK_SHIFT) as usize;
         add(first + 1, 1);
-        observe(first + 2 * LINE_CELLS + 3, 0, 2, 1.5);
+        let (chunk_of_first, offset) = thread_chunk(first + 2 * LINE_CELLS + 3);
+        observe(chunk_of_first, offset, 0, 2, 1.5);
         assert_eq!(take_changed(chunk), 0b101);
         assert_eq!(take_changed(chunk), 0, "taken flags are cleared");
         std::thread::spawn(move || add(first + 5 * LINE_CELLS, 7)).join().unwrap();

@@ -168,17 +168,43 @@ impl Histogram {
         if value.to_bits() >= f64::INFINITY.to_bits() {
             return self.record_off_fast_path(value);
         }
+        // Native buckets out of line, as in the Swift emitter: their registers would otherwise be saved and
+        // restored on the classic path too.
+        if self.native.is_some() {
+            return self.record_with_native(value);
+        }
+        self.observe(value, value);
+    }
+
+    #[inline(never)]
+    fn record_with_native(&self, value: f64) {
         self.observe(value, value);
     }
 
     /// Counts `value` in its buckets, adds `sum` to the sum, and links a sampled span as the bucket's exemplar.
+    /// Every way out is a tail call (the thread's first observation in its chunk included), so no value is live
+    /// across a call and the fast path saves no registers.
     #[inline(always)]
     fn observe(&self, value: f64, sum: f64) {
+        let Some((chunk, offset)) = cells::thread_chunk_if_made(self.first_cell) else {
+            return self.observe_in_new_chunk(value, sum);
+        };
         let bucket = self.classic.bucket(value);
-        self.count(bucket, value, sum);
+        match self.native {
+            Some(native) => cells::observe_native(chunk, offset, bucket, native.cell(value), self.sum_cell, sum),
+            None => cells::observe(chunk, offset, bucket, self.sum_cell, sum),
+        }
         if crate::trace::current_is_sampled() {
             self.link(bucket, value);
         }
+    }
+
+    /// The thread's first observation in this histogram's chunk of cells: makes the chunk, then records.
+    #[cold]
+    #[inline(never)]
+    fn observe_in_new_chunk(&self, value: f64, sum: f64) {
+        cells::make_chunk(self.first_cell);
+        self.observe(value, sum);
     }
 
     /// Negative values, -0, NaN and the infinities. NaN is ignored. An infinite observation counts in its bucket
@@ -202,14 +228,6 @@ impl Histogram {
         }
     }
 
-    #[inline(always)]
-    fn count(&self, bucket: u32, value: f64, sum: f64) {
-        match self.native {
-            Some(native) => cells::observe_native(self.first_cell, bucket, native.cell(value), self.sum_cell, sum),
-            None => cells::observe(self.first_cell, bucket, self.sum_cell, sum),
-        }
-    }
-
     /// As [`Histogram::record`], and `exemplar` becomes the latest of the bucket `value` falls in (shown in
     /// OpenMetrics scrapes, protocol version 2). Takes a lock: sample it.
     pub fn record_with_exemplar<T: IntoF64>(&self, value: T, exemplar: &crate::Exemplar) {
@@ -217,9 +235,9 @@ impl Histogram {
         if value.is_nan() {
             return;
         }
-        let bucket = self.classic.bucket(value);
-        self.count(bucket, value, if value.is_finite() { value } else { 0.0 });
-        crate::exemplars::record(self.first_cell, bucket, value, exemplar);
+        self.observe(value, if value.is_finite() { value } else { 0.0 });
+        // Recorded after any sampled span's: this one is the bucket's latest.
+        crate::exemplars::record(self.first_cell, self.classic.bucket(value), value, exemplar);
     }
 
     /// Records `count` observations of `value`.
